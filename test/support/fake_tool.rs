@@ -1,0 +1,382 @@
+//! The fake `docker`, `kind`, `helm` and `kubectl` for tests (kind, helm and a Kubernetes API
+//! cannot run on the test machines; docker builds can, and tests use the real engine for them).
+//!
+//! Invoked by the wrapper scripts that `testkit::FakeToolchain` writes:
+//! `fake-tool --fake-dir DIR TOOL ARGS...`. `DIR` holds:
+//! - `scenario.json`: rules `{tool, match (regex on the space-joined args), delay_ms, exit, stdout,
+//!   stderr, times, sleep_children}`; the first matching rule applies. `exit`/`stdout`/`stderr`
+//!   replace the built-in behaviour; a rule with only `delay_ms` delays it. `times` limits a rule
+//!   to its first N matches (flaky steps). `real_docker_inspect: true` lets `kind load` accept
+//!   images the real engine has.
+//! - `journal.jsonl`: one line per finished call (argv, cwd, E2E_* env, monotonic start/end in
+//!   ns, pid, exit, and stdin when it carries a manifest).
+//! - `started.jsonl`: one line per call as it starts (pid, pgid), for calls that get killed.
+//! - `state.json`: what the fake world holds (clusters, built images, rule counters).
+//!
+//! This is test support standing in for external programs; it is not part of the xtask and the
+//! exec-layer rule does not apply to it (it calls the real docker engine for `image inspect`).
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Deserialize, Default)]
+struct Scenario {
+    #[serde(default)]
+    rules: Vec<Rule>,
+    #[serde(default)]
+    real_docker_inspect: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct Rule {
+    tool: String,
+    #[serde(rename = "match", default)]
+    pattern: Option<String>,
+    #[serde(default)]
+    delay_ms: u64,
+    exit: Option<i32>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    times: Option<u32>,
+    /// Children (`sleep`) to start in our process group while delaying: tests of group kills.
+    #[serde(default)]
+    sleep_children: u32,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct State {
+    #[serde(default)]
+    clusters: Vec<String>,
+    #[serde(default)]
+    images: Vec<String>,
+    #[serde(default)]
+    rule_hits: BTreeMap<usize, u32>,
+}
+
+struct Reply {
+    exit: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Reply {
+    fn ok(stdout: impl Into<String>) -> Reply {
+        Reply { exit: 0, stdout: stdout.into(), stderr: String::new() }
+    }
+    fn fail(stderr: impl Into<String>) -> Reply {
+        Reply { exit: 1, stdout: String::new(), stderr: stderr.into() }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 3 || args[0] != "--fake-dir" {
+        eprintln!("usage: fake-tool --fake-dir DIR TOOL ARGS...");
+        return ExitCode::from(2);
+    }
+    let dir = PathBuf::from(&args[1]);
+    let tool = args[2].clone();
+    let argv: Vec<String> = args[3..].to_vec();
+    match run(&dir, &tool, &argv) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("fake {tool}: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
+    let start = monotonic_ns();
+    let pid = std::process::id();
+    // SAFETY: getpgrp has no preconditions.
+    let pgid = unsafe { libc::getpgrp() };
+    append_line(&dir.join("started.jsonl"), &json!({"tool": tool, "argv": argv, "pid": pid, "pgid": pgid}))?;
+
+    let stdin = if reads_manifest(argv) {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| e.to_string())?;
+        Some(text)
+    } else {
+        None
+    };
+
+    let scenario: Scenario = match fs::read_to_string(dir.join("scenario.json")) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("bad scenario.json: {e}"))?,
+        Err(_) => Scenario::default(),
+    };
+    let joined = argv.join(" ");
+    let rule = with_state(dir, |state| {
+        for (i, rule) in scenario.rules.iter().enumerate() {
+            if rule.tool != tool {
+                continue;
+            }
+            if let Some(pattern) = &rule.pattern {
+                let re = regex::Regex::new(pattern).map_err(|e| format!("bad pattern {pattern}: {e}"))?;
+                if !re.is_match(&joined) {
+                    continue;
+                }
+            }
+            let hits = state.rule_hits.entry(i).or_insert(0);
+            if rule.times.is_some_and(|t| *hits >= t) {
+                continue;
+            }
+            *hits += 1;
+            return Ok(Some(i));
+        }
+        Ok(None)
+    })?
+    .map(|i| &scenario.rules[i]);
+
+    if let Some(rule) = rule {
+        let mut children = Vec::new();
+        for _ in 0..rule.sleep_children {
+            let secs = (rule.delay_ms / 1000 + 1).to_string();
+            if let Ok(child) = Command::new("sleep").arg(secs).stdin(Stdio::null()).spawn() {
+                children.push(child);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rule.delay_ms));
+        for mut child in children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    let reply = match rule {
+        Some(rule) if rule.exit.is_some() || rule.stdout.is_some() || rule.stderr.is_some() => Reply {
+            exit: rule.exit.unwrap_or(0),
+            stdout: rule.stdout.clone().unwrap_or_default(),
+            stderr: rule.stderr.clone().unwrap_or_default(),
+        },
+        _ => with_state(dir, |state| Ok(builtin(tool, argv, state, &scenario)))?,
+    };
+
+    print!("{}", reply.stdout);
+    eprint!("{}", reply.stderr);
+    let _ = std::io::stdout().flush();
+    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("E2E_")).collect();
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
+    append_line(
+        &dir.join("journal.jsonl"),
+        &json!({
+            "tool": tool, "argv": argv, "cwd": cwd, "env": env, "pid": pid, "pgid": pgid,
+            "start_ns": start, "end_ns": monotonic_ns(), "exit": reply.exit, "stdin": stdin,
+        }),
+    )?;
+    Ok(reply.exit)
+}
+
+/// The fake world's default answers.
+fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) -> Reply {
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    match (tool, args.as_slice()) {
+        ("docker", ["version", ..]) => Reply::ok("28.0.0-fake\n"),
+        ("docker", ["info", ..]) => Reply::ok("28.0.0-fake\n"),
+        ("docker", ["build", rest @ ..]) | ("docker", ["buildx", "build", rest @ ..]) => {
+            for tag in flag_values(rest, &["-t", "--tag"]) {
+                if !state.images.contains(&tag) {
+                    state.images.push(tag);
+                }
+            }
+            Reply::ok("")
+        }
+        ("docker", ["image", "inspect", images @ ..]) => {
+            for image in images.iter().filter(|i| !i.starts_with('-')) {
+                if !image_known(image, state, scenario) {
+                    return Reply::fail(format!("Error: No such image: {image}\n"));
+                }
+            }
+            Reply::ok("[{\"Id\":\"sha256:fake\"}]\n")
+        }
+        ("docker", ["save", rest @ ..]) => {
+            let out = flag_values(rest, &["-o", "--output"]);
+            let images: Vec<&&str> = positional(rest, &["-o", "--output", "--platform"]);
+            for image in &images {
+                if !image_known(image, state, scenario) {
+                    return Reply::fail(format!(
+                        "Error response from daemon: reference does not exist: {image}\n"
+                    ));
+                }
+            }
+            if let Some(path) = out.first() {
+                if let Err(e) = fs::write(path, b"fake image archive\n") {
+                    return Reply::fail(format!("cannot write {path}: {e}\n"));
+                }
+            }
+            Reply::ok("")
+        }
+        ("kind", ["version", ..]) => Reply::ok("kind v0.27.0-fake go1.23.4 linux/amd64\n"),
+        ("kind", ["get", "clusters", ..]) => {
+            if state.clusters.is_empty() {
+                Reply { exit: 0, stdout: String::new(), stderr: "No kind clusters found.\n".into() }
+            } else {
+                Reply::ok(state.clusters.iter().map(|c| format!("{c}\n")).collect::<String>())
+            }
+        }
+        ("kind", ["create", "cluster", rest @ ..]) => {
+            let name = cluster_name(rest);
+            if state.clusters.contains(&name) {
+                return Reply::fail(format!(
+                    "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"{name}\"\n"
+                ));
+            }
+            state.clusters.push(name.clone());
+            Reply { exit: 0, stdout: String::new(), stderr: format!("Creating cluster \"{name}\" ...\n") }
+        }
+        ("kind", ["delete", "cluster", rest @ ..]) => {
+            let name = cluster_name(rest);
+            state.clusters.retain(|c| c != &name);
+            Reply { exit: 0, stdout: String::new(), stderr: format!("Deleting cluster \"{name}\" ...\n") }
+        }
+        ("kind", ["load", "docker-image", rest @ ..]) => {
+            let name = cluster_name(rest);
+            if !state.clusters.contains(&name) {
+                return Reply::fail(format!("ERROR: no nodes found for cluster \"{name}\"\n"));
+            }
+            for image in positional(rest, &["--name", "-n", "--nodes"]) {
+                if !image_known(image, state, scenario) {
+                    return Reply::fail(format!("ERROR: image: \"{image}\" not present locally\n"));
+                }
+            }
+            Reply::ok("")
+        }
+        ("kind", ["load", "image-archive", rest @ ..]) => {
+            let name = cluster_name(rest);
+            if !state.clusters.contains(&name) {
+                return Reply::fail(format!("ERROR: no nodes found for cluster \"{name}\"\n"));
+            }
+            for archive in positional(rest, &["--name", "-n", "--nodes"]) {
+                if !Path::new(archive).exists() {
+                    return Reply::fail(format!("ERROR: failed to open archive \"{archive}\"\n"));
+                }
+            }
+            Reply::ok("")
+        }
+        ("kind", ["export", "logs", dir, ..]) => match fs::create_dir_all(dir) {
+            Ok(()) => Reply::ok(format!("Exporting logs for cluster to:\n{dir}\n")),
+            Err(e) => Reply::fail(format!("{e}\n")),
+        },
+        ("helm", ["version", ..]) => Reply::ok("v3.17.0+gfake\n"),
+        ("kubectl", ["version", ..]) => Reply::ok("Client Version: v1.32.0-fake\n"),
+        _ => Reply::ok(""),
+    }
+}
+
+fn image_known(image: &str, state: &State, scenario: &Scenario) -> bool {
+    if state.images.iter().any(|i| i == image) {
+        return true;
+    }
+    scenario.real_docker_inspect && real_docker_has(image)
+}
+
+/// Asks the real engine: the first `docker` on PATH that is not one of our wrappers.
+fn real_docker_has(image: &str) -> bool {
+    let Some(path) = std::env::var_os("PATH") else { return false };
+    let real = std::env::split_paths(&path).map(|d| d.join("docker")).find(|candidate| {
+        candidate.is_file()
+            && !fs::read(candidate).map(|b| b.windows(9).any(|w| w == b"fake-tool")).unwrap_or(true)
+    });
+    let Some(real) = real else { return false };
+    Command::new(real)
+        .args(["image", "inspect", image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn reads_manifest(argv: &[String]) -> bool {
+    argv.windows(2).any(|w| (w[0] == "-f" || w[0] == "--filename") && w[1] == "-")
+        || argv.iter().any(|a| a == "--filename=-" || a == "-f-")
+}
+
+fn cluster_name(args: &[&str]) -> String {
+    flag_values(args, &["--name", "-n"]).into_iter().next().unwrap_or_else(|| "kind".to_string())
+}
+
+/// Values of `-t X`, `--tag X`, `--tag=X` style flags.
+fn flag_values(args: &[&str], flags: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i];
+        if flags.contains(&arg) && i + 1 < args.len() {
+            out.push(args[i + 1].to_string());
+            i += 2;
+            continue;
+        }
+        if let Some((flag, value)) = arg.split_once('=') {
+            if flags.contains(&flag) {
+                out.push(value.to_string());
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Arguments that are neither flags nor the values of the given value-taking flags.
+fn positional<'a>(args: &'a [&'a str], value_flags: &[&str]) -> Vec<&'a &'a str> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for arg in args {
+        if skip {
+            skip = false;
+        } else if value_flags.contains(arg) {
+            skip = true;
+        } else if !arg.starts_with('-') {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+/// Runs `f` on the state under an exclusive lock, then saves it.
+fn with_state<T>(dir: &Path, f: impl FnOnce(&mut State) -> Result<T, String>) -> Result<T, String> {
+    let lock = File::create(dir.join("state.lock")).map_err(|e| e.to_string())?;
+    // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
+    unsafe {
+        libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
+    }
+    let path = dir.join("state.json");
+    let mut state: State =
+        fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let out = f(&mut state)?;
+    let text = serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?;
+    fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn append_line(path: &Path, value: &serde_json::Value) -> Result<(), String> {
+    let mut line = value.to_string();
+    line.push('\n');
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // One write of one line on an O_APPEND file: concurrent fakes never interleave.
+    file.write_all(line.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine, so the journal
+/// lines of parallel calls can be compared.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to write into.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

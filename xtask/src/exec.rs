@@ -1,0 +1,672 @@
+//! The one door to the outside world.
+//!
+//! Every docker / kind / helm / kubectl / git / ssh-keygen call goes through [`Call`]. Commands
+//! are built at the call site with `xshell::cmd!` (safe interpolation, no shell) and handed to
+//! [`cmd`]; this module then:
+//!
+//! - spawns the child in its own process group, so a timeout or Ctrl-C stops the whole tree;
+//! - records the call (command line with secrets redacted, start, duration, exit status) and
+//!   streams its output, redacted, to the log file the caller names;
+//! - kills the group at the call's timeout (SIGTERM, then SIGKILL after a grace period);
+//! - obeys the process-wide cancellation that SIGINT / SIGTERM trigger ([`install_signal_handlers`]);
+//! - in dry-run mode prints the command instead of running it;
+//! - on failure returns an [`ExecError`] naming the command, the exit status and the last lines
+//!   of stderr (xshell alone drops stderr).
+//!
+//! Nothing else in the xtask spawns processes: clippy's `disallowed-methods` (see `clippy.toml`)
+//! and the tidy test enforce it. Keeping all spawning here also means an xshell upgrade touches
+//! one file.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::clock;
+
+/// How long a process group gets between SIGTERM and SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
+/// How many stderr lines an error shows.
+const STDERR_TAIL_LINES: usize = 20;
+
+// ---------------------------------------------------------------------------------------------
+// Process-wide state: cancellation, running process groups, secrets.
+// ---------------------------------------------------------------------------------------------
+
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+static CANCEL_SIGNAL: AtomicI32 = AtomicI32::new(0);
+static RUNNING_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Installs the SIGINT / SIGTERM handler: the first signal cancels every running call (their
+/// process groups get SIGTERM, then SIGKILL after the grace period) and makes new calls refuse
+/// to start, except cleanup calls ([`Call::cleanup`]). A second signal kills every group at once.
+pub fn install_signal_handlers() -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| anyhow::anyhow!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let first = !CANCELLED.swap(true, Ordering::SeqCst);
+                CANCEL_SIGNAL.store(signal, Ordering::SeqCst);
+                if first {
+                    eprintln!("\ninterrupted: stopping running commands, then cleaning up (Ctrl-C again to kill at once)");
+                    signal_groups(libc::SIGTERM);
+                } else {
+                    signal_groups(libc::SIGKILL);
+                }
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}
+
+/// Cancels everything, as Ctrl-C does. Used by the pipeline when a task fails.
+pub fn cancel() {
+    CANCELLED.store(true, Ordering::SeqCst);
+    signal_groups(libc::SIGTERM);
+}
+
+/// True once SIGINT/SIGTERM arrived or [`cancel`] was called.
+pub fn cancelled() -> bool {
+    CANCELLED.load(Ordering::SeqCst)
+}
+
+fn signal_groups(signal: i32) {
+    let groups = RUNNING_GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    for pgid in groups {
+        kill_group(pgid, signal);
+    }
+}
+
+fn kill_group(pgid: i32, signal: i32) {
+    if pgid > 1 {
+        // SAFETY: killpg has no memory-safety preconditions; a stale pgid yields ESRCH.
+        unsafe {
+            libc::killpg(pgid, signal);
+        }
+    }
+}
+
+/// Marks `value` as secret for the rest of the process: it is replaced by `***` in every
+/// recorded command line, log line, error and dry-run output.
+pub fn register_secret(value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    if let Ok(mut secrets) = SECRETS.lock() {
+        if !secrets.iter().any(|s| s == value) {
+            secrets.push(value.to_string());
+            // Longest first, so a secret that contains another is redacted whole.
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+}
+
+/// Replaces every registered secret in `text` by `***`.
+pub fn redact(text: &str) -> String {
+    let secrets = SECRETS.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut out = text.to_string();
+    for secret in &secrets {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "***");
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// A call.
+// ---------------------------------------------------------------------------------------------
+
+/// Starts describing a call. `cmd` comes from `xshell::cmd!`, whose Shell supplies the working
+/// directory and the environment overlay (the run's `E2E_*` variables, a test's `PATH`).
+pub fn cmd(cmd: xshell::Cmd<'_>) -> Call {
+    Call {
+        command: Command::from(cmd),
+        log: None,
+        timeout: None,
+        grace: DEFAULT_GRACE,
+        stdin: None,
+        echo: false,
+        allow_failure: false,
+        cleanup: false,
+        dry_run: false,
+    }
+}
+
+/// A command about to run, and how. Build with [`cmd`], finish with [`Call::run`].
+pub struct Call {
+    command: Command,
+    log: Option<PathBuf>,
+    timeout: Option<Duration>,
+    grace: Duration,
+    stdin: Option<Vec<u8>>,
+    echo: bool,
+    allow_failure: bool,
+    cleanup: bool,
+    dry_run: bool,
+}
+
+/// What a finished call produced. `stdout` is the raw, unredacted output for the caller to
+/// parse; the log file holds the redacted copy.
+#[derive(Debug, Default, Clone)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration: Duration,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl Call {
+    /// Appends the call record and the command's output to this file (created with its parent
+    /// directories).
+    pub fn log(mut self, path: impl Into<PathBuf>) -> Call {
+        self.log = Some(path.into());
+        self
+    }
+
+    /// Kills the process group when the command runs longer than this.
+    pub fn timeout(mut self, timeout: Duration) -> Call {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Time between SIGTERM and SIGKILL when the call is stopped (default 3 s).
+    pub fn grace(mut self, grace: Duration) -> Call {
+        self.grace = grace;
+        self
+    }
+
+    /// Feeds these bytes on stdin (otherwise stdin is /dev/null). Stdin is never logged.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Call {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Marks a value used in this call (an argument, an env value, something the command will
+    /// print) as secret; see [`register_secret`].
+    pub fn secret(self, value: &str) -> Call {
+        register_secret(value);
+        self
+    }
+
+    /// Sets an environment variable whose value is secret (a token for git's env config, say):
+    /// it reaches the child but no log, error or dry-run output.
+    pub fn env_secret(mut self, key: &str, value: &str) -> Call {
+        register_secret(value);
+        self.command.env(key, value);
+        self
+    }
+
+    /// Also copies the command's output to our stderr as it arrives (for `cargo xtask ci`).
+    pub fn echo(mut self, yes: bool) -> Call {
+        self.echo = yes;
+        self
+    }
+
+    /// A non-zero exit is returned as `Ok(Output)` for the caller to inspect.
+    pub fn allow_failure(mut self) -> Call {
+        self.allow_failure = true;
+        self
+    }
+
+    /// A cleanup call still runs after cancellation (it keeps its own timeout).
+    pub fn cleanup(mut self) -> Call {
+        self.cleanup = true;
+        self
+    }
+
+    /// Prints the command instead of running it.
+    pub fn dry_run(mut self, yes: bool) -> Call {
+        self.dry_run = yes;
+        self
+    }
+
+    /// The command line as it is recorded: env assignments the call sets (except PATH), the
+    /// program and its arguments, each shell-quoted when needed, secrets redacted.
+    pub fn display(&self) -> String {
+        let mut parts = Vec::new();
+        for (key, value) in self.command.get_envs() {
+            let (Some(key), Some(value)) = (key.to_str(), value) else { continue };
+            if key == "PATH" {
+                continue;
+            }
+            parts.push(format!("{key}={}", quote(&value.to_string_lossy())));
+        }
+        parts.push(quote(&self.command.get_program().to_string_lossy()));
+        for arg in self.command.get_args() {
+            parts.push(quote(&arg.to_string_lossy()));
+        }
+        redact(&parts.join(" "))
+    }
+
+    fn program(&self) -> String {
+        self.command.get_program().to_string_lossy().into_owned()
+    }
+
+    /// Runs the call to its end (or its timeout, or cancellation).
+    // The error is large but cold: once per failed command, next to a process spawn.
+    #[allow(clippy::result_large_err)]
+    pub fn run(mut self) -> Result<Output, ExecError> {
+        let cmdline = self.display();
+        let program = self.program();
+        let log = match &self.log {
+            Some(path) => Some(LogSink::open(path).map_err(|e| ExecError {
+                cmdline: cmdline.clone(),
+                failure: Failure::Log(path.clone(), e.to_string()),
+                stderr_tail: String::new(),
+                log: self.log.clone(),
+                duration: Duration::ZERO,
+            })?),
+            None => None,
+        };
+        let started_wall = SystemTime::now();
+        if let Some(log) = &log {
+            log.line(&format!("=== {} $ {cmdline}", clock::rfc3339(started_wall)));
+        }
+
+        if self.dry_run {
+            println!("[dry-run] $ {cmdline}");
+            if let Some(log) = &log {
+                log.line("=== dry-run: not executed");
+            }
+            return Ok(Output { code: Some(0), ..Output::default() });
+        }
+
+        let error = |failure: Failure, stderr_tail: String, duration: Duration| ExecError {
+            cmdline: cmdline.clone(),
+            failure,
+            stderr_tail,
+            log: self.log.clone(),
+            duration,
+        };
+
+        if cancelled() && !self.cleanup {
+            return Err(error(Failure::Cancelled, String::new(), Duration::ZERO));
+        }
+
+        self.command
+            .process_group(0)
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+
+        let start = Instant::now();
+        let mut child = match self.command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let failure = if e.kind() == io::ErrorKind::NotFound {
+                    Failure::NotFound(program.clone())
+                } else {
+                    Failure::Spawn(e.to_string())
+                };
+                if let Some(log) = &log {
+                    log.line(&format!("=== could not start: {e}"));
+                }
+                return Err(error(failure, String::new(), Duration::ZERO));
+            }
+        };
+        let pgid = child.id() as i32;
+        let group = GroupGuard::register(pgid);
+        if cancelled() && !self.cleanup {
+            kill_group(pgid, libc::SIGTERM);
+        }
+
+        let readers = Readers::start(&mut child, log.clone(), self.echo);
+        if let (Some(bytes), Some(mut stdin)) = (self.stdin.take(), child.stdin.take()) {
+            // A command that exits without reading its input is not our error: ignore EPIPE.
+            thread::spawn(move || {
+                let _ = stdin.write_all(&bytes);
+            });
+        }
+
+        let (status, stop_reason) = wait(&mut child, pgid, self.timeout, self.grace, self.cleanup);
+        // Whatever the leader left behind in its group (a backgrounded grandchild) goes too:
+        // nothing is left running.
+        kill_group(pgid, if stop_reason.is_some() { libc::SIGKILL } else { libc::SIGTERM });
+        drop(group);
+        let duration = start.elapsed();
+        let (stdout, stderr) = readers.finish();
+
+        let code = status.as_ref().ok().and_then(|s| s.code());
+        let summary = match (&stop_reason, &status) {
+            (Some(StopReason::Timeout), _) => format!("killed at timeout after {}", secs(duration)),
+            (Some(StopReason::Cancelled), _) => format!("cancelled after {}", secs(duration)),
+            (None, Ok(status)) => match status.code() {
+                Some(code) => format!("exit {code} after {}", secs(duration)),
+                None => format!("killed by signal {} after {}", status.signal().unwrap_or(0), secs(duration)),
+            },
+            (None, Err(e)) => format!("wait failed: {e}"),
+        };
+        if let Some(log) = &log {
+            log.line(&format!("=== {summary}"));
+        }
+
+        let tail = tail_lines(&redact(&stderr), STDERR_TAIL_LINES);
+        match (stop_reason, status) {
+            (Some(StopReason::Timeout), _) => {
+                Err(error(Failure::Timeout(self.timeout.unwrap_or_default()), tail, duration))
+            }
+            (Some(StopReason::Cancelled), _) => Err(error(Failure::Cancelled, tail, duration)),
+            (None, Err(e)) => Err(error(Failure::Spawn(e.to_string()), tail, duration)),
+            (None, Ok(status)) => {
+                let output = Output { code, stdout, stderr, duration };
+                if status.success() || self.allow_failure {
+                    Ok(output)
+                } else if let Some(code) = status.code() {
+                    Err(error(Failure::Exit(code), tail, duration))
+                } else {
+                    Err(error(Failure::Signal(status.signal().unwrap_or(0)), tail, duration))
+                }
+            }
+        }
+    }
+}
+
+enum StopReason {
+    Timeout,
+    Cancelled,
+}
+
+fn wait(
+    child: &mut Child,
+    pgid: i32,
+    timeout: Option<Duration>,
+    grace: Duration,
+    cleanup: bool,
+) -> (io::Result<std::process::ExitStatus>, Option<StopReason>) {
+    let start = Instant::now();
+    let mut stop: Option<(StopReason, Instant)> = None;
+    let mut killed = false;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return (Ok(status), stop.map(|(r, _)| r)),
+            Ok(None) => {}
+            Err(e) => return (Err(e), stop.map(|(r, _)| r)),
+        }
+        let now = Instant::now();
+        if stop.is_none() {
+            let reason = if timeout.is_some_and(|t| now.duration_since(start) >= t) {
+                Some(StopReason::Timeout)
+            } else if cancelled() && !cleanup {
+                Some(StopReason::Cancelled)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                kill_group(pgid, libc::SIGTERM);
+                stop = Some((reason, now));
+            }
+        }
+        if let Some((_, since)) = &stop {
+            if !killed && now.duration_since(*since) >= grace {
+                kill_group(pgid, libc::SIGKILL);
+                killed = true;
+            }
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Keeps a running group in the process-wide list that Ctrl-C signals.
+struct GroupGuard(i32);
+
+impl GroupGuard {
+    fn register(pgid: i32) -> GroupGuard {
+        if let Ok(mut groups) = RUNNING_GROUPS.lock() {
+            groups.push(pgid);
+        }
+        GroupGuard(pgid)
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Ok(mut groups) = RUNNING_GROUPS.lock() {
+            groups.retain(|&g| g != self.0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output plumbing.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct LogSink(Arc<Mutex<File>>);
+
+impl LogSink {
+    fn open(path: &Path) -> io::Result<LogSink> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(LogSink(Arc::new(Mutex::new(file))))
+    }
+
+    fn line(&self, text: &str) {
+        if let Ok(mut file) = self.0.lock() {
+            let _ = writeln!(file, "{text}");
+        }
+    }
+}
+
+struct Readers {
+    done: mpsc::Receiver<(bool, Vec<u8>)>,
+    count: usize,
+}
+
+impl Readers {
+    fn start(child: &mut Child, log: Option<LogSink>, echo: bool) -> Readers {
+        let (tx, rx) = mpsc::channel();
+        let mut count = 0;
+        if let Some(out) = child.stdout.take() {
+            count += 1;
+            spawn_reader(out, true, log.clone(), echo, tx.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            count += 1;
+            spawn_reader(err, false, log, echo, tx);
+        }
+        Readers { done: rx, count }
+    }
+
+    /// Collects both streams. A pipe still held open by an escaped grandchild is abandoned
+    /// after a short wait instead of hanging the caller.
+    fn finish(self) -> (String, String) {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        for _ in 0..self.count {
+            match self.done.recv_timeout(Duration::from_secs(2)) {
+                Ok((true, bytes)) => stdout = bytes,
+                Ok((false, bytes)) => stderr = bytes,
+                Err(_) => break,
+            }
+        }
+        (String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
+    }
+}
+
+fn spawn_reader(
+    stream: impl Read + Send + 'static,
+    is_stdout: bool,
+    log: Option<LogSink>,
+    echo: bool,
+    done: mpsc::Sender<(bool, Vec<u8>)>,
+) {
+    thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    all.extend_from_slice(&line);
+                    if log.is_some() || echo {
+                        let text = redact(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
+                        if let Some(log) = &log {
+                            log.line(&text);
+                        }
+                        if echo {
+                            eprintln!("{text}");
+                        }
+                    }
+                }
+            }
+        }
+        let _ = done.send((is_stdout, all));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+// ---------------------------------------------------------------------------------------------
+
+/// Why a call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Exit(i32),
+    Signal(i32),
+    Timeout(Duration),
+    Cancelled,
+    NotFound(String),
+    Spawn(String),
+    Log(PathBuf, String),
+}
+
+/// A failed call: the command, what went wrong and the tail of its stderr, secrets redacted.
+#[derive(Debug, Clone)]
+pub struct ExecError {
+    pub cmdline: String,
+    pub failure: Failure,
+    pub stderr_tail: String,
+    pub log: Option<PathBuf>,
+    pub duration: Duration,
+}
+
+impl ExecError {
+    pub fn is_cancelled(&self) -> bool {
+        self.failure == Failure::Cancelled
+    }
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cmd = &self.cmdline;
+        match &self.failure {
+            Failure::Exit(code) => {
+                write!(f, "`{cmd}` failed with exit status {code} after {}", secs(self.duration))?
+            }
+            Failure::Signal(sig) => write!(f, "`{cmd}` was killed by signal {sig}")?,
+            Failure::Timeout(t) => {
+                write!(f, "`{cmd}` timed out after {} and was killed with its process group", secs(*t))?
+            }
+            Failure::Cancelled => write!(f, "`{cmd}` was cancelled (interrupted)")?,
+            Failure::NotFound(program) => {
+                write!(f, "cannot run `{cmd}`: `{program}` was not found on PATH")?;
+                if let Some(hint) = crate::tools::install_hint(program) {
+                    write!(f, "; {hint}")?;
+                }
+                write!(f, " (`cargo xtask doctor` checks every tool)")?;
+            }
+            Failure::Spawn(e) => write!(f, "cannot run `{cmd}`: {e}")?,
+            Failure::Log(path, e) => write!(f, "cannot open log file {} for `{cmd}`: {e}", path.display())?,
+        }
+        if !self.stderr_tail.trim().is_empty() {
+            write!(f, "\n--- last lines of stderr ---\n{}", self.stderr_tail.trim_end())?;
+        }
+        if let Some(log) = &self.log {
+            write!(f, "\n(full output: {})", log.display())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+// ---------------------------------------------------------------------------------------------
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Quotes a word for display the way a POSIX shell would need it.
+pub fn quote(word: &str) -> String {
+    let plain =
+        !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,^".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Finds `program` on the `PATH` the given shell would use (its overlay, else the process's).
+pub fn which(sh: &xshell::Shell, program: &str) -> Option<PathBuf> {
+    let path = sh.var_os("PATH")?;
+    which_in(program, &path)
+}
+
+fn which_in(program: &str, path: &OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path).map(|dir| dir.join(program)).find(|candidate| {
+        fs::metadata(candidate).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    })
+}
+
+/// True when a process with this pid exists (and we may signal it).
+pub fn pid_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_shows_words_a_shell_would_split() {
+        assert_eq!(quote("docker"), "docker");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn redaction_replaces_longest_secret_first() {
+        register_secret("tok-abc");
+        register_secret("tok-abc-def-ghi");
+        assert_eq!(redact("x tok-abc-def-ghi y tok-abc"), "x *** y ***");
+    }
+
+    #[test]
+    fn stderr_tail_keeps_last_lines() {
+        assert_eq!(tail_lines("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail_lines("a", 5), "a");
+    }
+}

@@ -1,0 +1,12 @@
+//! The e2e layer of a Kubernetes operator repository, as a `cargo xtask`.
+//!
+//! One flat module per task (`doctor`, `ci`, ...), plus the shared pieces: `exec` (the one door
+//! to external processes), `paths` (where state lives), `tools` (what we need installed).
+#![warn(rust_2018_idioms, unused_lifetimes)]
+
+pub mod ci;
+pub mod clock;
+pub mod doctor;
+pub mod exec;
+pub mod paths;
+pub mod tools;

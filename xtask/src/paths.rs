@@ -1,0 +1,33 @@
+//! Where things live: the repository root and the state under `target/e2e/`.
+//!
+//! State never goes to fixed `/tmp` names: everything a run writes is under
+//! `target/e2e/runs/<run-id>/`, shared state beside it.
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (the directory holding the workspace `Cargo.toml`).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `target/e2e/`, honouring `CARGO_TARGET_DIR`.
+pub fn state_root() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { project_root().join(p) })
+        .unwrap_or_else(|| project_root().join("target"));
+    target.join("e2e")
+}
+
+/// `target/e2e/port-forwards/`: pid and log of each supervised forward.
+pub fn port_forwards_dir() -> PathBuf {
+    state_root().join("port-forwards")
+}
+
+/// `target/e2e/logs/`: logs of commands that belong to no run (ci, doctor).
+pub fn logs_dir() -> PathBuf {
+    state_root().join("logs")
+}

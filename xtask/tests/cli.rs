@@ -1,0 +1,132 @@
+//! The xtask binary end to end: doctor, Ctrl-C.
+// Tests drive the xtask binary from outside, as a user does; the exec-layer rule is for xtask/src.
+#![allow(clippy::disallowed_methods)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::{group_members, FakeToolchain, Rule};
+
+fn xtask() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn fake() -> FakeToolchain {
+    FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).expect("fake toolchain")
+}
+
+#[test]
+fn doctor_reports_everything_present_with_the_fake_toolchain() {
+    let fake = fake();
+    fake.with_cluster("e2e").unwrap();
+    let out = xtask().arg("doctor").env("PATH", fake.path_env()).env_remove("KIND_CLUSTER").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for tool in ["docker", "kind", "kubectl", "helm", "git", "ssh-keygen", "docker daemon"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{tool} ")))
+            .unwrap_or_else(|| panic!("no row for {tool}: {stdout}"));
+        assert!(row.contains(" ok "), "{row}");
+    }
+    assert!(stdout.contains("kind v0.27.0-fake"), "versions are shown: {stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("cluster e2e") && l.contains("exists")), "{stdout}");
+    assert!(stdout.contains("port 13000") && stdout.contains("port 19090"), "{stdout}");
+}
+
+#[test]
+fn doctor_with_an_empty_path_names_every_missing_tool_and_exits_1() {
+    let out = xtask().arg("doctor").env("PATH", "").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for (tool, hint) in [
+        ("docker", "Docker Engine"),
+        ("kind", "install kind"),
+        ("kubectl", "install kubectl"),
+        ("helm", "install helm"),
+        ("git", "install git"),
+        ("ssh-keygen", "openssh-client"),
+    ] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{tool} ")))
+            .unwrap_or_else(|| panic!("{tool}: {stdout}"));
+        assert!(row.contains("MISSING") && row.contains(hint), "{row}");
+    }
+    assert!(stdout.contains("not ready: missing docker, kind, kubectl, helm, git, ssh-keygen"), "{stdout}");
+}
+
+#[test]
+fn doctor_reports_a_foreign_listener_on_a_shared_port_without_touching_it() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let fake = fake();
+    let out = xtask().args(["doctor", "--port", &port]).env("PATH", fake.path_env()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = stdout.lines().find(|l| l.starts_with(&format!("port {port}"))).unwrap();
+    assert!(row.contains("held by") && row.contains("not ours"), "{row}");
+    assert!(row.contains(&std::process::id().to_string()), "names the holder's pid: {row}");
+    // Still ours to use: the doctor did not close or kill it.
+    assert!(listener.local_addr().is_ok());
+}
+
+#[test]
+fn sigint_stops_the_running_childs_whole_group_and_exits_130() {
+    let fake = fake();
+    // `docker version` hangs 30 s with a `sleep` child in its process group.
+    fake.rule(Rule::new("docker", "^version").delay_ms(30_000).sleep_children(1)).unwrap();
+    let mut child = xtask()
+        .arg("doctor")
+        .env("PATH", fake.path_env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let started = loop {
+        if let Some(call) = fake
+            .started()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.argv.first().map(String::as_str) == Some("version") && c.tool == "docker")
+        {
+            break call;
+        }
+        assert!(Instant::now() < deadline, "the fake docker never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Its sleep child is in the group too.
+    let wait_members = Instant::now() + Duration::from_secs(5);
+    while group_members(started.pgid).len() < 2 && Instant::now() < wait_members {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        group_members(started.pgid).len() >= 2,
+        "fake and its sleep child: {:?}",
+        group_members(started.pgid)
+    );
+    assert_ne!(started.pgid, child.id() as i32, "the child runs in its own process group");
+
+    let sent = Instant::now();
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    while !group_members(started.pgid).is_empty() {
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "group still alive: {:?}",
+            group_members(started.pgid)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(10), "xtask did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(130));
+}
