@@ -24,42 +24,57 @@ pub struct Args {
     pub gates: Vec<String>,
 }
 
-struct Gate {
-    name: &'static str,
-    fix: &'static str,
+#[derive(Clone, Copy, Debug)]
+enum Gate {
+    Fmt,
+    Clippy,
+    Test,
 }
 
-const GATES: &[Gate] = &[
-    Gate { name: "fmt", fix: "run `cargo fmt --all` and commit the result" },
-    Gate { name: "clippy", fix: "fix the warnings above (`cargo clippy --all-targets --fix` handles some)" },
-    Gate {
-        name: "lint",
-        fix: "fix the findings above, or suppress one with `xtask-lint: allow(<rule>)` and a reason",
-    },
-    Gate { name: "test", fix: "see the failures above; rerun one with `cargo test -p xtask <test name>`" },
-];
+impl Gate {
+    /// In the order they run.
+    const ALL: [Gate; 3] = [Gate::Fmt, Gate::Clippy, Gate::Test];
+
+    fn name(self) -> &'static str {
+        match self {
+            Gate::Fmt => "fmt",
+            Gate::Clippy => "clippy",
+            Gate::Test => "test",
+        }
+    }
+
+    fn fix(self) -> &'static str {
+        match self {
+            Gate::Fmt => "run `cargo fmt --all` and commit the result",
+            Gate::Clippy => "fix the warnings above (`cargo clippy --all-targets --fix` handles some)",
+            Gate::Test => "see the failures above; rerun one with `cargo test -p xtask <test name>`",
+        }
+    }
+}
 
 impl Args {
     pub fn run(self, sh: &Shell) -> Result<i32> {
         let _root = sh.push_dir(paths::project_root());
         let cargo = sh.var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let mut results: Vec<(&Gate, Duration, Option<String>)> = Vec::new();
-        for gate in GATES {
-            if !self.gates.is_empty() && !self.gates.iter().any(|g| g == gate.name) {
+        let mut results: Vec<(Gate, Duration, Option<String>)> = Vec::new();
+        for gate in Gate::ALL {
+            if !self.gates.is_empty() && !self.gates.iter().any(|g| g == gate.name()) {
                 continue;
             }
             if exec::cancelled() {
                 break;
             }
-            eprintln!("\n::group::{}", gate.name);
+            eprintln!("\n::group::{}", gate.name());
             let start = Instant::now();
-            let call = match gate.name {
-                "fmt" => cmd!(sh, "{cargo} fmt --all -- --check"),
-                "clippy" => cmd!(sh, "{cargo} clippy --workspace --all-targets --quiet -- -D warnings"),
-                _ => cmd!(sh, "{cargo} test --workspace"),
+            let call = match gate {
+                Gate::Fmt => cmd!(sh, "{cargo} fmt --all -- --check"),
+                Gate::Clippy => cmd!(sh, "{cargo} clippy --workspace --all-targets --quiet -- -D warnings"),
+                Gate::Test => cmd!(sh, "{cargo} test --workspace"),
             };
-            let outcome =
-                exec::cmd(call).echo(true).log(paths::logs_dir().join(format!("ci-{}.log", gate.name))).run();
+            let outcome = exec::cmd(call)
+                .echo(true)
+                .log(paths::logs_dir().join(format!("ci-{}.log", gate.name())))
+                .run();
             eprintln!("::endgroup::");
             results.push((gate, start.elapsed(), outcome.err().map(|e| first_line(&e.to_string()))));
         }
@@ -67,7 +82,7 @@ impl Args {
         println!("\n{:8} {:>8}  RESULT", "GATE", "TIME");
         for (gate, time, error) in &results {
             let verdict = if error.is_some() { "FAILED" } else { "ok" };
-            println!("{:8} {:>7.1}s  {verdict}", gate.name, time.as_secs_f64());
+            println!("{:8} {:>7.1}s  {verdict}", gate.name(), time.as_secs_f64());
         }
         let failed: Vec<_> = results.iter().filter(|(_, _, e)| e.is_some()).collect();
         if exec::cancelled() {
@@ -79,7 +94,7 @@ impl Args {
         }
         println!("\n{} of {} gates failed:", failed.len(), results.len());
         for (gate, _, error) in failed {
-            println!("- {}: {}\n  fix: {}", gate.name, error.as_deref().unwrap_or(""), gate.fix);
+            println!("- {}: {}\n  fix: {}", gate.name(), error.as_deref().unwrap_or(""), gate.fix());
         }
         Ok(1)
     }
