@@ -1,5 +1,5 @@
 # Compatibility targets: each is one line calling `cargo xtask`. `make help` lists what exists.
-.PHONY: help test doctor ci
+.PHONY: help test ci lint lint-dockerfiles lint-hardcoded doctor
 
 help:
 	cargo xtask --help
@@ -9,6 +9,15 @@ test:
 
 ci:
 	cargo xtask ci
+
+lint:
+	cargo xtask lint
+
+lint-dockerfiles:
+	cargo xtask lint-dockerfiles
+
+lint-hardcoded:
+	cargo xtask lint-hardcoded
 
 doctor:
 	cargo xtask doctor

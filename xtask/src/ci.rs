@@ -2,12 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::{exec, paths};
 
-/// Run the mandatory gates: format, clippy, the tests.
+/// Run the mandatory gates: format, clippy, our lints, the tests.
 ///
 /// The gates run in this order and all of them run even when one fails; the summary at the end
 /// names each failure with how to fix it. Each gate's full output is also kept in
@@ -19,8 +19,8 @@ use crate::{exec, paths};
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Run only these gates (repeatable): fmt, clippy, test
-    #[arg(long = "gate", value_parser = ["fmt", "clippy", "test"])]
+    /// Run only these gates (repeatable): fmt, clippy, lint, test
+    #[arg(long = "gate", value_parser = ["fmt", "clippy", "lint", "test"])]
     pub gates: Vec<String>,
 }
 
@@ -28,17 +28,19 @@ pub struct Args {
 enum Gate {
     Fmt,
     Clippy,
+    Lint,
     Test,
 }
 
 impl Gate {
     /// In the order they run.
-    const ALL: [Gate; 3] = [Gate::Fmt, Gate::Clippy, Gate::Test];
+    const ALL: [Gate; 4] = [Gate::Fmt, Gate::Clippy, Gate::Lint, Gate::Test];
 
     fn name(self) -> &'static str {
         match self {
             Gate::Fmt => "fmt",
             Gate::Clippy => "clippy",
+            Gate::Lint => "lint",
             Gate::Test => "test",
         }
     }
@@ -47,6 +49,9 @@ impl Gate {
         match self {
             Gate::Fmt => "run `cargo fmt --all` and commit the result",
             Gate::Clippy => "fix the warnings above (`cargo clippy --all-targets --fix` handles some)",
+            Gate::Lint => {
+                "fix the findings above, or suppress one with a comment `xtask-lint: allow(<rule>)` saying why"
+            }
             Gate::Test => "see the failures above; rerun one with `cargo test -p xtask <test name>`",
         }
     }
@@ -69,6 +74,10 @@ impl Args {
             let call = match gate {
                 Gate::Fmt => cmd!(sh, "{cargo} fmt --all -- --check"),
                 Gate::Clippy => cmd!(sh, "{cargo} clippy --workspace --all-targets --quiet -- -D warnings"),
+                Gate::Lint => {
+                    let xtask = std::env::current_exe().context("locating the xtask binary")?;
+                    cmd!(sh, "{xtask} lint")
+                }
                 Gate::Test => cmd!(sh, "{cargo} test --workspace"),
             };
             let outcome = exec::cmd(call)

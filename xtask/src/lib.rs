@@ -6,7 +6,12 @@
 
 pub mod ci;
 pub mod clock;
+pub mod dockerfile;
 pub mod doctor;
 pub mod exec;
+pub mod lint;
+pub mod lint_dockerfiles;
+pub mod lint_hardcoded;
 pub mod paths;
+pub mod shell;
 pub mod tools;

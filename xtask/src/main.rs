@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{ci, doctor, exec, paths};
+use xtask::{ci, doctor, exec, lint, lint_dockerfiles, lint_hardcoded, paths};
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
 /// parallel test flows, and the gates that keep them honest.
@@ -21,11 +21,25 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Doctor(doctor::Args),
+    Lint(lint::Args),
+    LintDockerfiles(lint_dockerfiles::Args),
+    LintHardcoded(lint_hardcoded::Args),
     Ci(ci::Args),
+}
+
+impl Command {
+    /// Exit status for an error: the lints' contract says 2 for usage or I/O errors.
+    fn error_code(&self) -> i32 {
+        match self {
+            Command::Lint(_) | Command::LintDockerfiles(_) | Command::LintHardcoded(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let error_code = cli.command.error_code();
     let code = match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -34,7 +48,7 @@ fn main() -> ExitCode {
                 130
             } else {
                 eprintln!("error: {error:#}");
-                1
+                error_code
             }
         }
     };
@@ -47,6 +61,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     sh.change_dir(paths::project_root());
     match cli.command {
         Command::Doctor(args) => args.run(&sh),
+        Command::Lint(args) => args.run(&sh),
+        Command::LintDockerfiles(args) => args.run(),
+        Command::LintHardcoded(args) => args.run(),
         Command::Ci(args) => args.run(&sh),
     }
 }

@@ -1,0 +1,427 @@
+//! The lint gates against the fixtures in test/lint-fixtures/: exact rule, line and column.
+// Tests drive the xtask binary from outside, as a user does; the exec-layer rule is for xtask/src.
+#![allow(clippy::disallowed_methods)]
+// Test data for the lint itself: it is made of violations.
+// xtask-lint: allow-file(all)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn fixtures() -> PathBuf {
+    root().join("test/lint-fixtures")
+}
+
+/// Runs xtask in `cwd`; returns (exit code, stdout).
+fn xtask(cwd: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(cwd).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn json(cwd: &Path, args: &[&str]) -> (i32, Value) {
+    let (code, out) = xtask(cwd, args);
+    (code, serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}")))
+}
+
+/// (path, line, column, rule) of every finding.
+fn positions(report: &Value) -> Vec<(String, u64, u64, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+                f["column"].as_u64().unwrap(),
+                f["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn expect(path: &str, list: &[(u64, u64, &str)]) -> Vec<(String, u64, u64, String)> {
+    list.iter().map(|(l, c, r)| (path.to_string(), *l, *c, r.to_string())).collect()
+}
+
+#[test]
+fn dockerfile_forbid_policy_finds_exactly_the_full_updates() {
+    let (code, report) =
+        json(&fixtures(), &["lint-dockerfiles", "--config", "lint.toml", "--format", "json", "dockerfiles"]);
+    assert_eq!(code, 1);
+    let mut want = expect("dockerfiles/Containerfile", &[(2, 27, "dnf-update")]);
+    // `# escape=`: backtick continuations; `\` at a line end is not one.
+    want.extend(expect("dockerfiles/escape.Dockerfile", &[(5, 8, "dnf-update")]));
+    want.extend(expect(
+        "dockerfiles/forbid.Dockerfile",
+        &[
+            (7, 5, "dnf-update"),   // options before the subcommand
+            (8, 10, "dnf-update"),  // sudo and a path prefix, $DNF_OPTS as an option
+            (9, 5, "dnf-update"),   // `dnf \` + `update`
+            (12, 13, "dnf-update"), // ONBUILD RUN
+            (13, 7, "dnf-update"),  // exec form
+            (16, 1, "dnf-update"),  // heredoc script (the DATA heredoc is not)
+            (22, 45, "dnf-update"), // lower-case run, if/then, env prefix
+            (25, 5, "dnf-update"),  // comment line inside a continuation
+        ],
+    ));
+    // The unknown instruction is one parse error; the violation after it is still found.
+    want.extend(expect("dockerfiles/parse-error.Dockerfile", &[(4, 5, "dnf-update")]));
+    want.extend(expect(
+        "dockerfiles/require.Dockerfile",
+        &[(2, 5, "dnf-update"), (7, 5, "dnf-update"), (11, 5, "dnf-update")],
+    ));
+    assert_eq!(positions(&report), want);
+    assert_eq!(report["files_scanned"], 5, "ignored/Dockerfile is gitignored");
+    let errors = report["parse_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["path"], "dockerfiles/parse-error.Dockerfile");
+    assert_eq!(errors[0]["line"], 3);
+    assert!(errors[0]["message"].as_str().unwrap().contains("FROMM"));
+}
+
+#[test]
+fn dockerfile_require_policy_names_the_stage_that_installs_without_updating() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("require.toml"), "[dockerfile]\ndnf-update = \"require\"\n").unwrap();
+    let config = dir.path().join("require.toml");
+    let (code, report) = json(
+        &fixtures(),
+        &[
+            "lint-dockerfiles",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+            "dockerfiles/require.Dockerfile",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(positions(&report), expect("dockerfiles/require.Dockerfile", &[(6, 5, "dnf-update")]));
+    assert!(report["findings"][0]["message"].as_str().unwrap().contains("stage `lazy`"));
+
+    std::fs::write(&config, "[dockerfile]\ndnf-update = \"off\"\n").unwrap();
+    let (code, _) = json(
+        &fixtures(),
+        &[
+            "lint-dockerfiles",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+            "dockerfiles/forbid.Dockerfile",
+        ],
+    );
+    assert_eq!(code, 0, "off finds nothing");
+}
+
+#[test]
+fn targeted_updates_are_allowed_unless_forbidden() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM x\nRUN microdnf update tzdata && dnf -y upgrade --exclude kernel\n",
+    )
+    .unwrap();
+    let (code, report) =
+        json(dir.path(), &["lint-dockerfiles", "--format", "json", "--config", "/dev/null", "Dockerfile"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        positions(&report),
+        expect("Dockerfile", &[(2, 31, "dnf-update")]),
+        "--exclude's value is not a package"
+    );
+    std::fs::write(dir.path().join("strict.toml"), "[dockerfile]\ndnf-update-targeted = \"forbid\"\n")
+        .unwrap();
+    let (_, report) =
+        json(dir.path(), &["lint-dockerfiles", "--format", "json", "--config", "strict.toml", "Dockerfile"]);
+    assert_eq!(positions(&report), expect("Dockerfile", &[(2, 5, "dnf-update"), (2, 31, "dnf-update")]));
+}
+
+#[test]
+fn hardcoded_rules_find_exactly_the_uses_and_none_of_the_traps() {
+    let (code, report) =
+        json(&fixtures(), &["lint-hardcoded", "--config", "lint.toml", "--format", "json", "hardcoded"]);
+    assert_eq!(code, 1);
+    let mut want =
+        expect("hardcoded/Makefile", &[(1, 14, "hardcoded-namespace"), (4, 3, "broad-process-kill")]);
+    want.extend(expect(
+        "hardcoded/helpers_test.go",
+        &[
+            (4, 24, "hardcoded-namespace"),
+            (6, 26, "fixed-local-port"),
+            (10, 16, "broad-process-kill"),
+            (11, 16, "global-git-config"),
+            (12, 16, "global-delete"),
+            (14, 16, "fixed-tmp-path"),
+            (17, 15, "forbidden-pattern"),
+        ],
+    ));
+    want.extend(expect(
+        "hardcoded/lib.rs",
+        &[
+            (3, 27, "broad-process-kill"),
+            (4, 15, "hardcoded-namespace"),
+            (5, 27, "hardcoded-namespace"),
+            (7, 14, "fixed-local-port"),
+        ],
+    ));
+    want.extend(expect(
+        "hardcoded/script.sh",
+        &[
+            (4, 4, "hardcoded-namespace"),
+            (5, 21, "hardcoded-namespace"),
+            (6, 27, "hardcoded-namespace"),
+            (10, 5, "fixed-tmp-path"),
+            (13, 1, "global-git-config"),
+            (15, 1, "broad-process-kill"),
+            (16, 6, "broad-process-kill"),
+            (18, 1, "global-delete"),
+            (20, 1, "global-delete"),
+            (21, 13, "fixed-local-port"),
+            (25, 14, "hardcoded-namespace"),
+        ],
+    ));
+    want.extend(expect("hardcoded/suppressed.sh", &[(4, 6, "fixed-tmp-path")]));
+    want.extend(expect(
+        "hardcoded/values.yaml",
+        &[
+            (2, 12, "hardcoded-namespace"),
+            (5, 19, "hardcoded-namespace"),
+            (6, 24, "hardcoded-namespace"),
+            (7, 12, "hardcoded-namespace"),
+            (8, 19, "fixed-local-port"),
+            (9, 24, "broad-process-kill"),
+        ],
+    ));
+    assert_eq!(positions(&report), want);
+    assert_eq!(report["files_scanned"], 7, "notes.md is read but docs are never findings");
+}
+
+#[test]
+fn human_output_shows_location_source_and_fix() {
+    let (code, out) = xtask(&fixtures(), &["lint-hardcoded", "--config", "lint.toml", "hardcoded/script.sh"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("hardcoded/script.sh:15:1 broad-process-kill `pkill`"), "{out}");
+    assert!(
+        out.contains("    pkill -f \"kubectl.*port-forward\"\n    ^\n    help: kill the pid you started"),
+        "{out}"
+    );
+}
+
+#[test]
+fn github_format_prints_workflow_annotations() {
+    let (_, out) = xtask(
+        &fixtures(),
+        &["lint-dockerfiles", "--config", "lint.toml", "--format", "github", "dockerfiles/Containerfile"],
+    );
+    assert!(
+        out.starts_with("::error file=dockerfiles/Containerfile,line=2,col=27,title=dnf-update::"),
+        "{out}"
+    );
+}
+
+#[test]
+fn sarif_is_structurally_valid_2_1_0() {
+    let (code, sarif) = json(
+        &fixtures(),
+        &["lint-hardcoded", "--config", "lint.toml", "--format", "sarif", "hardcoded/script.sh"],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(sarif["version"], "2.1.0");
+    assert!(sarif["$schema"].as_str().unwrap().contains("sarif-2.1.0"));
+    let run = &sarif["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(run["tool"]["driver"]["name"].is_string());
+    let ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for id in [
+        "dnf-update",
+        "hardcoded-namespace",
+        "fixed-tmp-path",
+        "global-git-config",
+        "broad-process-kill",
+        "global-delete",
+        "fixed-local-port",
+        "forbidden-pattern",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from rules");
+    }
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 11);
+    for r in results {
+        let id = r["ruleId"].as_str().unwrap();
+        let index = r["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[index]["id"], id, "ruleIndex points at its rule");
+        assert!(["error", "warning", "note", "none"].contains(&r["level"].as_str().unwrap()));
+        assert!(r["message"]["text"].as_str().is_some_and(|t| !t.is_empty()));
+        let loc = &r["locations"][0]["physicalLocation"];
+        assert_eq!(loc["artifactLocation"]["uri"], "hardcoded/script.sh");
+        assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
+        assert!(loc["region"]["startColumn"].as_u64().unwrap() >= 1);
+    }
+}
+
+#[test]
+fn fix_removes_forbidden_updates_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(fixtures().join("dockerfiles/forbid.Dockerfile")).unwrap();
+    let file = dir.path().join("forbid.Dockerfile");
+    std::fs::write(&file, &original).unwrap();
+    let (code, report) = json(
+        dir.path(),
+        &["lint-dockerfiles", "--config", "/dev/null", "--format", "json", "--fix", "forbid.Dockerfile"],
+    );
+    let fixed = std::fs::read_to_string(&file).unwrap();
+    // Only the update inside `if ...; then ...; fi` is left for a human.
+    assert_eq!(code, 1, "{fixed}");
+    assert_eq!(positions(&report).len(), 1, "{report}");
+    assert!(fixed.contains("then env LANG=C dnf update -y; fi"));
+    let expected = original
+        .replace("RUN dnf -y --setopt=tsflags=nodocs update && dnf clean all\n", "RUN dnf clean all\n")
+        .replace("RUN sudo /usr/bin/dnf $DNF_OPTS upgrade\n", "")
+        .replace("RUN dnf \\\n      update -y\n", "")
+        .replace("ONBUILD RUN yum -y update\n", "")
+        .replace("RUN [\"dnf\", \"distro-sync\", \"-y\"]\n", "")
+        .replace("set -e\ndnf upgrade-minimal -y\n", "set -e\n")
+        .replace("    dnf update -y && \\\n    dnf clean all", "    dnf clean all");
+    assert_eq!(fixed, expected, "only the updates and their connectors are removed");
+    // The result still parses: no new parse errors, and a second --fix changes nothing.
+    let (_, again) = json(
+        dir.path(),
+        &["lint-dockerfiles", "--config", "/dev/null", "--format", "json", "--fix", "forbid.Dockerfile"],
+    );
+    assert_eq!(again["parse_errors"].as_array().unwrap().len(), 0);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), fixed);
+}
+
+#[test]
+fn baseline_accepts_old_findings_and_fails_on_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("legacy.sh");
+    std::fs::write(&script, "pkill -f a\nkubectl -n sut get pods\n").unwrap();
+    let (code, _) = xtask(
+        dir.path(),
+        &[
+            "lint-hardcoded",
+            "--config",
+            "/dev/null",
+            "--baseline",
+            "base.json",
+            "--write-baseline",
+            "legacy.sh",
+        ],
+    );
+    assert_eq!(code, 0);
+    let (code, report) = json(
+        dir.path(),
+        &[
+            "lint-hardcoded",
+            "--config",
+            "/dev/null",
+            "--baseline",
+            "base.json",
+            "--format",
+            "json",
+            "legacy.sh",
+        ],
+    );
+    assert_eq!(code, 0, "{report}");
+    // Lines moved by an edit are still accepted; a new finding is not.
+    std::fs::write(&script, "set -e\npkill -f a\nkubectl -n sut get pods\nkillall x\n").unwrap();
+    let (code, report) = json(
+        dir.path(),
+        &[
+            "lint-hardcoded",
+            "--config",
+            "/dev/null",
+            "--baseline",
+            "base.json",
+            "--format",
+            "json",
+            "legacy.sh",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(positions(&report), expect("legacy.sh", &[(4, 1, "broad-process-kill")]));
+}
+
+#[test]
+fn binary_and_non_utf8_files_are_skipped_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), b"FROM x\nRUN echo \xff\xfe\n").unwrap();
+    std::fs::write(dir.path().join("blob.Dockerfile"), b"\x00\x01binary").unwrap();
+    std::fs::write(dir.path().join("ok.Dockerfile"), "FROM x\nRUN dnf update -y\n").unwrap();
+    let (code, report) =
+        json(dir.path(), &["lint-dockerfiles", "--config", "/dev/null", "--format", "json", "."]);
+    assert_eq!(code, 1);
+    assert_eq!(positions(&report), expect("ok.Dockerfile", &[(2, 5, "dnf-update")]));
+    let skipped: Vec<&str> =
+        report["skipped"].as_array().unwrap().iter().map(|s| s["path"].as_str().unwrap()).collect();
+    assert_eq!(skipped, vec!["Dockerfile", "blob.Dockerfile"]);
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let (code, _) = xtask(&fixtures(), &["lint-hardcoded", "no/such/path"]);
+    assert_eq!(code, 2);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "[dockerfile]\ndnf-update = \"sometimes\"\n").unwrap();
+    let (code, _) = xtask(dir.path(), &["lint-dockerfiles", "--config", "bad.toml", "."]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn the_repository_passes_its_own_lint() {
+    let (code, out) = xtask(&root(), &["lint"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn staged_mode_lints_only_staged_files_the_gates_cover() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    let git = |args: &[&str]| {
+        let out = Command::new("git").args(args).current_dir(repo).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q"]);
+    std::fs::create_dir(repo.join("hack")).unwrap();
+    std::fs::write(repo.join("lint.toml"), "[hardcoded]\nnamespaces = [\"sut\"]\n").unwrap();
+    std::fs::write(repo.join("hack/bad.sh"), "pkill -f x\n").unwrap();
+    std::fs::write(repo.join("hack/unstaged.sh"), "pkill -f y\n").unwrap();
+    std::fs::write(repo.join("Dockerfile"), "FROM x\nRUN dnf update -y\n").unwrap();
+    std::fs::write(repo.join("README.md"), "pkill -f z\n").unwrap();
+    std::fs::write(repo.join("main.go"), "var ns = \"sut\"\n").unwrap();
+    git(&["add", "hack/bad.sh", "Dockerfile", "README.md", "main.go", "lint.toml"]);
+    let (code, report) = json(repo, &["lint", "--staged", "--config", "lint.toml", "--format", "json"]);
+    assert_eq!(code, 1);
+    let mut found = positions(&report);
+    found.sort();
+    // main.go is outside the scope (test/, hack/, xtask/, Makefile, *.sh); README is docs.
+    assert_eq!(
+        found,
+        vec![
+            ("Dockerfile".into(), 2, 5, "dnf-update".into()),
+            ("hack/bad.sh".into(), 1, 1, "broad-process-kill".into())
+        ]
+    );
+    // The hook script itself runs exactly this.
+    let hook = std::fs::read_to_string(root().join("hack/pre-commit")).unwrap();
+    assert!(hook.lines().any(|l| l.trim() == "exec cargo xtask lint --staged"), "{hook}");
+}
+
+#[test]
+fn excludes_never_panic_on_paths_outside_the_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.Dockerfile"), "FROM x\nRUN dnf upgrade\n").unwrap();
+    // The project's config has excludes; the path is outside the project.
+    let (code, report) =
+        json(&root(), &["lint-dockerfiles", "--format", "json", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(report["findings"].as_array().unwrap().len(), 1);
+}
