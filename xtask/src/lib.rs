@@ -4,6 +4,7 @@
 //! to external processes), `paths` (where state lives), `tools` (what we need installed).
 #![warn(rust_2018_idioms, unused_lifetimes)]
 
+pub mod bench;
 pub mod ci;
 pub mod clock;
 pub mod dockerfile;

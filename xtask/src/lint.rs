@@ -416,7 +416,9 @@ fn repository_of(config: &Path) -> PathBuf {
 
 /// True when `path` matches an exclude (paths outside the matcher's root never do).
 pub fn is_excluded(excluded: &ignore::gitignore::Gitignore, path: &Path, is_dir: bool) -> bool {
-    path.starts_with(excluded.path()) && excluded.matched_path_or_any_parents(path, is_dir).is_ignore()
+    !excluded.is_empty()
+        && path.starts_with(excluded.path())
+        && excluded.matched_path_or_any_parents(path, is_dir).is_ignore()
 }
 
 /// gitignore-style excludes, relative to `root`.
@@ -435,11 +437,37 @@ pub fn walk(
     excluded: &ignore::gitignore::Gitignore,
     wanted: &(dyn Fn(&Path) -> bool + Sync),
 ) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = Vec::new();
+    walk_classify(roots, excluded, &|p| wanted(p).then_some(())).into_iter().map(|(p, ())| p).collect()
+}
+
+/// A walker thread's finds, handed over when the thread's visitor is dropped.
+struct Batch<'a, T> {
+    local: Vec<T>,
+    found: &'a Mutex<Vec<T>>,
+}
+
+impl<T> Drop for Batch<'_, T> {
+    fn drop(&mut self) {
+        if let Ok(mut found) = self.found.lock() {
+            found.append(&mut self.local);
+        }
+    }
+}
+
+/// Like [`walk`], keeping what `classify` says of each file (so it is asked once per file).
+/// The order is unspecified: reports are sorted at the end.
+pub fn walk_classify<T: Send>(
+    roots: &[PathBuf],
+    excluded: &ignore::gitignore::Gitignore,
+    classify: &(dyn Fn(&Path) -> Option<T> + Sync),
+) -> Vec<(PathBuf, T)> {
+    let mut files = Vec::new();
     let mut dirs = Vec::new();
     for root in roots {
         if root.is_file() {
-            files.push(root.clone());
+            if let Some(t) = classify(root) {
+                files.push((root.clone(), t));
+            }
         } else {
             dirs.push(root.clone());
         }
@@ -452,17 +480,19 @@ pub fn walk(
         builder.hidden(false).require_git(false).git_global(false).filter_entry(|e| e.file_name() != ".git");
         builder.threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8));
         let found = Mutex::new(Vec::new());
+        let no_excludes = excluded.is_empty();
         builder.build_parallel().run(|| {
-            Box::new(|entry| {
+            let mut batch = Batch { local: Vec::new(), found: &found };
+            Box::new(move |entry| {
                 let Ok(entry) = entry else { return ignore::WalkState::Continue };
                 let path = entry.path();
                 let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-                if is_excluded(excluded, path, is_dir) {
+                if !no_excludes && is_excluded(excluded, path, is_dir) {
                     return if is_dir { ignore::WalkState::Skip } else { ignore::WalkState::Continue };
                 }
-                if !is_dir && wanted(path) {
-                    if let Ok(mut found) = found.lock() {
-                        found.push(path.to_path_buf());
+                if !is_dir {
+                    if let Some(t) = classify(path) {
+                        batch.local.push((entry.into_path(), t));
                     }
                 }
                 ignore::WalkState::Continue
@@ -470,8 +500,10 @@ pub fn walk(
         });
         files.extend(found.into_inner().unwrap_or_default());
     }
-    files.sort();
-    files.dedup();
+    if roots.len() > 1 {
+        let mut seen = std::collections::HashSet::new();
+        files.retain(|(p, _)| seen.insert(p.clone()));
+    }
     files
 }
 
@@ -778,15 +810,29 @@ impl Args {
         } else {
             None
         };
-        let (dockerfiles, hardcoded) = match selected {
+        let (dockerfiles, hardcoded): (Vec<PathBuf>, Vec<PathBuf>) = match selected {
             None => {
-                let excluded = exclude_matcher(&config.root, &config.dockerfile.exclude)?;
-                let dockerfiles = walk(
-                    std::slice::from_ref(&config.root),
-                    &excluded,
-                    &crate::lint_dockerfiles::is_dockerfile,
-                );
-                (dockerfiles, crate::lint_hardcoded::scope_files(&config)?)
+                // One walk of the repository for both lints, each file classified once.
+                let docker_excluded = exclude_matcher(&config.root, &config.dockerfile.exclude)?;
+                let scope = crate::lint_hardcoded::Scope::new(&config)?;
+                let none = exclude_matcher(&config.root, &[])?;
+                let all = walk_classify(std::slice::from_ref(&config.root), &none, &|p| {
+                    let docker =
+                        crate::lint_dockerfiles::is_dockerfile(p) && !is_excluded(&docker_excluded, p, false);
+                    let hard = scope.contains(p);
+                    (docker || hard).then_some((docker, hard))
+                });
+                let mut dockerfiles = Vec::new();
+                let mut hardcoded = Vec::new();
+                for (path, (docker, hard)) in all {
+                    if docker {
+                        dockerfiles.push(path.clone());
+                    }
+                    if hard {
+                        hardcoded.push(path);
+                    }
+                }
+                (dockerfiles, hardcoded)
             }
             Some(files) => {
                 let files: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
@@ -797,8 +843,8 @@ impl Args {
                     .filter(|f| !is_excluded(&excluded, f, false))
                     .cloned()
                     .collect();
-                let hardcoded =
-                    files.iter().filter(|f| crate::lint_hardcoded::in_scope(f, &config)).cloned().collect();
+                let scope = crate::lint_hardcoded::Scope::new(&config)?;
+                let hardcoded = files.iter().filter(|f| scope.contains(f)).cloned().collect();
                 (dockerfiles, hardcoded)
             }
         };

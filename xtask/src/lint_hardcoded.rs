@@ -76,21 +76,37 @@ pub fn scope_files(config: &Config) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// True when `path` is in the config's scope (for the pre-commit hook's staged files).
-pub fn in_scope(path: &Path, config: &Config) -> bool {
-    let Ok(rel) = path.strip_prefix(&config.root) else { return false };
-    let excluded = match lint::exclude_matcher(&config.root, &config.hardcoded.exclude) {
-        Ok(m) => m,
-        Err(_) => return false,
-    };
-    if lint::is_excluded(&excluded, path, false) {
-        return false;
+/// The config's scope as a predicate (for one walk of the repository, and for staged files).
+pub struct Scope {
+    dirs: Vec<PathBuf>,
+    extensions: Vec<String>,
+    excluded: ignore::gitignore::Gitignore,
+}
+
+impl Scope {
+    pub fn new(config: &Config) -> Result<Scope> {
+        Ok(Scope {
+            dirs: config.hardcoded.scope.iter().map(|s| lint::normalize(&config.root.join(s))).collect(),
+            extensions: config.hardcoded.scope_extensions.clone(),
+            excluded: lint::exclude_matcher(&config.root, &config.hardcoded.exclude)?,
+        })
     }
-    let ext_ok = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| config.hardcoded.scope_extensions.iter().any(|x| x == e));
-    ext_ok || config.hardcoded.scope.iter().any(|s| rel.starts_with(s))
+
+    pub fn contains(&self, path: &Path) -> bool {
+        if lint::is_excluded(&self.excluded, path, false) {
+            return false;
+        }
+        let ext_ok =
+            path.extension().and_then(|e| e.to_str()).is_some_and(|e| self.extensions.iter().any(|x| x == e));
+        // Plain byte prefixes: Path::starts_with is generic and slow in the debug build.
+        let bytes = path.as_os_str().as_encoded_bytes();
+        ext_ok
+            || self.dirs.iter().any(|d| {
+                let d = d.as_os_str().as_encoded_bytes();
+                bytes.starts_with(d)
+                    && (bytes.len() == d.len() || bytes[d.len()] == b'/' || d.ends_with(b"/"))
+            })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{ci, doctor, exec, lint, lint_dockerfiles, lint_hardcoded, paths};
+use xtask::{bench, ci, doctor, exec, lint, lint_dockerfiles, lint_hardcoded, paths};
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
 /// parallel test flows, and the gates that keep them honest.
@@ -25,6 +25,7 @@ enum Command {
     LintDockerfiles(lint_dockerfiles::Args),
     LintHardcoded(lint_hardcoded::Args),
     Ci(ci::Args),
+    Bench(bench::Args),
 }
 
 impl Command {
@@ -65,5 +66,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::LintDockerfiles(args) => args.run(),
         Command::LintHardcoded(args) => args.run(),
         Command::Ci(args) => args.run(&sh),
+        Command::Bench(args) => args.run(&sh),
     }
 }
