@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{bench, ci, doctor, exec, lint, lint_dockerfiles, lint_hardcoded, paths};
+use xtask::{bench, ci, doctor, exec, gitea, lint, lint_dockerfiles, lint_hardcoded, paths, run_context};
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
 /// parallel test flows, and the gates that keep them honest.
@@ -21,6 +21,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Doctor(doctor::Args),
+    RunContext(run_context::Args),
+    Gitea(gitea::Args),
     Lint(lint::Args),
     LintDockerfiles(lint_dockerfiles::Args),
     LintHardcoded(lint_hardcoded::Args),
@@ -62,6 +64,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     sh.change_dir(paths::project_root());
     match cli.command {
         Command::Doctor(args) => args.run(&sh),
+        Command::RunContext(args) => args.run(&sh),
+        Command::Gitea(args) => args.run(&sh),
         Command::Lint(args) => args.run(&sh),
         Command::LintDockerfiles(args) => args.run(),
         Command::LintHardcoded(args) => args.run(),

@@ -11,6 +11,8 @@
 //! ```
 #![allow(clippy::disallowed_methods)]
 
+pub mod gitea;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;

@@ -1,0 +1,367 @@
+//! The run context (seed 000 §1): the run id and everything named after it.
+//!
+//! This module is the one place names are made: namespaces, Gitea repository and token names,
+//! Kubernetes secret names, state directories, the run label. Everything else asks it.
+//!
+//! Env contract: `E2E_RUN_ID`, `E2E_FLOW`, `E2E_TEST_NAMESPACE`, `E2E_CONTROLLER_NAMESPACE`,
+//! `E2E_GITEA_API_URL`, `E2E_PROMETHEUS_URL`, `E2E_ARTIFACTS_DIR`, `E2E_RUN_LABEL`. Values are
+//! generated when absent and validated when given, and exported to every child process.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::Shell;
+
+use crate::paths;
+
+/// The label every object of a run carries (key; the value is the run id).
+pub const DEFAULT_LABEL_KEY: &str = "configbutler.ai/e2e-run-id";
+pub const DEFAULT_GITEA_API_URL: &str = "http://localhost:13000/api/v1";
+pub const DEFAULT_PROMETHEUS_URL: &str = "http://localhost:19090";
+/// The flows the e2e knows; the longest name bounds the run id's length.
+pub const FLOWS: &[&str] = &["full", "quickstart-helm", "quickstart-manifest"];
+/// `run-e2e-quickstart-manifest-` : the longest namespace prefix.
+const LONGEST_PREFIX: &str = "run-e2e-quickstart-manifest-";
+/// Kubernetes namespace names are DNS-1123 labels: at most 63 characters.
+pub const MAX_RUN_ID: usize = 63 - LONGEST_PREFIX.len();
+const GENERATED_LEN: usize = 10;
+
+/// One run's identity and names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunContext {
+    pub run_id: String,
+    pub flow: String,
+    pub test_namespace: String,
+    pub controller_namespace: String,
+    pub gitea_api_url: String,
+    pub prometheus_url: String,
+    pub artifacts_dir: PathBuf,
+    pub label_key: String,
+}
+
+/// The rule a run id must follow, as error messages state it.
+pub fn run_id_rule() -> String {
+    format!(
+        "a run id is a lowercase DNS-1123 label of 1 to {MAX_RUN_ID} characters: a-z, 0-9 and '-', starting and ending \
+         with a letter or digit (so `{LONGEST_PREFIX}<id>` fits the 63-character namespace limit)"
+    )
+}
+
+/// Checks a run id; the error states the rule.
+pub fn validate_run_id(id: &str) -> Result<()> {
+    let problem = if id.is_empty() {
+        Some("it is empty".to_string())
+    } else if id.len() > MAX_RUN_ID {
+        Some(format!("it has {} characters", id.len()))
+    } else if let Some(c) = id.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        Some(format!("it contains {c:?}"))
+    } else if id.starts_with('-') || id.ends_with('-') {
+        Some("it starts or ends with '-'".to_string())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => bail!("invalid run id {id:?}: {problem}; {}", run_id_rule()),
+        None => Ok(()),
+    }
+}
+
+fn validate_flow(flow: &str) -> Result<()> {
+    let ok = !flow.is_empty()
+        && flow.len() <= "quickstart-manifest".len()
+        && flow.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !flow.starts_with('-')
+        && !flow.ends_with('-');
+    if !ok {
+        bail!(
+            "invalid flow {flow:?}: a flow name is a lowercase DNS-1123 label of at most {} characters (known flows: {})",
+            "quickstart-manifest".len(),
+            FLOWS.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn validate_namespace(var: &str, ns: &str) -> Result<()> {
+    let ok = !ns.is_empty()
+        && ns.len() <= 63
+        && ns.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if !ok {
+        bail!("invalid {var}={ns:?}: a namespace is a lowercase DNS-1123 label of at most 63 characters");
+    }
+    Ok(())
+}
+
+fn validate_url(var: &str, url: &str) -> Result<()> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) => {
+            Ok(())
+        }
+        _ => bail!("invalid {var}={url:?}: expected an http:// or https:// URL"),
+    }
+}
+
+/// A fresh run id: random lowercase base-36, unique across parallel CI jobs.
+pub fn generate_run_id() -> String {
+    let mut bytes = [0u8; 16];
+    let random =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let mut n = u128::from_le_bytes(bytes);
+    if random.is_err() {
+        // No /dev/urandom: time and pid still differ between parallel jobs.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        n = t ^ (u128::from(std::process::id()) << 64);
+    }
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut id = String::new();
+    for i in 0..GENERATED_LEN {
+        // Start with a letter: ids read better and never look like numbers.
+        let base = if i == 0 { 26 } else { 36 };
+        id.push(ALPHABET[(n % base) as usize] as char);
+        n /= base;
+    }
+    id
+}
+
+/// Where a run's values come from: flags first, then the environment, then generated defaults.
+#[derive(Debug, Default, Clone)]
+pub struct Request {
+    pub run_id: Option<String>,
+    pub flow: Option<String>,
+}
+
+impl RunContext {
+    /// Builds the context from `request`, else the `E2E_*` variables of `sh`, else defaults.
+    pub fn resolve(sh: &Shell, request: &Request) -> Result<RunContext> {
+        let env = |k: &str| sh.var(k).ok().filter(|v| !v.is_empty());
+        let run_id = match request.run_id.clone().or_else(|| env("E2E_RUN_ID")) {
+            Some(id) => {
+                validate_run_id(&id)?;
+                id
+            }
+            None => generate_run_id(),
+        };
+        let flow = request.flow.clone().or_else(|| env("E2E_FLOW")).unwrap_or_else(|| "full".to_string());
+        validate_flow(&flow)?;
+        // A given run id with a different flag value wins over stale env namespaces.
+        let from_env = request.run_id.is_none() || env("E2E_RUN_ID").as_deref() == Some(run_id.as_str());
+        let test_namespace = match env("E2E_TEST_NAMESPACE").filter(|_| from_env) {
+            Some(ns) => {
+                validate_namespace("E2E_TEST_NAMESPACE", &ns)?;
+                ns
+            }
+            None => test_namespace(&flow, &run_id),
+        };
+        let controller_namespace = match env("E2E_CONTROLLER_NAMESPACE").filter(|_| from_env) {
+            Some(ns) => {
+                validate_namespace("E2E_CONTROLLER_NAMESPACE", &ns)?;
+                ns
+            }
+            None => controller_namespace(&flow, &run_id),
+        };
+        let gitea_api_url = env("E2E_GITEA_API_URL").unwrap_or_else(|| DEFAULT_GITEA_API_URL.into());
+        validate_url("E2E_GITEA_API_URL", &gitea_api_url)?;
+        let prometheus_url = env("E2E_PROMETHEUS_URL").unwrap_or_else(|| DEFAULT_PROMETHEUS_URL.into());
+        validate_url("E2E_PROMETHEUS_URL", &prometheus_url)?;
+        let artifacts_dir = env("E2E_ARTIFACTS_DIR")
+            .filter(|_| from_env)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| run_dir(&run_id).join("artifacts"));
+        let label_key = env("E2E_RUN_LABEL").unwrap_or_else(|| DEFAULT_LABEL_KEY.into());
+        if label_key.is_empty() || label_key.contains(['=', ',', ' ']) {
+            bail!("invalid E2E_RUN_LABEL={label_key:?}: expected a Kubernetes label key like {DEFAULT_LABEL_KEY}");
+        }
+        Ok(RunContext {
+            run_id,
+            flow,
+            test_namespace,
+            controller_namespace,
+            gitea_api_url,
+            prometheus_url,
+            artifacts_dir,
+            label_key,
+        })
+    }
+
+    /// The variables every child process of this run gets.
+    pub fn env(&self) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("E2E_RUN_ID", self.run_id.clone()),
+            ("E2E_FLOW", self.flow.clone()),
+            ("E2E_TEST_NAMESPACE", self.test_namespace.clone()),
+            ("E2E_CONTROLLER_NAMESPACE", self.controller_namespace.clone()),
+            ("E2E_GITEA_API_URL", self.gitea_api_url.clone()),
+            ("E2E_PROMETHEUS_URL", self.prometheus_url.clone()),
+            ("E2E_ARTIFACTS_DIR", self.artifacts_dir.display().to_string()),
+            ("E2E_RUN_LABEL", self.label_key.clone()),
+        ])
+    }
+
+    /// Exports the run's variables to every command built from `sh`.
+    pub fn export(&self, sh: &Shell) {
+        for (k, v) in self.env() {
+            sh.set_var(k, v);
+        }
+    }
+
+    /// `configbutler.ai/e2e-run-id=<id>`: the selector cleanup uses.
+    pub fn selector(&self) -> String {
+        format!("{}={}", self.label_key, self.run_id)
+    }
+
+    /// The run's labels, for every object it creates.
+    pub fn labels(&self) -> serde_json::Value {
+        serde_json::json!({ self.label_key.clone(): self.run_id, "app.kubernetes.io/managed-by": "xtask-e2e" })
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        run_dir(&self.run_id)
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.state_dir().join("logs")
+    }
+    pub fn ssh_dir(&self) -> PathBuf {
+        self.state_dir().join("ssh")
+    }
+    pub fn checkout_dir(&self) -> PathBuf {
+        self.state_dir().join("checkout")
+    }
+
+    /// The run's Gitea repository (in the shared org).
+    pub fn repo_name(&self) -> String {
+        format!("e2e-{}-{}", self.flow, self.run_id)
+    }
+    /// The run's Gitea access token (its name; the value lives only in memory and the secret).
+    pub fn token_name(&self) -> String {
+        format!("e2e-{}-{}", self.flow, self.run_id)
+    }
+    /// The run's deploy key title.
+    pub fn deploy_key_title(&self) -> String {
+        format!("e2e-{}-{}", self.flow, self.run_id)
+    }
+    /// Secrets in the run's namespace (the namespace scopes them; the names stay readable).
+    pub fn secret_http(&self) -> String {
+        "git-creds".into()
+    }
+    pub fn secret_ssh(&self) -> String {
+        "git-creds-ssh".into()
+    }
+    pub fn secret_invalid(&self) -> String {
+        "git-creds-invalid".into()
+    }
+    /// A helm release or other cluster-unique name for this run: `<base>-<id>`.
+    pub fn scoped_name(&self, base: &str) -> String {
+        format!("{base}-{}", self.run_id)
+    }
+}
+
+pub fn test_namespace(flow: &str, run_id: &str) -> String {
+    format!("run-e2e-{flow}-{run_id}")
+}
+
+pub fn controller_namespace(flow: &str, run_id: &str) -> String {
+    format!("ctl-e2e-{flow}-{run_id}")
+}
+
+/// `target/e2e/runs/<id>/`.
+pub fn run_dir(run_id: &str) -> PathBuf {
+    paths::state_root().join("runs").join(run_id)
+}
+
+/// Creates a directory with the given mode (the run's ssh dir is 0700).
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting {} to its owner", dir.display()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// `cargo xtask run-context`.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Env,
+    Json,
+}
+
+/// Print a run context for shells and test runners.
+///
+/// Values come from the flags, else the E2E_* environment (validated), else are generated. A bad
+/// run id is refused with the rule before anything else happens.
+///
+/// Examples:
+///   eval "$(cargo xtask run-context --flow full --format env)"
+///   cargo xtask run-context --run-id pr1234-a --flow quickstart-helm --format json
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Flow the run belongs to (full, quickstart-helm, quickstart-manifest)
+    #[arg(long)]
+    pub flow: Option<String>,
+    /// Use this run id instead of $E2E_RUN_ID or a generated one
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// `env`: `export K='v'` lines for eval; `json`: one object
+    #[arg(long, value_enum, default_value = "env")]
+    pub format: Format,
+}
+
+impl Args {
+    pub fn run(self, sh: &Shell) -> Result<i32> {
+        let ctx = RunContext::resolve(sh, &Request { run_id: self.run_id, flow: self.flow })?;
+        match self.format {
+            Format::Env => {
+                for (k, v) in ctx.env() {
+                    println!("export {k}={}", crate::exec::quote(&v));
+                }
+            }
+            Format::Json => {
+                let mut map = serde_json::Map::new();
+                for (k, v) in ctx.env() {
+                    map.insert(k.to_string(), v.into());
+                }
+                map.insert("labels".into(), ctx.labels());
+                map.insert("state_dir".into(), ctx.state_dir().display().to_string().into());
+                map.insert("gitea_repo".into(), ctx.repo_name().into());
+                println!("{}", serde_json::to_string_pretty(&map)?);
+            }
+        }
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_valid_and_distinct() {
+        let ids: std::collections::HashSet<String> = (0..200).map(|_| generate_run_id()).collect();
+        assert_eq!(ids.len(), 200);
+        for id in &ids {
+            validate_run_id(id).unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_ids_are_refused_with_the_rule() {
+        let too_long = "a".repeat(MAX_RUN_ID + 1);
+        for bad in ["", "Upper", "../x", "a_b", "-a", "a-", "a b", "a\"b", too_long.as_str()] {
+            let err = validate_run_id(bad).expect_err(bad).to_string();
+            assert!(err.contains("lowercase DNS-1123 label"), "{err}");
+        }
+        validate_run_id(&"a".repeat(MAX_RUN_ID)).unwrap();
+        assert_eq!(test_namespace("quickstart-manifest", &"a".repeat(MAX_RUN_ID)).len(), 63);
+        assert_eq!(controller_namespace("quickstart-manifest", &"a".repeat(MAX_RUN_ID)).len(), 63);
+    }
+}
