@@ -1,5 +1,5 @@
 # Compatibility targets: each is one line calling `cargo xtask`. `make help` lists what exists.
-.PHONY: help test ci lint lint-dockerfiles lint-hardcoded doctor
+.PHONY: help test ci lint lint-dockerfiles lint-hardcoded doctor setup
 
 help:
 	cargo xtask --help
@@ -21,3 +21,6 @@ lint-hardcoded:
 
 doctor:
 	cargo xtask doctor
+
+setup:
+	cargo xtask setup

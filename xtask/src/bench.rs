@@ -28,6 +28,21 @@ pub struct Args {
 pub enum Bench {
     /// `xtask lint` beside `rg` searching the same literals over the same tree (target: within 2x)
     Lint(LintBench),
+    /// The seed profiles on the fake toolchain: sequential, phase barriers, graph, critical path
+    Pipeline(PipelineBench),
+}
+
+/// Runs the pipeline engine on the fake toolchain with durations from the seed profiles, scaled:
+/// the gateway profile of seed 003 and the workflow-execution profile of seed 004. For each:
+/// sequential (the old Makefile), phase barriers (the seeds' way: every phase, and every level of
+/// dependent deploys, waits for all of the previous one), graph (ours), and the critical path,
+/// the lower bound. Targets: graph <= 1.03 x critical path on both; on workflow-execution
+/// graph <= 0.75 x phase barriers. Exits 1 when a target is missed.
+#[derive(clap::Args, Debug)]
+pub struct PipelineBench {
+    /// Seconds of wall time per minute of the seed's durations
+    #[arg(long, default_value_t = 0.5)]
+    pub scale: f64,
 }
 
 /// Wall time of `xtask lint` over a tree beside `rg` searching the rules' literals over the same
@@ -49,6 +64,7 @@ impl Args {
     pub fn run(self, sh: &Shell) -> Result<i32> {
         match self.bench {
             Bench::Lint(b) => b.run(sh),
+            Bench::Pipeline(b) => b.run(sh),
         }
     }
 }
@@ -248,4 +264,233 @@ fn dockerfile(planted: bool) -> String {
     format!(
         "FROM registry.example/ubi9:latest\nRUN {update}dnf install -y git && dnf clean all\nCOPY app /app\n"
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// bench pipeline.
+// ---------------------------------------------------------------------------------------------
+
+/// A task of a seed profile: id, minutes, kind, deps.
+struct Step {
+    id: &'static str,
+    minutes: f64,
+    deps: &'static [&'static str],
+}
+
+struct Profile {
+    name: &'static str,
+    source: &'static str,
+    steps: &'static [Step],
+}
+
+/// Seed 003 (Gateway, hybrid validated): two 5-minute builds, a 15 s cluster, 30 s loads, then
+/// the deploys in parallel (Kubernetes orders them), 2-3 minutes.
+const GATEWAY: Profile = Profile {
+    name: "gateway",
+    source: "seed 003",
+    steps: &[
+        Step { id: "build:gateway", minutes: 5.0, deps: &[] },
+        Step { id: "build:datastorage", minutes: 5.0, deps: &[] },
+        Step { id: "cluster", minutes: 0.25, deps: &["build:gateway", "build:datastorage"] },
+        Step { id: "load:gateway", minutes: 0.5, deps: &["cluster", "build:gateway"] },
+        Step { id: "load:datastorage", minutes: 0.5, deps: &["cluster", "build:datastorage"] },
+        Step { id: "deploy:postgres-redis", minutes: 2.0, deps: &["cluster"] },
+        Step { id: "deploy:datastorage", minutes: 2.5, deps: &["load:datastorage"] },
+        Step { id: "deploy:gateway", minutes: 2.5, deps: &["load:gateway"] },
+    ],
+};
+
+/// Seed 004 (WorkflowExecution): Tekton 5 min || PostgreSQL+Redis 2.5 min || Data Storage build
+/// 2 min, then the DS deploy (1 min + 30 s ready), migrations (1 min), namespace + secrets (30 s).
+const WORKFLOW: Profile = Profile {
+    name: "workflow-execution",
+    source: "seed 004",
+    steps: &[
+        Step { id: "build:datastorage", minutes: 2.0, deps: &[] },
+        Step { id: "cluster", minutes: 1.0, deps: &["build:datastorage"] },
+        Step { id: "load:datastorage", minutes: 0.5, deps: &["cluster", "build:datastorage"] },
+        Step { id: "deploy:tekton", minutes: 5.0, deps: &["cluster"] },
+        Step { id: "deploy:postgres-redis", minutes: 2.5, deps: &["cluster"] },
+        Step { id: "deploy:datastorage", minutes: 1.5, deps: &["deploy:postgres-redis", "load:datastorage"] },
+        Step { id: "deploy:migrations", minutes: 1.0, deps: &["deploy:datastorage"] },
+        Step { id: "deploy:namespace-secrets", minutes: 0.5, deps: &["cluster"] },
+    ],
+};
+
+impl PipelineBench {
+    fn run(self, sh: &Shell) -> Result<i32> {
+        if !(self.scale > 0.0 && self.scale <= 60.0) {
+            bail!("--scale must be between 0 and 60 seconds per minute");
+        }
+        let fake_bin = fake_tool(sh)?;
+        let mut all_met = true;
+        for profile in [&GATEWAY, &WORKFLOW] {
+            let durations: Vec<f64> = profile.steps.iter().map(|s| s.minutes * self.scale).collect();
+            let mut walls = Vec::new();
+            let mut lower = 0.0;
+            for mode in ["sequential", "phase barriers", "graph"] {
+                // A fresh fake world per mode: no cluster left over from the previous one.
+                let fake = testkit::FakeToolchain::new(&fake_bin)?;
+                let tasks = profile_tasks(profile, &fake, self.scale)?;
+                lower = crate::pipeline::critical_path(&tasks, &durations).1;
+                let graph = if mode == "phase barriers" { with_barriers(&tasks) } else { tasks };
+                let sequential = mode == "sequential";
+                let logs = paths::state_root()
+                    .join("bench")
+                    .join("pipeline")
+                    .join(profile.name)
+                    .join(mode.replace(' ', "-"));
+                let opts = crate::pipeline::Options {
+                    sequential,
+                    dry_run: false,
+                    progress: crate::pipeline::ProgressMode::Quiet,
+                    logs_dir: logs,
+                    env: vec![("PATH".into(), fake.path_env().to_string_lossy().into_owned())],
+                    cwd: paths::project_root(),
+                };
+                let report = crate::pipeline::run(&graph, &opts)?;
+                if let Some(e) = report.failure() {
+                    bail!("bench {} ({mode}) failed: {e}", profile.name);
+                }
+                walls.push((mode, report.wall_s));
+            }
+            let graph = walls[2].1;
+            let barrier = walls[1].1;
+            println!("profile {} ({}), {} s per minute", profile.name, profile.source, self.scale);
+            println!("  {:<16} {:>8}  {:>8}", "mode", "wall", "/ crit.");
+            for (mode, wall) in &walls {
+                println!("  {mode:<16} {wall:>7.2}s  {:>7.3}x", wall / lower);
+            }
+            println!("  {:<16} {lower:>7.2}s  (lower bound)", "critical path");
+            let cp_ok = graph <= 1.03 * lower;
+            println!("  graph / critical path  = {:.3} (target <= 1.03) {}", graph / lower, verdict(cp_ok));
+            all_met &= cp_ok;
+            let ratio = graph / barrier;
+            if profile.name == "workflow-execution" {
+                let ok = ratio <= 0.75;
+                println!("  graph / phase barriers = {ratio:.3} (target <= 0.75) {}", verdict(ok));
+                all_met &= ok;
+            } else {
+                println!("  graph / phase barriers = {ratio:.3}");
+            }
+            println!();
+        }
+        Ok(if all_met { 0 } else { 1 })
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+/// The fake toolchain's binary, built beside this one when it is not there yet.
+fn fake_tool(sh: &Shell) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let fake = exe.with_file_name("fake-tool");
+    if !fake.exists() {
+        let cargo = sh.var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let _root = sh.push_dir(paths::project_root());
+        let release: Option<&str> =
+            exe.parent().and_then(|p| p.file_name()).filter(|n| *n == "release").map(|_| "--release");
+        exec::cmd(cmd!(sh, "{cargo} build --quiet {release...} -p xtask --bin fake-tool"))
+            .log(paths::logs_dir().join("bench-pipeline.log"))
+            .run()
+            .context("building the fake toolchain")?;
+    }
+    Ok(fake)
+}
+
+/// The profile as real pipeline tasks whose fake commands take the profile's durations.
+fn profile_tasks(
+    profile: &Profile,
+    fake: &testkit::FakeToolchain,
+    scale: f64,
+) -> Result<Vec<crate::pipeline::Task>> {
+    use crate::pipeline::{Action, Task};
+    let mut tasks = Vec::new();
+    for step in profile.steps {
+        let ms = (step.minutes * scale * 1000.0).round() as u64;
+        let (kind, name) = step.id.split_once(':').unwrap_or((step.id, ""));
+        let action = match kind {
+            "build" => {
+                fake.rule(testkit::Rule::new("docker", &format!("^build -t {name}:bench ")).delay_ms(ms))?;
+                Action::Build {
+                    tag: format!("{name}:bench"),
+                    dockerfile: PathBuf::from(format!("docker/{name}.Dockerfile")),
+                    context: PathBuf::from("."),
+                    build_args: Vec::new(),
+                    prebuild: Vec::new(),
+                    prebuild_env: Vec::new(),
+                }
+            }
+            "cluster" => {
+                fake.rule(testkit::Rule::new("kind", "^create cluster").delay_ms(ms))?;
+                Action::Cluster { name: "bench".into(), config: None, wait: Duration::from_secs(60) }
+            }
+            "load" => {
+                fake.rule(
+                    testkit::Rule::new("kind", &format!("^load docker-image {name}:bench ")).delay_ms(ms),
+                )?;
+                Action::Load { tag: format!("{name}:bench"), cluster: "bench".into() }
+            }
+            _ => {
+                fake.rule(testkit::Rule::new("helm", &format!("^upgrade --install {name} ")).delay_ms(ms))?;
+                Action::Helm {
+                    release: name.into(),
+                    chart: name.into(),
+                    repo: None,
+                    version: None,
+                    namespace: "bench".into(),
+                    values: Vec::new(),
+                    set: Vec::new(),
+                    timeout: Duration::from_secs(600),
+                }
+            }
+        };
+        tasks.push(Task {
+            id: step.id.into(),
+            deps: step.deps.iter().map(|d| d.to_string()).collect(),
+            action,
+            timeout: Duration::from_secs(600),
+            retries: 0,
+        });
+    }
+    Ok(tasks)
+}
+
+/// The seeds' way: builds, then the cluster, then loads, then deploys, each phase (and each level
+/// of dependent deploys) waiting for all of the previous one.
+fn with_barriers(tasks: &[crate::pipeline::Task]) -> Vec<crate::pipeline::Task> {
+    let mut level: Vec<usize> = Vec::new();
+    for t in tasks {
+        let base = match t.id.split(':').next() {
+            Some("build") => 0,
+            Some("cluster") => 1,
+            Some("load") => 2,
+            _ => 3,
+        };
+        // A deploy after other deploys sits one level after the deepest of them.
+        let after = t
+            .deps
+            .iter()
+            .filter(|d| d.starts_with("deploy:"))
+            .filter_map(|d| tasks.iter().position(|x| &x.id == d).map(|i| level[i] + 1))
+            .max()
+            .unwrap_or(base);
+        level.push(after.max(base));
+    }
+    tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut t = t.clone();
+            t.deps =
+                (0..tasks.len()).filter(|&j| level[j] + 1 == level[i]).map(|j| tasks[j].id.clone()).collect();
+            t
+        })
+        .collect()
 }

@@ -77,6 +77,24 @@ pub fn cancel() {
     signal_groups(libc::SIGTERM);
 }
 
+/// A cancellation scoped to one group of calls (a pipeline): setting it stops the calls that
+/// carry it, as Ctrl-C stops all of them.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Set, or the whole process was interrupted.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst) || cancelled()
+    }
+}
+
 /// True once SIGINT/SIGTERM arrived or [`cancel`] was called.
 pub fn cancelled() -> bool {
     CANCELLED.load(Ordering::SeqCst)
@@ -142,6 +160,7 @@ pub fn cmd(cmd: xshell::Cmd<'_>) -> Call {
         allow_failure: false,
         cleanup: false,
         dry_run: false,
+        token: None,
     }
 }
 
@@ -156,6 +175,7 @@ pub struct Call {
     allow_failure: bool,
     cleanup: bool,
     dry_run: bool,
+    token: Option<CancelToken>,
 }
 
 /// What a finished call produced. `stdout` is the raw, unredacted output for the caller to
@@ -233,19 +253,26 @@ impl Call {
         self
     }
 
+    /// Stops the call when `token` is cancelled (and refuses to start it after).
+    pub fn cancel_token(mut self, token: &CancelToken) -> Call {
+        self.token = Some(token.clone());
+        self
+    }
+
     /// Prints the command instead of running it.
     pub fn dry_run(mut self, yes: bool) -> Call {
         self.dry_run = yes;
         self
     }
 
-    /// The command line as it is recorded: env assignments the call sets (except PATH), the
+    /// The command line as it is recorded: env assignments the call sets (except PATH and the
+    /// run context's `E2E_*`, which every call of a run shares), the
     /// program and its arguments, each shell-quoted when needed, secrets redacted.
     pub fn display(&self) -> String {
         let mut parts = Vec::new();
         for (key, value) in self.command.get_envs() {
             let (Some(key), Some(value)) = (key.to_str(), value) else { continue };
-            if key == "PATH" {
+            if key == "PATH" || key.starts_with("E2E_") {
                 continue;
             }
             parts.push(format!("{key}={}", quote(&value.to_string_lossy())));
@@ -298,7 +325,12 @@ impl Call {
             duration,
         };
 
-        if cancelled() && !self.cleanup {
+        let stop_requested = {
+            let token = self.token.clone();
+            let cleanup = self.cleanup;
+            move || !cleanup && (cancelled() || token.as_ref().is_some_and(CancelToken::is_cancelled))
+        };
+        if stop_requested() {
             return Err(error(Failure::Cancelled, String::new(), Duration::ZERO));
         }
 
@@ -325,7 +357,7 @@ impl Call {
         };
         let pgid = child.id() as i32;
         let group = GroupGuard::register(pgid);
-        if cancelled() && !self.cleanup {
+        if stop_requested() {
             kill_group(pgid, libc::SIGTERM);
         }
 
@@ -337,7 +369,7 @@ impl Call {
             });
         }
 
-        let (status, stop_reason) = wait(&mut child, pgid, self.timeout, self.grace, self.cleanup);
+        let (status, stop_reason) = wait(&mut child, pgid, self.timeout, self.grace, &stop_requested);
         // Whatever the leader left behind in its group (a backgrounded grandchild) goes too:
         // nothing is left running.
         kill_group(pgid, if stop_reason.is_some() { libc::SIGKILL } else { libc::SIGTERM });
@@ -390,7 +422,7 @@ fn wait(
     pgid: i32,
     timeout: Option<Duration>,
     grace: Duration,
-    cleanup: bool,
+    stop_requested: &dyn Fn() -> bool,
 ) -> (io::Result<std::process::ExitStatus>, Option<StopReason>) {
     let start = Instant::now();
     let mut stop: Option<(StopReason, Instant)> = None;
@@ -405,7 +437,7 @@ fn wait(
         if stop.is_none() {
             let reason = if timeout.is_some_and(|t| now.duration_since(start) >= t) {
                 Some(StopReason::Timeout)
-            } else if cancelled() && !cleanup {
+            } else if stop_requested() {
                 Some(StopReason::Cancelled)
             } else {
                 None

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod ci;
 pub mod clock;
+pub mod definition;
 pub mod dockerfile;
 pub mod doctor;
 pub mod exec;
@@ -15,6 +16,8 @@ pub mod lint;
 pub mod lint_dockerfiles;
 pub mod lint_hardcoded;
 pub mod paths;
+pub mod pipeline;
 pub mod run_context;
+pub mod setup;
 pub mod shell;
 pub mod tools;

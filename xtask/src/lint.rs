@@ -212,7 +212,7 @@ impl Config {
             .with_context(|| format!("reading lint config {}", path.display()))?;
         let mut config: Config =
             toml::from_str(&text).with_context(|| format!("invalid lint config {}", path.display()))?;
-        config.root = repository_of(&path);
+        config.root = paths::repository_of(&path);
         for f in &config.hardcoded.forbidden {
             regex::Regex::new(&f.pattern).with_context(|| {
                 format!(
@@ -404,14 +404,6 @@ pub fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
-}
-
-/// The repository a config file belongs to: the nearest ancestor holding `.git`, else the
-/// config's own directory. Scope and excludes are relative to it.
-fn repository_of(config: &Path) -> PathBuf {
-    let abs = std::env::current_dir().map(|d| d.join(config)).unwrap_or_else(|_| config.to_path_buf());
-    let dir = normalize(&abs).parent().map(Path::to_path_buf).unwrap_or_default();
-    dir.ancestors().find(|a| a.join(".git").exists()).map(Path::to_path_buf).unwrap_or(dir)
 }
 
 /// True when `path` matches an exclude (paths outside the matcher's root never do).

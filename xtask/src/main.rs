@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{bench, ci, doctor, exec, gitea, lint, lint_dockerfiles, lint_hardcoded, paths, run_context};
+use xtask::{
+    bench, ci, doctor, exec, gitea, lint, lint_dockerfiles, lint_hardcoded, paths, run_context, setup,
+};
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
 /// parallel test flows, and the gates that keep them honest.
@@ -21,6 +23,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Doctor(doctor::Args),
+    Setup(setup::Args),
     RunContext(run_context::Args),
     Gitea(gitea::Args),
     Lint(lint::Args),
@@ -64,6 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     sh.change_dir(paths::project_root());
     match cli.command {
         Command::Doctor(args) => args.run(&sh),
+        Command::Setup(args) => args.run(&sh),
         Command::RunContext(args) => args.run(&sh),
         Command::Gitea(args) => args.run(&sh),
         Command::Lint(args) => args.run(&sh),

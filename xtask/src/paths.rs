@@ -31,3 +31,11 @@ pub fn port_forwards_dir() -> PathBuf {
 pub fn logs_dir() -> PathBuf {
     state_root().join("logs")
 }
+
+/// The repository a file belongs to: the nearest ancestor holding `.git`, else the file's own
+/// directory. Paths inside config and definition files are relative to it.
+pub fn repository_of(file: &Path) -> PathBuf {
+    let abs = std::env::current_dir().map(|d| d.join(file)).unwrap_or_else(|_| file.to_path_buf());
+    let dir = crate::lint::normalize(&abs).parent().map(Path::to_path_buf).unwrap_or_default();
+    dir.ancestors().find(|a| a.join(".git").exists()).map(Path::to_path_buf).unwrap_or(dir)
+}

@@ -124,10 +124,15 @@ pub struct FakeToolchain {
 impl FakeToolchain {
     /// `fake_bin` is the fake-tool binary: `env!("CARGO_BIN_EXE_fake-tool")` in xtask's tests.
     pub fn new(fake_bin: impl AsRef<Path>) -> Result<FakeToolchain> {
+        FakeToolchain::with_tools(fake_bin, FAKE_TOOLS)
+    }
+
+    /// Only these tools are faked (e.g. leave `docker` to the real engine).
+    pub fn with_tools(fake_bin: impl AsRef<Path>, tools: &[&str]) -> Result<FakeToolchain> {
         let dir = tempfile::Builder::new().prefix("fake-toolchain-").tempdir()?;
         let bin = dir.path().join("bin");
         fs::create_dir(&bin)?;
-        for tool in FAKE_TOOLS {
+        for tool in tools {
             let script = format!(
                 "#!/bin/sh\nexec '{}' --fake-dir '{}' {tool} \"$@\"\n",
                 fake_bin.as_ref().display(),

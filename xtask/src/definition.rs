@@ -1,0 +1,389 @@
+//! The e2e definition (`test/e2e/e2e.toml`): images, the kind cluster, loads, deploys and what
+//! each deploy needs. Shared infra (Gitea, Prometheus, cert-manager) are deploys like any other.
+//!
+//! The graph it makes follows the four-phase template without its barriers: builds (no deps) →
+//! the cluster (after every build: a kind node must not idle through slow builds) → loads (each
+//! after the cluster and its own build) → deploys (each after the cluster, the loads of the
+//! images it names and the deploys it needs).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::pipeline::{Action, Task, Wait};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    cluster: ClusterDef,
+    #[serde(default, rename = "image")]
+    images: Vec<ImageDef>,
+    #[serde(default, rename = "deploy")]
+    deploys: Vec<DeployDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ClusterDef {
+    name: String,
+    config: Option<PathBuf>,
+    #[serde(default = "d120")]
+    wait: String,
+    #[serde(default = "d300")]
+    timeout: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ImageDef {
+    name: String,
+    tag: String,
+    dockerfile: PathBuf,
+    #[serde(default = "dot")]
+    context: PathBuf,
+    #[serde(default)]
+    build_args: BTreeMap<String, String>,
+    #[serde(default)]
+    prebuild: Vec<Vec<String>>,
+    #[serde(default)]
+    prebuild_env: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    load: bool,
+    #[serde(default = "d900")]
+    timeout: String,
+    #[serde(default = "two")]
+    load_retries: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct DeployDef {
+    name: String,
+    namespace: Option<String>,
+    helm: Option<HelmDef>,
+    #[serde(default)]
+    manifests: Vec<PathBuf>,
+    #[serde(default)]
+    wait: Vec<WaitDef>,
+    /// Images (by name) whose loads this deploy needs.
+    #[serde(default)]
+    images: Vec<String>,
+    /// Deploys (by name) this deploy needs.
+    #[serde(default)]
+    needs: Vec<String>,
+    #[serde(default = "d600")]
+    timeout: String,
+    retries: Option<u32>,
+    /// A plain command instead of helm/manifests (benchmarks, custom installers).
+    #[serde(default)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HelmDef {
+    chart: String,
+    release: Option<String>,
+    repo: Option<String>,
+    version: Option<String>,
+    #[serde(default)]
+    values: Vec<PathBuf>,
+    #[serde(default)]
+    set: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct WaitDef {
+    resource: String,
+    #[serde(rename = "for")]
+    condition: String,
+    #[serde(default = "d300")]
+    timeout: String,
+}
+
+fn d120() -> String {
+    "120s".into()
+}
+fn d300() -> String {
+    "300s".into()
+}
+fn d600() -> String {
+    "600s".into()
+}
+fn d900() -> String {
+    "900s".into()
+}
+fn dot() -> PathBuf {
+    PathBuf::from(".")
+}
+fn yes() -> bool {
+    true
+}
+fn two() -> u32 {
+    2
+}
+
+/// `90s`, `5m`, `1h30m`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("{text:?} is not a duration (like 90s, 5m, 1h30m, 500ms)"));
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| format!("{text:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        total += match &rest[..unit] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            other => return Err(format!("{text:?}: unknown unit {other:?} (use ms, s, m or h)")),
+        };
+        rest = &rest[unit..];
+    }
+    Ok(total)
+}
+
+/// A loaded, validated definition.
+#[derive(Debug)]
+pub struct Definition {
+    pub path: PathBuf,
+    /// Paths in the definition are relative to this (its repository).
+    pub root: PathBuf,
+    pub cluster: String,
+    pub tasks: Vec<Task>,
+}
+
+/// The default definition of this repository.
+pub fn default_path() -> PathBuf {
+    crate::paths::project_root().join("test/e2e/e2e.toml")
+}
+
+pub fn load(path: &Path) -> Result<Definition> {
+    let shown = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the e2e definition {shown}"))?;
+    let file: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let root = crate::paths::repository_of(path);
+    build(file, &shown, &root)
+        .map(|tasks| Definition {
+            path: path.to_path_buf(),
+            root: root.clone(),
+            cluster: String::new(),
+            tasks,
+        })
+        .map(|mut d| {
+            d.cluster = d
+                .tasks
+                .iter()
+                .find_map(|t| match &t.action {
+                    Action::Cluster { name, .. } => Some(name.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            d
+        })
+}
+
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn build(file: File, shown: &str, root: &Path) -> Result<Vec<Task>> {
+    let dur = |key: &str, v: &str| parse_duration(v).map_err(|e| anyhow::anyhow!("{shown}: {key}: {e}"));
+    let exists = |key: &str, p: &Path| -> Result<PathBuf> {
+        let abs = root.join(p);
+        if !abs.exists() {
+            bail!(
+                "{shown}: {key}: {} does not exist (paths are relative to {})",
+                p.display(),
+                root.display()
+            );
+        }
+        Ok(abs)
+    };
+    if !dns_label(&file.cluster.name) {
+        bail!(
+            "{shown}: cluster.name: {:?} is not a valid kind cluster name (lowercase letters, digits, '-')",
+            file.cluster.name
+        );
+    }
+    let config = match &file.cluster.config {
+        Some(c) => Some(exists("cluster.config", c)?),
+        None => None,
+    };
+    let mut tasks = Vec::new();
+    let mut names = BTreeMap::new();
+    for (i, img) in file.images.iter().enumerate() {
+        let key = format!("image[{i}] ({})", img.name);
+        if !dns_label(&img.name) {
+            bail!("{shown}: {key}.name: use lowercase letters, digits and '-'");
+        }
+        if names.insert(img.name.clone(), img.load).is_some() {
+            bail!("{shown}: {key}.name: two images are named {:?}", img.name);
+        }
+        if img.tag.is_empty() || img.tag.contains(char::is_whitespace) {
+            bail!("{shown}: {key}.tag: {:?} is not an image reference", img.tag);
+        }
+        let dockerfile = exists(&format!("{key}.dockerfile"), &img.dockerfile)?;
+        let context = exists(&format!("{key}.context"), &img.context)?;
+        if img.prebuild.iter().any(|c| c.is_empty()) {
+            bail!("{shown}: {key}.prebuild: a command is empty");
+        }
+        tasks.push(Task {
+            id: format!("build:{}", img.name),
+            deps: Vec::new(),
+            action: Action::Build {
+                tag: img.tag.clone(),
+                dockerfile,
+                context,
+                build_args: img.build_args.clone().into_iter().collect(),
+                prebuild: img.prebuild.clone(),
+                prebuild_env: img.prebuild_env.clone().into_iter().collect(),
+            },
+            timeout: dur(&format!("{key}.timeout"), &img.timeout)?,
+            retries: 0,
+        });
+    }
+    let builds: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+    tasks.push(Task {
+        id: "cluster".into(),
+        deps: builds,
+        action: Action::Cluster {
+            name: file.cluster.name.clone(),
+            config,
+            wait: dur("cluster.wait", &file.cluster.wait)?,
+        },
+        timeout: dur("cluster.timeout", &file.cluster.timeout)?,
+        retries: 0,
+    });
+    for img in file.images.iter().filter(|i| i.load) {
+        tasks.push(Task {
+            id: format!("load:{}", img.name),
+            deps: vec!["cluster".into(), format!("build:{}", img.name)],
+            action: Action::Load { tag: img.tag.clone(), cluster: file.cluster.name.clone() },
+            timeout: Duration::from_secs(600),
+            retries: img.load_retries,
+        });
+    }
+    let deploy_names: Vec<&str> = file.deploys.iter().map(|d| d.name.as_str()).collect();
+    for (i, d) in file.deploys.iter().enumerate() {
+        let key = format!("deploy[{i}] ({})", d.name);
+        if !dns_label(&d.name) {
+            bail!("{shown}: {key}.name: use lowercase letters, digits and '-'");
+        }
+        if deploy_names.iter().filter(|n| **n == d.name).count() > 1 {
+            bail!("{shown}: {key}.name: two deploys are named {:?}", d.name);
+        }
+        let mut deps = vec!["cluster".to_string()];
+        for img in &d.images {
+            match names.get(img) {
+                Some(true) => deps.push(format!("load:{img}")),
+                Some(false) => bail!(
+                    "{shown}: {key}.images: image {img:?} has load = false, so it is never in the cluster"
+                ),
+                None => bail!(
+                    "{shown}: {key}.images: unknown image {img:?} (known: {})",
+                    names.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        for need in &d.needs {
+            if !deploy_names.contains(&need.as_str()) {
+                bail!("{shown}: {key}.needs: unknown deploy {need:?} (known: {})", deploy_names.join(", "));
+            }
+            deps.push(format!("deploy:{need}"));
+        }
+        if let Some(ns) = &d.namespace {
+            if !dns_label(ns) {
+                bail!("{shown}: {key}.namespace: {ns:?} is not a valid namespace");
+            }
+        }
+        let kinds = usize::from(d.helm.is_some())
+            + usize::from(!d.manifests.is_empty())
+            + usize::from(!d.command.is_empty());
+        if kinds != 1 {
+            bail!("{shown}: {key}: give exactly one of helm, manifests or command");
+        }
+        let timeout = dur(&format!("{key}.timeout"), &d.timeout)?;
+        let (action, retries) = if let Some(h) = &d.helm {
+            let namespace = d
+                .namespace
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("{shown}: {key}.namespace: helm deploys need a namespace"))?;
+            let values = h
+                .values
+                .iter()
+                .map(|v| exists(&format!("{key}.helm.values"), v))
+                .collect::<Result<Vec<_>>>()?;
+            let action = Action::Helm {
+                release: h.release.clone().unwrap_or_else(|| d.name.clone()),
+                chart: h.chart.clone(),
+                repo: h.repo.clone(),
+                version: h.version.clone(),
+                namespace,
+                values,
+                set: h.set.clone().into_iter().collect(),
+                timeout,
+            };
+            (action, 2) // chart fetches flake
+        } else if !d.manifests.is_empty() {
+            let files = d
+                .manifests
+                .iter()
+                .map(|m| exists(&format!("{key}.manifests"), m))
+                .collect::<Result<Vec<_>>>()?;
+            let waits = d
+                .wait
+                .iter()
+                .map(|w| {
+                    Ok(Wait {
+                        resource: w.resource.clone(),
+                        condition: w.condition.clone(),
+                        timeout: dur(&format!("{key}.wait"), &w.timeout)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (Action::Manifests { files, namespace: d.namespace.clone(), waits }, 0)
+        } else {
+            (Action::Command(d.command.clone()), 0)
+        };
+        tasks.push(Task {
+            id: format!("deploy:{}", d.name),
+            deps,
+            action,
+            timeout,
+            retries: d.retries.unwrap_or(retries),
+        });
+    }
+    crate::pipeline::validate(&tasks).map_err(|e| anyhow::anyhow!("{shown}: deploy needs: {e}"))?;
+    Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

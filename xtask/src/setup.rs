@@ -1,0 +1,95 @@
+//! `cargo xtask setup`: images, the kind cluster and shared infra, as one scheduled graph.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::pipeline::{self, Options, ProgressMode};
+use crate::run_context::{Request, RunContext};
+use crate::{definition, paths};
+
+/// Build the images, create (or reuse) the kind cluster, load the images, deploy shared infra.
+///
+/// The work in test/e2e/e2e.toml runs as a dependency graph: builds in parallel, the cluster
+/// right after the last build (a kind node never idles through slow builds), each load the moment
+/// the cluster and its own image are ready, each deploy the moment what it needs is ready. The
+/// first failure stops the rest; each task logs to target/e2e/runs/<id>/logs/; a timing report
+/// (JSON in target/e2e/timings/, and a Gantt chart with the critical path) ends every run.
+///
+/// Examples:
+///   cargo xtask setup
+///   cargo xtask setup --dry-run
+///   cargo xtask setup --sequential       # one task at a time, as the old Makefile did
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The e2e definition [default: test/e2e/e2e.toml]
+    #[arg(long, value_name = "FILE")]
+    pub definition: Option<PathBuf>,
+    /// Print the graph (tasks, what each waits for, the commands) instead of running it
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run the same graph one task at a time
+    #[arg(long)]
+    pub sequential: bool,
+    /// Run id for the logs (default: $E2E_RUN_ID or a new one)
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+impl Args {
+    pub fn run(self, sh: &Shell) -> Result<i32> {
+        let path = self.definition.clone().unwrap_or_else(definition::default_path);
+        let def = definition::load(&path)?;
+        let ctx = RunContext::resolve(sh, &Request { run_id: self.run_id, flow: Some("setup".into()) })?;
+        let mut env: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        if let Ok(path) = sh.var("PATH") {
+            env.push(("PATH".into(), path));
+        }
+        let opts = Options {
+            sequential: self.sequential || self.dry_run,
+            dry_run: self.dry_run,
+            progress: if self.dry_run { ProgressMode::Quiet } else { ProgressMode::detect(sh) },
+            logs_dir: ctx.logs_dir(),
+            env,
+            cwd: def.root.clone(),
+        };
+        if self.dry_run {
+            print_plan(&def);
+        }
+        let report = pipeline::run(&def.tasks, &opts)?;
+        if self.dry_run {
+            return Ok(0);
+        }
+        let json = pipeline::write_report(
+            &report,
+            &paths::state_root().join("timings"),
+            &format!("setup-{}", ctx.run_id),
+        )?;
+        println!("{}", pipeline::gantt(&report));
+        println!("timing report: {}", json.display());
+        match report.failure() {
+            None => Ok(0),
+            Some(_) if crate::exec::cancelled() => Ok(130),
+            Some(error) => {
+                eprintln!("error: setup failed: {error}");
+                Ok(1)
+            }
+        }
+    }
+}
+
+fn print_plan(def: &definition::Definition) {
+    println!(
+        "plan for {} ({} tasks, {} at most at once):",
+        def.path.display(),
+        def.tasks.len(),
+        pipeline::width(&def.tasks)
+    );
+    for t in &def.tasks {
+        let after = if t.deps.is_empty() { "-".to_string() } else { t.deps.join(", ") };
+        println!("  {:<24} after: {after}", t.id);
+    }
+    println!("commands, in one valid order:");
+}

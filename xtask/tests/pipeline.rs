@@ -1,0 +1,293 @@
+//! The pipeline against the fake toolchain's journal, and the real Docker engine for the demo
+//! images.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::{Call, FakeToolchain, Rule};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A definition in a temp dir: `images` (name, load), `deploys` (TOML lines).
+fn definition(dir: &Path, images: &[(&str, bool)], deploys: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("docker")).unwrap();
+    let mut text = String::from("[cluster]\nname = \"e2e\"\nwait = \"30s\"\n");
+    for (name, load) in images {
+        std::fs::write(dir.join(format!("docker/{name}.Dockerfile")), "FROM scratch\n").unwrap();
+        text.push_str(&format!(
+            "\n[[image]]\nname = \"{name}\"\ntag = \"{name}:t\"\ndockerfile = \"docker/{name}.Dockerfile\"\nload = {load}\n"
+        ));
+    }
+    text.push_str(deploys);
+    let path = dir.join("e2e.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn setup(fake: &FakeToolchain, def: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("setup")
+        .arg("--definition")
+        .arg(def)
+        .args(extra)
+        .env("PATH", fake.path_env())
+        .env_remove("E2E_RUN_ID")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn find<'a>(calls: &'a [Call], prefix: &str) -> &'a Call {
+    calls
+        .iter()
+        .find(|c| c.line().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` in {calls:#?}"))
+}
+
+fn all<'a>(calls: &'a [Call], prefix: &str) -> Vec<&'a Call> {
+    calls.iter().filter(|c| c.line().starts_with(prefix)).collect()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn tasks_start_as_soon_as_what_they_need_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    fake.rule(Rule::new("docker", "^build -t a:t").delay_ms(300)).unwrap();
+    fake.rule(Rule::new("docker", "^build -t b:t").delay_ms(900)).unwrap();
+    fake.rule(Rule::new("docker", "^build -t c:t").delay_ms(600)).unwrap();
+    fake.rule(Rule::new("kind", "^load").delay_ms(500)).unwrap();
+    fake.rule(Rule::new("helm", "^upgrade").delay_ms(200)).unwrap();
+    std::fs::write(dir.path().join("app.yaml"), "kind: List\n").unwrap();
+    let def = definition(
+        dir.path(),
+        &[("a", true), ("b", true), ("c", false)],
+        "\n[[deploy]]\nname = \"gitea\"\nnamespace = \"gitea-e2e\"\nhelm = { chart = \"gitea\" }\n\
+         \n[[deploy]]\nname = \"app\"\nmanifests = [\"app.yaml\"]\nimages = [\"a\"]\nneeds = [\"gitea\"]\n",
+    );
+    let out = setup(&fake, &def, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    let builds = all(&calls, "docker build");
+    assert_eq!(builds.len(), 3);
+    for pair in [(0, 1), (0, 2), (1, 2)] {
+        assert!(builds[pair.0].overlaps(builds[pair.1]), "builds overlap");
+    }
+    let create = find(&calls, "kind create cluster --name e2e");
+    let last_build_end = builds.iter().map(|b| b.end_ns).max().unwrap();
+    assert!(create.start_ns >= last_build_end, "the cluster comes after the last build");
+    let loads = all(&calls, "kind load docker-image");
+    assert_eq!(loads.len(), 2, "image c has load = false");
+    for load in &loads {
+        let image = &load.argv[2];
+        let own = find(&calls, &format!("docker build -t {image}"));
+        assert!(load.start_ns >= create.end_ns && load.start_ns >= own.end_ns);
+    }
+    // The helm deploy needs no image: it starts right after the cluster, before any load ends.
+    let helm = find(&calls, "helm upgrade --install gitea");
+    assert!(helm.start_ns >= create.end_ns);
+    assert!(helm.start_ns < loads.iter().map(|l| l.end_ns).min().unwrap(), "helm waited for loads");
+    // The manifests deploy waits for its image's load and for gitea.
+    let apply = find(&calls, "kubectl apply");
+    let load_a = loads.iter().find(|l| l.argv[2] == "a:t").unwrap();
+    assert!(apply.start_ns >= load_a.end_ns && apply.start_ns >= helm.end_ns);
+
+    // The timing report and the Gantt chart.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("critical path") && stdout.contains("build:b"), "{stdout}");
+    let report_line = stdout.lines().find(|l| l.starts_with("timing report: ")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report_line.trim_start_matches("timing report: ")).unwrap(),
+    )
+    .unwrap();
+    let cp: Vec<&str> =
+        report["critical_path"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(cp.first(), Some(&"build:b"), "the slowest build is on the critical path: {cp:?}");
+    assert_eq!(report["tasks"].as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn four_equal_builds_all_start_before_any_ends_on_two_cores() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    fake.rule(Rule::new("docker", "^build").delay_ms(700)).unwrap();
+    let def = definition(dir.path(), &[("a", false), ("b", false), ("c", false), ("d", false)], "");
+    let out = setup(&fake, &def, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    let builds = all(&calls, "docker build");
+    assert_eq!(builds.len(), 4);
+    let last_start = builds.iter().map(|b| b.start_ns).max().unwrap();
+    let first_end = builds.iter().map(|b| b.end_ns).min().unwrap();
+    assert!(last_start < first_end, "all four builds run at once (threads = graph width, not cores)");
+}
+
+#[test]
+fn sequential_runs_one_task_at_a_time_and_dry_run_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    fake.rule(Rule::new("docker", "^build").delay_ms(200)).unwrap();
+    let def = definition(dir.path(), &[("a", true), ("b", true)], "");
+    let plan = setup(&fake, &def, &["--dry-run"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    let plan_text = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan_text.contains("cluster                  after: build:a, build:b"), "{plan_text}");
+    assert!(plan_text.contains("[dry-run] $ kind create cluster --name e2e"), "{plan_text}");
+    assert!(fake.journal().unwrap().is_empty(), "dry-run ran something");
+
+    let out = setup(&fake, &def, &["--sequential"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    for (i, a) in calls.iter().enumerate() {
+        for b in &calls[i + 1..] {
+            assert!(!a.overlaps(b), "sequential mode overlapped {} and {}", a.line(), b.line());
+        }
+    }
+}
+
+#[test]
+fn a_failing_build_stops_the_rest_and_no_cluster_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    fake.rule(
+        Rule::new("docker", "^build -t broken:t")
+            .delay_ms(200)
+            .exit(1)
+            .stderr("step 3/5: no space left on device\n"),
+    )
+    .unwrap();
+    fake.rule(Rule::new("docker", "^build").delay_ms(20_000).sleep_children(1)).unwrap();
+    let def = definition(dir.path(), &[("broken", true), ("slow", true), ("slower", true)], "");
+    let start = Instant::now();
+    let out = setup(&fake, &def, &[]);
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(took < Duration::from_secs(12), "the other builds were stopped, not waited for: {took:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("build:broken") && err.contains("no space left on device"),
+        "names the image and its log tail: {err}"
+    );
+    assert!(err.contains("2 stopped"), "{err}");
+    let calls = fake.journal().unwrap();
+    assert!(!calls.iter().any(|c| c.tool == "kind"), "no cluster after a failed build: {calls:#?}");
+    // The stopped builds' processes (and their children) are gone.
+    for s in fake.started().unwrap() {
+        assert!(testkit::group_members(s.pgid).is_empty(), "{s:?} left running");
+    }
+}
+
+#[test]
+fn a_hanging_step_is_killed_at_its_timeout_and_an_existing_cluster_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    fake.with_cluster("e2e").unwrap();
+    fake.rule(Rule::new("helm", "^upgrade").delay_ms(60_000)).unwrap();
+    let def = definition(
+        dir.path(),
+        &[("a", true)],
+        "\n[[deploy]]\nname = \"stuck\"\nnamespace = \"x\"\nhelm = { chart = \"x\" }\ntimeout = \"1s\"\n",
+    );
+    let start = Instant::now();
+    let out = setup(&fake, &def, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(start.elapsed() < Duration::from_secs(15));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("deploy:stuck") && err.contains("timed out"), "{err}");
+    let calls = fake.journal().unwrap();
+    assert!(calls.iter().any(|c| c.line() == "kind get clusters"));
+    assert!(!calls.iter().any(|c| c.line().starts_with("kind create")), "the existing cluster is reused");
+    assert!(calls.iter().any(|c| c.line().starts_with("kind load docker-image a:t --name e2e")));
+}
+
+#[test]
+fn a_flaky_load_is_retried_and_the_containerd_store_falls_back_to_an_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    fake.rule(
+        Rule::new("kind", "^load docker-image a:t").exit(1).stderr("ERROR: connection reset\n").times(1),
+    )
+    .unwrap();
+    fake.rule(
+        Rule::new("kind", "^load docker-image b:t")
+            .exit(1)
+            .stderr("ERROR: failed to load image: ctr: content digest sha256:abc: not found\n"),
+    )
+    .unwrap();
+    let def = definition(dir.path(), &[("a", true), ("b", true)], "");
+    let out = setup(&fake, &def, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    assert_eq!(all(&calls, "kind load docker-image a:t").len(), 2, "retried once");
+    assert!(calls.iter().any(|c| c.line().starts_with("docker save -o") && c.line().ends_with("b:t")));
+    assert!(calls.iter().any(|c| c.line().starts_with("kind load image-archive")));
+}
+
+#[test]
+fn definition_errors_name_the_file_the_key_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    let def = definition(
+        dir.path(),
+        &[("a", true)],
+        "\n[[deploy]]\nname = \"x\"\nnamespace = \"n\"\nhelm = { chart = \"c\" }\nneeds = [\"nope\"]\n",
+    );
+    let out = setup(&fake, &def, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("e2e.toml: deploy[0] (x).needs: unknown deploy \"nope\""), "{err}");
+    std::fs::write(&def, "[cluster]\nname = \"e2e\"\n[[image]]\nname = \"a\"\ntag = \"a:t\"\ndockerfile = \"missing.Dockerfile\"\n").unwrap();
+    let err = String::from_utf8_lossy(&setup(&fake, &def, &[]).stderr).to_string();
+    assert!(err.contains("image[0] (a).dockerfile: missing.Dockerfile does not exist"), "{err}");
+    assert!(fake.journal().unwrap().is_empty());
+}
+
+/// The real engine builds both demo images. With CI set, a missing engine is a failure.
+#[test]
+fn the_real_docker_engine_builds_both_demo_images_in_parallel() {
+    let engine = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+    let up = engine.as_ref().is_ok_and(|o| o.status.success());
+    if !up {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+        assert!(
+            !ci,
+            "CI is set but the Docker engine does not answer `docker info`: this test must run for real"
+        );
+        eprintln!("skipped: no Docker engine (set CI to make this a failure)");
+        return;
+    }
+    let fake =
+        FakeToolchain::with_tools(env!("CARGO_BIN_EXE_fake-tool"), &["kind", "helm", "kubectl"]).unwrap();
+    fake.real_docker_inspect(true).unwrap();
+    for tag in ["e2e-demo:dev", "e2e-demo-probe:dev"] {
+        let _ = Command::new("docker").args(["image", "rm", "-f", tag]).output();
+    }
+    let out = setup(&fake, &root().join("test/e2e/e2e.toml"), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    for tag in ["e2e-demo:dev", "e2e-demo-probe:dev"] {
+        let inspect = Command::new("docker").args(["image", "inspect", tag]).output().unwrap();
+        assert!(inspect.status.success(), "{tag} was not built");
+    }
+    // kind loaded what the real engine built (the fake checks with `docker image inspect`).
+    let calls = fake.journal().unwrap();
+    assert_eq!(all(&calls, "kind load docker-image").len(), 2);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report_line = stdout.lines().find(|l| l.starts_with("timing report: ")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report_line.trim_start_matches("timing report: ")).unwrap(),
+    )
+    .unwrap();
+    let task = |id: &str| report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap().clone();
+    let (a, b) = (task("build:demo"), task("build:demo-probe"));
+    assert!(
+        a["start_s"].as_f64() < b["end_s"].as_f64() && b["start_s"].as_f64() < a["end_s"].as_f64(),
+        "builds overlapped"
+    );
+}
