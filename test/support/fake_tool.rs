@@ -34,6 +34,10 @@ struct Scenario {
     rules: Vec<Rule>,
     #[serde(default)]
     real_docker_inspect: bool,
+    /// `kubectl port-forward` targets (`svc/gitea-http`) proxied to a real backend (`127.0.0.1:N`);
+    /// targets not listed answer every HTTP request with 200.
+    #[serde(default)]
+    forwards: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -152,6 +156,10 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
         }
     }
 
+    let overridden = rule.is_some_and(|r| r.exit.is_some() || r.stdout.is_some() || r.stderr.is_some());
+    if tool == "kubectl" && argv.first().map(String::as_str) == Some("port-forward") && !overridden {
+        return port_forward(argv, &scenario);
+    }
     let reply = match rule {
         Some(rule) if rule.exit.is_some() || rule.stdout.is_some() || rule.stderr.is_some() => Reply {
             exit: rule.exit.unwrap_or(0),
@@ -270,6 +278,57 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
         ("kubectl", ["version", ..]) => Reply::ok("Client Version: v1.32.0-fake\n"),
         _ => Reply::ok(""),
     }
+}
+
+/// A real listener on the local port, like kubectl's; runs until killed.
+fn port_forward(argv: &[String], scenario: &Scenario) -> Result<i32, String> {
+    use std::net::{TcpListener, TcpStream};
+    let ports = argv.iter().find(|a| {
+        a.split_once(':').is_some_and(|(l, r)| l.parse::<u16>().is_ok() && r.parse::<u16>().is_ok())
+    });
+    let Some((local, remote)) = ports.and_then(|p| p.split_once(':')) else {
+        eprintln!("error: no LOCAL:REMOTE port given");
+        return Ok(1);
+    };
+    let target = argv.iter().find(|a| a.contains('/') && !a.starts_with('-')).cloned().unwrap_or_default();
+    let listener = match TcpListener::bind(("127.0.0.1", local.parse::<u16>().unwrap_or(0))) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("Unable to listen on port {local}: {e}");
+            eprintln!("error: unable to listen on any of the requested ports: [{{{local} {remote}}}]");
+            return Ok(1);
+        }
+    };
+    println!("Forwarding from 127.0.0.1:{local} -> {remote}");
+    let _ = std::io::stdout().flush();
+    let backend = scenario.forwards.get(&target).cloned();
+    for conn in listener.incoming().flatten() {
+        println!("Handling connection for {local}");
+        let backend = backend.clone();
+        std::thread::spawn(move || {
+            let mut client = conn;
+            match backend {
+                Some(addr) => {
+                    let Ok(mut server) = TcpStream::connect(&addr) else { return };
+                    let (Ok(mut c2), Ok(mut s2)) = (client.try_clone(), server.try_clone()) else { return };
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c2, &mut s2);
+                        let _ = s2.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut server, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Write);
+                    let _ = up.join();
+                }
+                None => {
+                    let mut buf = [0u8; 4096];
+                    let _ = client.read(&mut buf);
+                    let _ = client
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
+                }
+            }
+        });
+    }
+    Ok(0)
 }
 
 fn image_known(image: &str, state: &State, scenario: &Scenario) -> bool {

@@ -23,6 +23,41 @@ struct File {
     images: Vec<ImageDef>,
     #[serde(default, rename = "deploy")]
     deploys: Vec<DeployDef>,
+    #[serde(default, rename = "port-forward")]
+    forwards: Vec<ForwardDef>,
+    #[serde(default, rename = "flow")]
+    flows: Vec<FlowDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ForwardDef {
+    name: String,
+    namespace: String,
+    target: String,
+    local: u16,
+    remote: u16,
+    /// HTTP path that answers 200 when healthy; empty: a TCP connect is the probe.
+    #[serde(default)]
+    probe: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FlowDef {
+    name: String,
+    /// Commands run in order with the run's environment; `${E2E_...}` in arguments is expanded.
+    #[serde(default)]
+    steps: Vec<Vec<String>>,
+    #[serde(default = "d1800")]
+    timeout: String,
+    /// Set up the run's Gitea repository, token, key and secrets first.
+    #[serde(default = "yes")]
+    gitea: bool,
+}
+
+fn d1800() -> String {
+    "1800s".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +197,30 @@ pub struct Definition {
     pub root: PathBuf,
     pub cluster: String,
     pub tasks: Vec<Task>,
+    pub forwards: Vec<Forward>,
+    pub flows: Vec<Flow>,
+    /// A fingerprint of the file: shared infra set up from another version is set up again.
+    pub fingerprint: String,
+}
+
+/// A fixed local port forwarded to a service, kept alive by a supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub name: String,
+    pub namespace: String,
+    pub target: String,
+    pub local: u16,
+    pub remote: u16,
+    pub probe: String,
+}
+
+/// One e2e flow.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub name: String,
+    pub steps: Vec<Vec<String>>,
+    pub timeout: Duration,
+    pub gitea: bool,
 }
 
 /// The default definition of this repository.
@@ -175,24 +234,74 @@ pub fn load(path: &Path) -> Result<Definition> {
         std::fs::read_to_string(path).with_context(|| format!("reading the e2e definition {shown}"))?;
     let file: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let root = crate::paths::repository_of(path);
-    build(file, &shown, &root)
-        .map(|tasks| Definition {
-            path: path.to_path_buf(),
-            root: root.clone(),
-            cluster: String::new(),
-            tasks,
-        })
-        .map(|mut d| {
-            d.cluster = d
-                .tasks
-                .iter()
-                .find_map(|t| match &t.action {
-                    Action::Cluster { name, .. } => Some(name.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            d
-        })
+    let forwards = forwards(&file, &shown)?;
+    let flows = flows(&file, &shown)?;
+    let cluster = file.cluster.name.clone();
+    let tasks = build(file, &shown, &root)?;
+    Ok(Definition {
+        path: path.to_path_buf(),
+        root,
+        cluster,
+        tasks,
+        forwards,
+        flows,
+        fingerprint: format!("{:016x}", fnv1a(text.as_bytes())),
+    })
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn forwards(file: &File, shown: &str) -> Result<Vec<Forward>> {
+    let mut out: Vec<Forward> = Vec::new();
+    for (i, f) in file.forwards.iter().enumerate() {
+        let key = format!("port-forward[{i}] ({})", f.name);
+        if !dns_label(&f.name) || !dns_label(&f.namespace) {
+            bail!("{shown}: {key}: name and namespace must be lowercase DNS labels");
+        }
+        if !f.target.contains('/') {
+            bail!("{shown}: {key}.target: {:?} should be kind/name, like svc/gitea-http", f.target);
+        }
+        if f.local == 0 || f.remote == 0 {
+            bail!("{shown}: {key}: ports must be non-zero");
+        }
+        if out.iter().any(|o| o.local == f.local || o.name == f.name) {
+            bail!("{shown}: {key}: local port {} or name used twice", f.local);
+        }
+        if !f.probe.is_empty() && !f.probe.starts_with('/') {
+            bail!("{shown}: {key}.probe: an HTTP path starting with '/' (or empty for a TCP check)");
+        }
+        out.push(Forward {
+            name: f.name.clone(),
+            namespace: f.namespace.clone(),
+            target: f.target.clone(),
+            local: f.local,
+            remote: f.remote,
+            probe: f.probe.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn flows(file: &File, shown: &str) -> Result<Vec<Flow>> {
+    let mut out: Vec<Flow> = Vec::new();
+    for (i, f) in file.flows.iter().enumerate() {
+        let key = format!("flow[{i}] ({})", f.name);
+        if crate::run_context::validate_flow(&f.name).is_err() {
+            bail!("{shown}: {key}.name: a lowercase DNS label of at most 19 characters");
+        }
+        if out.iter().any(|o| o.name == f.name) {
+            bail!("{shown}: {key}.name: two flows are named {:?}", f.name);
+        }
+        if f.steps.is_empty() || f.steps.iter().any(Vec::is_empty) {
+            bail!("{shown}: {key}.steps: give at least one command, none empty");
+        }
+        let timeout =
+            parse_duration(&f.timeout).map_err(|e| anyhow::anyhow!("{shown}: {key}.timeout: {e}"))?;
+        out.push(Flow { name: f.name.clone(), steps: f.steps.clone(), timeout, gitea: f.gitea });
+    }
+    Ok(out)
 }
 
 fn dns_label(s: &str) -> bool {

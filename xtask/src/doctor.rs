@@ -1,13 +1,11 @@
 //! `cargo xtask doctor`: is this machine ready to run the e2e?
 
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use crate::{exec, paths, tools};
+use crate::{exec, paths, port_forward, tools};
 
 /// Check the tools, the Docker daemon, the kind cluster and the shared ports.
 ///
@@ -167,58 +165,23 @@ fn check_cluster(sh: &Shell, cluster: &str) -> Row {
 
 fn check_port(port: u16) -> Row {
     let check = format!("port {port}");
-    if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-        return Row { check, status: Status::Info, detail: "free".into() };
-    }
-    if let Some(pid) = our_forward_pid(port) {
-        return Row { check, status: Status::Ok, detail: format!("our port-forward (pid {pid})") };
-    }
-    let holder = match listener_owner(port) {
-        Some((pid, name)) => format!("pid {pid} ({name})"),
-        None => "another user's process".into(),
-    };
-    Row {
-        check,
-        status: Status::Info,
-        detail: format!(
-            "held by {holder}, not ours: the e2e will not touch it; stop it or configure another port"
-        ),
-    }
-}
-
-/// The pid recorded for our supervised forward on `port`, if that process is alive.
-fn our_forward_pid(port: u16) -> Option<i32> {
-    let pid_file: PathBuf = paths::port_forwards_dir().join(format!("{port}.pid"));
-    let pid: i32 = std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
-    exec::pid_alive(pid).then_some(pid)
-}
-
-/// Who listens on `port` (Linux: /proc/net/tcp* inode, then the /proc/<pid>/fd holding it).
-fn listener_owner(port: u16) -> Option<(u32, String)> {
-    let port_hex = format!(":{port:04X}");
-    let mut inodes = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else { continue };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() > 9 && fields[1].ends_with(&port_hex) && fields[3] == "0A" {
-                inodes.push(format!("socket:[{}]", fields[9]));
+    match port_forward::holder(port) {
+        port_forward::Holder::Free => Row { check, status: Status::Info, detail: "free".into() },
+        port_forward::Holder::Ours(pid) => {
+            Row { check, status: Status::Ok, detail: format!("our port-forward supervisor (pid {pid})") }
+        }
+        port_forward::Holder::Foreign(who) => {
+            let holder = match who {
+                Some((pid, name)) => format!("pid {pid} ({name})"),
+                None => "another user's process".into(),
+            };
+            Row {
+                check,
+                status: Status::Info,
+                detail: format!("held by {holder}, not ours: the e2e will not touch it; stop it or configure another port"),
             }
         }
     }
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
-        for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
-                    let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-                    return Some((pid, name.trim().to_string()));
-                }
-            }
-        }
-    }
-    None
 }
 
 fn have(name: &str, rows: &[Row]) -> bool {

@@ -288,19 +288,63 @@ impl Call {
         self.command.get_program().to_string_lossy().into_owned()
     }
 
+    /// Starts the command detached: its own process group, output appended to the log, not
+    /// stopped by Ctrl-C or by this process exiting (supervisors). Returns its pid.
+    pub fn spawn_detached(mut self) -> Result<u32, ExecError> {
+        let cmdline = self.display();
+        let log_path = self.log.clone();
+        let fail = |failure: Failure| {
+            ExecError::new(cmdline.clone(), failure, String::new(), log_path.clone(), Duration::ZERO)
+        };
+        let Some(log) = self.log.clone() else {
+            return Err(fail(Failure::Spawn("a detached command needs a log file".into())));
+        };
+        if let Some(parent) = log.parent() {
+            fs::create_dir_all(parent).map_err(|e| fail(Failure::Log(log.clone(), e.to_string())))?;
+        }
+        let open = || OpenOptions::new().create(true).append(true).open(&log);
+        let (out, err) = match (open(), open()) {
+            (Ok(out), Ok(err)) => (out, err),
+            (Err(e), _) | (_, Err(e)) => return Err(fail(Failure::Log(log.clone(), e.to_string()))),
+        };
+        if let Ok(mut f) = open() {
+            let _ = writeln!(f, "=== {} $ {cmdline} (detached)", clock::rfc3339(SystemTime::now()));
+        }
+        if self.dry_run {
+            println!("[dry-run] $ {cmdline} &");
+            return Ok(0);
+        }
+        let program = self.program();
+        self.command.process_group(0).stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = self.command.spawn().map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                fail(Failure::NotFound(program.clone()))
+            } else {
+                fail(Failure::Spawn(e.to_string()))
+            }
+        })?;
+        let pid = child.id();
+        // Reap it if it exits while we still run; it outlives us otherwise.
+        thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        Ok(pid)
+    }
+
     /// Runs the call to its end (or its timeout, or cancellation).
-    // The error is large but cold: once per failed command, next to a process spawn.
-    #[allow(clippy::result_large_err)]
     pub fn run(mut self) -> Result<Output, ExecError> {
         let cmdline = self.display();
         let program = self.program();
         let log = match &self.log {
-            Some(path) => Some(LogSink::open(path).map_err(|e| ExecError {
-                cmdline: cmdline.clone(),
-                failure: Failure::Log(path.clone(), e.to_string()),
-                stderr_tail: String::new(),
-                log: self.log.clone(),
-                duration: Duration::ZERO,
+            Some(path) => Some(LogSink::open(path).map_err(|e| {
+                ExecError::new(
+                    cmdline.clone(),
+                    Failure::Log(path.clone(), e.to_string()),
+                    String::new(),
+                    self.log.clone(),
+                    Duration::ZERO,
+                )
             })?),
             None => None,
         };
@@ -317,12 +361,8 @@ impl Call {
             return Ok(Output { code: Some(0), ..Output::default() });
         }
 
-        let error = |failure: Failure, stderr_tail: String, duration: Duration| ExecError {
-            cmdline: cmdline.clone(),
-            failure,
-            stderr_tail,
-            log: self.log.clone(),
-            duration,
+        let error = |failure: Failure, stderr_tail: String, duration: Duration| {
+            ExecError::new(cmdline.clone(), failure, stderr_tail, self.log.clone(), duration)
         };
 
         let stop_requested = {
@@ -585,8 +625,12 @@ pub enum Failure {
 }
 
 /// A failed call: the command, what went wrong and the tail of its stderr, secrets redacted.
+/// (Boxed: errors are rare, results are everywhere.)
 #[derive(Debug, Clone)]
-pub struct ExecError {
+pub struct ExecError(Box<ExecErrorData>);
+
+#[derive(Debug, Clone)]
+pub struct ExecErrorData {
     pub cmdline: String,
     pub failure: Failure,
     pub stderr_tail: String,
@@ -594,7 +638,24 @@ pub struct ExecError {
     pub duration: Duration,
 }
 
+impl std::ops::Deref for ExecError {
+    type Target = ExecErrorData;
+    fn deref(&self) -> &ExecErrorData {
+        &self.0
+    }
+}
+
 impl ExecError {
+    pub fn new(
+        cmdline: String,
+        failure: Failure,
+        stderr_tail: String,
+        log: Option<PathBuf>,
+        duration: Duration,
+    ) -> ExecError {
+        ExecError(Box::new(ExecErrorData { cmdline, failure, stderr_tail, log, duration }))
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.failure == Failure::Cancelled
     }

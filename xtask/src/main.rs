@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use xtask::{
-    bench, ci, doctor, exec, gitea, lint, lint_dockerfiles, lint_hardcoded, paths, run_context, setup,
+    bench, ci, doctor, e2e, exec, gitea, lint, lint_dockerfiles, lint_hardcoded, paths, port_forward,
+    run_context, runs, setup,
 };
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
@@ -24,8 +25,12 @@ struct Cli {
 enum Command {
     Doctor(doctor::Args),
     Setup(setup::Args),
+    E2e(e2e::Args),
+    Runs(runs::RunsArgs),
+    Cleanup(runs::CleanupArgs),
     RunContext(run_context::Args),
     Gitea(gitea::Args),
+    PortForward(port_forward::Args),
     Lint(lint::Args),
     LintDockerfiles(lint_dockerfiles::Args),
     LintHardcoded(lint_hardcoded::Args),
@@ -68,8 +73,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Doctor(args) => args.run(&sh),
         Command::Setup(args) => args.run(&sh),
+        Command::E2e(args) => args.run(&sh),
+        Command::Runs(args) => args.run(),
+        Command::Cleanup(args) => args.run(&sh),
         Command::RunContext(args) => args.run(&sh),
         Command::Gitea(args) => args.run(&sh),
+        Command::PortForward(args) => args.run(),
         Command::Lint(args) => args.run(&sh),
         Command::LintDockerfiles(args) => args.run(),
         Command::LintHardcoded(args) => args.run(),

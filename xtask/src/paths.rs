@@ -13,8 +13,12 @@ pub fn project_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// `target/e2e/`, honouring `CARGO_TARGET_DIR`.
+/// `target/e2e/`, honouring `CARGO_TARGET_DIR`; `E2E_STATE_DIR` moves it elsewhere (tests give
+/// each scenario its own).
 pub fn state_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("E2E_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|p| if p.is_absolute() { p } else { project_root().join(p) })

@@ -4,7 +4,8 @@
 //! Kubernetes secret names, state directories, the run label. Everything else asks it.
 //!
 //! Env contract: `E2E_RUN_ID`, `E2E_FLOW`, `E2E_TEST_NAMESPACE`, `E2E_CONTROLLER_NAMESPACE`,
-//! `E2E_GITEA_API_URL`, `E2E_PROMETHEUS_URL`, `E2E_ARTIFACTS_DIR`, `E2E_RUN_LABEL`. Values are
+//! `E2E_GITEA_API_URL`, `E2E_PROMETHEUS_URL`, `E2E_ARTIFACTS_DIR`, `E2E_RUN_LABEL`, and
+//! `E2E_CHECKOUT_DIR` (the run's Git checkout, for tests that poll it). Values are
 //! generated when absent and validated when given, and exported to every child process.
 
 use std::collections::BTreeMap;
@@ -68,7 +69,7 @@ pub fn validate_run_id(id: &str) -> Result<()> {
     }
 }
 
-fn validate_flow(flow: &str) -> Result<()> {
+pub fn validate_flow(flow: &str) -> Result<()> {
     let ok = !flow.is_empty()
         && flow.len() <= "quickstart-manifest".len()
         && flow.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -202,6 +203,7 @@ impl RunContext {
             ("E2E_PROMETHEUS_URL", self.prometheus_url.clone()),
             ("E2E_ARTIFACTS_DIR", self.artifacts_dir.display().to_string()),
             ("E2E_RUN_LABEL", self.label_key.clone()),
+            ("E2E_CHECKOUT_DIR", self.checkout_dir().display().to_string()),
         ])
     }
 

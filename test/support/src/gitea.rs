@@ -138,6 +138,11 @@ impl GiteaServer {
         format!("http://127.0.0.1:{}/api/v1", self.shared.http_port)
     }
 
+    /// `127.0.0.1:PORT` of the HTTP server.
+    pub fn http_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.shared.http_port)
+    }
+
     /// `127.0.0.1:PORT` of the SSH server.
     pub fn ssh_endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.shared.ssh_port)

@@ -78,6 +78,7 @@ impl Rule {
 struct Scenario {
     rules: Vec<Rule>,
     real_docker_inspect: bool,
+    forwards: BTreeMap<String, String>,
 }
 
 /// One journaled call of a fake tool.
@@ -177,6 +178,14 @@ impl FakeToolchain {
     /// Lets `kind load docker-image` accept images the real Docker engine has.
     pub fn real_docker_inspect(&self, yes: bool) -> Result<&FakeToolchain> {
         self.scenario.borrow_mut().real_docker_inspect = yes;
+        self.save()?;
+        Ok(self)
+    }
+
+    /// `kubectl port-forward TARGET ...` proxies to `backend` (`127.0.0.1:N`) instead of answering
+    /// 200 to everything.
+    pub fn forward(&self, target: &str, backend: &str) -> Result<&FakeToolchain> {
+        self.scenario.borrow_mut().forwards.insert(target.into(), backend.into());
         self.save()?;
         Ok(self)
     }

@@ -1,0 +1,547 @@
+//! `cargo xtask e2e`: shared infra once, then the flows, each isolated by its run id.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::os::unix::io::AsRawFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use xshell::{cmd, Shell};
+
+use crate::definition::{self, Definition, Flow};
+use crate::pipeline::{self, Options, ProgressMode};
+use crate::run_context::{Request, RunContext};
+use crate::runs::{self, Heartbeat, RunRecord};
+use crate::{clock, diagnostics, exec, gitea, paths, port_forward};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Keep {
+    /// Keep every run's namespace and state
+    Always,
+    /// Keep failed runs (with their diagnostics), clean passed ones
+    Failed,
+    /// Clean every run (a failed run's artifacts stay)
+    Never,
+}
+
+/// Run the e2e flows against shared infra, each isolated by its own run id.
+///
+/// Shared infra (images, the kind cluster, Gitea, Prometheus, cert-manager: `cargo xtask setup`)
+/// is ensured once, under a file lock so two invocations never race, and reused when it is up.
+/// The fixed port-forwards are supervised. Then each flow gets its run context (namespace
+/// run-e2e-<flow>-<id>, labeled configbutler.ai/e2e-run-id=<id>), its Gitea repository, token,
+/// key and secrets, and runs its steps with the run's environment. Every flow runs to its end;
+/// the exit status is 0 only if all pass. A failed run keeps its namespace and gets a diagnostics
+/// bundle in target/e2e/runs/<id>/artifacts/; passed runs are cleaned (see --keep). Ctrl-C stops
+/// the flows, cleans each run (artifacts kept), leaves shared infra up, and exits 130.
+///
+/// Examples:
+///   cargo xtask e2e --parallel
+///   cargo xtask e2e --flow quickstart-helm
+///   cargo xtask e2e --parallel --keep always --junit report.xml
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Run the flows at the same time (default: one after another)
+    #[arg(long)]
+    pub parallel: bool,
+    /// Run only this flow (repeatable) [default: every flow of the definition]
+    #[arg(long = "flow")]
+    pub flows: Vec<String>,
+    /// The e2e definition [default: test/e2e/e2e.toml]
+    #[arg(long, value_name = "FILE")]
+    pub definition: Option<PathBuf>,
+    /// Which runs keep their namespace and state
+    #[arg(long, value_enum, default_value = "failed")]
+    pub keep: Keep,
+    /// Where to write the JUnit XML report [default: target/e2e/junit.xml]
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+}
+
+/// How one flow ended.
+#[derive(Debug, Clone)]
+pub struct FlowResult {
+    pub flow: String,
+    pub run_id: String,
+    pub namespace: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub artifacts: Option<PathBuf>,
+    pub kept: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed,
+    Interrupted,
+}
+
+impl Args {
+    pub fn run(self, sh: &Shell) -> Result<i32> {
+        let path = self.definition.clone().unwrap_or_else(definition::default_path);
+        let def = definition::load(&path)?;
+        let flows: Vec<Flow> = if self.flows.is_empty() {
+            def.flows.clone()
+        } else {
+            let known: Vec<&str> = def.flows.iter().map(|f| f.name.as_str()).collect();
+            self.flows
+                .iter()
+                .map(|name| {
+                    def.flows.iter().find(|f| &f.name == name).cloned().with_context(|| {
+                        format!("no flow {name:?} in {} (flows: {})", path.display(), known.join(", "))
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
+        if flows.is_empty() {
+            bail!("{} defines no [[flow]]", path.display());
+        }
+        let start = Instant::now();
+
+        // Shared infra, once.
+        let setup_report = {
+            let _lock = SharedLock::acquire()?;
+            let report = ensure_shared(sh, &def)?;
+            port_forward::ensure(&def.forwards, Duration::from_secs(120))?;
+            report
+        };
+        if exec::cancelled() {
+            return Ok(130);
+        }
+        let setup_end = start.elapsed().as_secs_f64();
+
+        // The flows.
+        let settings = gitea::Settings::from_env(sh);
+        let results: Vec<FlowResult> = if self.parallel {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = flows
+                    .iter()
+                    .map(|flow| {
+                        let (def, settings, keep) = (&def, &settings, self.keep);
+                        scope.spawn(move || run_flow(def, flow, settings, keep, start))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panicked())).collect()
+            })
+        } else {
+            flows.iter().map(|flow| run_flow(&def, flow, &settings, self.keep, start)).collect()
+        };
+
+        print_summary(&results);
+        let junit = self.junit.clone().unwrap_or_else(|| paths::state_root().join("junit.xml"));
+        write_junit(&junit, &results, start.elapsed().as_secs_f64())?;
+        println!("JUnit: {}", junit.display());
+        let report = timing_report(setup_report.as_ref(), setup_end, &results, start.elapsed().as_secs_f64());
+        let name = format!("e2e-{}", clock::unix_now());
+        let json = pipeline::write_report(&report, &paths::state_root().join("timings"), &name)?;
+        println!("{}", pipeline::gantt(&report));
+        println!("timing report: {}", json.display());
+
+        if exec::cancelled() || results.iter().any(|r| r.outcome == Outcome::Interrupted) {
+            return Ok(130);
+        }
+        Ok(if results.iter().all(|r| r.outcome == Outcome::Passed) { 0 } else { 1 })
+    }
+}
+
+fn panicked() -> FlowResult {
+    FlowResult {
+        flow: "?".into(),
+        run_id: "?".into(),
+        namespace: String::new(),
+        start_s: 0.0,
+        end_s: 0.0,
+        outcome: Outcome::Failed,
+        error: Some("the flow's thread panicked".into()),
+        artifacts: None,
+        kept: false,
+    }
+}
+
+/// `target/e2e/shared.lock`: held while shared infra is ensured, so two invocations never race.
+struct SharedLock {
+    _file: File,
+}
+
+impl SharedLock {
+    fn acquire() -> Result<SharedLock> {
+        let path = paths::state_root().join("shared.lock");
+        std::fs::create_dir_all(paths::state_root())?;
+        let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock on a descriptor we own; released when the file is closed.
+        let busy = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
+        if busy {
+            eprintln!("waiting for another e2e to finish setting up shared infra ({})", path.display());
+            // SAFETY: as above, blocking this time.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                bail!("cannot lock {}", path.display());
+            }
+        }
+        Ok(SharedLock { _file: file })
+    }
+}
+
+/// Shared infra from this definition is up: reuse it; otherwise run the setup pipeline.
+fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Option<pipeline::Report>> {
+    let marker = paths::state_root().join("shared.json");
+    let recorded: serde_json::Value =
+        std::fs::read_to_string(&marker).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let log = paths::logs_dir().join("e2e.log");
+    if recorded["fingerprint"] == def.fingerprint.as_str() && recorded["cluster"] == def.cluster.as_str() {
+        let clusters =
+            exec::cmd(cmd!(sh, "kind get clusters")).log(&log).timeout(Duration::from_secs(60)).run()?;
+        if clusters.stdout.lines().any(|l| l.trim() == def.cluster) {
+            println!(
+                "shared infra is up (set up {} by pid {}): reused",
+                recorded["completed"], recorded["pid"]
+            );
+            return Ok(None);
+        }
+    }
+    let ctx = RunContext::resolve(sh, &Request { run_id: None, flow: Some("setup".into()) })?;
+    let mut env: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    if let Ok(path) = sh.var("PATH") {
+        env.push(("PATH".into(), path));
+    }
+    let opts = Options {
+        sequential: false,
+        dry_run: false,
+        progress: ProgressMode::detect(sh),
+        logs_dir: ctx.logs_dir(),
+        env,
+        cwd: def.root.clone(),
+    };
+    println!("setting up shared infra ({} tasks)", def.tasks.len());
+    let report = pipeline::run(&def.tasks, &opts)?;
+    if let Some(error) = report.failure() {
+        println!("{}", pipeline::gantt(&report));
+        return Err(error.context("shared infra setup failed; no flow was run"));
+    }
+    let record = json!({
+        "fingerprint": def.fingerprint,
+        "cluster": def.cluster,
+        "completed": clock::rfc3339(std::time::SystemTime::now()),
+        "pid": std::process::id(),
+    });
+    std::fs::write(&marker, serde_json::to_string_pretty(&record)?)?;
+    Ok(Some(report))
+}
+
+/// `${E2E_RUN_ID}` and friends in a step's arguments.
+fn expand(arg: &str, vars: &[(String, String)]) -> String {
+    let mut out = arg.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("${{{k}}}"), v);
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// One flow, start to verdict. Never panics on a flow failure: it is a result.
+fn run_flow(
+    def: &Definition,
+    flow: &Flow,
+    settings: &gitea::Settings,
+    keep: Keep,
+    e2e_start: Instant,
+) -> FlowResult {
+    let start_s = e2e_start.elapsed().as_secs_f64();
+    let mut result = FlowResult {
+        flow: flow.name.clone(),
+        run_id: String::new(),
+        namespace: String::new(),
+        start_s,
+        end_s: start_s,
+        outcome: Outcome::Failed,
+        error: None,
+        artifacts: None,
+        kept: false,
+    };
+    let sh = match Shell::new() {
+        Ok(sh) => sh,
+        Err(e) => {
+            result.error = Some(e.to_string());
+            return result;
+        }
+    };
+    sh.change_dir(&def.root);
+    // Each flow gets its own run id, even when E2E_RUN_ID is set for the invocation (a given id
+    // also makes the context ignore the environment's namespaces).
+    let request =
+        Request { run_id: Some(crate::run_context::generate_run_id()), flow: Some(flow.name.clone()) };
+    let ctx = match RunContext::resolve(&sh, &request) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            result.error = Some(format!("{e:#}"));
+            return result;
+        }
+    };
+    ctx.export(&sh);
+    let local_port = free_port().to_string();
+    sh.set_var("E2E_LOCAL_PORT", &local_port);
+    result.run_id = ctx.run_id.clone();
+    result.namespace = ctx.test_namespace.clone();
+    println!("flow {}: run {} in namespace {}", flow.name, ctx.run_id, ctx.test_namespace);
+
+    let mut record = RunRecord::new(&ctx);
+    record.gitea = flow.gitea;
+    let _ = record.save();
+    let record = Arc::new(Mutex::new(record));
+    let heartbeat = Heartbeat::start(record.clone());
+
+    let outcome = flow_steps(&sh, &ctx, flow, settings, &local_port);
+    drop(heartbeat);
+    result.end_s = e2e_start.elapsed().as_secs_f64();
+    let interrupted = exec::cancelled();
+    result.outcome = match (&outcome, interrupted) {
+        (_, true) => Outcome::Interrupted,
+        (Ok(()), false) => Outcome::Passed,
+        (Err(_), false) => Outcome::Failed,
+    };
+    result.error = outcome.err().map(|e| format!("{e:#}"));
+
+    let forward_logs: Vec<PathBuf> = def.forwards.iter().map(|f| port_forward::log_file(f.local)).collect();
+    let status = match result.outcome {
+        Outcome::Passed => "passed",
+        Outcome::Failed => "failed",
+        Outcome::Interrupted => "interrupted",
+    };
+    if result.outcome != Outcome::Passed {
+        let reason = result.error.clone().unwrap_or_default();
+        match diagnostics::collect(&sh, &ctx, &reason, &forward_logs) {
+            Ok(dir) => result.artifacts = Some(dir),
+            Err(e) => eprintln!("flow {}: diagnostics incomplete: {e:#}", flow.name),
+        }
+    }
+    let clean = match (result.outcome, keep) {
+        (Outcome::Interrupted, _) => true,
+        (_, Keep::Always) => false,
+        (Outcome::Passed, _) => true,
+        (Outcome::Failed, Keep::Failed) => false,
+        (Outcome::Failed, Keep::Never) => true,
+    };
+    if let Ok(mut r) = record.lock() {
+        r.status = status.into();
+        r.kept = !clean;
+        r.heartbeat = clock::unix_now();
+        let _ = r.save();
+    }
+    if clean {
+        if let Err(e) = runs::cleanup_run(&sh, &ctx.run_id, result.artifacts.is_some()) {
+            eprintln!("flow {}: {e:#}", flow.name);
+        }
+    } else {
+        result.kept = true;
+        if result.outcome == Outcome::Failed {
+            println!(
+                "flow {} failed; kept namespace {}: kubectl get all --namespace {}  (remove: cargo xtask cleanup --run-id {})",
+                flow.name, ctx.test_namespace, ctx.test_namespace, ctx.run_id
+            );
+        }
+    }
+    result
+}
+
+fn flow_steps(
+    sh: &Shell,
+    ctx: &RunContext,
+    flow: &Flow,
+    settings: &gitea::Settings,
+    local_port: &str,
+) -> Result<()> {
+    let deadline = Instant::now() + flow.timeout;
+    let logs = ctx.logs_dir();
+    // The run's namespaces, labeled: cleanup finds them by that label.
+    let labels = ctx.labels();
+    let items: Vec<serde_json::Value> = [&ctx.test_namespace, &ctx.controller_namespace]
+        .iter()
+        .map(|n| json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": n, "labels": labels } }))
+        .collect();
+    let namespaces = json!({ "apiVersion": "v1", "kind": "List", "items": items });
+    exec::cmd(cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -f -"))
+        .stdin(namespaces.to_string())
+        .log(logs.join("namespace.log"))
+        .timeout(Duration::from_secs(120))
+        .run()
+        .context("creating the run's namespaces")?;
+    if flow.gitea {
+        gitea::setup(sh, ctx, settings).context("setting up the run's Gitea repository")?;
+    }
+    let mut vars: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    vars.push(("E2E_LOCAL_PORT".into(), local_port.into()));
+    for (i, step) in flow.steps.iter().enumerate() {
+        let argv: Vec<String> = step.iter().map(|a| expand(a, &vars)).collect();
+        let (program, args) = argv.split_first().context("empty step")?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("flow {} timed out after {:.0}s", flow.name, flow.timeout.as_secs_f64());
+        }
+        exec::cmd(cmd!(sh, "{program} {args...}"))
+            .log(logs.join(format!("step-{}.log", i + 1)))
+            .timeout(left)
+            .run()
+            .with_context(|| format!("step {} of flow {}", i + 1, flow.name))?;
+    }
+    Ok(())
+}
+
+fn print_summary(results: &[FlowResult]) {
+    println!("\n{:<22} {:<12} {:<40} {:>9}  {:<11} ARTIFACTS", "FLOW", "RUN", "NAMESPACE", "TIME", "RESULT");
+    for r in results {
+        let verdict = match (r.outcome, r.kept) {
+            (Outcome::Passed, _) => "passed",
+            (Outcome::Failed, true) => "FAILED/kept",
+            (Outcome::Failed, false) => "FAILED",
+            (Outcome::Interrupted, _) => "interrupted",
+        };
+        let artifacts = r.artifacts.as_ref().map(|p| runs::rel(p)).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<22} {:<12} {:<40} {:>8.1}s  {verdict:<11} {artifacts}",
+            r.flow,
+            r.run_id,
+            r.namespace,
+            r.end_s - r.start_s
+        );
+    }
+    for r in results.iter().filter(|r| r.outcome == Outcome::Failed) {
+        let error = r.error.as_deref().unwrap_or("failed");
+        println!("\n{} ({}): {}", r.flow, r.run_id, error.lines().take(12).collect::<Vec<_>>().join("\n  "));
+    }
+    let passed = results.iter().filter(|r| r.outcome == Outcome::Passed).count();
+    println!("\n{passed} of {} flow(s) passed", results.len());
+}
+
+fn xml(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect::<String>()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn write_junit(path: &PathBuf, results: &[FlowResult], total: f64) -> Result<()> {
+    let failures = results.iter().filter(|r| r.outcome == Outcome::Failed).count();
+    let errors = results.iter().filter(|r| r.outcome == Outcome::Interrupted).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{total:.3}\">",
+        results.len()
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"e2e\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{total:.3}\">",
+        results.len()
+    );
+    for r in results {
+        let _ = writeln!(
+            out,
+            "    <testcase classname=\"e2e.flows\" name=\"{}\" time=\"{:.3}\">",
+            xml(&r.flow),
+            r.end_s - r.start_s
+        );
+        let message = xml(&exec::redact(r.error.as_deref().unwrap_or("")));
+        let first = message.lines().next().unwrap_or("");
+        match r.outcome {
+            Outcome::Passed => {}
+            Outcome::Failed => {
+                let _ = writeln!(out, "      <failure message=\"{first}\">{message}</failure>");
+            }
+            Outcome::Interrupted => {
+                let _ = writeln!(out, "      <error message=\"interrupted\">{message}</error>");
+            }
+        }
+        let artifacts = r.artifacts.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "      <system-out>run_id={} namespace={} artifacts={}</system-out>",
+            xml(&r.run_id),
+            xml(&r.namespace),
+            xml(&artifacts)
+        );
+        let _ = writeln!(out, "    </testcase>");
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Setup's tasks and the flows on one time axis; the critical path is setup's plus the longest flow.
+fn timing_report(
+    setup: Option<&pipeline::Report>,
+    setup_end: f64,
+    results: &[FlowResult],
+    wall: f64,
+) -> pipeline::Report {
+    let mut tasks = Vec::new();
+    let mut path: Vec<String>;
+    let mut path_s: f64;
+    if let Some(setup) = setup {
+        tasks.extend(setup.tasks.iter().cloned().map(|mut t| {
+            t.id = format!("setup/{}", t.id);
+            t.deps = t.deps.iter().map(|d| format!("setup/{d}")).collect();
+            t
+        }));
+        path = setup.critical_path.iter().map(|t| format!("setup/{t}")).collect();
+        path_s = setup.critical_path_s;
+    } else {
+        tasks.push(pipeline::TaskTiming {
+            id: "shared infra (reused)".into(),
+            deps: Vec::new(),
+            status: pipeline::Status::Ok,
+            start_s: Some(0.0),
+            end_s: Some(setup_end),
+            duration_s: setup_end,
+            attempts: 1,
+            log: String::new(),
+            error: None,
+        });
+        path_s = setup_end;
+        path = vec!["shared infra (reused)".into()];
+    }
+    for r in results {
+        tasks.push(pipeline::TaskTiming {
+            id: format!("flow:{}", r.flow),
+            deps: Vec::new(),
+            status: match r.outcome {
+                Outcome::Passed => pipeline::Status::Ok,
+                Outcome::Failed => pipeline::Status::Failed,
+                Outcome::Interrupted => pipeline::Status::Stopped,
+            },
+            start_s: Some(r.start_s),
+            end_s: Some(r.end_s),
+            duration_s: r.end_s - r.start_s,
+            attempts: 1,
+            log: r.artifacts.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            error: r.error.clone(),
+        });
+    }
+    if let Some(longest) =
+        results.iter().max_by(|a, b| (a.end_s - a.start_s).total_cmp(&(b.end_s - b.start_s)))
+    {
+        path.push(format!("flow:{}", longest.flow));
+        path_s += longest.end_s - longest.start_s;
+    }
+    pipeline::Report {
+        mode: "e2e",
+        threads: results.len(),
+        wall_s: wall,
+        critical_path: path,
+        critical_path_s: path_s,
+        tasks,
+    }
+}

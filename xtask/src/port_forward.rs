@@ -1,0 +1,363 @@
+//! Fixed port-forwards to shared infra (Gitea on 13000/13022, Prometheus on 19090), supervised.
+//!
+//! `kubectl port-forward` exits (kubectl >= 1.23) or hangs (<= 1.22) when its pod goes, and a
+//! `svc/` forward never re-resolves its pod (reference/api-contracts.md §4). So each forward is
+//! run by a small supervisor that outlives the xtask process: it probes the forward (HTTP path or
+//! TCP connect) and restarts kubectl, which resolves the service's pod again, with backoff. Its
+//! pid and log live in target/e2e/port-forwards/. A port held by something that is not ours is
+//! reported, never killed; `stop` ends only what we started.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::definition::{self, Forward};
+use crate::exec::{self, CancelToken};
+use crate::paths;
+
+pub fn pid_file(port: u16) -> PathBuf {
+    paths::port_forwards_dir().join(format!("{port}.pid"))
+}
+
+pub fn log_file(port: u16) -> PathBuf {
+    paths::port_forwards_dir().join(format!("{port}.log"))
+}
+
+/// Who holds a local port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    Free,
+    /// Our supervisor (its pid).
+    Ours(u32),
+    /// Someone else: pid and command name when we can see them.
+    Foreign(Option<(u32, String)>),
+}
+
+/// The pid of our live supervisor for `port`, checked by its command line (a reused pid is not
+/// mistaken for ours).
+pub fn our_supervisor(port: u16) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file(port)).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let ours = args.iter().any(|a| *a == b"port-forward") && args.iter().any(|a| *a == b"supervise");
+    (ours && exec::pid_alive(pid as i32)).then_some(pid)
+}
+
+pub fn holder(port: u16) -> Holder {
+    if let Some(pid) = our_supervisor(port) {
+        return Holder::Ours(pid);
+    }
+    if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        return Holder::Free;
+    }
+    Holder::Foreign(listener_owner(port))
+}
+
+/// Who listens on `port` (Linux: /proc/net/tcp* inode, then the /proc/<pid>/fd holding it).
+pub fn listener_owner(port: u16) -> Option<(u32, String)> {
+    let port_hex = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() > 9 && fields[1].ends_with(&port_hex) && fields[3] == "0A" {
+                inodes.push(format!("socket:[{}]", fields[9]));
+            }
+        }
+    }
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
+                    let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                    return Some((pid, name.trim().to_string()));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Is the forward answering? HTTP 200 on its probe path, or a TCP connect when it has none.
+pub fn healthy(f: &Forward) -> bool {
+    if f.probe.is_empty() {
+        return TcpStream::connect_timeout(&([127, 0, 0, 1], f.local).into(), Duration::from_secs(2)).is_ok();
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(3)))
+        .build()
+        .into();
+    agent
+        .get(format!("http://127.0.0.1:{}{}", f.local, f.probe))
+        .call()
+        .map(|r| r.status().as_u16() == 200)
+        .unwrap_or(false)
+}
+
+fn describe_foreign(f: &Forward, who: &Option<(u32, String)>) -> String {
+    let who = match who {
+        Some((pid, name)) => format!("pid {pid} ({name})"),
+        None => "another user's process".into(),
+    };
+    format!(
+        "port {} (forward {}) is held by {who}, not by us: it is left alone; stop it, or give the forward another local port in the e2e definition",
+        f.local, f.name
+    )
+}
+
+/// Makes every forward healthy: a healthy one of ours is reused, a free port gets a new
+/// supervisor, a foreign holder is an error (and is left alone).
+pub fn ensure(forwards: &[Forward], deadline: Duration) -> Result<()> {
+    let mut started = Vec::new();
+    for f in forwards {
+        match holder(f.local) {
+            Holder::Ours(_) => {}
+            Holder::Free => {
+                start_supervisor(f)?;
+                started.push(f.name.clone());
+            }
+            Holder::Foreign(who) => bail!(describe_foreign(f, &who)),
+        }
+    }
+    let start = Instant::now();
+    for f in forwards {
+        while !healthy(f) {
+            if exec::cancelled() {
+                bail!("interrupted while waiting for port-forward {}", f.name);
+            }
+            if start.elapsed() > deadline {
+                let tail = std::fs::read_to_string(log_file(f.local)).unwrap_or_default();
+                let tail: Vec<&str> = tail.lines().rev().take(8).collect();
+                bail!(
+                    "port-forward {} (localhost:{} -> {} {}:{}) not healthy within {:.0}s; last log lines:\n{}",
+                    f.name,
+                    f.local,
+                    f.namespace,
+                    f.target,
+                    f.remote,
+                    deadline.as_secs_f64(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}
+
+fn start_supervisor(f: &Forward) -> Result<()> {
+    let sh = Shell::new()?;
+    let xtask = std::env::current_exe().context("locating the xtask binary")?;
+    let (name, ns, target, local, remote) =
+        (&f.name, &f.namespace, &f.target, f.local.to_string(), f.remote.to_string());
+    let probe = format!("--probe={}", f.probe);
+    let pid = exec::cmd(cmd!(
+        sh,
+        "{xtask} port-forward supervise --name {name} --namespace {ns} --target {target} --local {local} --remote {remote} {probe}"
+    ))
+    .log(log_file(f.local))
+    .spawn_detached()
+    .with_context(|| format!("starting the supervisor of port-forward {name}"))?;
+    // The supervisor writes its own pid file too; write it now so a racing `ensure` sees it.
+    std::fs::create_dir_all(paths::port_forwards_dir())?;
+    std::fs::write(pid_file(f.local), format!("{pid}\n"))?;
+    Ok(())
+}
+
+/// Ends our supervisor on `port` (and its kubectl). Never touches anything else.
+pub fn stop(port: u16) -> Result<bool> {
+    let Some(pid) = our_supervisor(port) else {
+        let _ = std::fs::remove_file(pid_file(port));
+        return Ok(false);
+    };
+    // SAFETY: signalling a pid we verified is our supervisor.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let start = Instant::now();
+    while exec::pid_alive(pid as i32) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if exec::pid_alive(pid as i32) {
+        bail!("the supervisor of port {port} (pid {pid}) did not stop within 10 s");
+    }
+    let _ = std::fs::remove_file(pid_file(port));
+    Ok(true)
+}
+
+/// The supervisor's loop: keep `kubectl port-forward` running and healthy until SIGTERM.
+fn supervise(f: &Forward) -> Result<i32> {
+    std::fs::create_dir_all(paths::port_forwards_dir())?;
+    let me = std::process::id();
+    std::fs::write(pid_file(f.local), format!("{me}\n"))?;
+    let mut backoff = Duration::from_millis(200);
+    let mut generation = 0u32;
+    while !exec::cancelled() {
+        generation += 1;
+        let token = CancelToken::new();
+        let forward = f.clone();
+        let child_token = token.clone();
+        let child = std::thread::spawn(move || -> Result<exec::Output, exec::ExecError> {
+            let sh = Shell::new().map_err(|e| {
+                exec::ExecError::new(
+                    "kubectl port-forward".into(),
+                    exec::Failure::Spawn(e.to_string()),
+                    String::new(),
+                    None,
+                    Duration::ZERO,
+                )
+            })?;
+            let (ns, target) = (&forward.namespace, &forward.target);
+            let ports = format!("{}:{}", forward.local, forward.remote);
+            exec::cmd(cmd!(sh, "kubectl port-forward --address 127.0.0.1 --namespace {ns} {target} {ports}"))
+                .cancel_token(&child_token)
+                .run()
+        });
+        let started = Instant::now();
+        let mut failures = 0u32;
+        let mut healthy_since: Option<Instant> = None;
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            if child.is_finished() {
+                println!("=== kubectl port-forward exited (generation {generation}); restarting");
+                break;
+            }
+            if exec::cancelled() {
+                token.cancel();
+                break;
+            }
+            if healthy(f) {
+                failures = 0;
+                healthy_since.get_or_insert_with(Instant::now);
+            } else {
+                failures += 1;
+                // Give a fresh kubectl a few seconds to bind, then 3 failed probes in a row restart it.
+                if failures >= 3 && started.elapsed() > Duration::from_secs(3) {
+                    println!(
+                        "=== probe failed {failures} times; restarting kubectl (generation {generation})"
+                    );
+                    token.cancel();
+                    break;
+                }
+            }
+        }
+        let _ = child.join();
+        if exec::cancelled() {
+            break;
+        }
+        if healthy_since.is_some_and(|t| t.elapsed() > Duration::from_secs(30)) {
+            backoff = Duration::from_millis(200);
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    if std::fs::read_to_string(pid_file(f.local)).is_ok_and(|p| p.trim() == me.to_string()) {
+        let _ = std::fs::remove_file(pid_file(f.local));
+    }
+    println!("=== supervisor stopped");
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// `cargo xtask port-forward`.
+// ---------------------------------------------------------------------------------------------
+
+/// Show, start or stop the supervised port-forwards to shared infra.
+///
+/// The forwards come from the [[port-forward]] entries of the e2e definition (Gitea on
+/// localhost:13000 and :13022, Prometheus on :19090 by default). `ensure` reuses a healthy forward
+/// of ours, starts a supervisor on a free port, and reports (never kills) a foreign holder. `stop`
+/// ends only the supervisors we started.
+///
+/// Examples:
+///   cargo xtask port-forward status
+///   cargo xtask port-forward ensure
+///   cargo xtask port-forward stop
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+    /// The e2e definition [default: test/e2e/e2e.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub definition: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Each forward: port, who holds it, health
+    Status,
+    /// Make every forward healthy (reuse, start, or report a foreign holder)
+    Ensure,
+    /// Stop the supervisors we started
+    Stop,
+    /// Run one supervisor in the foreground (what `ensure` starts in the background)
+    #[command(hide = true)]
+    Supervise {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        namespace: String,
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        local: u16,
+        #[arg(long)]
+        remote: u16,
+        #[arg(long, default_value = "")]
+        probe: String,
+    },
+}
+
+impl Args {
+    pub fn run(self) -> Result<i32> {
+        if let Command::Supervise { name, namespace, target, local, remote, probe } = self.command {
+            return supervise(&Forward { name, namespace, target, local, remote, probe });
+        }
+        let path = self.definition.unwrap_or_else(definition::default_path);
+        let forwards = definition::load(&path)?.forwards;
+        if forwards.is_empty() {
+            return Err(anyhow!("{} defines no [[port-forward]]", path.display()));
+        }
+        match self.command {
+            Command::Status => {
+                println!("{:<12} {:>6}  {:<34} {:<9} HOLDER", "FORWARD", "LOCAL", "TARGET", "HEALTH");
+                for f in &forwards {
+                    let who = match holder(f.local) {
+                        Holder::Free => "free".to_string(),
+                        Holder::Ours(pid) => format!("our supervisor (pid {pid})"),
+                        Holder::Foreign(Some((pid, name))) => format!("NOT OURS: pid {pid} ({name})"),
+                        Holder::Foreign(None) => "NOT OURS".into(),
+                    };
+                    let health = if healthy(f) { "healthy" } else { "down" };
+                    let target = format!("{}/{}:{}", f.namespace, f.target, f.remote);
+                    println!("{:<12} {:>6}  {target:<34} {health:<9} {who}", f.name, f.local);
+                }
+                Ok(0)
+            }
+            Command::Ensure => {
+                ensure(&forwards, Duration::from_secs(60))?;
+                for f in &forwards {
+                    println!("{}: localhost:{} healthy", f.name, f.local);
+                }
+                Ok(0)
+            }
+            Command::Stop => {
+                for f in &forwards {
+                    if stop(f.local)? {
+                        println!("{}: stopped our supervisor on {}", f.name, f.local);
+                    }
+                }
+                Ok(0)
+            }
+            Command::Supervise { .. } => Ok(0),
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Runs on disk (`target/e2e/runs/<id>/run.json`): who owns each, its heartbeat, its state; and
+//! cleanup by run id only. Nothing here ever touches shared infra or the port-forwards.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use xshell::{cmd, Shell};
+
+use crate::run_context::{self, RunContext};
+use crate::{clock, exec, gitea, paths};
+
+/// `run.json`: enough to find a run's owner and everything it made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub flow: String,
+    pub namespace: String,
+    pub controller_namespace: String,
+    pub label: String,
+    pub pid: u32,
+    pub host: String,
+    /// Unix seconds.
+    pub started: u64,
+    pub heartbeat: u64,
+    /// running | passed | failed | interrupted
+    pub status: String,
+    #[serde(default)]
+    pub kept: bool,
+    /// Gitea was set up for it (so cleanup tears it down).
+    #[serde(default)]
+    pub gitea: bool,
+}
+
+impl RunRecord {
+    pub fn new(ctx: &RunContext) -> RunRecord {
+        let now = clock::unix_now();
+        RunRecord {
+            run_id: ctx.run_id.clone(),
+            flow: ctx.flow.clone(),
+            namespace: ctx.test_namespace.clone(),
+            controller_namespace: ctx.controller_namespace.clone(),
+            label: ctx.label_key.clone(),
+            pid: std::process::id(),
+            host: hostname(),
+            started: now,
+            heartbeat: now,
+            status: "running".into(),
+            kept: false,
+            gitea: false,
+        }
+    }
+
+    pub fn path(run_id: &str) -> PathBuf {
+        run_context::run_dir(run_id).join("run.json")
+    }
+
+    pub fn save(&self) -> Result<()> {
+        let path = RunRecord::path(&self.run_id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self)?)?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+    }
+
+    pub fn load(run_id: &str) -> Option<RunRecord> {
+        serde_json::from_str(&std::fs::read_to_string(RunRecord::path(run_id)).ok()?).ok()
+    }
+
+    /// Is the process that owns this run still there? (Another host's run: we cannot tell.)
+    pub fn owner(&self) -> Owner {
+        if self.host != hostname() {
+            Owner::OtherHost
+        } else if exec::pid_alive(self.pid as i32) && self.status == "running" {
+            Owner::Alive
+        } else {
+            Owner::Gone
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Alive,
+    Gone,
+    OtherHost,
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is a valid writable buffer of the given length.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Keeps a run's heartbeat fresh while it lives; stops on drop.
+pub struct Heartbeat {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    pub fn start(record: Arc<Mutex<RunRecord>>) -> Heartbeat {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut ticks = 0u32;
+            while !flag.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(200));
+                ticks += 1;
+                if ticks % 25 == 0 {
+                    if let Ok(mut r) = record.lock() {
+                        r.heartbeat = clock::unix_now();
+                        let _ = r.save();
+                    }
+                }
+            }
+        });
+        Heartbeat { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Every run on disk.
+pub fn all() -> Vec<RunRecord> {
+    let Ok(entries) = std::fs::read_dir(paths::state_root().join("runs")) else { return Vec::new() };
+    let mut out: Vec<RunRecord> =
+        entries.flatten().filter_map(|e| RunRecord::load(&e.file_name().to_string_lossy())).collect();
+    out.sort_by_key(|r| r.started);
+    out
+}
+
+/// Cluster-scoped kinds a run may create (each carrying its label).
+const CLUSTER_KINDS: &str =
+    "clusterrole,clusterrolebinding,validatingwebhookconfiguration,mutatingwebhookconfiguration";
+
+/// Removes what run `run_id` made: namespaces and cluster-scoped objects carrying its label, its
+/// Gitea repository/token/key, and its state (artifacts kept when asked). Runs even after Ctrl-C.
+pub fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Result<()> {
+    run_context::validate_run_id(run_id)?;
+    let record = RunRecord::load(run_id);
+    let label =
+        record.as_ref().map(|r| r.label.clone()).unwrap_or_else(|| run_context::DEFAULT_LABEL_KEY.into());
+    let selector = format!("{label}={run_id}");
+    let log = run_context::run_dir(run_id).join("logs").join("cleanup.log");
+    let mut errors = Vec::new();
+    let timeout = Duration::from_secs(120);
+    let kubectl = |c: xshell::Cmd<'_>| exec::cmd(c).cleanup().log(&log).timeout(timeout).run();
+    if let Err(e) =
+        kubectl(cmd!(sh, "kubectl delete namespace --selector {selector} --ignore-not-found --wait=false"))
+    {
+        errors.push(format!("namespaces: {e}"));
+    }
+    if let Err(e) =
+        kubectl(cmd!(sh, "kubectl delete {CLUSTER_KINDS} --selector {selector} --ignore-not-found"))
+    {
+        errors.push(format!("cluster-scoped objects: {e}"));
+    }
+    if record.as_ref().is_none_or(|r| r.gitea) {
+        let settings =
+            gitea::Settings { ready_timeout: Duration::from_secs(10), ..gitea::Settings::from_env(sh) };
+        let flow = record.as_ref().map(|r| r.flow.as_str());
+        if let Err(e) = gitea::teardown(sh, run_id, flow, &settings) {
+            errors.push(format!("gitea: {e:#}"));
+        }
+    }
+    let dir = run_context::run_dir(run_id);
+    if dir.exists() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?.flatten()
+        {
+            let path = entry.path();
+            if keep_artifacts && entry.file_name() == "artifacts" {
+                continue;
+            }
+            if keep_artifacts && entry.file_name() == "logs" {
+                continue; // the logs explain the artifacts
+            }
+            let removed =
+                if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            if let Err(e) = removed {
+                errors.push(format!("{}: {e}", path.display()));
+            }
+        }
+        let _ = std::fs::remove_dir(&dir); // only when empty
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        bail!("cleanup of run {run_id} incomplete:\n- {}", errors.join("\n- "))
+    }
+}
+
+fn age(secs: u64) -> String {
+    let d = clock::unix_now().saturating_sub(secs);
+    match d {
+        0..=119 => format!("{d}s"),
+        120..=7199 => format!("{}m", d / 60),
+        _ => format!("{}h", d / 3600),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `cargo xtask runs` and `cargo xtask cleanup`.
+// ---------------------------------------------------------------------------------------------
+
+/// List the runs on this machine and their state.
+///
+/// Examples:
+///   cargo xtask runs
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct RunsArgs {}
+
+impl RunsArgs {
+    pub fn run(self) -> Result<i32> {
+        let runs = all();
+        if runs.is_empty() {
+            println!("no runs under {}", paths::state_root().join("runs").display());
+            return Ok(0);
+        }
+        println!(
+            "{:<14} {:<20} {:<12} {:<16} {:>6} {:>9}  NAMESPACE",
+            "RUN", "FLOW", "STATUS", "OWNER", "AGE", "HEARTBEAT"
+        );
+        for r in runs {
+            let owner = match r.owner() {
+                Owner::Alive => format!("pid {} alive", r.pid),
+                Owner::Gone => "gone".into(),
+                Owner::OtherHost => format!("on {}", r.host),
+            };
+            let status = if r.kept { format!("{} (kept)", r.status) } else { r.status.clone() };
+            println!(
+                "{:<14} {:<20} {:<12} {:<16} {:>6} {:>9}  {}",
+                r.run_id,
+                r.flow,
+                status,
+                owner,
+                age(r.started),
+                age(r.heartbeat),
+                r.namespace
+            );
+        }
+        Ok(0)
+    }
+}
+
+/// Remove one run's namespaces, cluster-scoped objects, Gitea repository/token/key and state.
+///
+/// Selects only by the run's label (configbutler.ai/e2e-run-id=<id>) and its namespaces: never
+/// by broad name, never shared infra, never the port-forwards. `--stale` reaps every run whose
+/// owner is gone (dead pid on this host, or no heartbeat) and whose heartbeat is older than
+/// --older-than; a live run is never touched.
+///
+/// Examples:
+///   cargo xtask cleanup --run-id k3x9q2m1ab
+///   cargo xtask cleanup --stale --older-than 2h
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct CleanupArgs {
+    /// The run to remove
+    #[arg(long, conflicts_with = "stale", required_unless_present = "stale")]
+    pub run_id: Option<String>,
+    /// Remove every run whose owner is gone
+    #[arg(long)]
+    pub stale: bool,
+    /// With --stale: only runs whose heartbeat is older than this
+    #[arg(long, default_value = "2h", value_parser = parse_age)]
+    pub older_than: Duration,
+    /// Keep the run's artifacts and logs
+    #[arg(long)]
+    pub keep_artifacts: bool,
+}
+
+fn parse_age(s: &str) -> Result<Duration, String> {
+    crate::definition::parse_duration(s)
+}
+
+impl CleanupArgs {
+    pub fn run(self, sh: &Shell) -> Result<i32> {
+        if let Some(id) = &self.run_id {
+            cleanup_run(sh, id, self.keep_artifacts)?;
+            println!("run {id}: cleaned");
+            return Ok(0);
+        }
+        let now = clock::unix_now();
+        let mut failed = 0;
+        let mut reaped = 0;
+        for r in all() {
+            let old = now.saturating_sub(r.heartbeat) >= self.older_than.as_secs();
+            if !old || r.owner() == Owner::Alive {
+                continue;
+            }
+            match cleanup_run(sh, &r.run_id, self.keep_artifacts) {
+                Ok(()) => {
+                    reaped += 1;
+                    println!(
+                        "run {} ({}): reaped (owner gone, heartbeat {} ago)",
+                        r.run_id,
+                        r.flow,
+                        age(r.heartbeat)
+                    );
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("run {}: {e:#}", r.run_id);
+                }
+            }
+        }
+        println!("{reaped} stale run(s) reaped");
+        Ok(if failed > 0 { 1 } else { 0 })
+    }
+}
+
+/// A path to show in messages.
+pub fn rel(p: &Path) -> String {
+    p.strip_prefix(paths::project_root()).unwrap_or(p).display().to_string()
+}

@@ -1,0 +1,503 @@
+//! `cargo xtask e2e` end to end on the fake toolchain, the Gitea test server (reached through the
+//! supervised port-forwards, which the fake kubectl really listens on and proxies), and real
+//! git / ssh.
+#![allow(clippy::disallowed_methods)]
+// The assertions name the broad commands they forbid.
+// xtask-lint: allow-file(broad-process-kill)
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testkit::gitea::GiteaServer;
+use testkit::{Call, FakeToolchain, Rule};
+
+const LABEL: &str = "configbutler.ai/e2e-run-id";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct World {
+    fake: FakeToolchain,
+    gitea: GiteaServer,
+    state: tempfile::TempDir,
+    home: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    def: PathBuf,
+    http: u16,
+    ssh: u16,
+}
+
+impl World {
+    /// `flows`: TOML `[[flow]]` entries appended to a definition with one image, a gitea deploy
+    /// and the three forwards on free ports.
+    fn new(flows: &str) -> World {
+        let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+        let gitea = GiteaServer::start().unwrap();
+        let (http, ssh, prom) = (free_port(), free_port(), free_port());
+        fake.forward("svc/gitea-http", &gitea.http_addr()).unwrap();
+        fake.forward("svc/gitea-ssh", &gitea.ssh_endpoint()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        std::fs::write(dir.path().join("docker/app.Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.path().join("app.yaml"), "kind: List\n").unwrap();
+        let def = dir.path().join("e2e.toml");
+        std::fs::write(
+            &def,
+            format!(
+                r#"[cluster]
+name = "e2e"
+
+[[image]]
+name = "app"
+tag = "app:t"
+dockerfile = "docker/app.Dockerfile"
+
+[[deploy]]
+name = "gitea"
+namespace = "gitea-e2e"
+helm = {{ chart = "gitea" }}
+
+[[port-forward]]
+name = "gitea"
+namespace = "gitea-e2e"
+target = "svc/gitea-http"
+local = {http}
+remote = 3000
+probe = "/api/v1/version"
+
+[[port-forward]]
+name = "gitea-ssh"
+namespace = "gitea-e2e"
+target = "svc/gitea-ssh"
+local = {ssh}
+remote = 22
+
+[[port-forward]]
+name = "prometheus"
+namespace = "prometheus-operator"
+target = "svc/prometheus-operated"
+local = {prom}
+remote = 9090
+probe = "/-/ready"
+{flows}"#
+            ),
+        )
+        .unwrap();
+        let home = tempfile::tempdir().unwrap();
+        World { fake, gitea, state: tempfile::tempdir().unwrap(), home, dir, def, http, ssh }
+    }
+
+    fn xtask(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.args(args)
+            .env("PATH", self.fake.path_env())
+            .env("E2E_STATE_DIR", self.state.path())
+            .env("HOME", self.home.path())
+            .env("CI", "true")
+            .env_remove("E2E_RUN_ID")
+            .env("E2E_GITEA_API_URL", format!("http://127.0.0.1:{}/api/v1", self.http))
+            .env("E2E_GITEA_SSH", format!("127.0.0.1:{}", self.ssh))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        for (k, v) in self.gitea.env() {
+            if k != "E2E_GITEA_API_URL" && k != "E2E_GITEA_SSH" {
+                cmd.env(k, v);
+            }
+        }
+        cmd
+    }
+
+    fn e2e(&self, extra: &[&str]) -> Command {
+        let mut args = vec!["e2e", "--definition", self.def.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.xtask(&args)
+    }
+
+    fn run_dir(&self, id: &str) -> PathBuf {
+        self.state.path().join("runs").join(id)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Supervisors outlive xtask by design; the test stops what it started.
+        let _ = self.xtask(&["port-forward", "stop", "--definition", self.def.to_str().unwrap()]).output();
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The run ids of each flow, from the namespace applies in the journal.
+fn runs(calls: &[Call]) -> Vec<(String, String)> {
+    calls
+        .iter()
+        .filter(|c| {
+            c.tool == "kubectl"
+                && c.argv[0] == "apply"
+                && c.stdin.as_deref().is_some_and(|s| s.contains("\"Namespace\""))
+        })
+        .filter_map(|c| {
+            let v: Value = serde_json::from_str(c.stdin.as_deref()?).ok()?;
+            // The flow's own namespace apply holds only namespaces (Gitea's also holds secrets).
+            if !v["items"].as_array()?.iter().all(|i| i["kind"] == "Namespace") {
+                return None;
+            }
+            let ns = v["items"][0]["metadata"]["name"].as_str()?.to_string();
+            let id = v["items"][0]["metadata"]["labels"][LABEL].as_str()?.to_string();
+            Some((id, ns))
+        })
+        .collect()
+}
+
+/// No broad deletes or kills anywhere; every delete names the run label or the run namespace.
+fn assert_scoped_deletes(calls: &[Call]) {
+    for c in calls {
+        let line = c.line();
+        assert!(!line.contains("pkill") && !line.contains("killall"), "{line}");
+        if c.tool == "kubectl" && c.argv[0] == "delete" {
+            assert!(
+                !c.argv.iter().any(|a| a == "--all" || a == "-A" || a == "--all-namespaces"),
+                "broad delete: {line}"
+            );
+            let scoped = c.argv.windows(2).any(|w| {
+                (w[0] == "--selector" && w[1].starts_with(&format!("{LABEL}=")))
+                    || (w[0] == "--namespace" && w[1].starts_with("run-e2e-"))
+            });
+            assert!(scoped, "unscoped delete: {line}");
+        }
+        assert!(!(c.tool == "kind" && c.argv[0] == "delete"), "shared infra deleted: {line}");
+    }
+}
+
+const THREE_FLOWS: &str = r#"
+[[flow]]
+name = "full"
+steps = [["kubectl", "wait", "--namespace", "${E2E_TEST_NAMESPACE}", "--for=condition=ready", "pod", "--all"]]
+
+[[flow]]
+name = "quickstart-helm"
+steps = [["helm", "upgrade", "--install", "demo-${E2E_RUN_ID}", "chart", "--namespace", "${E2E_TEST_NAMESPACE}"], ["kubectl", "wait", "--namespace", "${E2E_TEST_NAMESPACE}", "--for=condition=ready", "pod", "--all"]]
+
+[[flow]]
+name = "quickstart-manifest"
+steps = [["kubectl", "apply", "--namespace", "${E2E_TEST_NAMESPACE}", "-f", "app.yaml"], ["kubectl", "wait", "--namespace", "${E2E_TEST_NAMESPACE}", "--for=condition=ready", "pod", "--all"]]
+"#;
+
+#[test]
+fn three_flows_run_at_once_each_in_its_own_namespace_and_all_pass() {
+    let w = World::new(THREE_FLOWS);
+    w.fake.rule(Rule::new("kubectl", "^wait").delay_ms(1500)).unwrap();
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let calls = w.fake.journal().unwrap();
+    let runs = runs(&calls);
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    let waits: Vec<&Call> = calls.iter().filter(|c| c.tool == "kubectl" && c.argv[0] == "wait").collect();
+    assert_eq!(waits.len(), 3);
+    for (i, a) in waits.iter().enumerate() {
+        for b in &waits[i + 1..] {
+            assert!(a.overlaps(b), "flows run at the same time");
+        }
+    }
+    // Each flow's commands carry its own run id and touch only its own namespace.
+    let in_flow = |c: &&Call| {
+        c.env.contains_key("E2E_RUN_ID") && c.env.get("E2E_FLOW").map(String::as_str) != Some("setup")
+    };
+    for c in calls.iter().filter(in_flow).filter(|c| {
+        c.argv[0] == "wait" || c.argv[0] == "upgrade" || (c.argv[0] == "apply" && c.stdin.is_none())
+    }) {
+        let id = &c.env["E2E_RUN_ID"];
+        let (_, ns) = runs.iter().find(|(r, _)| r == id).unwrap();
+        assert!(c.argv.iter().any(|a| a == ns), "{} outside {ns}", c.line());
+        assert!(
+            c.argv.iter().all(|a| !runs.iter().any(|(other, _)| other != id && a.contains(other.as_str()))),
+            "{}",
+            c.line()
+        );
+    }
+    for (id, ns) in &runs {
+        assert_eq!(
+            ns,
+            &format!(
+                "run-e2e-{}-{id}",
+                ns.trim_start_matches("run-e2e-").trim_end_matches(&format!("-{id}"))
+            )
+        );
+        // Passed: cleaned by label.
+        assert!(calls.iter().any(|c| c.line()
+            == format!("kubectl delete namespace --selector {LABEL}={id} --ignore-not-found --wait=false")));
+        assert!(!w.run_dir(id).join("artifacts").exists());
+    }
+    assert_scoped_deletes(&calls);
+    // Gitea: three repositories were made, and removed with the passed runs.
+    assert_eq!(
+        w.gitea
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/repos") && r.status == 201)
+            .count(),
+        3
+    );
+    assert!(w.gitea.repos().is_empty() && w.gitea.tokens().is_empty());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 of 3 flow(s) passed"), "{stdout}");
+    let junit = std::fs::read_to_string(w.state.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("tests=\"3\" failures=\"0\""), "{junit}");
+}
+
+#[test]
+fn one_failing_flow_keeps_its_namespace_and_artifacts_the_others_pass_and_are_cleaned() {
+    let flows = THREE_FLOWS.replace(
+        r#"steps = [["kubectl", "wait", "--namespace", "${E2E_TEST_NAMESPACE}", "--for=condition=ready", "pod", "--all"]]
+
+[[flow]]
+name = "quickstart-helm""#,
+        r#"steps = [["sh", "-c", "echo 'assertion failed: mirrored file never appeared' >&2; exit 3"]]
+
+[[flow]]
+name = "quickstart-helm""#,
+    );
+    let w = World::new(&flows);
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let calls = w.fake.journal().unwrap();
+    let runs = runs(&calls);
+    let (failed_id, failed_ns) = runs.iter().find(|(_, ns)| ns.starts_with("run-e2e-full-")).unwrap().clone();
+    for (id, ns) in &runs {
+        let deleted = calls.iter().any(|c| {
+            c.line().starts_with("kubectl delete namespace") && c.line().contains(&format!("{LABEL}={id}"))
+        });
+        let index = w.run_dir(id).join("artifacts/index.json");
+        if *id == failed_id {
+            assert!(!deleted, "the failed run's namespace {ns} is kept");
+            let index: Value = serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+            assert_eq!(index["namespace"], ns.as_str());
+            assert!(index["reason"].as_str().unwrap().contains("mirrored file never appeared"), "{index}");
+            let files: Vec<&str> =
+                index["files"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+            for f in [
+                "pods.txt",
+                "describe.txt",
+                "logs.txt",
+                "events.txt",
+                "helm.txt",
+                "checkout-status.txt",
+                "checkout-log.txt",
+            ] {
+                assert!(files.contains(&f), "{f} missing from {files:?}");
+            }
+            assert!(files.iter().any(|f| f.starts_with("port-forward-")), "{files:?}");
+            // Diagnostics select by the run's namespace and label only.
+            let logs = calls.iter().find(|c| c.argv[0] == "logs" && c.argv.contains(&failed_ns)).unwrap();
+            assert!(logs.argv.contains(&format!("{LABEL}={id}")));
+        } else {
+            assert!(deleted, "passed run {id} is cleaned: {}", text(&out));
+            assert!(!index.exists(), "no artifacts for a passed run");
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("kept namespace {failed_ns}"))
+            && stdout.contains(&format!("cargo xtask cleanup --run-id {failed_id}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 of 3 flow(s) passed"), "{stdout}");
+    let junit = std::fs::read_to_string(w.state.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("tests=\"3\" failures=\"1\""), "{junit}");
+    assert_eq!(junit.matches("<failure").count(), 1);
+    assert_scoped_deletes(&calls);
+
+    // The kept run is listed, then removed by id.
+    let listed = w.xtask(&["runs"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&failed_id));
+    let cleaned = w.xtask(&["cleanup", "--run-id", &failed_id]).output().unwrap();
+    assert!(cleaned.status.success(), "{}", text(&cleaned));
+    assert!(w
+        .fake
+        .journal()
+        .unwrap()
+        .iter()
+        .any(|c| c.line().contains(&format!("delete namespace --selector {LABEL}={failed_id}"))));
+    assert!(!w.run_dir(&failed_id).exists());
+}
+
+#[test]
+fn two_invocations_at_once_create_the_cluster_once_and_both_pass() {
+    let w = World::new(
+        r#"
+[[flow]]
+name = "full"
+gitea = false
+steps = [["kubectl", "get", "pods", "--namespace", "${E2E_TEST_NAMESPACE}"]]
+"#,
+    );
+    w.fake.rule(Rule::new("docker", "^build").delay_ms(800)).unwrap();
+    let a = w.e2e(&[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let b = w.e2e(&[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let calls = w.fake.journal().unwrap();
+    assert_eq!(calls.iter().filter(|c| c.line().starts_with("kind create cluster")).count(), 1, "{calls:#?}");
+    assert_eq!(runs(&calls).len(), 2);
+}
+
+#[test]
+fn a_killed_forward_comes_back_and_the_flow_passes() {
+    let w = World::new(
+        r#"
+[[flow]]
+name = "full"
+steps = [["sh", "-c", "sleep 3; git -C \"$E2E_CHECKOUT_DIR\" pull -q"]]
+"#,
+    );
+    let child: Child = w.e2e(&[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Once the flow runs its step, kill the SSH forward's kubectl.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ssh_port = format!("{}:22", w.ssh);
+    loop {
+        assert!(Instant::now() < deadline, "the flow never started");
+        let runs_dir = w.state.path().join("runs");
+        let stepping = std::fs::read_dir(&runs_dir)
+            .map(|d| d.flatten().any(|e| e.path().join("logs/step-1.log").exists()))
+            .unwrap_or(false);
+        if stepping {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let forwards: Vec<_> =
+        w.fake.started().unwrap().into_iter().filter(|s| s.argv.contains(&ssh_port)).collect();
+    assert_eq!(forwards.len(), 1);
+    // SAFETY: killing the fake kubectl this test's scenario started.
+    unsafe { libc::kill(forwards[0].pid as i32, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "the flow passes through the restarted forward: {}", text(&out));
+    let again: Vec<_> =
+        w.fake.started().unwrap().into_iter().filter(|s| s.argv.contains(&ssh_port)).collect();
+    assert!(again.len() >= 2, "the supervisor restarted kubectl port-forward");
+}
+
+#[test]
+fn a_foreign_listener_on_a_forward_port_is_reported_and_left_alone() {
+    let w = World::new(
+        r#"
+[[flow]]
+name = "full"
+gitea = false
+steps = [["true"]]
+"#,
+    );
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", w.http)).unwrap();
+    let out = w.e2e(&[]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("port {}", w.http))
+            && err.contains("not by us")
+            && err.contains(&std::process::id().to_string()),
+        "{err}"
+    );
+    assert!(
+        squatter.local_addr().is_ok() && std::net::TcpStream::connect(("127.0.0.1", w.http)).is_ok(),
+        "still ours"
+    );
+    assert!(runs(&w.fake.journal().unwrap()).is_empty(), "no flow ran");
+}
+
+#[test]
+fn sigint_stops_the_flows_cleans_each_run_and_leaves_shared_infra_up() {
+    let marker = format!("sigint-marker-{}", std::process::id());
+    let step = format!(r#"["sh", "-c", "sleep 30 # {marker}"]"#);
+    let w = World::new(&format!(
+        "\n[[flow]]\nname = \"full\"\ngitea = false\nsteps = [{step}]\n\n[[flow]]\nname = \"quickstart-helm\"\ngitea = false\nsteps = [{step}]\n"
+    ));
+    let mut child = w.e2e(&["--parallel"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running_with(&marker).len() < 2 {
+        assert!(Instant::now() < deadline, "the flows never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(sent.elapsed() < Duration::from_secs(30), "xtask did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(running_with(&marker).is_empty(), "a flow's child was left running");
+    let calls = w.fake.journal().unwrap();
+    let runs = runs(&calls);
+    assert_eq!(runs.len(), 2);
+    for (id, _) in &runs {
+        assert!(
+            calls.iter().any(|c| c.line().contains(&format!("delete namespace --selector {LABEL}={id}"))),
+            "cleanup of {id}"
+        );
+    }
+    assert_scoped_deletes(&calls);
+    // Shared infra stays: the forwards' supervisors are alive and healthy.
+    let status =
+        w.xtask(&["port-forward", "status", "--definition", w.def.to_str().unwrap()]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.matches("healthy").count(), 3, "{status}");
+}
+
+/// Pids whose command line contains `marker`.
+fn running_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == std::process::id() {
+            continue;
+        }
+        if std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn stale_runs_are_reaped_and_live_ones_are_not() {
+    let w = World::new("\n[[flow]]\nname = \"full\"\ngitea = false\nsteps = [[\"true\"]]\n");
+    let dead_pid = {
+        let mut c = Command::new("true").spawn().unwrap();
+        c.wait().unwrap();
+        c.id()
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let host = String::from_utf8_lossy(&Command::new("hostname").output().unwrap().stdout).trim().to_string();
+    for (id, pid) in [("stale1", dead_pid), ("live1", std::process::id())] {
+        let dir = w.run_dir(id);
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        let record = serde_json::json!({
+            "run_id": id, "flow": "full", "namespace": format!("run-e2e-full-{id}"),
+            "controller_namespace": format!("ctl-e2e-full-{id}"), "label": LABEL, "pid": pid, "host": host,
+            "started": now - 4 * 3600, "heartbeat": now - 3 * 3600, "status": "running", "kept": false, "gitea": false,
+        });
+        std::fs::write(dir.join("run.json"), record.to_string()).unwrap();
+    }
+    let listed = w.xtask(&["runs"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("stale1") && listed.contains("gone") && listed.contains("alive"), "{listed}");
+    let out = w.xtask(&["cleanup", "--stale", "--older-than", "2h"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = w.fake.journal().unwrap();
+    assert!(calls.iter().any(|c| c.line().contains(&format!("--selector {LABEL}=stale1"))));
+    assert!(!calls.iter().any(|c| c.line().contains("live1")), "a live run is never reaped");
+    assert!(!w.run_dir("stale1").exists() && w.run_dir("live1").exists());
+    assert_scoped_deletes(&calls);
+}
