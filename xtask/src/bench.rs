@@ -30,6 +30,19 @@ pub enum Bench {
     Lint(LintBench),
     /// The seed profiles on the fake toolchain: sequential, phase barriers, graph, critical path
     Pipeline(PipelineBench),
+    /// Three flows after shared setup on the fake toolchain: sequential vs parallel vs lower bound
+    E2e(E2eBench),
+}
+
+/// Runs `cargo xtask e2e` on the fake toolchain with seed-like durations (seed 000's three flows
+/// after the shared setup), once one flow at a time and once with --parallel, each from a fresh
+/// state (setup included). The lower bound is setup's critical path plus the longest flow.
+/// Target: parallel <= 1.05 x lower bound. Flows skip Gitea here: this measures scheduling.
+#[derive(clap::Args, Debug)]
+pub struct E2eBench {
+    /// Seconds of wall time per minute of the profile
+    #[arg(long, default_value_t = 0.5)]
+    pub scale: f64,
 }
 
 /// Runs the pipeline engine on the fake toolchain with durations from the seed profiles, scaled:
@@ -65,6 +78,7 @@ impl Args {
         match self.bench {
             Bench::Lint(b) => b.run(sh),
             Bench::Pipeline(b) => b.run(sh),
+            Bench::E2e(b) => b.run(sh),
         }
     }
 }
@@ -493,4 +507,113 @@ fn with_barriers(tasks: &[crate::pipeline::Task]) -> Vec<crate::pipeline::Task> 
             t
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// bench e2e.
+// ---------------------------------------------------------------------------------------------
+
+/// Shared setup (minutes): builds, cluster, loads, Gitea and Prometheus deploys.
+const E2E_SETUP: &[(&str, &str, f64)] = &[
+    ("docker", "^build", 2.0),
+    ("kind", "^create cluster", 0.5),
+    ("kind", "^load", 0.25),
+    ("helm", "^upgrade --install", 1.0),
+];
+/// The flows (minutes): seed 000's full suite and the two quickstarts.
+const E2E_FLOWS: &[(&str, f64)] = &[("full", 6.0), ("quickstart-helm", 3.0), ("quickstart-manifest", 2.5)];
+
+impl E2eBench {
+    fn run(self, sh: &Shell) -> Result<i32> {
+        if !(self.scale > 0.0 && self.scale <= 60.0) {
+            bail!("--scale must be between 0 and 60 seconds per minute");
+        }
+        let fake_bin = fake_tool(sh)?;
+        let xtask = std::env::current_exe().context("locating the xtask binary")?;
+        let ms = |minutes: f64| (minutes * self.scale * 1000.0).round() as u64;
+        // build -> cluster -> helm (the load runs beside the deploys, which run side by side).
+        let setup_cp: f64 = (E2E_SETUP[0].2 + E2E_SETUP[1].2 + E2E_SETUP[3].2) * self.scale;
+        let longest = E2E_FLOWS.iter().map(|(_, m)| m * self.scale).fold(0.0, f64::max);
+        let lower = setup_cp + longest;
+        let mut walls = Vec::new();
+        for parallel in [false, true] {
+            let work = tempfile::Builder::new().prefix("bench-e2e-").tempdir()?;
+            let fake = testkit::FakeToolchain::new(&fake_bin)?;
+            for (tool, pattern, minutes) in E2E_SETUP {
+                fake.rule(testkit::Rule::new(tool, pattern).delay_ms(ms(*minutes)))?;
+            }
+            for (flow, minutes) in E2E_FLOWS {
+                fake.rule(
+                    testkit::Rule::new("kubectl", &format!("^rollout status deployment/{flow} "))
+                        .delay_ms(ms(*minutes)),
+                )?;
+            }
+            let def = write_bench_definition(work.path())?;
+            let state = work.path().join("state");
+            let path = fake.path_env();
+            let mut args = vec!["e2e".to_string(), "--definition".into(), def.display().to_string()];
+            if parallel {
+                args.push("--parallel".into());
+            }
+            let start = std::time::Instant::now();
+            let out = exec::cmd(
+                cmd!(sh, "{xtask} {args...}")
+                    .env("PATH", &path)
+                    .env("E2E_STATE_DIR", &state)
+                    .env("CI", "true"),
+            )
+            .allow_failure()
+            .log(paths::logs_dir().join("bench-e2e.log"))
+            .run();
+            let wall = start.elapsed().as_secs_f64();
+            let stop_args =
+                ["port-forward".to_string(), "stop".into(), "--definition".into(), def.display().to_string()];
+            let _ =
+                exec::cmd(cmd!(sh, "{xtask} {stop_args...}").env("PATH", &path).env("E2E_STATE_DIR", &state))
+                    .allow_failure()
+                    .log(paths::logs_dir().join("bench-e2e.log"))
+                    .run();
+            let out = out?;
+            if out.code != Some(0) {
+                bail!("bench e2e run failed:\n{}{}", out.stdout, out.stderr);
+            }
+            walls.push((if parallel { "parallel" } else { "sequential" }, wall));
+        }
+        println!("e2e: shared setup + 3 flows (seed 000), {} s per minute", self.scale);
+        println!("  {:<14} {:>8}  {:>9}", "mode", "wall", "/ bound");
+        for (mode, wall) in &walls {
+            println!("  {mode:<14} {wall:>7.2}s  {:>8.3}x", wall / lower);
+        }
+        println!(
+            "  {:<14} {lower:>7.2}s  (setup critical path {setup_cp:.2}s + longest flow {longest:.2}s)",
+            "lower bound"
+        );
+        let ratio = walls[1].1 / lower;
+        let ok = ratio <= 1.05;
+        println!("  parallel / lower bound = {ratio:.3} (target <= 1.05) {}", verdict(ok));
+        Ok(if ok { 0 } else { 1 })
+    }
+}
+
+fn write_bench_definition(dir: &std::path::Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir.join("docker"))?;
+    std::fs::write(dir.join("docker/app.Dockerfile"), "FROM scratch\n")?;
+    let port = || -> Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
+    let mut text = String::from(
+        "[cluster]\nname = \"bench\"\n\n[[image]]\nname = \"app\"\ntag = \"app:bench\"\ndockerfile = \"docker/app.Dockerfile\"\n\n\
+         [[deploy]]\nname = \"gitea\"\nnamespace = \"gitea-e2e\"\nhelm = { chart = \"gitea\" }\n\n\
+         [[deploy]]\nname = \"prometheus\"\nnamespace = \"prometheus-operator\"\nhelm = { chart = \"kube-prometheus-stack\" }\n",
+    );
+    text.push_str(&format!(
+        "\n[[port-forward]]\nname = \"gitea\"\nnamespace = \"gitea-e2e\"\ntarget = \"svc/gitea-http\"\nlocal = {}\nremote = 3000\nprobe = \"/api/v1/version\"\n",
+        port()?
+    ));
+    for (flow, _) in E2E_FLOWS {
+        text.push_str(&format!(
+            "\n[[flow]]\nname = \"{flow}\"\ngitea = false\nsteps = [[\"kubectl\", \"rollout\", \"status\", \"deployment/{flow}\", \"--namespace\", \"${{E2E_TEST_NAMESPACE}}\"]]\n"
+        ));
+    }
+    let path = dir.join("e2e.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
 }

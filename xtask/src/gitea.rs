@@ -366,18 +366,31 @@ pub fn setup(sh: &Shell, ctx: &RunContext, settings: &Settings) -> Result<Record
         deploy_key_id = r.json()["id"].as_i64();
     }
 
-    // 5. known_hosts from a real scan: never a made-up host key.
+    // 5. known_hosts from a real scan: never a made-up host key. A scan through a port-forward
+    // sometimes gets the banner but no key: retried with bounded backoff.
     let (host, port) = settings.ssh_host_port()?;
-    let scan = exec::cmd(cmd!(sh, "ssh-keyscan -T 10 -p {port} {host}"))
-        .log(&log)
-        .timeout(Duration::from_secs(30))
-        .allow_failure()
-        .run()?;
-    let scanned: Vec<&str> =
-        scan.stdout.lines().filter(|l| !l.starts_with('#') && l.split_whitespace().count() >= 3).collect();
+    let mut attempt = 0;
+    let (scan, scanned) = loop {
+        attempt += 1;
+        let scan = exec::cmd(cmd!(sh, "ssh-keyscan -T 10 -p {port} {host}"))
+            .log(&log)
+            .timeout(Duration::from_secs(30))
+            .allow_failure()
+            .run()?;
+        let keys: Vec<String> = scan
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.split_whitespace().count() >= 3)
+            .map(String::from)
+            .collect();
+        if !keys.is_empty() || attempt >= 5 || exec::cancelled() {
+            break (scan, keys);
+        }
+        std::thread::sleep(Duration::from_millis(300 * 2u64.pow(attempt - 1)));
+    };
     if scanned.is_empty() {
         bail!(
-            "ssh-keyscan of Gitea's SSH endpoint {host}:{port} returned no host key ({}); is the SSH port-forward up? (E2E_GITEA_SSH)",
+            "ssh-keyscan of Gitea's SSH endpoint {host}:{port} returned no host key after {attempt} tries ({}); is the SSH port-forward up? (E2E_GITEA_SSH)",
             scan.stderr.lines().last().unwrap_or("no output").trim()
         );
     }

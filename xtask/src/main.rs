@@ -49,6 +49,7 @@ impl Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let error_code = cli.command.error_code();
     let code = match run(cli) {
@@ -64,6 +65,25 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(if exec::cancelled() { 130 } else { code as u8 })
+}
+
+/// `cargo xtask ... | head`: a closed stdout ends us quietly (exit 141, as for SIGPIPE), after
+/// stopping whatever commands run, instead of a panic with a backtrace.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            exec::cancel();
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {

@@ -146,7 +146,7 @@ pub fn ensure(forwards: &[Forward], deadline: Duration) -> Result<()> {
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 );
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
     Ok(())
@@ -328,8 +328,11 @@ impl Args {
         }
         match self.command {
             Command::Status => {
-                println!("{:<12} {:>6}  {:<34} {:<9} HOLDER", "FORWARD", "LOCAL", "TARGET", "HEALTH");
-                for f in &forwards {
+                let targets: Vec<String> =
+                    forwards.iter().map(|f| format!("{}/{}:{}", f.namespace, f.target, f.remote)).collect();
+                let tw = targets.iter().map(String::len).max().unwrap_or(6).max(6);
+                println!("{:<12} {:>6}  {:<tw$} {:<9} HOLDER", "FORWARD", "LOCAL", "TARGET", "HEALTH");
+                for (f, target) in forwards.iter().zip(&targets) {
                     let who = match holder(f.local) {
                         Holder::Free => "free".to_string(),
                         Holder::Ours(pid) => format!("our supervisor (pid {pid})"),
@@ -337,8 +340,7 @@ impl Args {
                         Holder::Foreign(None) => "NOT OURS".into(),
                     };
                     let health = if healthy(f) { "healthy" } else { "down" };
-                    let target = format!("{}/{}:{}", f.namespace, f.target, f.remote);
-                    println!("{:<12} {:>6}  {target:<34} {health:<9} {who}", f.name, f.local);
+                    println!("{:<12} {:>6}  {target:<tw$} {health:<9} {who}", f.name, f.local);
                 }
                 Ok(0)
             }

@@ -2,7 +2,6 @@
 //! cleanup by run id only. Nothing here ever touches shared infra or the port-forwards.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,36 +101,32 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// Keeps a run's heartbeat fresh while it lives; stops on drop.
+/// Keeps a run's heartbeat fresh while it lives (every 5 s); stops at once on drop.
 pub struct Heartbeat {
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Heartbeat {
     pub fn start(record: Arc<Mutex<RunRecord>>) -> Heartbeat {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let mut ticks = 0u32;
-            while !flag.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(200));
-                ticks += 1;
-                if ticks % 25 == 0 {
-                    if let Ok(mut r) = record.lock() {
-                        r.heartbeat = clock::unix_now();
-                        let _ = r.save();
-                    }
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(Duration::from_secs(5))
+            {
+                if let Ok(mut r) = record.lock() {
+                    r.heartbeat = clock::unix_now();
+                    let _ = r.save();
                 }
             }
         });
-        Heartbeat { stop, thread: Some(thread) }
+        Heartbeat { stop: Some(tx), thread: Some(thread) }
     }
 }
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        drop(self.stop.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
