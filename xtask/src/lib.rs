@@ -17,6 +17,7 @@ pub mod gitea;
 pub mod lint;
 pub mod lint_dockerfiles;
 pub mod lint_hardcoded;
+pub mod metrics;
 pub mod paths;
 pub mod pipeline;
 pub mod port_forward;

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use xtask::{
-    bench, ci, doctor, e2e, exec, gitea, lint, lint_dockerfiles, lint_hardcoded, paths, port_forward,
-    run_context, runs, setup,
+    bench, ci, doctor, e2e, exec, gitea, lint, lint_dockerfiles, lint_hardcoded, metrics, paths,
+    port_forward, run_context, runs, setup,
 };
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
@@ -31,6 +31,7 @@ enum Command {
     RunContext(run_context::Args),
     Gitea(gitea::Args),
     PortForward(port_forward::Args),
+    Metrics(metrics::Args),
     Lint(lint::Args),
     LintDockerfiles(lint_dockerfiles::Args),
     LintHardcoded(lint_hardcoded::Args),
@@ -99,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::RunContext(args) => args.run(&sh),
         Command::Gitea(args) => args.run(&sh),
         Command::PortForward(args) => args.run(),
+        Command::Metrics(args) => args.run(&sh),
         Command::Lint(args) => args.run(&sh),
         Command::LintDockerfiles(args) => args.run(),
         Command::LintHardcoded(args) => args.run(),

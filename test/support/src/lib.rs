@@ -12,6 +12,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod gitea;
+pub mod prometheus;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
