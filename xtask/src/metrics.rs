@@ -258,11 +258,14 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// Series labels.
+pub type Labels = BTreeMap<String, String>;
+
 /// A query result: `vector` and `scalar` as samples; `matrix` as series of (time, value).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Data {
     Vector(Vec<Sample>),
-    Matrix(Vec<(BTreeMap<String, String>, Vec<(f64, f64)>)>),
+    Matrix(Vec<(Labels, Vec<(f64, f64)>)>),
     Scalar(f64),
     String(String),
 }
