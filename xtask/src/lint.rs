@@ -358,6 +358,37 @@ fn allow_list(text: &str, marker: &str) -> Vec<String> {
         .collect()
 }
 
+/// Lints `files` in parallel on rayon's pool: each is read (binary and non-UTF-8 files are
+/// reported as skipped), handed to `lint` with its display path, counted, and the reports merged.
+pub fn scan_files(
+    files: &[PathBuf],
+    cwd: &Path,
+    lint: impl Fn(&Path, String, String) -> Result<Report> + Sync,
+) -> Result<Report> {
+    use rayon::prelude::*;
+    let results: Vec<Result<Report>> = files
+        .par_iter()
+        .map(|file| {
+            let display = display_path(file, cwd);
+            match read_text(file)? {
+                Ok(text) => {
+                    let mut report = lint(file, display, text)?;
+                    report.files_scanned = 1;
+                    Ok(report)
+                }
+                Err(reason) => {
+                    Ok(Report { skipped: vec![Skipped { path: display, reason }], ..Report::default() })
+                }
+            }
+        })
+        .collect();
+    let mut report = Report::default();
+    for r in results {
+        report.merge(r?);
+    }
+    Ok(report)
+}
+
 /// Reads a file as text; `Err(reason)` for binary or non-UTF-8 files (reported as skipped).
 pub fn read_text(path: &Path) -> Result<std::result::Result<String, String>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

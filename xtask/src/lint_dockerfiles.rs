@@ -5,7 +5,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
 
 use crate::dockerfile::{self, Mapped};
 use crate::lint::{
@@ -82,39 +81,20 @@ pub fn lint_paths(roots: &[PathBuf], config: &Config, cwd: &Path, fix: bool) -> 
 }
 
 pub fn lint_files(files: &[PathBuf], config: &DockerfileConfig, cwd: &Path, fix: bool) -> Result<Report> {
-    let results: Vec<Result<Report>> = files
-        .par_iter()
-        .map(|file| {
-            let display = lint::display_path(file, cwd);
-            let text = match lint::read_text(file)? {
-                Ok(text) => text,
-                Err(reason) => {
-                    return Ok(Report {
-                        skipped: vec![lint::Skipped { path: display, reason }],
-                        ..Report::default()
-                    })
-                }
-            };
-            let mut result = lint_text(&text, &display, config);
-            if fix && !result.removals.is_empty() {
-                let fixed = apply_removals(&text, &result.removals);
-                let after = lint_text(&fixed, &display, config);
-                if after.report.parse_errors.len() > result.report.parse_errors.len() {
-                    anyhow::bail!("{display}: --fix would leave the file unparseable; not written");
-                }
-                std::fs::write(file, &fixed).with_context(|| format!("writing {}", file.display()))?;
-                result = after;
-                result.report.fixed.push(display);
+    lint::scan_files(files, cwd, |file, display, text| {
+        let mut result = lint_text(&text, &display, config);
+        if fix && !result.removals.is_empty() {
+            let fixed = apply_removals(&text, &result.removals);
+            let after = lint_text(&fixed, &display, config);
+            if after.report.parse_errors.len() > result.report.parse_errors.len() {
+                anyhow::bail!("{display}: --fix would leave the file unparseable; not written");
             }
-            result.report.files_scanned = 1;
-            Ok(result.report)
-        })
-        .collect();
-    let mut report = Report::default();
-    for r in results {
-        report.merge(r?);
-    }
-    Ok(report)
+            std::fs::write(file, &fixed).with_context(|| format!("writing {}", file.display()))?;
+            result = after;
+            result.report.fixed.push(display);
+        }
+        Ok(result.report)
+    })
 }
 
 /// What linting one file gives: the report and the byte ranges `--fix` would remove.

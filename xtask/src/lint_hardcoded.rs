@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
 use regex::Regex;
 
 use crate::lint::{self, CommonArgs, Config, Finding, HardcodedConfig, Report, Rule, Source};
@@ -139,35 +138,14 @@ fn lang(path: &Path, text: &str) -> Lang {
 
 pub fn lint_files(files: &[PathBuf], config: &HardcodedConfig, cwd: &Path) -> Result<Report> {
     let rules = Rules::new(config)?;
-    let results: Vec<Result<Report>> = files
-        .par_iter()
-        .map(|file| {
-            let display = lint::display_path(file, cwd);
-            let text = match lint::read_text(file)? {
-                Ok(text) => text,
-                Err(reason) => {
-                    return Ok(Report {
-                        skipped: vec![lint::Skipped { path: display, reason }],
-                        ..Report::default()
-                    })
-                }
-            };
-            let mut report = Report { files_scanned: 1, ..Report::default() };
-            let lang = lang(file, &text);
-            if lang == Lang::Docs || !rules.prefilter.is_match(&text) {
-                return Ok(report);
-            }
-            let (findings, errors) = lint_text(&text, &display, lang, &rules);
-            report.findings = findings;
-            report.parse_errors = errors;
-            Ok(report)
-        })
-        .collect();
-    let mut report = Report::default();
-    for r in results {
-        report.merge(r?);
-    }
-    Ok(report)
+    lint::scan_files(files, cwd, |file, display, text| {
+        let lang = lang(file, &text);
+        if lang == Lang::Docs || !rules.prefilter.is_match(&text) {
+            return Ok(Report::default());
+        }
+        let (findings, parse_errors) = lint_text(&text, &display, lang, &rules);
+        Ok(Report { findings, parse_errors, ..Report::default() })
+    })
 }
 
 /// The compiled rules.

@@ -364,7 +364,11 @@ impl Client {
         step: Duration,
         deadline: Duration,
     ) -> Result<Data, QueryError> {
-        let end = crate::clock::unix_now() as f64;
+        // Sub-second precision: a series first scraped within the last second is in range.
+        let end = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         let start = end - range.as_secs_f64();
         self.retrying(deadline, || {
             self.post(
