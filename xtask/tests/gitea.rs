@@ -373,3 +373,81 @@ fn run_context_prints_an_eval_able_env_and_validates_given_values() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid E2E_TEST_NAMESPACE"));
 }
+
+#[test]
+fn the_demo_writes_its_status_file_into_the_runs_repository_and_counts_the_writes() {
+    let world = World::new();
+    let id = run_id("demo");
+    ok(&world.run(&["gitea", "setup", "--run-id", &id, "--flow", "full"]));
+    // The demo gets the run's credentials from the secret the setup applied.
+    let calls = world.fake.journal().unwrap();
+    let apply = calls.iter().find(|c| c.tool == "kubectl" && c.argv[0] == "apply").unwrap();
+    let payload: Value = serde_json::from_str(apply.stdin.as_deref().unwrap()).unwrap();
+    let secret =
+        payload["items"].as_array().unwrap().iter().find(|i| i["metadata"]["name"] == "git-creds").unwrap();
+    let token = secret["stringData"]["password"].as_str().unwrap().to_string();
+    let repo = format!("testorg/e2e-full-{id}");
+    let binary = testkit::prometheus::demo_binary().unwrap();
+    let demo = testkit::prometheus::Demo::start(
+        &binary,
+        &id,
+        "service",
+        &[
+            ("DEMO_GITEA_API", world.gitea.api_url().as_str()),
+            ("DEMO_GIT_REPO", repo.as_str()),
+            ("DEMO_GIT_TOKEN", token.as_str()),
+            ("DEMO_WRITE_INTERVAL_MS", "300"),
+        ],
+    )
+    .unwrap();
+
+    // The status file appears in the run's checkout, then changes, the commit count growing.
+    let checkout = state_dir(&id).join("checkout");
+    let observe = || {
+        ok(&world.git(&checkout, &["pull", "-q", "--ff-only", "origin", "main"]));
+        let content = std::fs::read_to_string(checkout.join("e2e-status.txt")).ok();
+        let commits = String::from_utf8_lossy(&world.git(&checkout, &["rev-list", "--count", "HEAD"]).stdout)
+            .trim()
+            .parse::<u32>()
+            .unwrap();
+        (content, commits)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (first, first_commits) = loop {
+        let (content, commits) = observe();
+        if let Some(content) = content {
+            break (content, commits);
+        }
+        assert!(Instant::now() < deadline, "the status file never appeared");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(first.starts_with(&format!("run {id} write ")), "{first}");
+    let (second, second_commits) = loop {
+        let (content, commits) = observe();
+        if content.as_deref() != Some(first.as_str()) {
+            break (content.unwrap_or_default(), commits);
+        }
+        assert!(Instant::now() < deadline, "the status file never changed");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        second.starts_with(&format!("run {id} write ")) && second_commits > first_commits,
+        "{second} {first_commits} -> {second_commits}"
+    );
+
+    // The writes are counted in a metric labelled with the run id.
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let metrics = agent
+        .get(format!("http://{}/metrics", demo.addr))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let line = metrics.lines().find(|l| l.starts_with("e2e_demo_git_writes_total{")).unwrap();
+    assert!(line.contains(&format!("run_id=\"{id}\"")), "{line}");
+    let writes: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(writes >= 2.0, "{line}");
+    drop(demo);
+    ok(&world.run(&["gitea", "teardown", "--run-id", &id]));
+}

@@ -525,6 +525,9 @@ fn route(shared: &Shared, req: &Request, auth: &Auth) -> (u16, Value) {
                 None => Err(msg(404, "not found")),
             }
         }),
+        (m @ ("GET" | "POST" | "PUT"), ["repos", org, name, "contents", file @ ..]) => {
+            contents(shared, &state, auth, m, (org, name, &file.join("/")), &body)
+        }
         ("POST", ["users", user, "tokens"]) => create_token(&mut state, auth, user, &body),
         ("GET", ["users", user, "tokens"]) => basic_self(auth, user).map(|_| {
             let list: Vec<Value> = state
@@ -636,31 +639,36 @@ fn create_repo(
     Ok((201, repo_json(shared, &repo)))
 }
 
+/// Runs git on a bare repository (optionally with its own index file); stdout trimmed.
+fn git_at(path: &Path, args: &[&str], stdin: Option<&str>, index: Option<&Path>) -> Result<String> {
+    let mut cmd = Command::new("git");
+    cmd.arg("--git-dir").arg(path).args(args);
+    if let Some(index) = index {
+        cmd.env("GIT_INDEX_FILE", index);
+    }
+    let mut child = cmd
+        .env("GIT_AUTHOR_NAME", "gitea")
+        .env("GIT_AUTHOR_EMAIL", "gitea@test.invalid")
+        .env("GIT_COMMITTER_NAME", "gitea")
+        .env("GIT_COMMITTER_EMAIL", "gitea@test.invalid")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        input.write_all(text.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string())
+}
+
 /// A real bare repository; with `auto_init`, one commit holding a README on `branch`.
 fn init_bare(path: &Path, branch: &str, auto_init: bool, name: &str) -> Result<()> {
     std::fs::create_dir_all(path)?;
-    let git = |args: &[&str], stdin: Option<&str>| -> Result<String> {
-        let mut child = Command::new("git")
-            .arg("--git-dir")
-            .arg(path)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "gitea")
-            .env("GIT_AUTHOR_EMAIL", "gitea@test.invalid")
-            .env("GIT_COMMITTER_NAME", "gitea")
-            .env("GIT_COMMITTER_EMAIL", "gitea@test.invalid")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
-            input.write_all(text.as_bytes())?;
-        }
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
+    let git = |args: &[&str], stdin: Option<&str>| git_at(path, args, stdin, None);
     git(&["init", "--quiet", "--bare", &format!("--initial-branch={branch}")], None)?;
     if auto_init {
         let blob = git(&["hash-object", "-w", "--stdin"], Some(&format!("# {name}\n")))?;
@@ -669,6 +677,101 @@ fn init_bare(path: &Path, branch: &str, auto_init: bool, name: &str) -> Result<(
         git(&["update-ref", &format!("refs/heads/{branch}"), &commit], None)?;
     }
     Ok(())
+}
+
+/// The blob sha and content of `file` on `main`, if it exists.
+fn read_file(repo: &Path, file: &str) -> Option<(String, String)> {
+    let line = git_at(repo, &["ls-tree", "main", "--", file], None, None).ok()?;
+    let sha = line.split_whitespace().nth(2)?.to_string();
+    let content = git_at(repo, &["cat-file", "blob", &sha], None, None).ok()?;
+    Some((sha, content))
+}
+
+/// Commits `content` as `file` on `main` (a real commit: clones see it). Returns (blob, commit).
+fn write_file(repo: &Path, file: &str, content: &str, message: &str) -> Result<(String, String)> {
+    let index = repo.join(format!("index-{}", std::process::id()));
+    let blob = git_at(repo, &["hash-object", "-w", "--stdin"], Some(content), None)?;
+    git_at(repo, &["read-tree", "main"], None, Some(&index))?;
+    git_at(
+        repo,
+        &["update-index", "--add", "--cacheinfo", &format!("100644,{blob},{file}")],
+        None,
+        Some(&index),
+    )?;
+    let tree = git_at(repo, &["write-tree"], None, Some(&index))?;
+    let commit = git_at(repo, &["commit-tree", &tree, "-p", "main", "-m", message], None, None)?;
+    git_at(repo, &["update-ref", "refs/heads/main", &commit], None, None)?;
+    let _ = std::fs::remove_file(&index);
+    Ok((blob, commit))
+}
+
+fn encode_base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+fn contents_json(file: &str, sha: &str, content: &str) -> Value {
+    json!({
+        "name": file.rsplit('/').next().unwrap_or(file), "path": file, "sha": sha, "type": "file",
+        "size": content.len(), "encoding": "base64", "content": encode_base64(content.as_bytes()),
+    })
+}
+
+/// `GET|POST|PUT /repos/{o}/{r}/contents/{path}` (Gitea: 422 when the file exists on create or
+/// the sha does not match on update, 404 for a missing file or repository).
+fn contents(
+    shared: &Shared,
+    state: &State,
+    auth: &Auth,
+    method: &str,
+    (org, name, file): (&str, &str, &str),
+    body: &Value,
+) -> Result<(u16, Value), (u16, Value)> {
+    scope_ok(auth, method, "repository")?;
+    find_repo(state, org, name).ok_or_else(|| msg(404, "repo not found"))?;
+    if file.is_empty() || file.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        return Err(msg(422, &format!("path is invalid [path: {file}]")));
+    }
+    let repo = shared.root.join("repos").join(org).join(format!("{name}.git"));
+    let existing = read_file(&repo, file);
+    if method == "GET" {
+        return match existing {
+            Some((sha, content)) => Ok((200, contents_json(file, &sha, &content))),
+            None => Err(msg(404, &format!("object does not exist [id: , rel_path: {file}]"))),
+        };
+    }
+    let encoded = body["content"].as_str().ok_or_else(|| msg(422, "Content: Required"))?;
+    let content = decode_base64(encoded).ok_or_else(|| msg(422, "content is not valid base64"))?;
+    match (method, &existing) {
+        ("POST", Some(_)) => return Err(msg(422, &format!("repository file already exists [path: {file}]"))),
+        ("PUT", None) => return Err(msg(404, &format!("repository file does not exist [path: {file}]"))),
+        ("PUT", Some((sha, _))) if body["sha"].as_str() != Some(sha.as_str()) => {
+            return Err(msg(
+                422,
+                &format!(
+                    "sha does not match [given: {}, expected: {sha}]",
+                    body["sha"].as_str().unwrap_or("")
+                ),
+            ))
+        }
+        _ => {}
+    }
+    let message = body["message"].as_str().unwrap_or("update via API");
+    let (blob, commit) = write_file(&repo, file, &content, message).map_err(|e| msg(500, &e.to_string()))?;
+    let status = if method == "POST" { 201 } else { 200 };
+    Ok((
+        status,
+        json!({ "content": contents_json(file, &blob, &content), "commit": { "sha": commit, "message": message } }),
+    ))
 }
 
 fn key_json(k: &DeployKey) -> Value {
