@@ -5,6 +5,7 @@
 #![warn(rust_2018_idioms, unused_lifetimes)]
 
 pub mod bench;
+pub mod checks;
 pub mod ci;
 pub mod clock;
 pub mod definition;

@@ -1,0 +1,188 @@
+//! The quickstart checks: conditions and rollouts through the fake kubectl, files through real git.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testkit::{FakeToolchain, Rule};
+use xshell::Shell;
+use xtask::checks::{file_in_checkout, Checks, Expect, FileState};
+
+fn fake() -> FakeToolchain {
+    FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap()
+}
+
+fn condition_json(status: &str, reason: &str, message: &str) -> String {
+    serde_json::json!({ "status": { "conditions": [
+        { "type": "Synced", "status": "True" },
+        { "type": "Ready", "status": status, "reason": reason, "message": message },
+    ]}})
+    .to_string()
+}
+
+fn checks<'a>(sh: &'a Shell, log: &Path) -> Checks<'a> {
+    Checks {
+        sh,
+        namespace: "run-e2e-full-abc".into(),
+        log: log.to_path_buf(),
+        poll: Duration::from_millis(100),
+    }
+}
+
+#[test]
+fn conditions_are_polled_until_they_match_and_a_mismatch_says_what_was_seen() {
+    let fake = fake();
+    fake.rule(
+        Rule::new("kubectl", "^get gittarget t1")
+            .stdout(&condition_json("False", "Pending", "waiting"))
+            .times(2),
+    )
+    .unwrap();
+    fake.rule(Rule::new("kubectl", "^get gittarget t1").stdout(&condition_json("True", "Ready", "synced")))
+        .unwrap();
+    fake.rule(Rule::new("kubectl", "^get gitprovider bad").stdout(&condition_json(
+        "False",
+        "ConnectionFailed",
+        "authentication failed: check the credentials in secret git-creds-invalid",
+    )))
+    .unwrap();
+    let sh = Shell::new().unwrap();
+    sh.set_var("PATH", fake.path_env());
+    let dir = tempfile::tempdir().unwrap();
+    let c = checks(&sh, &dir.path().join("checks.log"));
+
+    c.condition("gittarget", "t1", "Ready", &Expect::is_true(), Duration::from_secs(10)).unwrap();
+    let gets = fake
+        .journal()
+        .unwrap()
+        .iter()
+        .filter(|call| call.line().starts_with("kubectl get gittarget t1"))
+        .count();
+    assert_eq!(gets, 3, "polled until Ready=True");
+    assert!(fake.journal().unwrap().iter().all(|call| call.argv.contains(&"run-e2e-full-abc".to_string())));
+
+    c.condition(
+        "gitprovider",
+        "bad",
+        "Ready",
+        &Expect::is_false("ConnectionFailed", "check the credentials"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+
+    let start = Instant::now();
+    let err = c
+        .condition("gitprovider", "bad", "Ready", &Expect::is_true(), Duration::from_millis(600))
+        .unwrap_err()
+        .to_string();
+    assert!(start.elapsed() < Duration::from_secs(5), "gives up at its deadline");
+    assert!(
+        err.contains("expected Ready=True")
+            && err.contains("ConnectionFailed")
+            && err.contains("run-e2e-full-abc"),
+        "{err}"
+    );
+}
+
+#[test]
+fn crds_rollouts_and_pods_report_what_is_wrong() {
+    let fake = fake();
+    fake.rule(
+        Rule::new("kubectl", "^get crd")
+            .stdout("customresourcedefinition.apiextensions.k8s.io/gitproviders.configbutler.ai\n"),
+    )
+    .unwrap();
+    fake.rule(
+        Rule::new("kubectl", "^rollout status deployment/stuck")
+            .exit(1)
+            .stderr("error: deployment \"stuck\" exceeded its progress deadline\n"),
+    )
+    .unwrap();
+    let sh = Shell::new().unwrap();
+    sh.set_var("PATH", fake.path_env());
+    let dir = tempfile::tempdir().unwrap();
+    let c = checks(&sh, &dir.path().join("checks.log"));
+    c.crds_present(&["gitproviders.configbutler.ai"]).unwrap();
+    let err = c
+        .crds_present(&["gitproviders.configbutler.ai", "watchrules.configbutler.ai"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("CRDs missing: watchrules.configbutler.ai"), "{err}");
+    c.rollout_status("demo", Duration::from_secs(30)).unwrap();
+    let err = format!("{:#}", c.rollout_status("stuck", Duration::from_secs(30)).unwrap_err());
+    assert!(
+        err.contains("deployment stuck in run-e2e-full-abc did not roll out")
+            && err.contains("progress deadline"),
+        "{err}"
+    );
+    c.deployment_available("demo", Duration::from_secs(30)).unwrap();
+    c.pods_ready("app=demo", Duration::from_secs(30)).unwrap();
+    let lines: Vec<String> = fake.journal().unwrap().iter().map(|c| c.line()).collect();
+    assert!(lines.iter().any(|l| l == "kubectl wait deployment/demo --for=condition=available --namespace run-e2e-full-abc --timeout=30s"), "{lines:?}");
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@e2e.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@e2e.invalid")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_file_must_appear_change_and_vanish_each_with_a_new_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, writer, checkout) =
+        (dir.path().join("repo.git"), dir.path().join("writer"), dir.path().join("checkout"));
+    git(dir.path(), &["init", "-q", "--bare", "--initial-branch=main", bare.to_str().unwrap()]);
+    git(dir.path(), &["clone", "-q", bare.to_str().unwrap(), writer.to_str().unwrap()]);
+    std::fs::write(writer.join("README.md"), "x\n").unwrap();
+    git(&writer, &["add", "."]);
+    git(&writer, &["commit", "-q", "-m", "init"]);
+    git(&writer, &["push", "-q", "origin", "HEAD:main"]);
+    git(dir.path(), &["clone", "-q", bare.to_str().unwrap(), checkout.to_str().unwrap()]);
+    let sh = Shell::new().unwrap();
+    let log = dir.path().join("checks.log");
+    let wait = Duration::from_secs(10);
+    let commit = |content: Option<&str>, message: &str| {
+        match content {
+            Some(c) => std::fs::write(writer.join("status.txt"), c).unwrap(),
+            None => std::fs::remove_file(writer.join("status.txt")).unwrap(),
+        }
+        git(&writer, &["add", "-A"]);
+        git(&writer, &["commit", "-q", "-m", message]);
+        git(&writer, &["push", "-q", "origin", "HEAD:main"]);
+    };
+
+    commit(Some("v1\n"), "appear");
+    let c1 = file_in_checkout(&sh, &checkout, "status.txt", &FileState::Appears, 1, wait, &log).unwrap();
+    assert_eq!(c1, 2);
+    commit(Some("v2\n"), "change");
+    let c2 =
+        file_in_checkout(&sh, &checkout, "status.txt", &FileState::Contains("v2".into()), c1, wait, &log)
+            .unwrap();
+    assert!(c2 > c1);
+    commit(None, "vanish");
+    let c3 = file_in_checkout(&sh, &checkout, "status.txt", &FileState::Vanishes, c2, wait, &log).unwrap();
+    assert!(c3 > c2);
+
+    // Nothing new: the check fails at its deadline saying what it saw.
+    let err = file_in_checkout(
+        &sh,
+        &checkout,
+        "status.txt",
+        &FileState::Contains("v3".into()),
+        c3,
+        Duration::from_millis(800),
+        &log,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("did not contain \"v3\"") && err.contains("it does not exist"), "{err}");
+}
