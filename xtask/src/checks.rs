@@ -48,6 +48,8 @@ impl Expect {
 pub enum FileState {
     Appears,
     Contains(String),
+    /// Exists with content other than this (it changed).
+    Differs(String),
     Vanishes,
 }
 
@@ -185,9 +187,14 @@ impl Checks<'_> {
 }
 
 /// Commits on the checkout's HEAD.
-fn commit_count(sh: &Shell, checkout: &Path, log: &Path) -> Result<u32> {
+pub fn commit_count(sh: &Shell, checkout: &Path, log: &Path) -> Result<u32> {
     let out = exec::cmd(cmd!(sh, "git -C {checkout} rev-list --count HEAD")).log(log).run()?;
     out.stdout.trim().parse().with_context(|| format!("counting commits in {}", checkout.display()))
+}
+
+/// The file's content in the checkout now (after the last pull), if it exists.
+pub fn read_checkout_file(checkout: &Path, file: &str) -> Option<String> {
+    std::fs::read_to_string(checkout.join(file)).ok()
 }
 
 /// Pulls the run's checkout until `file` reaches `state` with more commits than `after_commits`;
@@ -214,6 +221,7 @@ pub fn file_in_checkout(
         let reached = match (state, &content) {
             (FileState::Appears, Some(_)) => true,
             (FileState::Contains(text), Some(c)) => c.contains(text.as_str()),
+            (FileState::Differs(before), Some(c)) => c != before,
             (FileState::Vanishes, None) => true,
             _ => false,
         };
@@ -224,6 +232,7 @@ pub fn file_in_checkout(
             let what = match state {
                 FileState::Appears => "appear".to_string(),
                 FileState::Contains(t) => format!("contain {t:?}"),
+                FileState::Differs(_) => "change".to_string(),
                 FileState::Vanishes => "vanish".to_string(),
             };
             let now = match content {

@@ -27,6 +27,44 @@ struct File {
     forwards: Vec<ForwardDef>,
     #[serde(default, rename = "flow")]
     flows: Vec<FlowDef>,
+    #[serde(default)]
+    quickstart: Option<QuickstartDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct QuickstartDef {
+    /// Helm chart installed per run (`--mode helm`).
+    chart: Option<PathBuf>,
+    /// Kustomize base a per-run overlay points at (`--mode manifest`).
+    base: Option<PathBuf>,
+    /// The Deployment that must roll out (its name before the run suffix).
+    deployment: String,
+    /// Shared CRDs that must be present.
+    #[serde(default)]
+    crds: Vec<String>,
+    #[serde(default = "status_file")]
+    status_file: String,
+    #[serde(default = "writes_metric")]
+    metric: String,
+    #[serde(default = "d300")]
+    timeout: String,
+    /// Extra `--set` values for the chart.
+    #[serde(default)]
+    values: BTreeMap<String, String>,
+    /// Gitea's API as the cluster reaches it (the workload writes through it).
+    #[serde(default = "cluster_gitea")]
+    gitea_api: String,
+}
+
+fn status_file() -> String {
+    "e2e-status.txt".into()
+}
+fn writes_metric() -> String {
+    "e2e_demo_git_writes_total".into()
+}
+fn cluster_gitea() -> String {
+    "http://gitea-http.gitea-e2e.svc.cluster.local:3000/api/v1".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +239,21 @@ pub struct Definition {
     pub flows: Vec<Flow>,
     /// A fingerprint of the file: shared infra set up from another version is set up again.
     pub fingerprint: String,
+    pub quickstart: Option<Quickstart>,
+}
+
+/// How the system under test is installed into one run and what proves it works.
+#[derive(Debug, Clone)]
+pub struct Quickstart {
+    pub chart: Option<PathBuf>,
+    pub base: Option<PathBuf>,
+    pub deployment: String,
+    pub crds: Vec<String>,
+    pub status_file: String,
+    pub metric: String,
+    pub timeout: Duration,
+    pub values: Vec<(String, String)>,
+    pub gitea_api: String,
 }
 
 /// A fixed local port forwarded to a service, kept alive by a supervisor.
@@ -237,6 +290,35 @@ pub fn load(path: &Path) -> Result<Definition> {
     let forwards = forwards(&file, &shown)?;
     let flows = flows(&file, &shown)?;
     let cluster = file.cluster.name.clone();
+    let quickstart = match &file.quickstart {
+        None => None,
+        Some(q) => {
+            let path = |key: &str, p: &Option<PathBuf>| -> Result<Option<PathBuf>> {
+                match p {
+                    Some(p) if !root.join(p).exists() => {
+                        bail!("{shown}: quickstart.{key}: {} does not exist", p.display())
+                    }
+                    Some(p) => Ok(Some(root.join(p))),
+                    None => Ok(None),
+                }
+            };
+            if q.chart.is_none() && q.base.is_none() {
+                bail!("{shown}: quickstart: give chart (helm mode), base (manifest mode), or both");
+            }
+            Some(Quickstart {
+                chart: path("chart", &q.chart)?,
+                base: path("base", &q.base)?,
+                deployment: q.deployment.clone(),
+                crds: q.crds.clone(),
+                status_file: q.status_file.clone(),
+                metric: q.metric.clone(),
+                timeout: parse_duration(&q.timeout)
+                    .map_err(|e| anyhow::anyhow!("{shown}: quickstart.timeout: {e}"))?,
+                values: q.values.clone().into_iter().collect(),
+                gitea_api: q.gitea_api.clone(),
+            })
+        }
+    };
     let tasks = build(file, &shown, &root)?;
     Ok(Definition {
         path: path.to_path_buf(),
@@ -246,6 +328,7 @@ pub fn load(path: &Path) -> Result<Definition> {
         forwards,
         flows,
         fingerprint: format!("{:016x}", fnv1a(text.as_bytes())),
+        quickstart,
     })
 }
 

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod paths;
 pub mod pipeline;
 pub mod port_forward;
+pub mod quickstart;
 pub mod run_context;
 pub mod runs;
 pub mod setup;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use xtask::{
     bench, ci, doctor, e2e, exec, gitea, lint, lint_dockerfiles, lint_hardcoded, metrics, paths,
-    port_forward, run_context, runs, setup,
+    port_forward, quickstart, run_context, runs, setup,
 };
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
@@ -31,6 +31,7 @@ enum Command {
     RunContext(run_context::Args),
     Gitea(gitea::Args),
     PortForward(port_forward::Args),
+    Quickstart(quickstart::Args),
     Metrics(metrics::Args),
     Lint(lint::Args),
     LintDockerfiles(lint_dockerfiles::Args),
@@ -100,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::RunContext(args) => args.run(&sh),
         Command::Gitea(args) => args.run(&sh),
         Command::PortForward(args) => args.run(),
+        Command::Quickstart(args) => args.run(&sh),
         Command::Metrics(args) => args.run(&sh),
         Command::Lint(args) => args.run(&sh),
         Command::LintDockerfiles(args) => args.run(),

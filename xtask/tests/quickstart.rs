@@ -1,0 +1,290 @@
+//! `cargo xtask quickstart` end to end: the fake toolchain installs nothing, so the test runs what
+//! the pod would (the demo, writing to the Gitea test server with the run's credentials) and a
+//! real Prometheus scraping it.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testkit::gitea::GiteaServer;
+use testkit::prometheus::{demo_binary, Demo, PrometheusServer};
+use testkit::FakeToolchain;
+
+const LABEL: &str = "configbutler.ai/e2e-run-id";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+struct World {
+    fake: FakeToolchain,
+    gitea: GiteaServer,
+    state: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+    def: PathBuf,
+}
+
+impl World {
+    fn new(timeout: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&root().join("test/e2e/quickstart"), &dir.path().join("base"));
+        copy_dir(&root().join("test/e2e/charts/demo"), &dir.path().join("chart"));
+        let def = dir.path().join("e2e.toml");
+        std::fs::write(
+            &def,
+            format!("[cluster]\nname = \"e2e\"\n\n[quickstart]\nchart = \"chart\"\nbase = \"base\"\ndeployment = \"demo\"\ntimeout = \"{timeout}\"\n"),
+        )
+        .unwrap();
+        World {
+            fake: FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap(),
+            gitea: GiteaServer::start().unwrap(),
+            state: tempfile::tempdir().unwrap(),
+            dir,
+            home: tempfile::tempdir().unwrap(),
+            def,
+        }
+    }
+
+    fn xtask(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.args(args)
+            .env("PATH", self.fake.path_env())
+            .env("E2E_STATE_DIR", self.state.path())
+            .env("HOME", self.home.path())
+            .env_remove("E2E_RUN_ID")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        for (k, v) in self.gitea.env() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Gitea setup for a run; returns its token (from the secret the setup applied).
+    fn setup(&self, id: &str, flow: &str) -> String {
+        let out = self.xtask(&["gitea", "setup", "--run-id", id, "--flow", flow]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let calls = self.fake.journal().unwrap();
+        calls
+            .iter()
+            .filter(|c| c.tool == "kubectl" && c.argv[0] == "apply")
+            .filter_map(|c| serde_json::from_str::<Value>(c.stdin.as_deref()?).ok())
+            .filter_map(|v| {
+                v["items"]
+                    .as_array()?
+                    .iter()
+                    .find(|i| i["metadata"]["name"] == "git-creds" && i["metadata"]["labels"][LABEL] == id)
+                    .cloned()
+            })
+            .map(|i| i["stringData"]["password"].as_str().unwrap().to_string())
+            .next_back()
+            .unwrap()
+    }
+
+    /// The workload the pod would run: the demo writing to the run's repository.
+    fn workload(&self, id: &str, flow: &str, token: &str) -> Demo {
+        let repo = format!("testorg/e2e-{flow}-{id}");
+        Demo::start(
+            &demo_binary().unwrap(),
+            id,
+            "service",
+            &[
+                ("DEMO_GITEA_API", self.gitea.api_url().as_str()),
+                ("DEMO_GIT_REPO", repo.as_str()),
+                ("DEMO_GIT_TOKEN", token),
+                ("DEMO_WRITE_INTERVAL_MS", "300"),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn quickstart(&self, mode: &str, id: &str, prometheus: &str) -> Command {
+        let mut cmd = self.xtask(&[
+            "quickstart",
+            "--mode",
+            mode,
+            "--run-id",
+            id,
+            "--definition",
+            self.def.to_str().unwrap(),
+        ]);
+        cmd.env("E2E_PROMETHEUS_URL", prometheus);
+        cmd
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_own_run() {
+    let w = World::new("30s");
+    let (a, b) = ("qsm-a1", "qsh-b2");
+    let token_a = w.setup(a, "quickstart-manifest");
+    let token_b = w.setup(b, "quickstart-helm");
+    let demo_a = w.workload(a, "quickstart-manifest", &token_a);
+    let demo_b = w.workload(b, "quickstart-helm", &token_b);
+    let prom =
+        PrometheusServer::start(&[(demo_a.addr.clone(), a.into()), (demo_b.addr.clone(), b.into())]).unwrap();
+
+    let manifest = w
+        .quickstart("manifest", a, &prom.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let helm =
+        w.quickstart("helm", b, &prom.url()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    for child in [manifest, helm] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+
+    let calls = w.fake.journal().unwrap();
+    let lines: Vec<String> = calls.iter().map(|c| c.line()).collect();
+    // helm: a release per run, labelled, valued with the run's repository.
+    let helm = calls.iter().find(|c| c.tool == "helm").unwrap();
+    assert_eq!(helm.argv[..3], ["upgrade", "--install", &format!("qs-{b}")]);
+    let line = helm.line();
+    assert!(
+        line.contains(&format!("--namespace run-e2e-quickstart-helm-{b}"))
+            && line.contains(&format!("--labels {LABEL}={b}")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("--set runId={b}"))
+            && line.contains(&format!("--set git.repo=testorg/e2e-quickstart-helm-{b}")),
+        "{line}"
+    );
+    // manifest: the generated overlay, applied with -k.
+    let overlay_dir = w.state.path().join("runs").join(a).join("quickstart");
+    assert!(
+        lines.iter().any(|l| l
+            == &format!(
+                "kubectl apply --server-side --field-manager=xtask-e2e -k {}",
+                overlay_dir.display()
+            )),
+        "{lines:#?}"
+    );
+    let overlay: Value =
+        serde_json::from_str(&std::fs::read_to_string(overlay_dir.join("kustomization.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(overlay["namespace"], format!("run-e2e-quickstart-manifest-{a}"));
+    assert_eq!(overlay["nameSuffix"], format!("-{a}"));
+    assert_eq!(overlay["labels"][0]["pairs"][LABEL], a);
+    assert!(
+        overlay_dir.join(overlay["resources"][0].as_str().unwrap()).join("kustomization.yaml").exists(),
+        "the base resolves"
+    );
+    for (id, flow) in [(a, "quickstart-manifest"), (b, "quickstart-helm")] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!(
+                "kubectl rollout status deployment/demo-{id} --namespace run-e2e-{flow}-{id}"
+            ))),
+            "{lines:#?}"
+        );
+    }
+    // Where this machine has a real kubectl (with kustomize), render the overlay: the per-run
+    // cluster-scoped object carries the run's suffix and label.
+    let real_kubectl = Path::new("/usr/bin/kubectl");
+    if real_kubectl.exists() {
+        let rendered = Command::new(real_kubectl).arg("kustomize").arg(&overlay_dir).output().unwrap();
+        assert!(rendered.status.success(), "{}", text(&rendered));
+        let yaml = String::from_utf8_lossy(&rendered.stdout);
+        assert!(
+            yaml.contains(&format!("name: demo-reader-{a}")) && !yaml.contains("name: demo-reader\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains(&format!("name: demo-{a}")) && yaml.contains(&format!("{LABEL}: {a}")),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("DEMO_GIT_REPO") && yaml.contains(&format!("testorg/e2e-quickstart-manifest-{a}")),
+            "{yaml}"
+        );
+    }
+    // Each run's ServiceMonitor: in its namespace, selecting its label, relabelling to run_id.
+    for (id, flow) in [(a, "quickstart-manifest"), (b, "quickstart-helm")] {
+        let monitor = calls
+            .iter()
+            .filter_map(|c| serde_json::from_str::<Value>(c.stdin.as_deref()?).ok())
+            .find(|v| v["kind"] == "ServiceMonitor" && v["metadata"]["labels"][LABEL] == id)
+            .unwrap_or_else(|| panic!("no ServiceMonitor for {id}"));
+        assert_eq!(monitor["metadata"]["namespace"], format!("run-e2e-{flow}-{id}"));
+        assert_eq!(monitor["spec"]["selector"]["matchLabels"][LABEL], id);
+        assert_eq!(monitor["spec"]["endpoints"][0]["relabelings"][0]["targetLabel"], "run_id");
+    }
+    drop((demo_a, demo_b, prom));
+}
+
+#[test]
+fn without_the_workloads_writes_the_quickstart_fails_within_its_deadline_with_a_bundle() {
+    let w = World::new("3s");
+    let id = "qsf-c3";
+    let _token = w.setup(id, "quickstart-manifest");
+    let prom = PrometheusServer::start(&[]).unwrap();
+    let start = Instant::now();
+    let out = w.quickstart("manifest", id, &prom.url()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(start.elapsed() < Duration::from_secs(30), "gave up late: {:?}", start.elapsed());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("e2e-status.txt") && err.contains("did not appear"), "{err}");
+    let index = w.state.path().join("runs").join(id).join("artifacts/index.json");
+    let index: Value = serde_json::from_str(&std::fs::read_to_string(index).unwrap()).unwrap();
+    assert!(index["reason"].as_str().unwrap().contains("did not appear"));
+    assert_eq!(index["namespace"], format!("run-e2e-quickstart-manifest-{id}"));
+}
+
+#[test]
+fn a_run_without_gitea_setup_is_told_what_to_run() {
+    let w = World::new("3s");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = w.quickstart("helm", "nogit1", &format!("http://{closed}")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cargo xtask gitea setup --run-id nogit1 --flow quickstart-helm"));
+}
+
+/// No helm binary here to render the chart: check its templates instead. Every cluster-scoped
+/// object is named per run and labelled with it, so two runs never share one.
+#[test]
+fn the_charts_cluster_scoped_objects_are_named_per_run() {
+    let text =
+        std::fs::read_to_string(root().join("test/e2e/charts/demo/templates/deployment.yaml")).unwrap();
+    let cluster_scoped = [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ];
+    let mut seen = 0;
+    for doc in text.split("\n---") {
+        let kind = doc.lines().find_map(|l| l.strip_prefix("kind: ")).unwrap_or("").trim();
+        if cluster_scoped.contains(&kind) {
+            seen += 1;
+            let name = doc.lines().find_map(|l| l.trim().strip_prefix("name: ")).unwrap_or("");
+            assert!(name.contains("{{ .Values.runId }}"), "{kind} {name} is not named per run");
+            assert!(
+                doc.contains("{{ .Values.runLabel }}: {{ .Values.runId | quote }}"),
+                "{kind} {name} lacks the run label"
+            );
+        }
+    }
+    assert!(seen >= 1, "the chart has a cluster-scoped object to check");
+}
