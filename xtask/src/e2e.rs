@@ -12,7 +12,7 @@ use serde_json::json;
 use xshell::{cmd, Shell};
 
 use crate::definition::{self, Definition, Flow};
-use crate::pipeline::{self, Options, ProgressMode};
+use crate::pipeline::{self, Options};
 use crate::run_context::{Request, RunContext};
 use crate::runs::{self, Heartbeat, RunRecord};
 use crate::{clock, diagnostics, exec, gitea, paths, port_forward};
@@ -206,18 +206,7 @@ fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Option<pipeline::Report
         }
     }
     let ctx = RunContext::resolve(sh, &Request { run_id: None, flow: Some("setup".into()) })?;
-    let mut env: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    if let Ok(path) = sh.var("PATH") {
-        env.push(("PATH".into(), path));
-    }
-    let opts = Options {
-        sequential: false,
-        dry_run: false,
-        progress: ProgressMode::detect(sh),
-        logs_dir: ctx.logs_dir(),
-        env,
-        cwd: def.root.clone(),
-    };
+    let opts = Options::for_run(sh, &ctx, &def.root);
     println!("setting up shared infra ({} tasks)", def.tasks.len());
     let report = pipeline::run(&def.tasks, &opts)?;
     if let Some(error) = report.failure() {

@@ -59,20 +59,10 @@ impl Args {
 
 /// The files the config's scope covers, minus its excludes.
 pub fn scope_files(config: &Config) -> Result<Vec<PathBuf>> {
+    // One walk of the repository: the scope dirs and the scope extensions anywhere.
     let excluded = lint::exclude_matcher(&config.root, &config.hardcoded.exclude)?;
-    let roots: Vec<PathBuf> =
-        config.hardcoded.scope.iter().map(|p| config.root.join(p)).filter(|p| p.exists()).collect();
-    let mut files = lint::walk(&roots, &excluded, &|_| true);
-    if !config.hardcoded.scope_extensions.is_empty() {
-        let exts = &config.hardcoded.scope_extensions;
-        let more = lint::walk(std::slice::from_ref(&config.root), &excluded, &|p| {
-            p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.iter().any(|x| x == e))
-        });
-        files.extend(more);
-        files.sort();
-        files.dedup();
-    }
-    Ok(files)
+    let scope = Scope::new(config)?;
+    Ok(lint::walk(std::slice::from_ref(&config.root), &excluded, &|p| scope.contains(p)))
 }
 
 /// The config's scope as a predicate (for one walk of the repository, and for staged files).

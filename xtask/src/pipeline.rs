@@ -111,6 +111,25 @@ pub struct Options {
     pub cwd: PathBuf,
 }
 
+impl Options {
+    /// Running the graph for run `ctx`: its environment (and the shell's PATH) for every command,
+    /// its logs dir, progress as the terminal allows, in parallel, for real.
+    pub fn for_run(sh: &Shell, ctx: &crate::run_context::RunContext, cwd: &Path) -> Options {
+        let mut env: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        if let Ok(path) = sh.var("PATH") {
+            env.push(("PATH".into(), path));
+        }
+        Options {
+            sequential: false,
+            dry_run: false,
+            progress: ProgressMode::detect(sh),
+            logs_dir: ctx.logs_dir(),
+            env,
+            cwd: cwd.to_path_buf(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {

@@ -43,18 +43,12 @@ impl Args {
         let path = self.definition.clone().unwrap_or_else(definition::default_path);
         let def = definition::load(&path)?;
         let ctx = RunContext::resolve(sh, &Request { run_id: self.run_id, flow: Some("setup".into()) })?;
-        let mut env: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        if let Ok(path) = sh.var("PATH") {
-            env.push(("PATH".into(), path));
+        let mut opts = Options::for_run(sh, &ctx, &def.root);
+        opts.sequential = self.sequential || self.dry_run;
+        opts.dry_run = self.dry_run;
+        if self.dry_run {
+            opts.progress = ProgressMode::Quiet;
         }
-        let opts = Options {
-            sequential: self.sequential || self.dry_run,
-            dry_run: self.dry_run,
-            progress: if self.dry_run { ProgressMode::Quiet } else { ProgressMode::detect(sh) },
-            logs_dir: ctx.logs_dir(),
-            env,
-            cwd: def.root.clone(),
-        };
         if self.dry_run {
             print_plan(&def);
         }

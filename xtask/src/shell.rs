@@ -381,6 +381,27 @@ pub fn is_assignment(word: &str) -> bool {
     }
 }
 
+/// A command that begins at `span`.
+fn start(
+    span: Range<usize>,
+    before: Option<&'static str>,
+    prev_end: Option<usize>,
+    after_keyword: bool,
+) -> Command {
+    Command {
+        words: Vec::new(),
+        redirects: Vec::new(),
+        heredocs: Vec::new(),
+        span,
+        before,
+        after: None,
+        next_start: None,
+        prev_end,
+        after_keyword,
+        before_closer: false,
+    }
+}
+
 /// Groups tokens into simple commands, in source order.
 pub fn commands(tokens: &[Token]) -> Vec<Command> {
     let mut out: Vec<Command> = Vec::new();
@@ -415,34 +436,13 @@ pub fn commands(tokens: &[Token]) -> Vec<Command> {
                     after_keyword = false;
                     continue;
                 }
-                let cmd = current.get_or_insert_with(|| Command {
-                    words: Vec::new(),
-                    redirects: Vec::new(),
-                    heredocs: Vec::new(),
-                    span: word.span.clone(),
-                    before,
-                    after: None,
-                    next_start: None,
-                    prev_end,
-                    after_keyword,
-                    before_closer: false,
-                });
+                let cmd =
+                    current.get_or_insert_with(|| start(word.span.clone(), before, prev_end, after_keyword));
                 cmd.span.end = word.span.end;
                 cmd.words.push(word.clone());
             }
             Token::Redirect(span, target) => {
-                let cmd = current.get_or_insert_with(|| Command {
-                    words: Vec::new(),
-                    redirects: Vec::new(),
-                    heredocs: Vec::new(),
-                    span: span.clone(),
-                    before,
-                    after: None,
-                    next_start: None,
-                    prev_end,
-                    after_keyword,
-                    before_closer: false,
-                });
+                let cmd = current.get_or_insert_with(|| start(span.clone(), before, prev_end, after_keyword));
                 cmd.span.end = span.end;
                 cmd.redirects.push((span.clone(), target.clone()));
             }
