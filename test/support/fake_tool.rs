@@ -83,8 +83,17 @@ impl Reply {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() >= 2 && args[0] == "--install" {
+        return match install(Path::new(&args[1]), &args[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fake-tool --install: {e}");
+                ExitCode::from(3)
+            }
+        };
+    }
     if args.len() < 3 || args[0] != "--fake-dir" {
-        eprintln!("usage: fake-tool --fake-dir DIR TOOL ARGS...");
+        eprintln!("usage: fake-tool --fake-dir DIR TOOL ARGS...  |  fake-tool --install DIR [TOOL...]");
         return ExitCode::from(2);
     }
     let dir = PathBuf::from(&args[1]);
@@ -97,6 +106,32 @@ fn main() -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+/// The tools faked when `--install` names none.
+const TOOLS: &[&str] = &["docker", "kind", "helm", "kubectl"];
+
+/// `fake-tool --install DIR [TOOL...]`: writes `DIR/bin/<tool>` wrappers that call this binary
+/// with `--fake-dir DIR`, and an empty scenario. Put `DIR/bin` first on PATH.
+fn install(dir: &Path, tools: &[String]) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let me = std::env::current_exe().map_err(|e| format!("locating fake-tool: {e}"))?;
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).map_err(|e| format!("creating {}: {e}", bin.display()))?;
+    let tools: Vec<&str> =
+        if tools.is_empty() { TOOLS.to_vec() } else { tools.iter().map(String::as_str).collect() };
+    for tool in tools {
+        let script =
+            format!("#!/bin/sh\nexec '{}' --fake-dir '{}' {tool} \"$@\"\n", me.display(), dir.display());
+        let path = bin.join(tool);
+        fs::write(&path, script).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    }
+    let scenario = dir.join("scenario.json");
+    if !scenario.exists() {
+        fs::write(&scenario, "{\"rules\": []}\n").map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {

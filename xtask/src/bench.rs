@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
+use crate::e2e::actions::{self, Action, Env, SetupTask};
+use crate::pipeline::{self, Options, ProgressMode};
 use crate::{exec, paths};
 
 /// Measure the tool against its speed targets.
@@ -344,9 +346,9 @@ impl PipelineBench {
             let mut lower = 0.0;
             for mode in ["sequential", "phase barriers", "graph"] {
                 // A fresh fake world per mode: no cluster left over from the previous one.
-                let fake = testkit::FakeToolchain::new(&fake_bin)?;
-                let tasks = profile_tasks(profile, &fake, self.scale)?;
-                lower = crate::pipeline::critical_path(&tasks, &durations).1;
+                let mut fake = FakeWorld::new(sh, &fake_bin)?;
+                let tasks = profile_tasks(profile, &mut fake, self.scale)?;
+                lower = pipeline::critical_path(&tasks, &durations).1;
                 let graph = if mode == "phase barriers" { with_barriers(&tasks) } else { tasks };
                 let sequential = mode == "sequential";
                 let logs = paths::state_root()
@@ -354,15 +356,12 @@ impl PipelineBench {
                     .join("pipeline")
                     .join(profile.name)
                     .join(mode.replace(' ', "-"));
-                let opts = crate::pipeline::Options {
-                    sequential,
-                    dry_run: false,
-                    progress: crate::pipeline::ProgressMode::Quiet,
-                    logs_dir: logs,
-                    env: vec![("PATH".into(), fake.path_env().to_string_lossy().into_owned())],
+                let opts = Options { sequential, ..Options::new(logs, ProgressMode::Quiet) };
+                let env = Env {
+                    vars: vec![("PATH".into(), fake.path_env().to_string_lossy().into_owned())],
                     cwd: paths::project_root(),
                 };
-                let report = crate::pipeline::run(&graph, &opts)?;
+                let report = pipeline::run(&graph, &opts, &|job| actions::run(job, &env))?;
                 if let Some(e) = report.failure() {
                     bail!("bench {} ({mode}) failed: {e}", profile.name);
                 }
@@ -418,20 +417,53 @@ fn fake_tool(sh: &Shell) -> Result<PathBuf> {
     Ok(fake)
 }
 
+/// A fake docker/kind/helm/kubectl world for one bench run: `fake-tool --install` writes the
+/// wrappers, and the rules (what matches, how long it takes) go to its `scenario.json`, the format
+/// `test/support/fake_tool.rs` documents. The tool ships no test support: only that binary, built
+/// on demand, is used. Removed on drop.
+struct FakeWorld {
+    dir: tempfile::TempDir,
+    rules: Vec<serde_json::Value>,
+}
+
+impl FakeWorld {
+    fn new(sh: &Shell, fake_bin: &std::path::Path) -> Result<FakeWorld> {
+        let dir = tempfile::Builder::new().prefix("bench-fake-").tempdir()?;
+        let path = dir.path();
+        exec::cmd(cmd!(sh, "{fake_bin} --install {path}"))
+            .log(paths::logs_dir().join("bench.log"))
+            .run()
+            .context("installing the fake toolchain")?;
+        Ok(FakeWorld { dir, rules: Vec::new() })
+    }
+
+    /// Calls of `tool` whose space-joined args match `pattern` take `delay_ms`.
+    fn rule(&mut self, tool: &str, pattern: &str, delay_ms: u64) -> Result<()> {
+        self.rules.push(serde_json::json!({ "tool": tool, "match": pattern, "delay_ms": delay_ms }));
+        let path = self.dir.path().join("scenario.json");
+        std::fs::write(&path, serde_json::json!({ "rules": self.rules }).to_string())
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// PATH with the fakes first.
+    fn path_env(&self) -> std::ffi::OsString {
+        let mut dirs = vec![self.dir.path().join("bin")];
+        if let Some(current) = std::env::var_os("PATH") {
+            dirs.extend(std::env::split_paths(&current));
+        }
+        std::env::join_paths(dirs).unwrap_or_default()
+    }
+}
+
 /// The profile as real pipeline tasks whose fake commands take the profile's durations.
-fn profile_tasks(
-    profile: &Profile,
-    fake: &testkit::FakeToolchain,
-    scale: f64,
-) -> Result<Vec<crate::pipeline::Task>> {
-    use crate::pipeline::{Action, Task};
+fn profile_tasks(profile: &Profile, fake: &mut FakeWorld, scale: f64) -> Result<Vec<SetupTask>> {
     let mut tasks = Vec::new();
     for step in profile.steps {
         let ms = (step.minutes * scale * 1000.0).round() as u64;
         let (kind, name) = step.id.split_once(':').unwrap_or((step.id, ""));
         let action = match kind {
             "build" => {
-                fake.rule(testkit::Rule::new("docker", &format!("^build -t {name}:bench ")).delay_ms(ms))?;
+                fake.rule("docker", &format!("^build -t {name}:bench "), ms)?;
                 Action::Build {
                     tag: format!("{name}:bench"),
                     dockerfile: PathBuf::from(format!("docker/{name}.Dockerfile")),
@@ -442,17 +474,15 @@ fn profile_tasks(
                 }
             }
             "cluster" => {
-                fake.rule(testkit::Rule::new("kind", "^create cluster").delay_ms(ms))?;
+                fake.rule("kind", "^create cluster", ms)?;
                 Action::Cluster { name: "bench".into(), config: None, wait: Duration::from_secs(60) }
             }
             "load" => {
-                fake.rule(
-                    testkit::Rule::new("kind", &format!("^load docker-image {name}:bench ")).delay_ms(ms),
-                )?;
+                fake.rule("kind", &format!("^load docker-image {name}:bench "), ms)?;
                 Action::Load { tag: format!("{name}:bench"), cluster: "bench".into() }
             }
             _ => {
-                fake.rule(testkit::Rule::new("helm", &format!("^upgrade --install {name} ")).delay_ms(ms))?;
+                fake.rule("helm", &format!("^upgrade --install {name} "), ms)?;
                 Action::Helm {
                     release: name.into(),
                     chart: name.into(),
@@ -465,20 +495,15 @@ fn profile_tasks(
                 }
             }
         };
-        tasks.push(Task {
-            id: step.id.into(),
-            deps: step.deps.iter().map(|d| d.to_string()).collect(),
-            action,
-            timeout: Duration::from_secs(600),
-            retries: 0,
-        });
+        let deps = step.deps.iter().map(|d| d.to_string()).collect();
+        tasks.push(SetupTask::new(step.id, deps, action, Duration::from_secs(600)));
     }
     Ok(tasks)
 }
 
 /// The seeds' way: builds, then the cluster, then loads, then deploys, each phase (and each level
 /// of dependent deploys) waiting for all of the previous one.
-fn with_barriers(tasks: &[crate::pipeline::Task]) -> Vec<crate::pipeline::Task> {
+fn with_barriers(tasks: &[SetupTask]) -> Vec<SetupTask> {
     let mut level: Vec<usize> = Vec::new();
     for t in tasks {
         let base = match t.id.split(':').next() {
@@ -538,15 +563,12 @@ impl E2eBench {
         let mut walls = Vec::new();
         for parallel in [false, true] {
             let work = tempfile::Builder::new().prefix("bench-e2e-").tempdir()?;
-            let fake = testkit::FakeToolchain::new(&fake_bin)?;
+            let mut fake = FakeWorld::new(sh, &fake_bin)?;
             for (tool, pattern, minutes) in E2E_SETUP {
-                fake.rule(testkit::Rule::new(tool, pattern).delay_ms(ms(*minutes)))?;
+                fake.rule(tool, pattern, ms(*minutes))?;
             }
             for (flow, minutes) in E2E_FLOWS {
-                fake.rule(
-                    testkit::Rule::new("kubectl", &format!("^rollout status deployment/{flow} "))
-                        .delay_ms(ms(*minutes)),
-                )?;
+                fake.rule("kubectl", &format!("^rollout status deployment/{flow} "), ms(*minutes))?;
             }
             let def = write_bench_definition(work.path())?;
             let state = work.path().join("state");

@@ -5,7 +5,8 @@ use std::time::Duration;
 use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use crate::{exec, paths, port_forward, tools};
+use crate::e2e::port_forward;
+use crate::{exec, paths, tools};
 
 /// Check the tools, the Docker daemon, the kind cluster and the shared ports.
 ///

@@ -3,10 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{
-    bench, ci, doctor, e2e, exec, gitea, lint, lint_dockerfiles, lint_hardcoded, metrics, paths,
-    port_forward, quickstart, run_context, runs, setup,
-};
+use xtask::e2e::{flows, gitea, metrics, port_forward, quickstart, run_context, runs, setup};
+use xtask::lint::{self, dockerfiles, hardcoded};
+use xtask::{bench, ci, doctor, exec, paths};
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
 /// parallel test flows, and the gates that keep them honest.
@@ -20,12 +19,13 @@ struct Cli {
     command: Command,
 }
 
-// Each subcommand's help (first line: its purpose in `--help`) is the doc comment of its Args.
+// Each subcommand's help (first line: its purpose in `--help`) is the doc comment of its Args,
+// which lives in the module named here: one hop from a subcommand to its code.
 #[derive(Subcommand, Debug)]
 enum Command {
     Doctor(doctor::Args),
     Setup(setup::Args),
-    E2e(e2e::Args),
+    E2e(flows::Args),
     Runs(runs::RunsArgs),
     Cleanup(runs::CleanupArgs),
     RunContext(run_context::Args),
@@ -34,8 +34,8 @@ enum Command {
     Quickstart(quickstart::Args),
     Metrics(metrics::Args),
     Lint(lint::Args),
-    LintDockerfiles(lint_dockerfiles::Args),
-    LintHardcoded(lint_hardcoded::Args),
+    LintDockerfiles(dockerfiles::Args),
+    LintHardcoded(hardcoded::Args),
     Ci(ci::Args),
     Bench(bench::Args),
 }

@@ -40,6 +40,21 @@ pub fn logs_dir() -> PathBuf {
 /// directory. Paths inside config and definition files are relative to it.
 pub fn repository_of(file: &Path) -> PathBuf {
     let abs = std::env::current_dir().map(|d| d.join(file)).unwrap_or_else(|_| file.to_path_buf());
-    let dir = crate::lint::normalize(&abs).parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = normalize(&abs).parent().map(Path::to_path_buf).unwrap_or_default();
     dir.ancestors().find(|a| a.join(".git").exists()).map(Path::to_path_buf).unwrap_or(dir)
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }

@@ -13,9 +13,101 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use regex::Regex;
 
-use crate::lint::{self, CommonArgs, Config, Finding, HardcodedConfig, Report, Rule, Source};
-use crate::lint_dockerfiles::program_index;
-use crate::shell;
+use serde::Deserialize;
+
+use super::config::Config;
+use super::parse::shell::{self, program_index};
+use super::report::{Finding, ParseErrorEntry, Report, Source};
+use super::rules::Rule;
+use super::walk;
+use super::CommonArgs;
+
+/// `[hardcoded]` in the lint config. Nothing here is specific to one project: the namespaces a
+/// project must not hardcode and its shared-infra ports come from its config (this repository's
+/// are in `hack/lint.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct HardcodedConfig {
+    /// Namespaces a test must never hardcode (for example `sut`).
+    pub namespaces: Vec<String>,
+    /// localhost ports that are shared infra (port-forwards every run uses): allowed.
+    pub shared_ports: Vec<u16>,
+    /// Project-specific patterns (regex) with their message.
+    pub forbidden: Vec<Forbidden>,
+    /// Paths (relative to the repository root) scanned when no PATH is given.
+    pub scope: Vec<String>,
+    /// Files with these extensions anywhere in the repository are in scope too.
+    pub scope_extensions: Vec<String>,
+    /// gitignore-style patterns (relative to the repository root) never scanned by the walk.
+    pub exclude: Vec<String>,
+}
+
+impl Default for HardcodedConfig {
+    fn default() -> Self {
+        HardcodedConfig {
+            namespaces: Vec::new(),
+            shared_ports: Vec::new(),
+            forbidden: Vec::new(),
+            scope: ["test", "hack", "Makefile"].map(String::from).to_vec(),
+            scope_extensions: vec!["sh".into(), "bash".into()],
+            exclude: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forbidden {
+    pub pattern: String,
+    pub message: String,
+}
+
+pub const HARDCODED_NAMESPACE: Rule = Rule {
+    id: "hardcoded-namespace",
+    summary: "a fixed namespace used as a value: parallel runs collide in it",
+    help: "take the run's namespace from the environment instead of a fixed name",
+};
+pub const FIXED_TMP_PATH: Rule = Rule {
+    id: "fixed-tmp-path",
+    summary: "a fixed file under /tmp: parallel runs overwrite each other's files",
+    help: "create it with mktemp, or put it under the run's own state directory",
+};
+pub const GLOBAL_GIT_CONFIG: Rule = Rule {
+    id: "global-git-config",
+    summary: "git config --global/--system changes every user's and run's git",
+    help: "scope settings to one command (GIT_CONFIG_COUNT/KEY/VALUE env) or use `git -C repo config`",
+};
+pub const BROAD_PROCESS_KILL: Rule = Rule {
+    id: "broad-process-kill",
+    summary: "pkill/killall stop other users' and other runs' processes",
+    help: "kill the pid you started (`kill $PID`), or its process group",
+};
+pub const GLOBAL_DELETE: Rule = Rule {
+    id: "global-delete",
+    summary: "kubectl delete --all/-A deletes other runs' objects",
+    help: "delete by a label that names the run (-l <key>=<run id>) or in the run's own namespace",
+};
+pub const FIXED_LOCAL_PORT: Rule = Rule {
+    id: "fixed-local-port",
+    summary: "a fixed localhost port that is not shared infra: parallel runs collide on it",
+    help: "pick a free port at run time, or add the port to [hardcoded] shared-ports if it is shared infra",
+};
+pub const FORBIDDEN_PATTERN: Rule = Rule {
+    id: "forbidden-pattern",
+    summary: "a project-specific forbidden pattern",
+    help: "see the message; the pattern is in the lint config's [[hardcoded.forbidden]]",
+};
+
+/// This checker's rules.
+pub const RULES: &[&Rule] = &[
+    &HARDCODED_NAMESPACE,
+    &FIXED_TMP_PATH,
+    &GLOBAL_GIT_CONFIG,
+    &BROAD_PROCESS_KILL,
+    &GLOBAL_DELETE,
+    &FIXED_LOCAL_PORT,
+    &FORBIDDEN_PATTERN,
+];
 
 /// Find hidden global assumptions that break parallel runs.
 ///
@@ -48,21 +140,21 @@ impl Args {
         let files = if self.common.paths.is_empty() {
             scope_files(&config)?
         } else {
-            let roots = lint::resolve_paths(&self.common.paths, &cwd)?;
-            let none = lint::exclude_matcher(&config.root, &[])?;
-            lint::walk(&roots, &none, &|_| true)
+            let roots = walk::resolve_paths(&self.common.paths, &cwd)?;
+            let none = walk::exclude_matcher(&config.root, &[])?;
+            walk::walk(&roots, &none, &|_| true)
         };
         let report = lint_files(&files, &config.hardcoded, &cwd)?;
-        self.common.finish(report, "xtask lint-hardcoded")
+        self.common.finish(report, "xtask lint-hardcoded", &config)
     }
 }
 
 /// The files the config's scope covers, minus its excludes.
 pub fn scope_files(config: &Config) -> Result<Vec<PathBuf>> {
     // One walk of the repository: the scope dirs and the scope extensions anywhere.
-    let excluded = lint::exclude_matcher(&config.root, &config.hardcoded.exclude)?;
+    let excluded = walk::exclude_matcher(&config.root, &config.hardcoded.exclude)?;
     let scope = Scope::new(config)?;
-    Ok(lint::walk(std::slice::from_ref(&config.root), &excluded, &|p| scope.contains(p)))
+    Ok(walk::walk(std::slice::from_ref(&config.root), &excluded, &|p| scope.contains(p)))
 }
 
 /// The config's scope as a predicate (for one walk of the repository, and for staged files).
@@ -75,14 +167,19 @@ pub struct Scope {
 impl Scope {
     pub fn new(config: &Config) -> Result<Scope> {
         Ok(Scope {
-            dirs: config.hardcoded.scope.iter().map(|s| lint::normalize(&config.root.join(s))).collect(),
+            dirs: config
+                .hardcoded
+                .scope
+                .iter()
+                .map(|s| crate::paths::normalize(&config.root.join(s)))
+                .collect(),
             extensions: config.hardcoded.scope_extensions.clone(),
-            excluded: lint::exclude_matcher(&config.root, &config.hardcoded.exclude)?,
+            excluded: walk::exclude_matcher(&config.root, &config.hardcoded.exclude)?,
         })
     }
 
     pub fn contains(&self, path: &Path) -> bool {
-        if lint::is_excluded(&self.excluded, path, false) {
+        if walk::is_excluded(&self.excluded, path, false) {
             return false;
         }
         let ext_ok =
@@ -128,7 +225,7 @@ fn lang(path: &Path, text: &str) -> Lang {
 
 pub fn lint_files(files: &[PathBuf], config: &HardcodedConfig, cwd: &Path) -> Result<Report> {
     let rules = Rules::new(config)?;
-    lint::scan_files(files, cwd, |file, display, text| {
+    walk::scan_files(files, cwd, |file, display, text| {
         let lang = lang(file, &text);
         if lang == Lang::Docs || !rules.prefilter.is_match(&text) {
             return Ok(Report::default());
@@ -199,14 +296,9 @@ impl Rules {
 }
 
 /// A hit before it becomes a finding: rule, file offset, message.
-type Hit = (Rule, usize, String);
+type Hit = (&'static Rule, usize, String);
 
-fn lint_text(
-    text: &str,
-    path: &str,
-    lang: Lang,
-    rules: &Rules,
-) -> (Vec<Finding>, Vec<lint::ParseErrorEntry>) {
+fn lint_text(text: &str, path: &str, lang: Lang, rules: &Rules) -> (Vec<Finding>, Vec<ParseErrorEntry>) {
     let source = Source::new(text);
     let mut hits: Vec<Hit> = Vec::new();
     let mut errors = Vec::new();
@@ -222,7 +314,7 @@ fn lint_text(
         }
         Lang::Shell => {
             if let Err(e) = shell_script(text, 0, text.len(), rules, &mut hits) {
-                errors.push(lint::ParseErrorEntry {
+                errors.push(ParseErrorEntry {
                     path: path.into(),
                     line: source.line_col(e.offset).0,
                     message: format!("not valid shell ({}); scanned line by line instead", e.message),
@@ -248,7 +340,7 @@ fn lint_text(
     // Project patterns: on code with comments blanked (strings included).
     for (re, message) in &rules.forbidden {
         for m in re.find_iter(&code) {
-            hits.push((Rule::ForbiddenPattern, m.start(), message.clone()));
+            hits.push((&FORBIDDEN_PATTERN, m.start(), message.clone()));
         }
     }
     let mut findings: Vec<Finding> = hits
@@ -263,14 +355,14 @@ fn lint_text(
     // A command found both in one literal and in the line's joined literals is one finding.
     let mut seen = std::collections::HashSet::new();
     findings.retain(|f| {
-        !matches!(f.rule, Rule::GlobalGitConfig | Rule::BroadProcessKill | Rule::GlobalDelete)
+        ![&GLOBAL_GIT_CONFIG, &BROAD_PROCESS_KILL, &GLOBAL_DELETE].contains(&f.rule)
             || seen.insert((f.line, f.rule))
     });
     // One namespace use found two ways (`-n sut` and `"sut"`) is one finding.
     findings.dedup_by(|a, b| {
         a.line == b.line
             && a.rule == b.rule
-            && a.rule == Rule::HardcodedNamespace
+            && a.rule == &HARDCODED_NAMESPACE
             && a.column.abs_diff(b.column) <= 2
     });
     (findings, errors)
@@ -288,7 +380,7 @@ fn piece(rules: &Rules, text: &str, range: std::ops::Range<usize>, whole: bool, 
     for ns in &rules.namespaces {
         if whole && trimmed == ns {
             hits.push((
-                Rule::HardcodedNamespace,
+                &HARDCODED_NAMESPACE,
                 base + s.find(ns.as_str()).unwrap_or(0),
                 ns_message(ns, "as a value"),
             ));
@@ -318,7 +410,7 @@ fn piece(rules: &Rules, text: &str, range: std::ops::Range<usize>, whole: bool, 
                 None
             };
             if let Some(how) = how {
-                hits.push((Rule::HardcodedNamespace, base + i, ns_message(ns, how)));
+                hits.push((&HARDCODED_NAMESPACE, base + i, ns_message(ns, how)));
             }
         }
     }
@@ -326,7 +418,7 @@ fn piece(rules: &Rules, text: &str, range: std::ops::Range<usize>, whole: bool, 
         for c in rules.tmp.captures_iter(s) {
             if let Some(m) = c.get(1) {
                 hits.push((
-                    Rule::FixedTmpPath,
+                    &FIXED_TMP_PATH,
                     base + m.start(),
                     format!(
                         "fixed path `{}` under /tmp: parallel runs overwrite each other's file",
@@ -342,7 +434,7 @@ fn piece(rules: &Rules, text: &str, range: std::ops::Range<usize>, whole: bool, 
         // Port 0 asks the system for a free port: the opposite of a fixed one.
         if number != 0 && !rules.shared_ports.iter().any(|p| u32::from(*p) == number) {
             hits.push((
-                Rule::FixedLocalPort,
+                &FIXED_LOCAL_PORT,
                 base + all.start(),
                 format!(
                     "fixed local port `{}` is not shared infra: parallel runs collide on it",
@@ -359,7 +451,7 @@ fn command_text(rules: &Rules, s: &str, base: usize, hits: &mut Vec<Hit>) {
     if let Some(c) = rules.git_global.captures(s) {
         if let (Some(all), Some(flag)) = (c.get(0), c.get(1)) {
             hits.push((
-                Rule::GlobalGitConfig,
+                &GLOBAL_GIT_CONFIG,
                 base + all.start(),
                 format!("`git config {}` changes git for every user and run on this machine", flag.as_str()),
             ));
@@ -369,7 +461,7 @@ fn command_text(rules: &Rules, s: &str, base: usize, hits: &mut Vec<Hit>) {
         if let Some(c) = rules.kill.captures(&s[part.clone()]) {
             if let Some(m) = c.get(1) {
                 hits.push((
-                    Rule::BroadProcessKill,
+                    &BROAD_PROCESS_KILL,
                     base + part.start + m.start(),
                     format!(
                         "`{}` matches processes by name: it stops other users' and runs' processes",
@@ -382,7 +474,7 @@ fn command_text(rules: &Rules, s: &str, base: usize, hits: &mut Vec<Hit>) {
     if let Some(c) = rules.delete.captures(s) {
         if let (Some(all), Some(flag)) = (c.get(0), c.get(1)) {
             hits.push((
-                Rule::GlobalDelete,
+                &GLOBAL_DELETE,
                 base + all.start(),
                 format!("`kubectl delete {}` deletes other runs' objects too", flag.as_str()),
             ));
@@ -531,7 +623,7 @@ fn shell_script(
                 for ns in &rules.namespaces {
                     if value.trim_matches(['"', '\'']) == ns {
                         hits.push((
-                            Rule::HardcodedNamespace,
+                            &HARDCODED_NAMESPACE,
                             from + w.span.start + value_at,
                             ns_message(ns, "as a value"),
                         ));
@@ -560,7 +652,7 @@ fn shell_script(
                 if w.value == *ns && (flag_before || w.quoted || k > p) {
                     let how = if flag_before { "as the -n/--namespace value" } else { "as a value" };
                     hits.push((
-                        Rule::HardcodedNamespace,
+                        &HARDCODED_NAMESPACE,
                         wspan.start + src[w.span.clone()].find(ns.as_str()).unwrap_or(0),
                         ns_message(ns, how),
                     ));
@@ -741,13 +833,28 @@ fn blank_hash_comments(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The defaults name no namespace and no shared port: a project's config does.
     fn rules() -> Rules {
-        Rules::new(&HardcodedConfig::default()).unwrap()
+        let config = HardcodedConfig {
+            namespaces: vec!["sut".into()],
+            shared_ports: vec![13000, 19090],
+            ..HardcodedConfig::default()
+        };
+        Rules::new(&config).unwrap()
+    }
+
+    #[test]
+    fn the_defaults_are_not_this_projects() {
+        let defaults = HardcodedConfig::default();
+        assert!(defaults.namespaces.is_empty() && defaults.shared_ports.is_empty());
+        let (findings, _) =
+            lint_text("kubectl get pods -n sut\n", "f", Lang::Shell, &Rules::new(&defaults).unwrap());
+        assert!(findings.is_empty());
     }
 
     fn rules_in(text: &str, lang: Lang) -> Vec<(&'static str, usize, usize)> {
         let (findings, _) = lint_text(text, "f", lang, &rules());
-        findings.iter().map(|f| (f.rule.id(), f.line, f.column)).collect()
+        findings.iter().map(|f| (f.rule.id, f.line, f.column)).collect()
     }
 
     #[test]

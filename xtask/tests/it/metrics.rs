@@ -1,11 +1,10 @@
 //! Prometheus assertions filtered by run, against a real Prometheus scraping real demo processes.
 #![allow(clippy::disallowed_methods)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use testkit::prometheus::{demo_binary, Demo, PrometheusServer};
-use xtask::metrics::{scope, selector, Client, Data, Matcher, QueryError};
+use xtask::e2e::metrics::{scope, selector, Client, Data, Matcher, QueryError};
 
 fn count(data: &Data) -> usize {
     data.samples().len()
@@ -49,8 +48,9 @@ fn each_runs_queries_see_only_its_own_series_and_the_filter_is_what_isolates() {
     }
 
     // The command line does the same.
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["metrics", "query", "e2e_demo_up", "--run-id", "run-b2", "--show"])
+    let sandbox = crate::harness::Sandbox::new();
+    let out = sandbox
+        .xtask(&["metrics", "query", "e2e_demo_up", "--run-id", "run-b2", "--show"])
         .env("E2E_PROMETHEUS_URL", prom.url())
         .output()
         .unwrap();

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
+use crate::e2e::run_context::RunContext;
 use crate::exec;
-use crate::run_context::RunContext;
 
 /// Collects what explains a failure. Every command is best effort (a missing pod is not an
 /// error here) and runs even after Ctrl-C. Returns the artifacts directory.

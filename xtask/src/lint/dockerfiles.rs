@@ -6,11 +6,53 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::dockerfile::{self, Mapped};
-use crate::lint::{
-    self, CommonArgs, Config, DockerfileConfig, Report, Rule, Source, TargetedPolicy, UpdatePolicy,
+use serde::Deserialize;
+
+use super::config::Config;
+use super::parse::dockerfile::{self, Mapped};
+use super::parse::shell::{self, basename, program_index};
+use super::report::{ParseErrorEntry, Report, Source};
+use super::rules::Rule;
+use super::walk;
+use super::CommonArgs;
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdatePolicy {
+    #[default]
+    Forbid,
+    Require,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetedPolicy {
+    #[default]
+    Allow,
+    Forbid,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+/// `[dockerfile]` in the lint config.
+pub struct DockerfileConfig {
+    #[serde(default)]
+    pub dnf_update: UpdatePolicy,
+    #[serde(default)]
+    pub dnf_update_targeted: TargetedPolicy,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+pub const DNF_UPDATE: Rule = Rule {
+    id: "dnf-update",
+    summary: "Dockerfile package-manager update policy (forbid or require a full-system update)",
+    help: "see [dockerfile] dnf-update in the lint config; `--fix` removes forbidden updates",
 };
-use crate::shell;
+
+/// This checker's rules.
+pub const RULES: &[&Rule] = &[&DNF_UPDATE];
 
 /// Check Dockerfiles against the `dnf update` policy.
 ///
@@ -49,10 +91,10 @@ impl Args {
         let roots = if self.common.paths.is_empty() {
             vec![config.root.clone()]
         } else {
-            lint::resolve_paths(&self.common.paths, &cwd)?
+            walk::resolve_paths(&self.common.paths, &cwd)?
         };
         let report = lint_paths(&roots, &config, &cwd, self.fix)?;
-        self.common.finish(report, "xtask lint-dockerfiles")
+        self.common.finish(report, "xtask lint-dockerfiles", &config)
     }
 }
 
@@ -73,15 +115,15 @@ pub fn is_dockerfile(path: &Path) -> bool {
 
 /// Walks `roots` and lints every Dockerfile found (files named directly are always linted).
 pub fn lint_paths(roots: &[PathBuf], config: &Config, cwd: &Path, fix: bool) -> Result<Report> {
-    let excluded = lint::exclude_matcher(&config.root, &config.dockerfile.exclude)?;
+    let excluded = walk::exclude_matcher(&config.root, &config.dockerfile.exclude)?;
     let named: Vec<PathBuf> = roots.iter().filter(|r| r.is_file()).cloned().collect();
-    let mut files = lint::walk(roots, &excluded, &is_dockerfile);
+    let mut files = walk::walk(roots, &excluded, &is_dockerfile);
     files.retain(|f| named.contains(f) || is_dockerfile(f));
     lint_files(&files, &config.dockerfile, cwd, fix)
 }
 
 pub fn lint_files(files: &[PathBuf], config: &DockerfileConfig, cwd: &Path, fix: bool) -> Result<Report> {
-    lint::scan_files(files, cwd, |file, display, text| {
+    walk::scan_files(files, cwd, |file, display, text| {
         let mut result = lint_text(&text, &display, config);
         if fix && !result.removals.is_empty() {
             let fixed = apply_removals(&text, &result.removals);
@@ -170,44 +212,6 @@ const VALUE_OPTIONS: &[&str] = &[
     "--secseverity",
 ];
 const SHELLS: &[&str] = &["sh", "bash", "dash", "ash", "zsh", "ksh"];
-
-fn basename(word: &str) -> &str {
-    word.rsplit('/').next().unwrap_or(word)
-}
-
-/// Index of the program after `sudo`, `env A=B`, `command`, `exec`, `nice`, `nohup`, `time`.
-pub fn program_index(argv: &[shell::Word]) -> Option<usize> {
-    let mut i = 0;
-    while i < argv.len() {
-        match basename(&argv[i].value) {
-            "sudo" => {
-                i += 1;
-                while i < argv.len() && argv[i].value.starts_with('-') {
-                    let takes_value = ["-u", "-g", "-p", "-C", "-U", "-r", "-t", "-D", "-h"]
-                        .contains(&argv[i].value.as_str());
-                    i += if takes_value { 2 } else { 1 };
-                }
-            }
-            "env" => {
-                i += 1;
-                while i < argv.len()
-                    && (argv[i].value.starts_with('-') || shell::is_assignment(&argv[i].value))
-                {
-                    let takes_value = ["-u", "-C", "-S"].contains(&argv[i].value.as_str());
-                    i += if takes_value { 2 } else { 1 };
-                }
-            }
-            "command" | "exec" | "nice" | "nohup" | "time" => {
-                i += 1;
-                while i < argv.len() && argv[i].value.starts_with('-') {
-                    i += 1;
-                }
-            }
-            _ => return Some(i),
-        }
-    }
-    None
-}
 
 fn classify(argv: &[shell::Word]) -> Option<(usize, Kind, String)> {
     let p = program_index(argv)?;
@@ -365,7 +369,7 @@ pub fn lint_text(text: &str, path: &str, config: &DockerfileConfig) -> FileResul
     let mut report = Report::default();
     let mut removals = Vec::new();
     for e in &df.errors {
-        report.parse_errors.push(lint::ParseErrorEntry {
+        report.parse_errors.push(ParseErrorEntry {
             path: path.to_string(),
             line: source.line_col(e.offset).0,
             message: e.message.clone(),
@@ -400,7 +404,7 @@ pub fn lint_text(text: &str, path: &str, config: &DockerfileConfig) -> FileResul
             None => shell_calls(&ins.args, Some(&ins.span), &mut calls),
         };
         if let Err((offset, message)) = parsed {
-            report.parse_errors.push(lint::ParseErrorEntry {
+            report.parse_errors.push(ParseErrorEntry {
                 path: path.to_string(),
                 line: source.line_col(offset).0,
                 message: format!("RUN is not valid shell: {message}"),
@@ -415,10 +419,10 @@ pub fn lint_text(text: &str, path: &str, config: &DockerfileConfig) -> FileResul
         for call in calls {
             let line = source.line_col(call.offset).0;
             let mut report_call = |message: String, fixable: bool| {
-                if source.allowed(line, Rule::DnfUpdate) {
+                if source.allowed(line, &DNF_UPDATE) {
                     return;
                 }
-                report.findings.push(source.finding(Rule::DnfUpdate, path, call.offset, message));
+                report.findings.push(source.finding(&DNF_UPDATE, path, call.offset, message));
                 if let (true, Some(r)) = (fixable, &call.removal) {
                     removals.push(r.clone());
                 }
@@ -464,9 +468,9 @@ pub fn lint_text(text: &str, path: &str, config: &DockerfileConfig) -> FileResul
             if let Some(install) = &stage.first_install {
                 if !stage.updated && !stage.judged {
                     let line = source.line_col(install.offset).0;
-                    if !source.allowed(line, Rule::DnfUpdate) {
+                    if !source.allowed(line, &DNF_UPDATE) {
                         report.findings.push(source.finding(
-                            Rule::DnfUpdate,
+                            &DNF_UPDATE,
                             path,
                             install.offset,
                             format!(

@@ -10,36 +10,27 @@ use serde_json::Value;
 use testkit::gitea::GiteaServer;
 use testkit::FakeToolchain;
 
+use crate::harness::Sandbox;
+
 struct World {
     gitea: GiteaServer,
     fake: FakeToolchain,
-    home: tempfile::TempDir,
+    sandbox: Sandbox,
 }
 
 impl World {
     fn new() -> World {
-        let home = tempfile::tempdir().unwrap();
-        std::fs::write(
-            home.path().join(".gitconfig"),
-            "[user]\n\tname = Someone\n\temail = someone@example.invalid\n",
-        )
-        .unwrap();
-        World {
-            gitea: GiteaServer::start().expect("Gitea test server"),
-            fake: FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap(),
-            home,
-        }
+        let fake = crate::harness::fake();
+        let sandbox = Sandbox::with_fake(&fake);
+        World { gitea: GiteaServer::start().expect("Gitea test server"), fake, sandbox }
+    }
+
+    fn state_dir(&self, id: &str) -> PathBuf {
+        self.sandbox.run_dir(id)
     }
 
     fn xtask(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        cmd.args(args)
-            .env("PATH", self.fake.path_env())
-            .env("HOME", self.home.path())
-            .env_remove("E2E_RUN_ID")
-            .env_remove("E2E_TEST_NAMESPACE")
-            .env_remove("GIT_CONFIG_GLOBAL")
-            .stdin(Stdio::null());
+        let mut cmd = self.sandbox.xtask(args);
         for (k, v) in self.gitea.env() {
             cmd.env(k, v);
         }
@@ -55,7 +46,7 @@ impl World {
         Command::new("git")
             .args(args)
             .current_dir(dir)
-            .env("HOME", self.home.path())
+            .env("HOME", self.sandbox.home.path())
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -63,14 +54,9 @@ impl World {
 }
 
 fn run_id(tag: &str) -> String {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_xtask")).args(["run-context", "--format", "json"]).output().unwrap();
+    let out = Sandbox::new().run(&["run-context", "--format", "json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     format!("{tag}-{}", v["E2E_RUN_ID"].as_str().unwrap())
-}
-
-fn state_dir(id: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("target/e2e/runs").join(id)
 }
 
 fn ok(out: &Output) -> String {
@@ -114,7 +100,7 @@ fn three_concurrent_runs_each_push_only_to_their_own_repository() {
     assert_eq!(world.gitea.deploy_keys().len(), 3);
 
     for (i, (id, flow)) in runs.iter().enumerate() {
-        let checkout = state_dir(id).join("checkout");
+        let checkout = world.state_dir(id).join("checkout");
         let pushed = push_file(&world, &checkout, &format!("own-{i}.txt"));
         assert!(
             pushed.status.success(),
@@ -158,7 +144,7 @@ fn three_concurrent_runs_each_push_only_to_their_own_repository() {
 #[test]
 fn global_git_config_is_byte_identical_and_the_token_leaks_nowhere() {
     let world = World::new();
-    let home_before = std::fs::read(world.home.path().join(".gitconfig")).unwrap();
+    let home_before = std::fs::read(world.sandbox.home.path().join(".gitconfig")).unwrap();
     let id = run_id("tok");
     let setup = world.run(&["gitea", "setup", "--run-id", &id, "--flow", "full"]);
     let setup_text = ok(&setup);
@@ -185,24 +171,24 @@ fn global_git_config_is_byte_identical_and_the_token_leaks_nowhere() {
         assert!(!call.env.values().any(|v| v.contains(&token)));
     }
     let mut files = Vec::new();
-    collect(&state_dir(&id), &mut files);
-    collect(&Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("target/e2e/logs"), &mut files);
+    collect(&world.state_dir(&id), &mut files);
+    collect(&world.sandbox.state.path().join("logs"), &mut files);
     assert!(files.iter().any(|f| f.ends_with(".git/config")), "the checkout exists");
     for f in &files {
         let bytes = std::fs::read(f).unwrap_or_default();
         assert!(!String::from_utf8_lossy(&bytes).contains(&token), "token found in {}", f.display());
     }
-    let key_dir = state_dir(&id).join("ssh");
+    let key_dir = world.state_dir(&id).join("ssh");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&key_dir).unwrap().permissions().mode() & 0o777, 0o700);
     assert_eq!(std::fs::metadata(key_dir.join("id_ed25519")).unwrap().permissions().mode() & 0o777, 0o600);
 
     ok(&world.run(&["gitea", "teardown", "--run-id", &id]));
-    assert_eq!(std::fs::read(world.home.path().join(".gitconfig")).unwrap(), home_before);
+    assert_eq!(std::fs::read(world.sandbox.home.path().join(".gitconfig")).unwrap(), home_before);
     let entries: Vec<_> =
-        std::fs::read_dir(world.home.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        std::fs::read_dir(world.sandbox.home.path()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(entries, vec![std::ffi::OsString::from(".gitconfig")], "nothing else written to HOME");
-    assert!(!state_dir(&id).join("checkout").exists() && !key_dir.exists());
+    assert!(!world.state_dir(&id).join("checkout").exists() && !key_dir.exists());
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -233,7 +219,7 @@ fn setup_twice_is_idempotent_and_teardown_of_one_run_leaves_the_other_working() 
 
     ok(&world.run(&["gitea", "teardown", "--run-id", &a]));
     ok(&world.run(&["gitea", "teardown", "--run-id", &a])); // already gone: fine
-    let pushed = push_file(&world, &state_dir(&b).join("checkout"), "still-here.txt");
+    let pushed = push_file(&world, &world.state_dir(&b).join("checkout"), "still-here.txt");
     assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
     assert_eq!(world.gitea.repos().len(), 1);
     ok(&world.run(&["gitea", "teardown", "--run-id", &b]));
@@ -339,11 +325,8 @@ fn kubectl_payloads_carry_the_run_label_and_namespace_and_teardown_deletes_by_la
 
 #[test]
 fn run_context_prints_an_eval_able_env_and_validates_given_values() {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["run-context", "--flow", "quickstart-manifest", "--run-id", "pr12-x"])
-        .env_remove("E2E_TEST_NAMESPACE")
-        .output()
-        .unwrap();
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["run-context", "--flow", "quickstart-manifest", "--run-id", "pr12-x"]);
     let text = ok(&out);
     assert!(text.contains("export E2E_RUN_ID=pr12-x\n"), "{text}");
     assert!(text.contains("export E2E_TEST_NAMESPACE=run-e2e-quickstart-manifest-pr12-x\n"), "{text}");
@@ -357,6 +340,7 @@ fn run_context_prints_an_eval_able_env_and_validates_given_values() {
         .args(["-c", &script])
         .env_remove("E2E_RUN_ID")
         .env_remove("E2E_TEST_NAMESPACE")
+        .env("E2E_STATE_DIR", sandbox.state.path())
         .output()
         .unwrap();
     let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -364,8 +348,8 @@ fn run_context_prints_an_eval_able_env_and_validates_given_values() {
     assert_eq!(ns, format!("run-e2e-full-{id}"));
     assert!(id.len() >= 10);
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["run-context"])
+    let bad = sandbox
+        .xtask(&["run-context"])
         .env("E2E_RUN_ID", "abc")
         .env("E2E_TEST_NAMESPACE", "Not_A_Namespace")
         .output()
@@ -402,7 +386,7 @@ fn the_demo_writes_its_status_file_into_the_runs_repository_and_counts_the_write
     .unwrap();
 
     // The status file appears in the run's checkout, then changes, the commit count growing.
-    let checkout = state_dir(&id).join("checkout");
+    let checkout = world.state_dir(&id).join("checkout");
     let observe = || {
         ok(&world.git(&checkout, &["pull", "-q", "--ff-only", "origin", "main"]));
         let content = std::fs::read_to_string(checkout.join("e2e-status.txt")).ok();

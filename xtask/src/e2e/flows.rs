@@ -11,11 +11,13 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
-use crate::definition::{self, Definition, Flow};
-use crate::pipeline::{self, Options};
-use crate::run_context::{Request, RunContext};
-use crate::runs::{self, Heartbeat, RunRecord};
-use crate::{clock, diagnostics, exec, gitea, paths, port_forward};
+use super::setup;
+use super::{diagnostics, gitea, port_forward};
+use crate::e2e::definition::{self, Definition, Flow};
+use crate::e2e::run_context::{Request, RunContext};
+use crate::e2e::runs::{self, Heartbeat, RunRecord};
+use crate::pipeline::{self, Options, Policy, ProgressMode, Report, Task};
+use crate::{clock, exec, paths};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Keep {
@@ -117,28 +119,45 @@ impl Args {
         }
         let setup_end = start.elapsed().as_secs_f64();
 
-        // The flows.
+        // The flows, on the same engine as setup: each a task, all independent, and a failed
+        // flow stops nothing else (keep going).
         let settings = gitea::Settings::from_env(sh);
-        let results: Vec<FlowResult> = if self.parallel {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = flows
-                    .iter()
-                    .map(|flow| {
-                        let (def, settings, keep) = (&def, &settings, self.keep);
-                        scope.spawn(move || run_flow(def, flow, settings, keep, start))
-                    })
-                    .collect();
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panicked())).collect()
-            })
-        } else {
-            flows.iter().map(|flow| run_flow(&def, flow, &settings, self.keep, start)).collect()
+        let tasks: Vec<Task<&Flow>> =
+            flows.iter().map(|f| Task::new(&format!("flow:{}", f.name), Vec::new(), f, f.timeout)).collect();
+        let opts = Options {
+            sequential: !self.parallel,
+            policy: Policy::KeepGoing,
+            mode: "e2e",
+            ..Options::new(paths::logs_dir().join("flows"), ProgressMode::Quiet)
         };
+        let finished: Mutex<Vec<FlowResult>> = Mutex::new(Vec::new());
+        let flow_report = pipeline::run(&tasks, &opts, &|job| {
+            let result = run_flow(&def, job.task.action, &settings, self.keep, start, job.deadline);
+            job.note(&format!(
+                "run {} namespace {} outcome {:?} artifacts {}",
+                result.run_id,
+                result.namespace,
+                result.outcome,
+                result.artifacts.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into())
+            ));
+            let error = (result.outcome != Outcome::Passed)
+                .then(|| result.error.clone().unwrap_or_else(|| format!("{:?}", result.outcome)));
+            if let Ok(mut done) = finished.lock() {
+                done.push(result);
+            }
+            match error {
+                Some(e) => Err(anyhow::anyhow!(e)),
+                None => Ok(()),
+            }
+        })?;
+        let mut results = finished.into_inner().unwrap_or_default();
+        results.sort_by_key(|r| flows.iter().position(|f| f.name == r.flow));
 
         print_summary(&results);
         let junit = self.junit.clone().unwrap_or_else(|| paths::state_root().join("junit.xml"));
         write_junit(&junit, &results, start.elapsed().as_secs_f64())?;
         println!("JUnit: {}", junit.display());
-        let report = timing_report(setup_report.as_ref(), setup_end, &results, start.elapsed().as_secs_f64());
+        let report = setup_report.then("setup", flow_report, setup_end);
         let name = format!("e2e-{}", clock::unix_now());
         let json = pipeline::write_report(&report, &paths::state_root().join("timings"), &name)?;
         println!("{}", pipeline::gantt(&report));
@@ -148,20 +167,6 @@ impl Args {
             return Ok(130);
         }
         Ok(if results.iter().all(|r| r.outcome == Outcome::Passed) { 0 } else { 1 })
-    }
-}
-
-fn panicked() -> FlowResult {
-    FlowResult {
-        flow: "?".into(),
-        run_id: "?".into(),
-        namespace: String::new(),
-        start_s: 0.0,
-        end_s: 0.0,
-        outcome: Outcome::Failed,
-        error: Some("the flow's thread panicked".into()),
-        artifacts: None,
-        kept: false,
     }
 }
 
@@ -189,11 +194,12 @@ impl SharedLock {
 }
 
 /// Shared infra from this definition is up: reuse it; otherwise run the setup pipeline.
-fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Option<pipeline::Report>> {
+fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Report> {
     let marker = paths::state_root().join("shared.json");
     let recorded: serde_json::Value =
         std::fs::read_to_string(&marker).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     let log = paths::logs_dir().join("e2e.log");
+    let start = Instant::now();
     if recorded["fingerprint"] == def.fingerprint.as_str() && recorded["cluster"] == def.cluster.as_str() {
         let clusters =
             exec::cmd(cmd!(sh, "kind get clusters")).log(&log).timeout(Duration::from_secs(60)).run()?;
@@ -202,13 +208,12 @@ fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Option<pipeline::Report
                 "shared infra is up (set up {} by pid {}): reused",
                 recorded["completed"], recorded["pid"]
             );
-            return Ok(None);
+            return Ok(Report::single("shared infra (reused)", start.elapsed().as_secs_f64()));
         }
     }
     let ctx = RunContext::resolve(sh, &Request { run_id: None, flow: Some("setup".into()) })?;
-    let opts = Options::for_run(sh, &ctx, &def.root);
     println!("setting up shared infra ({} tasks)", def.tasks.len());
-    let report = pipeline::run(&def.tasks, &opts)?;
+    let report = setup::run_graph(sh, def, &ctx, false, false)?;
     if let Some(error) = report.failure() {
         println!("{}", pipeline::gantt(&report));
         return Err(error.context("shared infra setup failed; no flow was run"));
@@ -220,7 +225,7 @@ fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Option<pipeline::Report
         "pid": std::process::id(),
     });
     std::fs::write(&marker, serde_json::to_string_pretty(&record)?)?;
-    Ok(Some(report))
+    Ok(report)
 }
 
 /// `${E2E_RUN_ID}` and friends in a step's arguments.
@@ -243,6 +248,7 @@ fn run_flow(
     settings: &gitea::Settings,
     keep: Keep,
     e2e_start: Instant,
+    deadline: Instant,
 ) -> FlowResult {
     let start_s = e2e_start.elapsed().as_secs_f64();
     let mut result = FlowResult {
@@ -267,7 +273,7 @@ fn run_flow(
     // Each flow gets its own run id, even when E2E_RUN_ID is set for the invocation (a given id
     // also makes the context ignore the environment's namespaces).
     let request =
-        Request { run_id: Some(crate::run_context::generate_run_id()), flow: Some(flow.name.clone()) };
+        Request { run_id: Some(crate::e2e::run_context::generate_run_id()), flow: Some(flow.name.clone()) };
     let ctx = match RunContext::resolve(&sh, &request) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -288,7 +294,7 @@ fn run_flow(
     let record = Arc::new(Mutex::new(record));
     let heartbeat = Heartbeat::start(record.clone());
 
-    let outcome = flow_steps(&sh, &ctx, flow, settings, &local_port);
+    let outcome = flow_steps(&sh, &ctx, flow, settings, &local_port, deadline);
     drop(heartbeat);
     result.end_s = e2e_start.elapsed().as_secs_f64();
     let interrupted = exec::cancelled();
@@ -347,8 +353,8 @@ fn flow_steps(
     flow: &Flow,
     settings: &gitea::Settings,
     local_port: &str,
+    deadline: Instant,
 ) -> Result<()> {
-    let deadline = Instant::now() + flow.timeout;
     let logs = ctx.logs_dir();
     // The run's namespaces, labeled: cleanup finds them by that label.
     let labels = ctx.labels();
@@ -467,70 +473,4 @@ fn write_junit(path: &PathBuf, results: &[FlowResult], total: f64) -> Result<()>
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Setup's tasks and the flows on one time axis; the critical path is setup's plus the longest flow.
-fn timing_report(
-    setup: Option<&pipeline::Report>,
-    setup_end: f64,
-    results: &[FlowResult],
-    wall: f64,
-) -> pipeline::Report {
-    let mut tasks = Vec::new();
-    let mut path: Vec<String>;
-    let mut path_s: f64;
-    if let Some(setup) = setup {
-        tasks.extend(setup.tasks.iter().cloned().map(|mut t| {
-            t.id = format!("setup/{}", t.id);
-            t.deps = t.deps.iter().map(|d| format!("setup/{d}")).collect();
-            t
-        }));
-        path = setup.critical_path.iter().map(|t| format!("setup/{t}")).collect();
-        path_s = setup.critical_path_s;
-    } else {
-        tasks.push(pipeline::TaskTiming {
-            id: "shared infra (reused)".into(),
-            deps: Vec::new(),
-            status: pipeline::Status::Ok,
-            start_s: Some(0.0),
-            end_s: Some(setup_end),
-            duration_s: setup_end,
-            attempts: 1,
-            log: String::new(),
-            error: None,
-        });
-        path_s = setup_end;
-        path = vec!["shared infra (reused)".into()];
-    }
-    for r in results {
-        tasks.push(pipeline::TaskTiming {
-            id: format!("flow:{}", r.flow),
-            deps: Vec::new(),
-            status: match r.outcome {
-                Outcome::Passed => pipeline::Status::Ok,
-                Outcome::Failed => pipeline::Status::Failed,
-                Outcome::Interrupted => pipeline::Status::Stopped,
-            },
-            start_s: Some(r.start_s),
-            end_s: Some(r.end_s),
-            duration_s: r.end_s - r.start_s,
-            attempts: 1,
-            log: r.artifacts.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-            error: r.error.clone(),
-        });
-    }
-    if let Some(longest) =
-        results.iter().max_by(|a, b| (a.end_s - a.start_s).total_cmp(&(b.end_s - b.start_s)))
-    {
-        path.push(format!("flow:{}", longest.flow));
-        path_s += longest.end_s - longest.start_s;
-    }
-    pipeline::Report {
-        mode: "e2e",
-        threads: results.len(),
-        wall_s: wall,
-        critical_path: path,
-        critical_path_s: path_s,
-        tasks,
-    }
 }

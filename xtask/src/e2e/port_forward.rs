@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::definition::{self, Forward};
+use crate::e2e::definition::{self, Forward};
 use crate::exec::{self, CancelToken};
 use crate::paths;
 

@@ -2,26 +2,19 @@
 // Tests drive the xtask binary from outside, as a user does; the exec-layer rule is for xtask/src.
 #![allow(clippy::disallowed_methods)]
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use testkit::{group_members, FakeToolchain, Rule};
+use testkit::{group_members, Rule};
 
-fn xtask() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn fake() -> FakeToolchain {
-    FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).expect("fake toolchain")
-}
+use crate::harness::{fake, Sandbox};
 
 #[test]
 fn doctor_reports_everything_present_with_the_fake_toolchain() {
     let fake = fake();
     fake.with_cluster("e2e").unwrap();
-    let out = xtask().arg("doctor").env("PATH", fake.path_env()).env_remove("KIND_CLUSTER").output().unwrap();
+    let sandbox = Sandbox::with_fake(&fake);
+    let out = sandbox.xtask(&["doctor"]).env_remove("KIND_CLUSTER").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     for tool in ["docker", "kind", "kubectl", "helm", "git", "ssh-keygen", "docker daemon"] {
@@ -38,7 +31,7 @@ fn doctor_reports_everything_present_with_the_fake_toolchain() {
 
 #[test]
 fn doctor_with_an_empty_path_names_every_missing_tool_and_exits_1() {
-    let out = xtask().arg("doctor").env("PATH", "").output().unwrap();
+    let out = Sandbox::with_path("").run(&["doctor"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     for (tool, hint) in [
@@ -63,7 +56,7 @@ fn doctor_reports_a_foreign_listener_on_a_shared_port_without_touching_it() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let fake = fake();
-    let out = xtask().args(["doctor", "--port", &port]).env("PATH", fake.path_env()).output().unwrap();
+    let out = Sandbox::with_fake(&fake).run(&["doctor", "--port", &port]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let row = stdout.lines().find(|l| l.starts_with(&format!("port {port}"))).unwrap();
     assert!(row.contains("held by") && row.contains("not ours"), "{row}");
@@ -77,13 +70,8 @@ fn sigint_stops_the_running_childs_whole_group_and_exits_130() {
     let fake = fake();
     // `docker version` hangs 30 s with a `sleep` child in its process group.
     fake.rule(Rule::new("docker", "^version").delay_ms(30_000).sleep_children(1)).unwrap();
-    let mut child = xtask()
-        .arg("doctor")
-        .env("PATH", fake.path_env())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let sandbox = Sandbox::with_fake(&fake);
+    let mut child = sandbox.xtask(&["doctor"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let started = loop {

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use testkit::{FakeToolchain, Rule};
 use xshell::Shell;
-use xtask::checks::{file_in_checkout, Checks, Expect, FileState};
+use xtask::e2e::checks::{file_in_checkout, Checks, Expect, FileState};
 
 fn fake() -> FakeToolchain {
-    FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap()
+    crate::harness::fake()
 }
 
 fn condition_json(status: &str, reason: &str, message: &str) -> String {

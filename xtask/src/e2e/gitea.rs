@@ -14,8 +14,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use xshell::{cmd, Shell};
 
+use crate::e2e::run_context::{self, Request, RunContext};
 use crate::exec;
-use crate::run_context::{self, Request, RunContext};
 
 // ---------------------------------------------------------------------------------------------
 // The client.

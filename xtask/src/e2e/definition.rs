@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::pipeline::{Action, Task, Wait};
+use super::actions::{Action, SetupTask as Task, Wait};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -371,7 +371,7 @@ fn flows(file: &File, shown: &str) -> Result<Vec<Flow>> {
     let mut out: Vec<Flow> = Vec::new();
     for (i, f) in file.flows.iter().enumerate() {
         let key = format!("flow[{i}] ({})", f.name);
-        if crate::run_context::validate_flow(&f.name).is_err() {
+        if crate::e2e::run_context::validate_flow(&f.name).is_err() {
             bail!("{shown}: {key}.name: a lowercase DNS label of at most 19 characters");
         }
         if out.iter().any(|o| o.name == f.name) {

@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use crate::harness::{root, Sandbox};
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
@@ -115,7 +113,7 @@ fn makefile_targets_call_existing_subcommands() {
         );
         let sub: Vec<&str> =
             words[2..].iter().take_while(|w| !w.starts_with('-') && !w.starts_with('$')).copied().collect();
-        let status = Command::new(env!("CARGO_BIN_EXE_xtask")).args(&sub).arg("--help").output().unwrap();
+        let status = Sandbox::new().xtask(&[]).args(&sub).arg("--help").output().unwrap();
         assert!(
             status.status.success(),
             "target `{name}` calls `cargo xtask {}`, which does not exist",
@@ -127,7 +125,7 @@ fn makefile_targets_call_existing_subcommands() {
 /// `cargo xtask --help` lists every subcommand with a purpose; each has examples.
 #[test]
 fn help_teaches_every_subcommand() {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("--help").output().unwrap();
+    let out = Sandbox::new().run(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     let commands: Vec<&str> = help
         .lines()
@@ -141,7 +139,7 @@ fn help_teaches_every_subcommand() {
     for command in commands {
         let line = help.lines().find(|l| l.trim_start().starts_with(command)).unwrap();
         assert!(line.split_whitespace().count() > 2, "`{command}` needs a one-line purpose: {line}");
-        let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args([command, "--help"]).output().unwrap();
+        let out = Sandbox::new().run(&[command, "--help"]);
         let sub_help = String::from_utf8_lossy(&out.stdout);
         assert!(
             sub_help.contains("Examples:") && sub_help.contains("cargo xtask"),

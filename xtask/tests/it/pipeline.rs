@@ -3,14 +3,13 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use testkit::{Call, FakeToolchain, Rule};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use crate::harness::text;
+use crate::harness::{root, Sandbox};
 
 /// A definition in a temp dir: `images` (name, load), `deploys` (TOML lines).
 fn definition(dir: &Path, images: &[(&str, bool)], deploys: &str) -> PathBuf {
@@ -28,17 +27,17 @@ fn definition(dir: &Path, images: &[(&str, bool)], deploys: &str) -> PathBuf {
     path
 }
 
+/// `xtask setup --definition DEF EXTRA...` in `sandbox`.
+fn setup_in(sandbox: &Sandbox, def: &Path, extra: &[&str]) -> Output {
+    let def = def.to_str().expect("UTF-8 temp path");
+    let mut args = vec!["setup", "--definition", def];
+    args.extend_from_slice(extra);
+    sandbox.run(&args)
+}
+
+/// The same in a sandbox of its own, for tests that read only the output.
 fn setup(fake: &FakeToolchain, def: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("setup")
-        .arg("--definition")
-        .arg(def)
-        .args(extra)
-        .env("PATH", fake.path_env())
-        .env_remove("E2E_RUN_ID")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    setup_in(&Sandbox::with_fake(fake), def, extra)
 }
 
 fn find<'a>(calls: &'a [Call], prefix: &str) -> &'a Call {
@@ -52,14 +51,10 @@ fn all<'a>(calls: &'a [Call], prefix: &str) -> Vec<&'a Call> {
     calls.iter().filter(|c| c.line().starts_with(prefix)).collect()
 }
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 #[test]
 fn tasks_start_as_soon_as_what_they_need_is_done() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    let fake = crate::harness::fake();
     fake.rule(Rule::new("docker", "^build -t a:t").delay_ms(300)).unwrap();
     fake.rule(Rule::new("docker", "^build -t b:t").delay_ms(900)).unwrap();
     fake.rule(Rule::new("docker", "^build -t c:t").delay_ms(600)).unwrap();
@@ -72,7 +67,8 @@ fn tasks_start_as_soon_as_what_they_need_is_done() {
         "\n[[deploy]]\nname = \"gitea\"\nnamespace = \"gitea-e2e\"\nhelm = { chart = \"gitea\" }\n\
          \n[[deploy]]\nname = \"app\"\nmanifests = [\"app.yaml\"]\nimages = [\"a\"]\nneeds = [\"gitea\"]\n",
     );
-    let out = setup(&fake, &def, &[]);
+    let sandbox = Sandbox::with_fake(&fake);
+    let out = setup_in(&sandbox, &def, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let calls = fake.journal().unwrap();
     let builds = all(&calls, "docker build");
@@ -116,7 +112,7 @@ fn tasks_start_as_soon_as_what_they_need_is_done() {
 #[test]
 fn four_equal_builds_all_start_before_any_ends_on_two_cores() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    let fake = crate::harness::fake();
     fake.rule(Rule::new("docker", "^build").delay_ms(700)).unwrap();
     let def = definition(dir.path(), &[("a", false), ("b", false), ("c", false), ("d", false)], "");
     let out = setup(&fake, &def, &[]);
@@ -132,7 +128,7 @@ fn four_equal_builds_all_start_before_any_ends_on_two_cores() {
 #[test]
 fn sequential_runs_one_task_at_a_time_and_dry_run_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    let fake = crate::harness::fake();
     fake.rule(Rule::new("docker", "^build").delay_ms(200)).unwrap();
     let def = definition(dir.path(), &[("a", true), ("b", true)], "");
     let plan = setup(&fake, &def, &["--dry-run"]);
@@ -155,7 +151,7 @@ fn sequential_runs_one_task_at_a_time_and_dry_run_runs_nothing() {
 #[test]
 fn a_failing_build_stops_the_rest_and_no_cluster_is_created() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    let fake = crate::harness::fake();
     fake.rule(
         Rule::new("docker", "^build -t broken:t")
             .delay_ms(200)
@@ -187,7 +183,7 @@ fn a_failing_build_stops_the_rest_and_no_cluster_is_created() {
 #[test]
 fn a_hanging_step_is_killed_at_its_timeout_and_an_existing_cluster_is_reused() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    let fake = crate::harness::fake();
     fake.with_cluster("e2e").unwrap();
     fake.rule(Rule::new("helm", "^upgrade").delay_ms(60_000)).unwrap();
     let def = definition(
@@ -210,7 +206,7 @@ fn a_hanging_step_is_killed_at_its_timeout_and_an_existing_cluster_is_reused() {
 #[test]
 fn a_flaky_load_is_retried_and_the_containerd_store_falls_back_to_an_archive() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    let fake = crate::harness::fake();
     fake.rule(
         Rule::new("kind", "^load docker-image a:t").exit(1).stderr("ERROR: connection reset\n").times(1),
     )
@@ -233,7 +229,7 @@ fn a_flaky_load_is_retried_and_the_containerd_store_falls_back_to_an_archive() {
 #[test]
 fn definition_errors_name_the_file_the_key_and_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+    let fake = crate::harness::fake();
     let def = definition(
         dir.path(),
         &[("a", true)],
@@ -269,7 +265,8 @@ fn the_real_docker_engine_builds_both_demo_images_in_parallel() {
     for tag in ["e2e-demo:dev", "e2e-demo-probe:dev"] {
         let _ = Command::new("docker").args(["image", "rm", "-f", tag]).output();
     }
-    let out = setup(&fake, &root().join("test/e2e/e2e.toml"), &[]);
+    let sandbox = Sandbox::with_fake(&fake);
+    let out = setup_in(&sandbox, &root().join("test/e2e/e2e.toml"), &[]);
     assert!(out.status.success(), "{}", text(&out));
     for tag in ["e2e-demo:dev", "e2e-demo-probe:dev"] {
         let inspect = Command::new("docker").args(["image", "inspect", tag]).output().unwrap();

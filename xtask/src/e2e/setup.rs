@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use xshell::Shell;
 
-use crate::pipeline::{self, Options, ProgressMode};
-use crate::run_context::{Request, RunContext};
-use crate::{definition, paths};
+use super::actions::{self, Env};
+use super::definition::{self, Definition};
+use super::run_context::{Request, RunContext};
+use crate::paths;
+use crate::pipeline::{self, Options, ProgressMode, Report};
 
 /// Build the images, create (or reuse) the kind cluster, load the images, deploy shared infra.
 ///
@@ -43,16 +45,10 @@ impl Args {
         let path = self.definition.clone().unwrap_or_else(definition::default_path);
         let def = definition::load(&path)?;
         let ctx = RunContext::resolve(sh, &Request { run_id: self.run_id, flow: Some("setup".into()) })?;
-        let mut opts = Options::for_run(sh, &ctx, &def.root);
-        opts.sequential = self.sequential || self.dry_run;
-        opts.dry_run = self.dry_run;
-        if self.dry_run {
-            opts.progress = ProgressMode::Quiet;
-        }
         if self.dry_run {
             print_plan(&def);
         }
-        let report = pipeline::run(&def.tasks, &opts)?;
+        let report = run_graph(sh, &def, &ctx, self.sequential || self.dry_run, self.dry_run)?;
         if self.dry_run {
             return Ok(0);
         }
@@ -72,6 +68,20 @@ impl Args {
             }
         }
     }
+}
+
+/// Runs the definition's setup graph for run `ctx` (fail fast: the first failure stops the rest).
+pub fn run_graph(
+    sh: &Shell,
+    def: &Definition,
+    ctx: &RunContext,
+    sequential: bool,
+    dry_run: bool,
+) -> Result<Report> {
+    let progress = if dry_run { ProgressMode::Quiet } else { ProgressMode::detect(sh) };
+    let opts = Options { sequential, dry_run, ..Options::new(ctx.logs_dir(), progress) };
+    let env = Env::for_run(sh, ctx, &def.root);
+    pipeline::run(&def.tasks, &opts, &|job| actions::run(job, &env))
 }
 
 fn print_plan(def: &definition::Definition) {

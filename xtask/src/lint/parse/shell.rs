@@ -473,6 +473,43 @@ pub fn commands(tokens: &[Token]) -> Vec<Command> {
     out
 }
 
+/// `/usr/bin/dnf` → `dnf`.
+pub fn basename(word: &str) -> &str {
+    word.rsplit('/').next().unwrap_or(word)
+}
+
+/// Index of the program after `sudo`, `env A=B`, `command`, `exec`, `nice`, `nohup`, `time`.
+pub fn program_index(argv: &[Word]) -> Option<usize> {
+    let mut i = 0;
+    while i < argv.len() {
+        match basename(&argv[i].value) {
+            "sudo" => {
+                i += 1;
+                while i < argv.len() && argv[i].value.starts_with('-') {
+                    let takes_value = ["-u", "-g", "-p", "-C", "-U", "-r", "-t", "-D", "-h"]
+                        .contains(&argv[i].value.as_str());
+                    i += if takes_value { 2 } else { 1 };
+                }
+            }
+            "env" => {
+                i += 1;
+                while i < argv.len() && (argv[i].value.starts_with('-') || is_assignment(&argv[i].value)) {
+                    let takes_value = ["-u", "-C", "-S"].contains(&argv[i].value.as_str());
+                    i += if takes_value { 2 } else { 1 };
+                }
+            }
+            "command" | "exec" | "nice" | "nohup" | "time" => {
+                i += 1;
+                while i < argv.len() && argv[i].value.starts_with('-') {
+                    i += 1;
+                }
+            }
+            _ => return Some(i),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

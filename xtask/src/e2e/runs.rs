@@ -9,8 +9,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use xshell::{cmd, Shell};
 
-use crate::run_context::{self, RunContext};
-use crate::{clock, exec, gitea, paths};
+use super::gitea;
+use crate::e2e::run_context::{self, RunContext};
+use crate::{clock, exec, paths};
 
 /// `run.json`: enough to find a run's owner and everything it made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -284,7 +285,7 @@ pub struct CleanupArgs {
 }
 
 fn parse_age(s: &str) -> Result<Duration, String> {
-    crate::definition::parse_duration(s)
+    crate::e2e::definition::parse_duration(s)
 }
 
 impl CleanupArgs {

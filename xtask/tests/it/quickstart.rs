@@ -4,7 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -14,9 +14,8 @@ use testkit::FakeToolchain;
 
 const LABEL: &str = "configbutler.ai/e2e-run-id";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use crate::harness::text;
+use crate::harness::{root, Sandbox};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -32,9 +31,8 @@ fn copy_dir(from: &Path, to: &Path) {
 struct World {
     fake: FakeToolchain,
     gitea: GiteaServer,
-    state: tempfile::TempDir,
+    sandbox: Sandbox,
     dir: tempfile::TempDir,
-    home: tempfile::TempDir,
     def: PathBuf,
 }
 
@@ -49,25 +47,14 @@ impl World {
             format!("[cluster]\nname = \"e2e\"\n\n[quickstart]\nchart = \"chart\"\nbase = \"base\"\ndeployment = \"demo\"\ntimeout = \"{timeout}\"\n"),
         )
         .unwrap();
-        World {
-            fake: FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap(),
-            gitea: GiteaServer::start().unwrap(),
-            state: tempfile::tempdir().unwrap(),
-            dir,
-            home: tempfile::tempdir().unwrap(),
-            def,
-        }
+        let fake = crate::harness::fake();
+        let sandbox = Sandbox::with_fake(&fake);
+        World { fake, gitea: GiteaServer::start().unwrap(), sandbox, dir, def }
     }
 
     fn xtask(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        cmd.args(args)
-            .env("PATH", self.fake.path_env())
-            .env("E2E_STATE_DIR", self.state.path())
-            .env("HOME", self.home.path())
-            .env_remove("E2E_RUN_ID")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
+        let mut cmd = self.sandbox.xtask(args);
+        cmd.current_dir(self.dir.path());
         for (k, v) in self.gitea.env() {
             cmd.env(k, v);
         }
@@ -127,10 +114,6 @@ impl World {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 #[test]
 fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_own_run() {
     let w = World::new("30s");
@@ -172,7 +155,7 @@ fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_o
         "{line}"
     );
     // manifest: the generated overlay, applied with -k.
-    let overlay_dir = w.state.path().join("runs").join(a).join("quickstart");
+    let overlay_dir = w.sandbox.state.path().join("runs").join(a).join("quickstart");
     assert!(
         lines.iter().any(|l| l
             == &format!(
@@ -245,7 +228,7 @@ fn without_the_workloads_writes_the_quickstart_fails_within_its_deadline_with_a_
     assert!(start.elapsed() < Duration::from_secs(30), "gave up late: {:?}", start.elapsed());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("e2e-status.txt") && err.contains("did not appear"), "{err}");
-    let index = w.state.path().join("runs").join(id).join("artifacts/index.json");
+    let index = w.sandbox.state.path().join("runs").join(id).join("artifacts/index.json");
     let index: Value = serde_json::from_str(&std::fs::read_to_string(index).unwrap()).unwrap();
     assert!(index["reason"].as_str().unwrap().contains("did not appear"));
     assert_eq!(index["namespace"], format!("run-e2e-quickstart-manifest-{id}"));

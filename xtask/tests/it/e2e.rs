@@ -6,12 +6,15 @@
 // xtask-lint: allow-file(broad-process-kill)
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use testkit::gitea::GiteaServer;
 use testkit::{Call, FakeToolchain, Rule};
+
+use crate::harness::text;
+use crate::harness::Sandbox;
 
 const LABEL: &str = "configbutler.ai/e2e-run-id";
 
@@ -22,8 +25,7 @@ fn free_port() -> u16 {
 struct World {
     fake: FakeToolchain,
     gitea: GiteaServer,
-    state: tempfile::TempDir,
-    home: tempfile::TempDir,
+    sandbox: Sandbox,
     dir: tempfile::TempDir,
     def: PathBuf,
     http: u16,
@@ -34,7 +36,7 @@ impl World {
     /// `flows`: TOML `[[flow]]` entries appended to a definition with one image, a gitea deploy
     /// and the three forwards on free ports.
     fn new(flows: &str) -> World {
-        let fake = FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).unwrap();
+        let fake = crate::harness::fake();
         let gitea = GiteaServer::start().unwrap();
         let (http, ssh, prom) = (free_port(), free_port(), free_port());
         fake.forward("svc/gitea-http", &gitea.http_addr()).unwrap();
@@ -86,22 +88,16 @@ probe = "/-/ready"
             ),
         )
         .unwrap();
-        let home = tempfile::tempdir().unwrap();
-        World { fake, gitea, state: tempfile::tempdir().unwrap(), home, dir, def, http, ssh }
+        let sandbox = Sandbox::with_fake(&fake);
+        World { fake, gitea, sandbox, dir, def, http, ssh }
     }
 
     fn xtask(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        cmd.args(args)
-            .env("PATH", self.fake.path_env())
-            .env("E2E_STATE_DIR", self.state.path())
-            .env("HOME", self.home.path())
-            .env("CI", "true")
-            .env_remove("E2E_RUN_ID")
+        let mut cmd = self.sandbox.xtask(args);
+        cmd.env("CI", "true")
             .env("E2E_GITEA_API_URL", format!("http://127.0.0.1:{}/api/v1", self.http))
             .env("E2E_GITEA_SSH", format!("127.0.0.1:{}", self.ssh))
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
+            .current_dir(self.dir.path());
         for (k, v) in self.gitea.env() {
             if k != "E2E_GITEA_API_URL" && k != "E2E_GITEA_SSH" {
                 cmd.env(k, v);
@@ -117,7 +113,7 @@ probe = "/-/ready"
     }
 
     fn run_dir(&self, id: &str) -> PathBuf {
-        self.state.path().join("runs").join(id)
+        self.sandbox.run_dir(id)
     }
 }
 
@@ -126,10 +122,6 @@ impl Drop for World {
         // Supervisors outlive xtask by design; the test stops what it started.
         let _ = self.xtask(&["port-forward", "stop", "--definition", self.def.to_str().unwrap()]).output();
     }
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// The run ids of each flow, from the namespace applies in the journal.
@@ -246,7 +238,7 @@ fn three_flows_run_at_once_each_in_its_own_namespace_and_all_pass() {
     assert!(w.gitea.repos().is_empty() && w.gitea.tokens().is_empty());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("3 of 3 flow(s) passed"), "{stdout}");
-    let junit = std::fs::read_to_string(w.state.path().join("junit.xml")).unwrap();
+    let junit = std::fs::read_to_string(w.sandbox.state.path().join("junit.xml")).unwrap();
     assert!(junit.contains("tests=\"3\" failures=\"0\""), "{junit}");
 }
 
@@ -307,7 +299,7 @@ name = "quickstart-helm""#,
         "{stdout}"
     );
     assert!(stdout.contains("2 of 3 flow(s) passed"), "{stdout}");
-    let junit = std::fs::read_to_string(w.state.path().join("junit.xml")).unwrap();
+    let junit = std::fs::read_to_string(w.sandbox.state.path().join("junit.xml")).unwrap();
     assert!(junit.contains("tests=\"3\" failures=\"1\""), "{junit}");
     assert_eq!(junit.matches("<failure").count(), 1);
     assert_scoped_deletes(&calls);
@@ -363,7 +355,7 @@ steps = [["sh", "-c", "sleep 3; git -C \"$E2E_CHECKOUT_DIR\" pull -q"]]
     let ssh_port = format!("{}:22", w.ssh);
     loop {
         assert!(Instant::now() < deadline, "the flow never started");
-        let runs_dir = w.state.path().join("runs");
+        let runs_dir = w.sandbox.state.path().join("runs");
         let stepping = std::fs::read_dir(&runs_dir)
             .map(|d| d.flatten().any(|e| e.path().join("logs/step-1.log").exists()))
             .unwrap_or(false);

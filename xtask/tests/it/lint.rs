@@ -9,9 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use crate::harness::{root, Sandbox};
 
 fn fixtures() -> PathBuf {
     root().join("test/lint-fixtures")
@@ -19,7 +17,8 @@ fn fixtures() -> PathBuf {
 
 /// Runs xtask in `cwd`; returns (exit code, stdout).
 fn xtask(cwd: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(cwd).output().unwrap();
+    let sandbox = Sandbox::new();
+    let out = sandbox.xtask(args).current_dir(cwd).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 

@@ -8,11 +8,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
-use crate::checks::{self, Checks, FileState};
-use crate::definition::{self, Quickstart};
-use crate::metrics::{self, Matcher};
-use crate::run_context::{Request, RunContext};
-use crate::{diagnostics, exec, gitea};
+use super::{diagnostics, gitea};
+use crate::e2e::checks::{self, Checks, FileState};
+use crate::e2e::definition::{self, Quickstart};
+use crate::e2e::metrics::{self, Matcher};
+use crate::e2e::run_context::{Request, RunContext};
+use crate::exec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {

@@ -1,0 +1,171 @@
+//! What the setup graph's tasks do: docker builds, the kind cluster, image loads, helm and
+//! manifest deploys, plain commands. The pipeline engine schedules them; this module is the job
+//! function it is handed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use xshell::{cmd, Shell};
+
+use super::run_context::RunContext;
+use crate::exec;
+use crate::pipeline::{Job, Task};
+
+/// A task of the setup graph.
+pub type SetupTask = Task<Action>;
+
+/// What a task does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Optional prebuild commands, then `docker build`.
+    Build {
+        tag: String,
+        dockerfile: PathBuf,
+        context: PathBuf,
+        build_args: Vec<(String, String)>,
+        prebuild: Vec<Vec<String>>,
+        prebuild_env: Vec<(String, String)>,
+    },
+    /// Reuse the kind cluster if it exists, else create it.
+    Cluster { name: String, config: Option<PathBuf>, wait: Duration },
+    /// `kind load docker-image`, falling back to `docker save` + `kind load image-archive` (the
+    /// containerd image store breaks the former).
+    Load { tag: String, cluster: String },
+    /// `helm upgrade --install --wait`.
+    Helm {
+        release: String,
+        chart: String,
+        repo: Option<String>,
+        version: Option<String>,
+        namespace: String,
+        values: Vec<PathBuf>,
+        set: Vec<(String, String)>,
+        timeout: Duration,
+    },
+    /// `kubectl apply` of manifests, then `kubectl wait`s.
+    Manifests { files: Vec<PathBuf>, namespace: Option<String>, waits: Vec<Wait> },
+    /// A plain command (benchmarks, custom steps).
+    Command(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Wait {
+    pub resource: String,
+    pub condition: String,
+    pub timeout: Duration,
+}
+
+/// What every command of a setup run gets: the run's environment and the working directory.
+pub struct Env {
+    pub vars: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+impl Env {
+    /// The run context's variables (and the shell's PATH) for every command, from `cwd`.
+    pub fn for_run(sh: &Shell, ctx: &RunContext, cwd: &Path) -> Env {
+        let mut vars: Vec<(String, String)> =
+            ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        if let Ok(path) = sh.var("PATH") {
+            vars.push(("PATH".into(), path));
+        }
+        Env { vars, cwd: cwd.to_path_buf() }
+    }
+}
+
+/// Runs one attempt of a task's action.
+pub fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
+    let task = job.task;
+    let log = job.log;
+    let sh = Shell::new()?;
+    sh.change_dir(&env.cwd);
+    for (k, v) in &env.vars {
+        sh.set_var(k, v);
+    }
+    let call = |c: xshell::Cmd<'_>| -> Result<exec::Output> {
+        let left = job.remaining();
+        if left.is_zero() {
+            bail!("task `{}` timed out after {:.0}s", task.id, task.timeout.as_secs_f64());
+        }
+        Ok(exec::cmd(c).log(log).timeout(left).cancel_token(job.cancel).dry_run(job.dry_run).run()?)
+    };
+    match &task.action {
+        Action::Build { tag, dockerfile, context, build_args, prebuild, prebuild_env } => {
+            for argv in prebuild {
+                let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty prebuild command"))?;
+                let _env: Vec<_> = prebuild_env.iter().map(|(k, v)| sh.push_env(k, v)).collect();
+                call(cmd!(sh, "{program} {args...}"))?;
+            }
+            let args: Vec<String> =
+                build_args.iter().flat_map(|(k, v)| ["--build-arg".into(), format!("{k}={v}")]).collect();
+            call(cmd!(sh, "docker build -t {tag} -f {dockerfile} {args...} {context}"))?;
+        }
+        Action::Cluster { name, config, wait } => {
+            let existing = call(cmd!(sh, "kind get clusters"))?;
+            if !job.dry_run && existing.stdout.lines().any(|l| l.trim() == name) {
+                job.note(&format!("=== cluster {name} exists: reused"));
+                return Ok(());
+            }
+            let config: Vec<String> =
+                config.iter().flat_map(|c| ["--config".into(), c.display().to_string()]).collect();
+            let wait = format!("{}s", wait.as_secs());
+            call(cmd!(sh, "kind create cluster --name {name} {config...} --wait {wait}"))?;
+        }
+        Action::Load { tag, cluster } => {
+            let direct = call(cmd!(sh, "kind load docker-image {tag} --name {cluster}"));
+            if let Err(e) = direct {
+                let text = format!("{e:#}");
+                // The containerd image store (Docker 29's default) breaks `kind load docker-image`.
+                if !(text.contains("content digest")
+                    || text.contains("ctr: ")
+                    || text.contains("failed to load image"))
+                {
+                    return Err(e);
+                }
+                job.note("=== kind load docker-image failed on the containerd store: falling back to an image archive");
+                let archive = log.with_extension("tar");
+                call(cmd!(sh, "docker save -o {archive} {tag}"))?;
+                let loaded = call(cmd!(sh, "kind load image-archive {archive} --name {cluster}"));
+                let _ = std::fs::remove_file(&archive);
+                loaded?;
+            }
+        }
+        Action::Helm { release, chart, repo, version, namespace, values, set, timeout } => {
+            let mut args = Vec::new();
+            if let Some(repo) = repo {
+                args.extend(["--repo".to_string(), repo.clone()]);
+            }
+            if let Some(version) = version {
+                args.extend(["--version".to_string(), version.clone()]);
+            }
+            for v in values {
+                args.extend(["--values".to_string(), v.display().to_string()]);
+            }
+            for (k, v) in set {
+                args.extend(["--set".to_string(), format!("{k}={v}")]);
+            }
+            let timeout = format!("{}s", timeout.as_secs());
+            call(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {namespace} --create-namespace --wait --timeout {timeout} {args...}"))?;
+        }
+        Action::Manifests { files, namespace, waits } => {
+            let ns: Vec<String> = namespace.iter().flat_map(|n| ["--namespace".into(), n.clone()]).collect();
+            for f in files {
+                let ns = &ns;
+                call(cmd!(sh, "kubectl apply --server-side {ns...} -f {f}"))?;
+            }
+            for w in waits {
+                let resource = &w.resource;
+                let condition = format!("--for={}", w.condition);
+                let timeout = format!("--timeout={}s", w.timeout.as_secs());
+                let ns = &ns;
+                call(cmd!(sh, "kubectl wait {ns...} {resource} {condition} {timeout}"))?;
+            }
+        }
+        Action::Command(argv) => {
+            let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
+            call(cmd!(sh, "{program} {args...}"))?;
+        }
+    }
+    Ok(())
+}

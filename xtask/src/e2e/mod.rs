@@ -1,0 +1,19 @@
+//! The e2e: what the definition (`test/e2e/e2e.toml`) says, the run context every run carries,
+//! shared infra set up on the pipeline engine, and the flows that run on it.
+//!
+//! Subcommands and their modules: `setup` → [`setup`], `e2e` → [`flows`], `runs`/`cleanup` →
+//! [`runs`], `run-context` → [`run_context`], `gitea` → [`gitea`], `port-forward` →
+//! [`port_forward`], `quickstart` → [`quickstart`], `metrics` → [`metrics`].
+
+pub mod actions;
+pub mod checks;
+pub mod definition;
+pub mod diagnostics;
+pub mod flows;
+pub mod gitea;
+pub mod metrics;
+pub mod port_forward;
+pub mod quickstart;
+pub mod run_context;
+pub mod runs;
+pub mod setup;

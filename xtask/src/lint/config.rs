@@ -1,0 +1,76 @@
+//! The lint config file. Each checker owns the type of its own table (`[dockerfile]` in
+//! `dockerfiles`, `[hardcoded]` in `hardcoded`); `[help]` rewords a rule's help for a project.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use super::dockerfiles::DockerfileConfig;
+use super::hardcoded::HardcodedConfig;
+use super::rules::{self, Rule};
+use crate::paths;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub hardcoded: HardcodedConfig,
+    #[serde(default)]
+    pub dockerfile: DockerfileConfig,
+    /// Rule id → the help shown under each of its findings, in this project's words.
+    #[serde(default)]
+    pub help: BTreeMap<String, String>,
+    /// Where the config was read from (excludes and scope are relative to its repository).
+    #[serde(skip)]
+    pub root: PathBuf,
+}
+
+/// The project's own config.
+pub fn project_config_path() -> PathBuf {
+    paths::project_root().join("hack/lint.toml")
+}
+
+impl Config {
+    /// `--config FILE`, else the project's `hack/lint.toml`, else the defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(project_config_path()).filter(|p| p.is_file()),
+        };
+        let Some(path) = path else {
+            return Ok(Config { root: paths::project_root(), ..Config::default() });
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading lint config {}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).with_context(|| format!("invalid lint config {}", path.display()))?;
+        config.root = paths::repository_of(&path);
+        for f in &config.hardcoded.forbidden {
+            regex::Regex::new(&f.pattern).with_context(|| {
+                format!(
+                    "invalid lint config {}: [[hardcoded.forbidden]] pattern `{}`",
+                    path.display(),
+                    f.pattern
+                )
+            })?;
+        }
+        for id in config.help.keys() {
+            if rules::by_id(id).is_none() {
+                let known: Vec<&str> = rules::all().map(|r| r.id).collect();
+                bail!(
+                    "invalid lint config {}: [help] names no rule `{id}` (rules: {})",
+                    path.display(),
+                    known.join(", ")
+                );
+            }
+        }
+        Ok(config)
+    }
+
+    /// The help for `rule`: the config's wording, else the rule's own.
+    pub fn help(&self, rule: &Rule) -> String {
+        self.help.get(rule.id).cloned().unwrap_or_else(|| rule.help.to_string())
+    }
+}

@@ -1,0 +1,209 @@
+//! Findings, the report both lints produce, suppression markers, and the baseline.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::rules::Rule;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub rule: &'static Rule,
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    pub severity: &'static str,
+    pub message: String,
+    #[serde(skip)]
+    pub source_line: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParseErrorEntry {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub files_scanned: usize,
+    pub findings: Vec<Finding>,
+    pub parse_errors: Vec<ParseErrorEntry>,
+    pub skipped: Vec<Skipped>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fixed: Vec<String>,
+}
+
+impl Report {
+    pub fn merge(&mut self, other: Report) {
+        self.files_scanned += other.files_scanned;
+        self.findings.extend(other.findings);
+        self.parse_errors.extend(other.parse_errors);
+        self.skipped.extend(other.skipped);
+        self.fixed.extend(other.fixed);
+    }
+
+    pub fn sort(&mut self) {
+        self.findings
+            .sort_by(|a, b| (&a.path, a.line, a.column, a.rule).cmp(&(&b.path, b.line, b.column, b.rule)));
+        self.findings.dedup_by(|a, b| {
+            a.path == b.path && a.line == b.line && a.column == b.column && a.rule == b.rule
+        });
+        self.parse_errors.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+        self.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        if self.findings.is_empty() && self.parse_errors.is_empty() {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// A file's text with line starts, for offsets → line/column (1-based, columns in characters).
+pub struct Source<'a> {
+    pub text: &'a str,
+    line_starts: Vec<usize>,
+    /// Rules allowed in the whole file by `xtask-lint: allow-file(...)` in its first 20 lines.
+    file_allowed: Vec<String>,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(text: &'a str) -> Source<'a> {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let head_end = line_starts.get(20).copied().unwrap_or(text.len());
+        let file_allowed = allow_list(&text[..head_end], "xtask-lint: allow-file(");
+        Source { text, line_starts, file_allowed }
+    }
+
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.line_starts[line];
+        let col = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(offset - start) + 1;
+        (line + 1, col)
+    }
+
+    pub fn line_text(&self, line: usize) -> &'a str {
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(self.text.len());
+        let end = self.line_starts.get(line).map(|e| e - 1).unwrap_or(self.text.len());
+        self.text.get(start..end).unwrap_or("").trim_end_matches('\r')
+    }
+
+    /// Rules allowed on a line by `xtask-lint: allow(rule, ...)` on it or the line above.
+    pub fn allowed(&self, line: usize, rule: &Rule) -> bool {
+        let matches = |r: &String| r == rule.id || r == "all";
+        self.file_allowed.iter().any(matches)
+            || [line, line.saturating_sub(1)]
+                .iter()
+                .filter(|&&l| l >= 1)
+                .any(|&l| allow_list(self.line_text(l), "xtask-lint: allow(").iter().any(matches))
+    }
+
+    pub fn finding(&self, rule: &'static Rule, path: &str, offset: usize, message: String) -> Finding {
+        let (line, column) = self.line_col(offset);
+        Finding {
+            rule,
+            path: path.to_string(),
+            line,
+            column,
+            severity: "error",
+            message,
+            source_line: self.line_text(line).to_string(),
+        }
+    }
+}
+
+/// The rule ids listed after each `marker` (`xtask-lint: allow(a, b)`).
+fn allow_list(text: &str, marker: &str) -> Vec<String> {
+    text.match_indices(marker)
+        .flat_map(|(i, m)| {
+            let list = text[i + m.len()..].split(')').next().unwrap_or("");
+            list.split(',').map(|r| r.trim().to_string()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Eq, Hash, Clone, Debug)]
+struct BaselineEntry {
+    rule: String,
+    path: String,
+    /// The finding's source line, trimmed: survives line-number shifts.
+    line_text: String,
+}
+
+/// Writes the current findings as the accepted baseline.
+pub fn write_baseline(path: &Path, report: &Report) -> Result<()> {
+    let entries: Vec<BaselineEntry> = report.findings.iter().map(entry).collect();
+    let text = serde_json::to_string_pretty(&json!({ "version": 1, "findings": entries }))?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing baseline {}", path.display()))
+}
+
+/// Drops findings the baseline accepts (each baseline entry accepts one finding).
+pub fn apply_baseline(path: &Path, report: &mut Report) -> Result<usize> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading baseline {}", path.display()))?;
+    #[derive(Deserialize)]
+    struct File {
+        findings: Vec<BaselineEntry>,
+    }
+    let file: File =
+        serde_json::from_str(&text).with_context(|| format!("invalid baseline {}", path.display()))?;
+    let mut budget: HashMap<BaselineEntry, usize> = HashMap::new();
+    for e in file.findings {
+        *budget.entry(e).or_default() += 1;
+    }
+    let before = report.findings.len();
+    report.findings.retain(|f| match budget.get_mut(&entry(f)) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            false
+        }
+        _ => true,
+    });
+    Ok(before - report.findings.len())
+}
+
+fn entry(f: &Finding) -> BaselineEntry {
+    BaselineEntry {
+        rule: f.rule.id.into(),
+        path: f.path.clone(),
+        line_text: f.source_line.trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let src = Source::new("ab\ncé d\n");
+        assert_eq!(src.line_col(0), (1, 1));
+        assert_eq!(src.line_col(3), (2, 1));
+        assert_eq!(src.line_col(7), (2, 4));
+        assert_eq!(src.line_text(2), "cé d");
+    }
+
+    #[test]
+    fn suppression_on_the_line_or_above() {
+        let src = Source::new("a # xtask-lint: allow(fixed-tmp-path, dnf-update)\nb\nc\n");
+        assert!(src.allowed(1, &crate::lint::dockerfiles::DNF_UPDATE));
+        assert!(src.allowed(2, &crate::lint::hardcoded::FIXED_TMP_PATH));
+        assert!(!src.allowed(2, &crate::lint::hardcoded::GLOBAL_DELETE));
+        assert!(!src.allowed(3, &crate::lint::dockerfiles::DNF_UPDATE));
+    }
+}

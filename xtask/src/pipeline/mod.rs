@@ -1,0 +1,381 @@
+//! The graph engine: tasks scheduled by their dependencies, generic over what a task does.
+//!
+//! A task starts the moment its dependencies are done. Jobs block (they wait on processes), so
+//! they run on a dedicated rayon `ThreadPool` as wide as the graph (its largest set of tasks that
+//! may run at once), never on rayon's CPU-sized global pool, which on a 2-core machine would
+//! allow two docker/kind calls at a time. Each task has a deadline and a retry budget and logs to
+//! its own file; how a task ended is typed ([`Status`]), never read from error text. The failure
+//! policy says what a failure does to the rest: [`Policy::FailFast`] (setup: nothing new starts,
+//! running jobs are told to stop) or [`Policy::KeepGoing`] (flows: only what needs the failed
+//! task is skipped). Every run ends in a [`Report`] with a Gantt chart and the critical path.
+//!
+//! The engine knows nothing of docker, kind or helm: the caller hands it a job function.
+
+pub mod graph;
+mod progress;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+pub use self::graph::{critical_path, validate, width};
+pub use self::progress::ProgressMode;
+pub use self::report::{gantt, write_report, Report, Status, TaskTiming};
+use crate::exec::{CancelToken, ExecError, Failure};
+
+/// One node of the graph; `A` is what the job function needs to do its work.
+#[derive(Debug, Clone)]
+pub struct Task<A> {
+    pub id: String,
+    pub deps: Vec<String>,
+    pub action: A,
+    pub timeout: Duration,
+    /// Extra attempts after a failure (image loads and chart fetches flake).
+    pub retries: u32,
+}
+
+impl<A> Task<A> {
+    pub fn new(id: &str, deps: Vec<String>, action: A, timeout: Duration) -> Task<A> {
+        Task { id: id.to_string(), deps, action, timeout, retries: 0 }
+    }
+
+    /// Log file name: `build:demo` → `build-demo.log`.
+    pub fn log_name(&self) -> String {
+        format!("{}.log", self.id.replace([':', '/'], "-"))
+    }
+}
+
+/// What a failed task does to the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Nothing new starts; running jobs are cancelled (their token is set).
+    FailFast,
+    /// Everything that does not need the failed task still runs.
+    KeepGoing,
+}
+
+pub struct Options {
+    /// One task at a time (the old Makefile, for comparison).
+    pub sequential: bool,
+    /// Handed to every job (which prints its plan instead of doing it).
+    pub dry_run: bool,
+    pub progress: ProgressMode,
+    pub policy: Policy,
+    /// Where each task's log goes.
+    pub logs_dir: PathBuf,
+    /// What the report's `mode` says.
+    pub mode: &'static str,
+}
+
+impl Options {
+    /// In parallel, fail fast, progress as the terminal allows, logs in `logs_dir`.
+    pub fn new(logs_dir: PathBuf, progress: ProgressMode) -> Options {
+        Options {
+            sequential: false,
+            dry_run: false,
+            progress,
+            policy: Policy::FailFast,
+            logs_dir,
+            mode: "graph",
+        }
+    }
+}
+
+/// What a job gets for one attempt at its task.
+pub struct Job<'a, A> {
+    pub task: &'a Task<A>,
+    /// The task's own log file.
+    pub log: &'a Path,
+    /// Set when the job should stop (fail-fast after another failure); pass it to every call.
+    pub cancel: &'a CancelToken,
+    /// When the task's time is up (across its attempts).
+    pub deadline: Instant,
+    pub dry_run: bool,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+impl<A> Job<'_, A> {
+    /// Time left before the deadline (zero once it has passed).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// A line in the task's log.
+    pub fn note(&self, line: &str) {
+        append(self.log, line);
+    }
+}
+
+/// How one task ended: its status, attempts and error text.
+struct Ended {
+    status: Status,
+    attempts: u32,
+    error: Option<String>,
+}
+
+/// Runs the graph; `job` does one attempt at one task. Never returns early: every started job
+/// is waited for. The error return is for a graph that cannot run (cycle, unknown dependency,
+/// no thread pool); task failures are in the report.
+pub fn run<A: Sync>(
+    tasks: &[Task<A>],
+    opts: &Options,
+    job: &(dyn Fn(&Job<'_, A>) -> Result<()> + Sync),
+) -> Result<Report> {
+    validate(tasks)?;
+    let index = graph::index_of(tasks)?;
+    let dependents = graph::dependents(tasks, &index);
+    let threads = if opts.sequential { 1 } else { width(tasks) };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("xtask-job-{i}"))
+        .build()
+        .context("starting the pipeline's thread pool")?;
+    std::fs::create_dir_all(&opts.logs_dir)
+        .with_context(|| format!("creating {}", opts.logs_dir.display()))?;
+
+    let mut remaining: Vec<usize> = tasks.iter().map(|t| t.deps.len()).collect();
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..tasks.len()).filter(|&i| remaining[i] == 0).collect();
+    let mut ended: Vec<Option<Ended>> = (0..tasks.len()).map(|_| None).collect();
+    let mut times: Vec<(Option<f64>, Option<f64>)> = vec![(None, None); tasks.len()];
+    let cancel = CancelToken::new();
+    let progress = progress::Progress::new(opts.progress);
+    let start = Instant::now();
+
+    // The scope's body runs here, on the caller's thread (blocking on the channel); only the jobs
+    // run on the pool, so a 1-thread pool cannot deadlock.
+    pool.in_place_scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, Ended)>();
+        let mut running = 0usize;
+        loop {
+            while running < threads && !cancel.is_cancelled() && !crate::exec::cancelled() {
+                let Some(i) = ready.pop_front() else { break };
+                let task = &tasks[i];
+                times[i].0 = Some(start.elapsed().as_secs_f64());
+                if opts.dry_run {
+                    println!("== {}", task.id);
+                }
+                progress.started(i, &task.id);
+                running += 1;
+                let tx = tx.clone();
+                let cancel = cancel.clone();
+                let log = opts.logs_dir.join(task.log_name());
+                let dry_run = opts.dry_run;
+                scope.spawn(move |_| {
+                    let outcome = attempts(task, job, &log, &cancel, dry_run);
+                    let _ = tx.send((i, outcome));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((i, outcome)) = rx.recv() else { break };
+            running -= 1;
+            let end = start.elapsed().as_secs_f64();
+            times[i].1 = Some(end);
+            let took = end - times[i].0.unwrap_or(end);
+            let verdict = match outcome.status {
+                Status::Ok => "done",
+                Status::Failed => "FAILED",
+                Status::TimedOut => "TIMEOUT",
+                Status::Stopped | Status::Skipped => "stopped",
+            };
+            progress.finished(i, &tasks[i].id, took, verdict);
+            if outcome.status == Status::Ok {
+                for &d in &dependents[i] {
+                    remaining[d] -= 1;
+                    if remaining[d] == 0 {
+                        ready.push_back(d);
+                    }
+                }
+            } else if outcome.status.is_failure() && opts.policy == Policy::FailFast {
+                cancel.cancel();
+            }
+            ended[i] = Some(outcome);
+        }
+    });
+    progress.clear();
+
+    let wall = start.elapsed().as_secs_f64();
+    let durations: Vec<f64> = times.iter().map(|(s, e)| e.unwrap_or(0.0) - s.unwrap_or(0.0)).collect();
+    let (critical_path, critical_path_s) = critical_path(tasks, &durations);
+    let timings = tasks
+        .iter()
+        .zip(ended)
+        .enumerate()
+        .map(|(i, (t, ended))| {
+            let ended = ended.unwrap_or(Ended { status: Status::Skipped, attempts: 0, error: None });
+            TaskTiming {
+                id: t.id.clone(),
+                deps: t.deps.clone(),
+                status: ended.status,
+                start_s: times[i].0,
+                end_s: times[i].1,
+                duration_s: durations[i],
+                attempts: ended.attempts,
+                log: opts.logs_dir.join(t.log_name()).display().to_string(),
+                error: ended.error,
+            }
+        })
+        .collect();
+    Ok(Report {
+        mode: if opts.sequential { "sequential" } else { opts.mode },
+        threads,
+        wall_s: wall,
+        critical_path,
+        critical_path_s,
+        tasks: timings,
+    })
+}
+
+/// Attempts at one task until it succeeds, its retries or time run out, or it is stopped.
+fn attempts<A>(
+    task: &Task<A>,
+    job: &(dyn Fn(&Job<'_, A>) -> Result<()> + Sync),
+    log: &Path,
+    cancel: &CancelToken,
+    dry_run: bool,
+) -> Ended {
+    let deadline = Instant::now() + task.timeout;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = job(&Job { task, log, cancel, deadline, dry_run, attempt });
+        let Err(e) = result else {
+            return Ended { status: Status::Ok, attempts: attempt, error: None };
+        };
+        let status = classify(&e, cancel, deadline);
+        let text = match status {
+            Status::TimedOut if !format!("{e:#}").contains("timed out") => {
+                format!("task `{}` timed out after {:.0}s: {e:#}", task.id, task.timeout.as_secs_f64())
+            }
+            _ => format!("{e:#}"),
+        };
+        if status != Status::Failed || attempt > task.retries {
+            return Ended { status, attempts: attempt, error: Some(text) };
+        }
+        append(log, &format!("=== attempt {attempt} failed; retrying ({} left)", task.retries + 1 - attempt));
+        std::thread::sleep(
+            Duration::from_millis(500 * u64::from(attempt))
+                .min(deadline.saturating_duration_since(Instant::now())),
+        );
+    }
+}
+
+/// How a failed attempt ended, from the error's type and the run's state: a call killed at its
+/// timeout (or any failure past the deadline) timed out; a call cancelled, or a failure once the
+/// run was cancelled, was stopped; anything else failed.
+fn classify(e: &anyhow::Error, cancel: &CancelToken, deadline: Instant) -> Status {
+    let failure = e.chain().find_map(|c| c.downcast_ref::<ExecError>()).map(|x| x.failure.clone());
+    match failure {
+        Some(Failure::Timeout(_)) => Status::TimedOut,
+        Some(Failure::Cancelled) => Status::Stopped,
+        _ if Instant::now() >= deadline => Status::TimedOut,
+        _ if cancel.is_cancelled() || crate::exec::cancelled() => Status::Stopped,
+        _ => Status::Failed,
+    }
+}
+
+fn append(log: &Path, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn task(id: &str, deps: &[&str]) -> Task<u64> {
+        Task::new(id, deps.iter().map(|d| d.to_string()).collect(), 0, Duration::from_secs(5))
+    }
+
+    fn opts(dir: &Path, policy: Policy) -> Options {
+        Options { policy, ..Options::new(dir.to_path_buf(), ProgressMode::Quiet) }
+    }
+
+    #[test]
+    fn keep_going_skips_only_what_needs_the_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = [task("a", &[]), task("b", &["a"]), task("c", &[]), task("d", &["c"])];
+        let report = run(&g, &opts(dir.path(), Policy::KeepGoing), &|job| {
+            anyhow::ensure!(job.task.id != "a", "a breaks");
+            Ok(())
+        })
+        .unwrap();
+        let status: Vec<Status> = report.tasks.iter().map(|t| t.status).collect();
+        assert_eq!(status, [Status::Failed, Status::Skipped, Status::Ok, Status::Ok]);
+        assert!(report.failure().unwrap().to_string().contains("a breaks"));
+    }
+
+    #[test]
+    fn fail_fast_cancels_what_runs_and_starts_nothing_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = [task("slow", &[]), task("breaks", &[]), task("after", &["slow"])];
+        let report = run(&g, &opts(dir.path(), Policy::FailFast), &|job| {
+            if job.task.id == "breaks" {
+                anyhow::bail!("broken");
+            }
+            while !job.cancel.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            anyhow::bail!("told to stop")
+        })
+        .unwrap();
+        let status: Vec<Status> = report.tasks.iter().map(|t| t.status).collect();
+        assert_eq!(status, [Status::Stopped, Status::Failed, Status::Skipped]);
+    }
+
+    #[test]
+    fn deadline_makes_a_timeout_and_retries_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut late = task("late", &[]);
+        late.timeout = Duration::from_millis(50);
+        let mut flaky = task("flaky", &[]);
+        flaky.retries = 2;
+        let tries = AtomicU32::new(0);
+        let report = run(&[late, flaky], &opts(dir.path(), Policy::KeepGoing), &|job| {
+            if job.task.id == "late" {
+                std::thread::sleep(Duration::from_millis(80));
+                anyhow::bail!("too slow");
+            }
+            anyhow::ensure!(tries.fetch_add(1, Ordering::SeqCst) >= 1, "flaked");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(report.tasks[0].status, Status::TimedOut);
+        assert!(report.tasks[0].error.as_deref().unwrap().contains("timed out"));
+        assert_eq!((report.tasks[1].status, report.tasks[1].attempts), (Status::Ok, 2));
+    }
+
+    #[test]
+    fn jobs_run_as_wide_as_the_graph_not_the_cpu_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let g: Vec<Task<u64>> = (0..6).map(|i| task(&format!("t{i}"), &[])).collect();
+        let running = AtomicU32::new(0);
+        let peak = Mutex::new(0);
+        let report = run(&g, &opts(dir.path(), Policy::FailFast), &|_| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut p = peak.lock().unwrap();
+            *p = (*p).max(now);
+            drop(p);
+            // Everyone waits until all six are in: only possible on six threads.
+            let until = Instant::now() + Duration::from_secs(5);
+            while running.load(Ordering::SeqCst) < 6 && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(report.threads, 6);
+        assert_eq!(*peak.lock().unwrap(), 6);
+    }
+}

@@ -1,0 +1,206 @@
+//! What a run of the engine produced: each task's status and times, the critical path, the
+//! error that names every failed task, the JSON report and the text Gantt chart.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Ok,
+    Failed,
+    /// Failed because its deadline passed.
+    TimedOut,
+    /// Running when the run was cancelled (another task failed under fail-fast, or Ctrl-C).
+    Stopped,
+    /// Never started: a task it needs did not succeed, or the run was cancelled first.
+    Skipped,
+}
+
+impl Status {
+    /// A failure of its own (not stopped or skipped because of another).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Failed | Status::TimedOut)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskTiming {
+    pub id: String,
+    pub deps: Vec<String>,
+    pub status: Status,
+    pub start_s: Option<f64>,
+    pub end_s: Option<f64>,
+    pub duration_s: f64,
+    pub attempts: u32,
+    pub log: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a pipeline run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub mode: &'static str,
+    pub threads: usize,
+    pub wall_s: f64,
+    pub critical_path: Vec<String>,
+    pub critical_path_s: f64,
+    pub tasks: Vec<TaskTiming>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.tasks.iter().all(|t| t.status == Status::Ok)
+    }
+
+    /// The error naming every failed task with the tail of its log.
+    pub fn failure(&self) -> Option<anyhow::Error> {
+        let failed: Vec<&TaskTiming> = self.tasks.iter().filter(|t| t.status.is_failure()).collect();
+        if failed.is_empty() {
+            return None;
+        }
+        let stopped = self.tasks.iter().filter(|t| t.status == Status::Stopped).count();
+        let skipped = self.tasks.iter().filter(|t| t.status == Status::Skipped).count();
+        let mut text = format!("{} task(s) failed ({stopped} stopped, {skipped} not started):", failed.len());
+        for t in failed {
+            let _ = write!(
+                text,
+                "\n- {}: {}",
+                t.id,
+                t.error.as_deref().unwrap_or("failed").lines().next().unwrap_or("")
+            );
+            let tail = log_tail(Path::new(&t.log), 12);
+            if !tail.is_empty() {
+                let _ = write!(text, "\n  last lines of {}:", t.log);
+                for line in tail.lines() {
+                    let _ = write!(text, "\n    {line}");
+                }
+            }
+        }
+        Some(anyhow!(text))
+    }
+
+    /// A report of one finished step that ran no graph (shared infra found up and reused).
+    pub fn single(id: &str, seconds: f64) -> Report {
+        Report {
+            mode: "reused",
+            threads: 1,
+            wall_s: seconds,
+            critical_path: vec![id.to_string()],
+            critical_path_s: seconds,
+            tasks: vec![TaskTiming {
+                id: id.to_string(),
+                deps: Vec::new(),
+                status: Status::Ok,
+                start_s: Some(0.0),
+                end_s: Some(seconds),
+                duration_s: seconds,
+                attempts: 1,
+                log: String::new(),
+                error: None,
+            }],
+        }
+    }
+
+    /// `self`, then `next` which started `offset_s` after `self` did, on one time axis. Every
+    /// task of `self` is prefixed `prefix/`; the critical path is `self`'s followed by `next`'s.
+    pub fn then(self, prefix: &str, next: Report, offset_s: f64) -> Report {
+        let name = |id: &str| format!("{prefix}/{id}");
+        let mut tasks: Vec<TaskTiming> = self
+            .tasks
+            .into_iter()
+            .map(|mut t| {
+                t.id = name(&t.id);
+                t.deps = t.deps.iter().map(|d| name(d)).collect();
+                t
+            })
+            .collect();
+        tasks.extend(next.tasks.into_iter().map(|mut t| {
+            t.start_s = t.start_s.map(|s| s + offset_s);
+            t.end_s = t.end_s.map(|e| e + offset_s);
+            t
+        }));
+        let mut critical_path: Vec<String> = self.critical_path.iter().map(|t| name(t)).collect();
+        critical_path.extend(next.critical_path);
+        Report {
+            mode: next.mode,
+            threads: self.threads.max(next.threads),
+            wall_s: offset_s + next.wall_s,
+            critical_path,
+            critical_path_s: self.critical_path_s + next.critical_path_s,
+            tasks,
+        }
+    }
+}
+
+fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A text Gantt chart: one bar per task on a shared time axis, `*` on the critical path.
+pub fn gantt(report: &Report) -> String {
+    const WIDTH: usize = 50;
+    let total = report.wall_s.max(1e-6);
+    let name_w = report.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).max(4);
+    let mut out = format!("{:name_w$}  |{:<WIDTH$}| {:>8}\n", "TASK", format!("0s .. {total:.1}s"), "TIME");
+    for t in &report.tasks {
+        let (Some(s), Some(e)) = (t.start_s, t.end_s) else {
+            let _ = writeln!(out, "{:name_w$}  |{:WIDTH$}| {:>8}", t.id, "", "skipped");
+            continue;
+        };
+        let a = (((s / total) * WIDTH as f64).floor() as usize).min(WIDTH - 1);
+        let b = (((e / total) * WIDTH as f64).ceil() as usize).clamp(a + 1, WIDTH);
+        let fill = match t.status {
+            Status::Ok => '#',
+            Status::Failed | Status::TimedOut => 'X',
+            Status::Stopped | Status::Skipped => '-',
+        };
+        let bar: String = (0..WIDTH).map(|c| if c >= a && c < b { fill } else { ' ' }).collect();
+        let mark = if report.critical_path.contains(&t.id) { "*" } else { " " };
+        let _ = writeln!(out, "{:name_w$} {mark}|{bar}| {:>7.2}s", t.id, t.duration_s);
+    }
+    let _ = writeln!(
+        out,
+        "wall {:.2}s on {} thread(s); critical path {:.2}s (*): {}",
+        report.wall_s,
+        report.threads,
+        report.critical_path_s,
+        report.critical_path.join(" -> ")
+    );
+    out
+}
+
+/// Writes the JSON report under `dir` as `<name>.json` (and `latest.json`).
+pub fn write_report(report: &Report, dir: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(report)?;
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(dir.join("latest.json"), &text).with_context(|| format!("writing {}", dir.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn then_shifts_the_second_report_and_joins_critical_paths() {
+        let setup = Report::single("cluster", 2.0);
+        let mut flows = Report::single("flow:a", 3.0);
+        flows.mode = "flows";
+        let both = setup.then("setup", flows, 2.5);
+        assert_eq!(both.tasks[0].id, "setup/cluster");
+        assert_eq!(both.tasks[1].start_s, Some(2.5));
+        assert_eq!(both.tasks[1].end_s, Some(5.5));
+        assert_eq!(both.critical_path, vec!["setup/cluster", "flow:a"]);
+        assert_eq!(both.critical_path_s, 5.0);
+        assert_eq!(both.wall_s, 5.5);
+    }
+}

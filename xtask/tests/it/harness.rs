@@ -1,0 +1,82 @@
+//! The one way a test runs the xtask binary: in a sandbox that touches nothing outside its temp
+//! dirs. Each [`Sandbox`] has its own `E2E_STATE_DIR`, `HOME` and `PATH`; every `E2E_*` and
+//! `KUBECONFIG` variable of the environment that runs the tests is removed, so a developer's run
+//! context never leaks into a test and a test never writes to the checkout's `target/e2e`.
+#![allow(clippy::disallowed_methods)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use testkit::FakeToolchain;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
+}
+
+/// A new fake toolchain (docker, kind, helm, kubectl).
+pub fn fake() -> FakeToolchain {
+    FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).expect("fake toolchain")
+}
+
+pub struct Sandbox {
+    pub state: tempfile::TempDir,
+    pub home: tempfile::TempDir,
+    path: OsString,
+}
+
+impl Sandbox {
+    /// The machine's PATH (real git, ssh, docker), a fresh state dir and HOME.
+    pub fn new() -> Sandbox {
+        Sandbox::with_path(std::env::var_os("PATH").unwrap_or_default())
+    }
+
+    /// The fake toolchain first on PATH.
+    pub fn with_fake(fake: &FakeToolchain) -> Sandbox {
+        Sandbox::with_path(fake.path_env())
+    }
+
+    pub fn with_path(path: impl Into<OsString>) -> Sandbox {
+        let home = tempfile::tempdir().expect("temp HOME");
+        // Commits made in a test need an identity; the global config is never written by xtask.
+        std::fs::write(
+            home.path().join(".gitconfig"),
+            "[user]\n\tname = Someone\n\temail = someone@example.invalid\n",
+        )
+        .expect("writing the test's .gitconfig");
+        Sandbox { state: tempfile::tempdir().expect("temp state dir"), home, path: path.into() }
+    }
+
+    /// `xtask ARGS` in this sandbox (stdin closed, cwd inherited unless set).
+    pub fn xtask(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        for (key, _) in std::env::vars_os() {
+            let key_text = key.to_string_lossy();
+            if key_text.starts_with("E2E_") || key_text == "KUBECONFIG" || key_text == "GIT_CONFIG_GLOBAL" {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.args(args)
+            .env("PATH", &self.path)
+            .env("E2E_STATE_DIR", self.state.path())
+            .env("HOME", self.home.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `xtask ARGS` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.xtask(args).output().expect("running xtask")
+    }
+
+    /// Where run `id` keeps its state.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.state.path().join("runs").join(id)
+    }
+}
+
+/// stdout and stderr together, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}

@@ -1,0 +1,15 @@
+//! The integration tests, one binary (it links once): each module drives the xtask binary from
+//! outside, as a user does, through [`harness::Sandbox`], or calls the library with temp dirs.
+
+mod harness;
+
+mod checks;
+mod cli;
+mod e2e;
+mod exec;
+mod gitea;
+mod lint;
+mod metrics;
+mod pipeline;
+mod quickstart;
+mod tidy;
