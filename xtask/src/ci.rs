@@ -57,9 +57,64 @@ impl Gate {
     }
 }
 
+/// What the test gate needs on the machine besides Rust: the tests run real servers.
+struct Prerequisite {
+    name: &'static str,
+    /// Where the tests look for it (absolute), or a program on PATH.
+    places: &'static [&'static str],
+    /// The Debian package that provides it.
+    package: &'static str,
+}
+
+const TEST_PREREQUISITES: &[Prerequisite] = &[
+    // The Gitea test server serves its repositories over a real sshd (test/support/src/gitea.rs).
+    Prerequisite { name: "sshd", places: &["/usr/sbin/sshd", "/usr/local/sbin/sshd"], package: "openssh-server" },
+    // The metrics tests scrape the demo with a real Prometheus (test/support/src/prometheus.rs).
+    Prerequisite {
+        name: "prometheus",
+        places: &["/usr/bin/prometheus", "/usr/local/bin/prometheus"],
+        package: "prometheus",
+    },
+    Prerequisite { name: "git", places: &["git"], package: "git" },
+    Prerequisite { name: "ssh-keygen", places: &["ssh-keygen"], package: "openssh-client" },
+    Prerequisite { name: "ssh-keyscan", places: &["ssh-keyscan"], package: "openssh-client" },
+];
+
+/// The prerequisites `present` does not find, as one instruction line; None when all are there.
+fn missing_prerequisites(present: impl Fn(&str) -> bool) -> Option<String> {
+    let missing: Vec<&Prerequisite> =
+        TEST_PREREQUISITES.iter().filter(|p| !p.places.iter().any(|place| present(place))).collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
+    let mut packages: Vec<&str> = missing.iter().map(|p| p.package).collect();
+    packages.dedup();
+    Some(format!(
+        "the tests need {} on this machine: install with `apt-get install {}` (Debian/Ubuntu; .ci/run does this), then rerun `cargo xtask ci`",
+        names.join(", "),
+        packages.join(" ")
+    ))
+}
+
 impl Args {
     pub fn run(self, sh: &Shell) -> Result<i32> {
         let _root = sh.push_dir(paths::project_root());
+        let testing = self.gates.is_empty() || self.gates.iter().any(|g| g == "test");
+        if testing {
+            // Before anything compiles: a missing server costs a second, not a build.
+            let present = |place: &str| {
+                if place.starts_with('/') {
+                    std::path::Path::new(place).is_file()
+                } else {
+                    exec::which(sh, place).is_some()
+                }
+            };
+            if let Some(instruction) = missing_prerequisites(present) {
+                eprintln!("error: {instruction}");
+                return Ok(2);
+            }
+        }
         let cargo = sh.var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let mut results: Vec<(Gate, Duration, Option<String>)> = Vec::new();
         for gate in Gate::ALL {
@@ -111,4 +166,19 @@ impl Args {
 
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or("").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_prerequisites;
+
+    #[test]
+    fn missing_prerequisites_are_named_with_the_packages_to_install() {
+        assert_eq!(missing_prerequisites(|_| true), None);
+        let line = missing_prerequisites(|p| !p.contains("sshd") && !p.contains("prometheus")).unwrap();
+        assert!(line.contains("sshd, prometheus"), "{line}");
+        assert!(line.contains("apt-get install openssh-server prometheus"), "{line}");
+        let line = missing_prerequisites(|p| !p.starts_with("ssh-key")).unwrap();
+        assert!(line.contains("apt-get install openssh-client`"), "one package for both: {line}");
+    }
 }

@@ -7,7 +7,6 @@
 //!   dependency graph of jobs on a dedicated thread pool), neither of which knows the e2e;
 //! - commands: [`e2e`] (definition, run context, shared infra, flows, Gitea, metrics, checks),
 //!   [`ci`], [`doctor`], [`bench`].
-#![warn(rust_2018_idioms, unused_lifetimes)]
 
 pub mod bench;
 pub mod ci;
