@@ -23,7 +23,7 @@ use crate::{exec, paths};
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(subcommand)]
-    pub bench: Bench,
+    pub(crate) bench: Bench,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -44,7 +44,7 @@ pub enum Bench {
 pub struct E2eBench {
     /// Seconds of wall time per minute of the profile
     #[arg(long, default_value_t = 0.5)]
-    pub scale: f64,
+    pub(crate) scale: f64,
 }
 
 /// Runs the pipeline engine on the fake toolchain with durations from the seed profiles, scaled:
@@ -57,7 +57,7 @@ pub struct E2eBench {
 pub struct PipelineBench {
     /// Seconds of wall time per minute of the seed's durations
     #[arg(long, default_value_t = 0.5)]
-    pub scale: f64,
+    pub(crate) scale: f64,
 }
 
 /// Wall time of `xtask lint` over a tree beside `rg` searching the rules' literals over the same
@@ -66,13 +66,13 @@ pub struct PipelineBench {
 #[derive(clap::Args, Debug)]
 pub struct LintBench {
     /// Lint this tree instead of a generated one
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Files in the generated tree
     #[arg(long, default_value_t = 50_000)]
-    pub files: usize,
+    pub(crate) files: usize,
     /// Timed runs of each (the median is reported)
     #[arg(long, default_value_t = 5)]
-    pub runs: usize,
+    pub(crate) runs: usize,
 }
 
 impl Args {

@@ -21,7 +21,7 @@ use crate::{exec, paths};
 pub struct Args {
     /// Run only these gates (repeatable): fmt, clippy, lint, test
     #[arg(long = "gate", value_parser = ["fmt", "clippy", "lint", "test"])]
-    pub gates: Vec<String>,
+    pub(crate) gates: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -68,7 +68,11 @@ struct Prerequisite {
 
 const TEST_PREREQUISITES: &[Prerequisite] = &[
     // The Gitea test server serves its repositories over a real sshd (test/support/src/gitea.rs).
-    Prerequisite { name: "sshd", places: &["/usr/sbin/sshd", "/usr/local/sbin/sshd"], package: "openssh-server" },
+    Prerequisite {
+        name: "sshd",
+        places: &["/usr/sbin/sshd", "/usr/local/sbin/sshd"],
+        package: "openssh-server",
+    },
     // The metrics tests scrape the demo with a real Prometheus (test/support/src/prometheus.rs).
     Prerequisite {
         name: "prometheus",

@@ -21,10 +21,10 @@ use crate::{exec, paths, tools};
 pub struct Args {
     /// kind cluster to look for [default: $KIND_CLUSTER, else "e2e"]
     #[arg(long)]
-    pub cluster: Option<String>,
+    pub(crate) cluster: Option<String>,
     /// Shared-infra localhost port to check (repeatable) [default: 13000 19090]
     #[arg(long = "port")]
-    pub ports: Vec<u16>,
+    pub(crate) ports: Vec<u16>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -94,7 +94,11 @@ impl Args {
 fn check_tool(sh: &Shell, tool: &tools::Tool) -> Row {
     let check = tool.name.to_string();
     let Some(path) = exec::which(sh, tool.name) else {
-        return Row { check, status: Status::Missing, detail: format!("not on PATH; {}", tool.install) };
+        return Row {
+            check,
+            status: Status::Missing,
+            detail: format!("not on PATH (it {}); {}", tool.purpose, tool.install),
+        };
     };
     if tool.version_args.is_empty() {
         return Row { check, status: Status::Ok, detail: path.display().to_string() };

@@ -15,7 +15,7 @@ pub fn project_root() -> PathBuf {
 
 /// `target/e2e/`, honouring `CARGO_TARGET_DIR`; `E2E_STATE_DIR` moves it elsewhere (tests give
 /// each scenario its own).
-pub fn state_root() -> PathBuf {
+pub(crate) fn state_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("E2E_STATE_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
@@ -27,25 +27,25 @@ pub fn state_root() -> PathBuf {
 }
 
 /// `target/e2e/port-forwards/`: pid and log of each supervised forward.
-pub fn port_forwards_dir() -> PathBuf {
+pub(crate) fn port_forwards_dir() -> PathBuf {
     state_root().join("port-forwards")
 }
 
 /// `target/e2e/logs/`: logs of commands that belong to no run (ci, doctor).
-pub fn logs_dir() -> PathBuf {
+pub(crate) fn logs_dir() -> PathBuf {
     state_root().join("logs")
 }
 
 /// The repository a file belongs to: the nearest ancestor holding `.git`, else the file's own
 /// directory. Paths inside config and definition files are relative to it.
-pub fn repository_of(file: &Path) -> PathBuf {
+pub(crate) fn repository_of(file: &Path) -> PathBuf {
     let abs = std::env::current_dir().map(|d| d.join(file)).unwrap_or_else(|_| file.to_path_buf());
     let dir = normalize(&abs).parent().map(Path::to_path_buf).unwrap_or_default();
     dir.ancestors().find(|a| a.join(".git").exists()).map(Path::to_path_buf).unwrap_or(dir)
 }
 
 /// `a/./b/../c` → `a/c`, without touching the file system.
-pub fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for part in path.components() {
         match part {

@@ -1,16 +1,16 @@
 //! The external tools the e2e layer needs, why, and how to get each one.
 
 /// One external tool.
-pub struct Tool {
-    pub name: &'static str,
+pub(crate) struct Tool {
+    pub(crate) name: &'static str,
     /// What the e2e layer uses it for.
-    pub purpose: &'static str,
+    pub(crate) purpose: &'static str,
     /// Arguments that print its version (stdout or stderr); empty when it has none.
-    pub version_args: &'static [&'static str],
-    pub install: &'static str,
+    pub(crate) version_args: &'static [&'static str],
+    pub(crate) install: &'static str,
 }
 
-pub const TOOLS: &[Tool] = &[
+pub(crate) const TOOLS: &[Tool] = &[
     Tool {
         name: "docker",
         purpose: "builds the images",
@@ -56,7 +56,7 @@ pub const TOOLS: &[Tool] = &[
 ];
 
 /// How to get `program`, when it is one of ours.
-pub fn install_hint(program: &str) -> Option<&'static str> {
+pub(crate) fn install_hint(program: &str) -> Option<&'static str> {
     let name = program.rsplit('/').next().unwrap_or(program);
     TOOLS.iter().find(|t| t.name == name).map(|t| t.install)
 }

@@ -13,11 +13,11 @@ use crate::exec;
 use crate::pipeline::{Job, Task};
 
 /// A task of the setup graph.
-pub type SetupTask = Task<Action>;
+pub(crate) type SetupTask = Task<Action>;
 
 /// What a task does.
 #[derive(Debug, Clone)]
-pub enum Action {
+pub(crate) enum Action {
     /// Optional prebuild commands, then `docker build`.
     Build {
         tag: String,
@@ -50,21 +50,21 @@ pub enum Action {
 }
 
 #[derive(Debug, Clone)]
-pub struct Wait {
-    pub resource: String,
-    pub condition: String,
-    pub timeout: Duration,
+pub(crate) struct Wait {
+    pub(crate) resource: String,
+    pub(crate) condition: String,
+    pub(crate) timeout: Duration,
 }
 
 /// What every command of a setup run gets: the run's environment and the working directory.
-pub struct Env {
-    pub vars: Vec<(String, String)>,
-    pub cwd: PathBuf,
+pub(crate) struct Env {
+    pub(crate) vars: Vec<(String, String)>,
+    pub(crate) cwd: PathBuf,
 }
 
 impl Env {
     /// The run context's variables (and the shell's PATH) for every command, from `cwd`.
-    pub fn for_run(sh: &Shell, ctx: &RunContext, cwd: &Path) -> Env {
+    pub(crate) fn for_run(sh: &Shell, ctx: &RunContext, cwd: &Path) -> Env {
         let mut vars: Vec<(String, String)> =
             ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         if let Ok(path) = sh.var("PATH") {
@@ -75,7 +75,7 @@ impl Env {
 }
 
 /// Runs one attempt of a task's action.
-pub fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
+pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
     let task = job.task;
     let log = job.log;
     let sh = Shell::new()?;

@@ -201,7 +201,7 @@ fn two() -> u32 {
 }
 
 /// `90s`, `5m`, `1h30m`, `500ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -229,59 +229,59 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// A loaded, validated definition.
 #[derive(Debug)]
-pub struct Definition {
-    pub path: PathBuf,
+pub(crate) struct Definition {
+    pub(crate) path: PathBuf,
     /// Paths in the definition are relative to this (its repository).
-    pub root: PathBuf,
-    pub cluster: String,
-    pub tasks: Vec<Task>,
-    pub forwards: Vec<Forward>,
-    pub flows: Vec<Flow>,
+    pub(crate) root: PathBuf,
+    pub(crate) cluster: String,
+    pub(crate) tasks: Vec<Task>,
+    pub(crate) forwards: Vec<Forward>,
+    pub(crate) flows: Vec<Flow>,
     /// A fingerprint of the file: shared infra set up from another version is set up again.
-    pub fingerprint: String,
-    pub quickstart: Option<Quickstart>,
+    pub(crate) fingerprint: String,
+    pub(crate) quickstart: Option<Quickstart>,
 }
 
 /// How the system under test is installed into one run and what proves it works.
 #[derive(Debug, Clone)]
-pub struct Quickstart {
-    pub chart: Option<PathBuf>,
-    pub base: Option<PathBuf>,
-    pub deployment: String,
-    pub crds: Vec<String>,
-    pub status_file: String,
-    pub metric: String,
-    pub timeout: Duration,
-    pub values: Vec<(String, String)>,
-    pub gitea_api: String,
+pub(crate) struct Quickstart {
+    pub(crate) chart: Option<PathBuf>,
+    pub(crate) base: Option<PathBuf>,
+    pub(crate) deployment: String,
+    pub(crate) crds: Vec<String>,
+    pub(crate) status_file: String,
+    pub(crate) metric: String,
+    pub(crate) timeout: Duration,
+    pub(crate) values: Vec<(String, String)>,
+    pub(crate) gitea_api: String,
 }
 
 /// A fixed local port forwarded to a service, kept alive by a supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
-    pub name: String,
-    pub namespace: String,
-    pub target: String,
-    pub local: u16,
-    pub remote: u16,
-    pub probe: String,
+pub(crate) struct Forward {
+    pub(crate) name: String,
+    pub(crate) namespace: String,
+    pub(crate) target: String,
+    pub(crate) local: u16,
+    pub(crate) remote: u16,
+    pub(crate) probe: String,
 }
 
 /// One e2e flow.
 #[derive(Debug, Clone)]
-pub struct Flow {
-    pub name: String,
-    pub steps: Vec<Vec<String>>,
-    pub timeout: Duration,
-    pub gitea: bool,
+pub(crate) struct Flow {
+    pub(crate) name: String,
+    pub(crate) steps: Vec<Vec<String>>,
+    pub(crate) timeout: Duration,
+    pub(crate) gitea: bool,
 }
 
 /// The default definition of this repository.
-pub fn default_path() -> PathBuf {
+pub(crate) fn default_path() -> PathBuf {
     crate::paths::project_root().join("test/e2e/e2e.toml")
 }
 
-pub fn load(path: &Path) -> Result<Definition> {
+pub(crate) fn load(path: &Path) -> Result<Definition> {
     let shown = path.display().to_string();
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading the e2e definition {shown}"))?;

@@ -1,7 +1,7 @@
 //! A failed run's diagnostics bundle, selected by its namespace and run label:
 //! `target/e2e/runs/<id>/artifacts/` with an `index.json` linking every file to what made it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,7 +13,12 @@ use crate::exec;
 
 /// Collects what explains a failure. Every command is best effort (a missing pod is not an
 /// error here) and runs even after Ctrl-C. Returns the artifacts directory.
-pub fn collect(sh: &Shell, ctx: &RunContext, reason: &str, forward_logs: &[PathBuf]) -> Result<PathBuf> {
+pub(crate) fn collect(
+    sh: &Shell,
+    ctx: &RunContext,
+    reason: &str,
+    forward_logs: &[PathBuf],
+) -> Result<PathBuf> {
     let dir = ctx.artifacts_dir.clone();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let ns = &ctx.test_namespace;
@@ -101,8 +106,4 @@ pub fn collect(sh: &Shell, ctx: &RunContext, reason: &str, forward_logs: &[PathB
     });
     std::fs::write(dir.join("index.json"), serde_json::to_string_pretty(&index)?)?;
     Ok(dir)
-}
-
-pub fn exists(dir: &Path) -> bool {
-    dir.join("index.json").exists()
 }

@@ -49,37 +49,37 @@ pub enum Keep {
 pub struct Args {
     /// Run the flows at the same time (default: one after another)
     #[arg(long)]
-    pub parallel: bool,
+    pub(crate) parallel: bool,
     /// Run only this flow (repeatable) [default: every flow of the definition]
     #[arg(long = "flow")]
-    pub flows: Vec<String>,
+    pub(crate) flows: Vec<String>,
     /// The e2e definition [default: test/e2e/e2e.toml]
     #[arg(long, value_name = "FILE")]
-    pub definition: Option<PathBuf>,
+    pub(crate) definition: Option<PathBuf>,
     /// Which runs keep their namespace and state
     #[arg(long, value_enum, default_value = "failed")]
-    pub keep: Keep,
+    pub(crate) keep: Keep,
     /// Where to write the JUnit XML report [default: target/e2e/junit.xml]
     #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
+    pub(crate) junit: Option<PathBuf>,
 }
 
 /// How one flow ended.
 #[derive(Debug, Clone)]
-pub struct FlowResult {
-    pub flow: String,
-    pub run_id: String,
-    pub namespace: String,
-    pub start_s: f64,
-    pub end_s: f64,
-    pub outcome: Outcome,
-    pub error: Option<String>,
-    pub artifacts: Option<PathBuf>,
-    pub kept: bool,
+pub(crate) struct FlowResult {
+    pub(crate) flow: String,
+    pub(crate) run_id: String,
+    pub(crate) namespace: String,
+    pub(crate) start_s: f64,
+    pub(crate) end_s: f64,
+    pub(crate) outcome: Outcome,
+    pub(crate) error: Option<String>,
+    pub(crate) artifacts: Option<PathBuf>,
+    pub(crate) kept: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Passed,
     Failed,
     Interrupted,

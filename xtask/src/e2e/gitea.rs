@@ -23,23 +23,23 @@ use crate::exec;
 
 /// How a request authenticates.
 #[derive(Clone, Copy)]
-pub enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     None,
     Basic(&'a str, &'a str),
     Token(&'a str),
 }
 
-pub struct Response {
-    pub status: u16,
-    pub body: String,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) body: String,
 }
 
 impl Response {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
     /// Gitea's error message (`{"message": ...}`), else the body.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self.json()["message"].as_str() {
             Some(m) => m.to_string(),
             None => self.body.chars().take(300).collect(),
@@ -48,16 +48,16 @@ impl Response {
 }
 
 /// A Gitea API client (`.../api/v1`) on ureq, over plain HTTP.
-pub struct Client {
+pub(crate) struct Client {
     api: String,
     agent: ureq::Agent,
     /// How many times a 5xx or a connection failure is retried.
-    pub retries: u32,
-    pub backoff: Duration,
+    pub(crate) retries: u32,
+    pub(crate) backoff: Duration,
 }
 
 impl Client {
-    pub fn new(api: &str) -> Client {
+    pub(crate) fn new(api: &str) -> Client {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -70,12 +70,12 @@ impl Client {
         }
     }
 
-    pub fn api_url(&self) -> &str {
+    pub(crate) fn api_url(&self) -> &str {
         &self.api
     }
 
     /// One request, retried with bounded backoff on 5xx and connection errors.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: &str,
         path: &str,
@@ -132,7 +132,13 @@ impl Client {
     }
 
     /// Fails with method, path, status and Gitea's message unless the status is expected.
-    pub fn expect(&self, method: &str, path: &str, response: Response, ok: &[u16]) -> Result<Response> {
+    pub(crate) fn expect(
+        &self,
+        method: &str,
+        path: &str,
+        response: Response,
+        ok: &[u16],
+    ) -> Result<Response> {
         if ok.contains(&response.status) {
             return Ok(response);
         }
@@ -145,7 +151,7 @@ impl Client {
     }
 
     /// Waits for `GET /version` with backoff up to `deadline`; the error lists what was tried.
-    pub fn wait_ready(&self, deadline: Duration) -> Result<String> {
+    pub(crate) fn wait_ready(&self, deadline: Duration) -> Result<String> {
         let start = Instant::now();
         let mut delay = Duration::from_millis(100);
         let mut tries = Vec::new();
@@ -174,7 +180,7 @@ impl Client {
 }
 
 /// Standard base64 (for the Basic auth header).
-pub fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
@@ -194,25 +200,25 @@ pub fn base64(bytes: &[u8]) -> String {
 
 /// The shared Gitea: the API and SSH endpoints and the admin account.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub admin_user: String,
-    pub admin_password: String,
-    pub org: String,
+pub(crate) struct Settings {
+    pub(crate) admin_user: String,
+    pub(crate) admin_password: String,
+    pub(crate) org: String,
     /// `host:port` reachable from here (ssh-keyscan, the run's checkout).
-    pub ssh_endpoint: String,
+    pub(crate) ssh_endpoint: String,
     /// User in SSH clone URLs.
-    pub ssh_user: String,
+    pub(crate) ssh_user: String,
     /// Host name the cluster uses for Gitea's SSH (`known_hosts` in the secret); empty: as scanned.
-    pub ssh_cluster_host: String,
+    pub(crate) ssh_cluster_host: String,
     /// How long to wait for the API.
-    pub ready_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
 }
 
 impl Settings {
     /// From the environment: `E2E_GITEA_ADMIN_USER`, `E2E_GITEA_ADMIN_PASSWORD` (never a flag:
     /// flags show in process lists), `E2E_GITEA_ORG`, `E2E_GITEA_SSH`, `E2E_GITEA_SSH_USER`,
     /// `E2E_GITEA_SSH_CLUSTER_HOST`, with the shared infra's defaults.
-    pub fn from_env(sh: &Shell) -> Settings {
+    pub(crate) fn from_env(sh: &Shell) -> Settings {
         let env =
             |k: &str, d: &str| sh.var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
         let settings = Settings {
@@ -239,16 +245,16 @@ impl Settings {
 
 /// What setup records in the run's state dir, so teardown finds exactly what was made.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
-pub struct Record {
-    pub run_id: String,
-    pub flow: String,
-    pub org: String,
-    pub repo: String,
-    pub token_name: String,
-    pub deploy_key_id: Option<i64>,
-    pub namespace: String,
-    pub clone_url_ssh: String,
-    pub clone_url_http: String,
+pub(crate) struct Record {
+    pub(crate) run_id: String,
+    pub(crate) flow: String,
+    pub(crate) org: String,
+    pub(crate) repo: String,
+    pub(crate) token_name: String,
+    pub(crate) deploy_key_id: Option<i64>,
+    pub(crate) namespace: String,
+    pub(crate) clone_url_ssh: String,
+    pub(crate) clone_url_http: String,
 }
 
 fn record_path(ctx_state: &Path) -> PathBuf {
@@ -260,7 +266,7 @@ fn record_path(ctx_state: &Path) -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 
 /// Sets up Gitea for one run. Idempotent: twice gives the same result.
-pub fn setup(sh: &Shell, ctx: &RunContext, settings: &Settings) -> Result<Record> {
+pub(crate) fn setup(sh: &Shell, ctx: &RunContext, settings: &Settings) -> Result<Record> {
     let client = Client::new(&ctx.gitea_api_url);
     let admin = Auth::Basic(&settings.admin_user, &settings.admin_password);
     let log = ctx.logs_dir().join("gitea.log");
@@ -500,7 +506,7 @@ fn log_line(path: &Path, line: &str) {
 }
 
 /// The run's namespace and secrets, labeled with the run id.
-pub fn secrets_manifest(
+pub(crate) fn secrets_manifest(
     ctx: &RunContext,
     user: &str,
     token: &str,
@@ -534,7 +540,7 @@ pub fn secrets_manifest(
 // ---------------------------------------------------------------------------------------------
 
 /// Removes exactly what setup made for the run; what is already gone is fine.
-pub fn teardown(sh: &Shell, run_id: &str, flow: Option<&str>, settings: &Settings) -> Result<()> {
+pub(crate) fn teardown(sh: &Shell, run_id: &str, flow: Option<&str>, settings: &Settings) -> Result<()> {
     run_context::validate_run_id(run_id)?;
     let state = run_context::run_dir(run_id);
     let recorded: Option<Record> =
@@ -636,7 +642,7 @@ fn teardown_flow(sh: &Shell, ctx: &RunContext, settings: &Settings, recorded: Op
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(clap::Subcommand, Debug)]

@@ -483,7 +483,7 @@ fn urlencode(s: &str) -> String {
 
 /// A per-run ServiceMonitor: selects the run's Services by the run label and copies the pod's
 /// run label onto every series as `run_id`.
-pub fn service_monitor(ctx: &crate::e2e::run_context::RunContext, port: &str) -> Value {
+pub(crate) fn service_monitor(ctx: &crate::e2e::run_context::RunContext, port: &str) -> Value {
     let sanitized: String =
         ctx.label_key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     json!({

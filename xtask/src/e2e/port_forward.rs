@@ -18,17 +18,17 @@ use crate::e2e::definition::{self, Forward};
 use crate::exec::{self, CancelToken};
 use crate::paths;
 
-pub fn pid_file(port: u16) -> PathBuf {
+pub(crate) fn pid_file(port: u16) -> PathBuf {
     paths::port_forwards_dir().join(format!("{port}.pid"))
 }
 
-pub fn log_file(port: u16) -> PathBuf {
+pub(crate) fn log_file(port: u16) -> PathBuf {
     paths::port_forwards_dir().join(format!("{port}.log"))
 }
 
 /// Who holds a local port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Holder {
+pub(crate) enum Holder {
     Free,
     /// Our supervisor (its pid).
     Ours(u32),
@@ -38,7 +38,7 @@ pub enum Holder {
 
 /// The pid of our live supervisor for `port`, checked by its command line (a reused pid is not
 /// mistaken for ours).
-pub fn our_supervisor(port: u16) -> Option<u32> {
+pub(crate) fn our_supervisor(port: u16) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(pid_file(port)).ok()?.trim().parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
@@ -46,7 +46,7 @@ pub fn our_supervisor(port: u16) -> Option<u32> {
     (ours && exec::pid_alive(pid as i32)).then_some(pid)
 }
 
-pub fn holder(port: u16) -> Holder {
+pub(crate) fn holder(port: u16) -> Holder {
     if let Some(pid) = our_supervisor(port) {
         return Holder::Ours(pid);
     }
@@ -57,7 +57,7 @@ pub fn holder(port: u16) -> Holder {
 }
 
 /// Who listens on `port` (Linux: /proc/net/tcp* inode, then the /proc/<pid>/fd holding it).
-pub fn listener_owner(port: u16) -> Option<(u32, String)> {
+pub(crate) fn listener_owner(port: u16) -> Option<(u32, String)> {
     let port_hex = format!(":{port:04X}");
     let mut inodes = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -85,7 +85,7 @@ pub fn listener_owner(port: u16) -> Option<(u32, String)> {
 }
 
 /// Is the forward answering? HTTP 200 on its probe path, or a TCP connect when it has none.
-pub fn healthy(f: &Forward) -> bool {
+pub(crate) fn healthy(f: &Forward) -> bool {
     if f.probe.is_empty() {
         return TcpStream::connect_timeout(&([127, 0, 0, 1], f.local).into(), Duration::from_secs(2)).is_ok();
     }
@@ -114,7 +114,7 @@ fn describe_foreign(f: &Forward, who: &Option<(u32, String)>) -> String {
 
 /// Makes every forward healthy: a healthy one of ours is reused, a free port gets a new
 /// supervisor, a foreign holder is an error (and is left alone).
-pub fn ensure(forwards: &[Forward], deadline: Duration) -> Result<()> {
+pub(crate) fn ensure(forwards: &[Forward], deadline: Duration) -> Result<()> {
     let mut started = Vec::new();
     for f in forwards {
         match holder(f.local) {
@@ -172,7 +172,7 @@ fn start_supervisor(f: &Forward) -> Result<()> {
 }
 
 /// Ends our supervisor on `port` (and its kubectl). Never touches anything else.
-pub fn stop(port: u16) -> Result<bool> {
+pub(crate) fn stop(port: u16) -> Result<bool> {
     let Some(pid) = our_supervisor(port) else {
         let _ = std::fs::remove_file(pid_file(port));
         return Ok(false);
@@ -284,10 +284,10 @@ fn supervise(f: &Forward) -> Result<i32> {
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
     /// The e2e definition [default: test/e2e/e2e.toml]
     #[arg(long, global = true, value_name = "FILE")]
-    pub definition: Option<PathBuf>,
+    pub(crate) definition: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand, Debug)]

@@ -41,12 +41,12 @@ pub enum Mode {
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[arg(long, value_enum)]
-    pub mode: Mode,
+    pub(crate) mode: Mode,
     #[arg(long)]
-    pub run_id: String,
+    pub(crate) run_id: String,
     /// The e2e definition [default: test/e2e/e2e.toml]
     #[arg(long, value_name = "FILE")]
-    pub definition: Option<PathBuf>,
+    pub(crate) definition: Option<PathBuf>,
 }
 
 impl Args {
@@ -83,7 +83,7 @@ impl Args {
 }
 
 /// Install, then check; the first failing step is the error.
-pub fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> Result<()> {
+pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> Result<()> {
     let record: gitea::Record = std::fs::read_to_string(ctx.state_dir().join("gitea.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -178,7 +178,12 @@ fn helm_install(sh: &Shell, ctx: &RunContext, qs: &Quickstart, repo: &str, log: 
 }
 
 /// The per-run overlay: JSON is YAML, so kustomize reads it as written; nothing rewrites YAML.
-pub fn overlay(ctx: &RunContext, qs: &Quickstart, repo: &str, base_relative: &str) -> serde_json::Value {
+pub(crate) fn overlay(
+    ctx: &RunContext,
+    qs: &Quickstart,
+    repo: &str,
+    base_relative: &str,
+) -> serde_json::Value {
     let env = json!([
         { "name": "E2E_RUN_ID", "value": ctx.run_id },
         { "name": "DEMO_GITEA_API", "value": qs.gitea_api },

@@ -17,32 +17,32 @@ use xshell::Shell;
 use crate::paths;
 
 /// The label every object of a run carries (key; the value is the run id).
-pub const DEFAULT_LABEL_KEY: &str = "configbutler.ai/e2e-run-id";
-pub const DEFAULT_GITEA_API_URL: &str = "http://localhost:13000/api/v1";
-pub const DEFAULT_PROMETHEUS_URL: &str = "http://localhost:19090";
+pub(crate) const DEFAULT_LABEL_KEY: &str = "configbutler.ai/e2e-run-id";
+pub(crate) const DEFAULT_GITEA_API_URL: &str = "http://localhost:13000/api/v1";
+pub(crate) const DEFAULT_PROMETHEUS_URL: &str = "http://localhost:19090";
 /// The flows the e2e knows; the longest name bounds the run id's length.
-pub const FLOWS: &[&str] = &["full", "quickstart-helm", "quickstart-manifest"];
+pub(crate) const FLOWS: &[&str] = &["full", "quickstart-helm", "quickstart-manifest"];
 /// `run-e2e-quickstart-manifest-` : the longest namespace prefix.
 const LONGEST_PREFIX: &str = "run-e2e-quickstart-manifest-";
 /// Kubernetes namespace names are DNS-1123 labels: at most 63 characters.
-pub const MAX_RUN_ID: usize = 63 - LONGEST_PREFIX.len();
+pub(crate) const MAX_RUN_ID: usize = 63 - LONGEST_PREFIX.len();
 const GENERATED_LEN: usize = 10;
 
 /// One run's identity and names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunContext {
-    pub run_id: String,
-    pub flow: String,
-    pub test_namespace: String,
-    pub controller_namespace: String,
-    pub gitea_api_url: String,
-    pub prometheus_url: String,
-    pub artifacts_dir: PathBuf,
-    pub label_key: String,
+pub(crate) struct RunContext {
+    pub(crate) run_id: String,
+    pub(crate) flow: String,
+    pub(crate) test_namespace: String,
+    pub(crate) controller_namespace: String,
+    pub(crate) gitea_api_url: String,
+    pub(crate) prometheus_url: String,
+    pub(crate) artifacts_dir: PathBuf,
+    pub(crate) label_key: String,
 }
 
 /// The rule a run id must follow, as error messages state it.
-pub fn run_id_rule() -> String {
+pub(crate) fn run_id_rule() -> String {
     format!(
         "a run id is a lowercase DNS-1123 label of 1 to {MAX_RUN_ID} characters: a-z, 0-9 and '-', starting and ending \
          with a letter or digit (so `{LONGEST_PREFIX}<id>` fits the 63-character namespace limit)"
@@ -50,7 +50,7 @@ pub fn run_id_rule() -> String {
 }
 
 /// Checks a run id; the error states the rule.
-pub fn validate_run_id(id: &str) -> Result<()> {
+pub(crate) fn validate_run_id(id: &str) -> Result<()> {
     let problem = if id.is_empty() {
         Some("it is empty".to_string())
     } else if id.len() > MAX_RUN_ID {
@@ -69,7 +69,7 @@ pub fn validate_run_id(id: &str) -> Result<()> {
     }
 }
 
-pub fn validate_flow(flow: &str) -> Result<()> {
+pub(crate) fn validate_flow(flow: &str) -> Result<()> {
     let ok = !flow.is_empty()
         && flow.len() <= "quickstart-manifest".len()
         && flow.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -108,7 +108,7 @@ fn validate_url(var: &str, url: &str) -> Result<()> {
 }
 
 /// A fresh run id: random lowercase base-36, unique across parallel CI jobs.
-pub fn generate_run_id() -> String {
+pub(crate) fn generate_run_id() -> String {
     let mut bytes = [0u8; 16];
     let random =
         std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
@@ -134,14 +134,14 @@ pub fn generate_run_id() -> String {
 
 /// Where a run's values come from: flags first, then the environment, then generated defaults.
 #[derive(Debug, Default, Clone)]
-pub struct Request {
-    pub run_id: Option<String>,
-    pub flow: Option<String>,
+pub(crate) struct Request {
+    pub(crate) run_id: Option<String>,
+    pub(crate) flow: Option<String>,
 }
 
 impl RunContext {
     /// Builds the context from `request`, else the `E2E_*` variables of `sh`, else defaults.
-    pub fn resolve(sh: &Shell, request: &Request) -> Result<RunContext> {
+    pub(crate) fn resolve(sh: &Shell, request: &Request) -> Result<RunContext> {
         let env = |k: &str| sh.var(k).ok().filter(|v| !v.is_empty());
         let run_id = match request.run_id.clone().or_else(|| env("E2E_RUN_ID")) {
             Some(id) => {
@@ -193,7 +193,7 @@ impl RunContext {
     }
 
     /// The variables every child process of this run gets.
-    pub fn env(&self) -> BTreeMap<&'static str, String> {
+    pub(crate) fn env(&self) -> BTreeMap<&'static str, String> {
         BTreeMap::from([
             ("E2E_RUN_ID", self.run_id.clone()),
             ("E2E_FLOW", self.flow.clone()),
@@ -208,78 +208,78 @@ impl RunContext {
     }
 
     /// Exports the run's variables to every command built from `sh`.
-    pub fn export(&self, sh: &Shell) {
+    pub(crate) fn export(&self, sh: &Shell) {
         for (k, v) in self.env() {
             sh.set_var(k, v);
         }
     }
 
     /// `configbutler.ai/e2e-run-id=<id>`: the selector cleanup uses.
-    pub fn selector(&self) -> String {
+    pub(crate) fn selector(&self) -> String {
         format!("{}={}", self.label_key, self.run_id)
     }
 
     /// The run's labels, for every object it creates.
-    pub fn labels(&self) -> serde_json::Value {
+    pub(crate) fn labels(&self) -> serde_json::Value {
         serde_json::json!({ self.label_key.clone(): self.run_id, "app.kubernetes.io/managed-by": "xtask-e2e" })
     }
 
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         run_dir(&self.run_id)
     }
-    pub fn logs_dir(&self) -> PathBuf {
+    pub(crate) fn logs_dir(&self) -> PathBuf {
         self.state_dir().join("logs")
     }
-    pub fn ssh_dir(&self) -> PathBuf {
+    pub(crate) fn ssh_dir(&self) -> PathBuf {
         self.state_dir().join("ssh")
     }
-    pub fn checkout_dir(&self) -> PathBuf {
+    pub(crate) fn checkout_dir(&self) -> PathBuf {
         self.state_dir().join("checkout")
     }
 
     /// The run's Gitea repository (in the shared org).
-    pub fn repo_name(&self) -> String {
+    pub(crate) fn repo_name(&self) -> String {
         format!("e2e-{}-{}", self.flow, self.run_id)
     }
     /// The run's Gitea access token (its name; the value lives only in memory and the secret).
-    pub fn token_name(&self) -> String {
+    pub(crate) fn token_name(&self) -> String {
         format!("e2e-{}-{}", self.flow, self.run_id)
     }
     /// The run's deploy key title.
-    pub fn deploy_key_title(&self) -> String {
+    pub(crate) fn deploy_key_title(&self) -> String {
         format!("e2e-{}-{}", self.flow, self.run_id)
     }
     /// Secrets in the run's namespace (the namespace scopes them; the names stay readable).
-    pub fn secret_http(&self) -> String {
+    pub(crate) fn secret_http(&self) -> String {
         "git-creds".into()
     }
-    pub fn secret_ssh(&self) -> String {
+    pub(crate) fn secret_ssh(&self) -> String {
         "git-creds-ssh".into()
     }
-    pub fn secret_invalid(&self) -> String {
+    pub(crate) fn secret_invalid(&self) -> String {
         "git-creds-invalid".into()
     }
     /// A helm release or other cluster-unique name for this run: `<base>-<id>`.
-    pub fn scoped_name(&self, base: &str) -> String {
+    pub(crate) fn scoped_name(&self, base: &str) -> String {
         format!("{base}-{}", self.run_id)
     }
 }
 
-pub fn test_namespace(flow: &str, run_id: &str) -> String {
+pub(crate) fn test_namespace(flow: &str, run_id: &str) -> String {
     format!("run-e2e-{flow}-{run_id}")
 }
 
-pub fn controller_namespace(flow: &str, run_id: &str) -> String {
+pub(crate) fn controller_namespace(flow: &str, run_id: &str) -> String {
     format!("ctl-e2e-{flow}-{run_id}")
 }
 
 /// `target/e2e/runs/<id>/`.
-pub fn run_dir(run_id: &str) -> PathBuf {
+pub(crate) fn run_dir(run_id: &str) -> PathBuf {
     paths::state_root().join("runs").join(run_id)
 }
 
 /// Creates a directory with the given mode (the run's ssh dir is 0700).
-pub fn create_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
@@ -309,13 +309,13 @@ pub enum Format {
 pub struct Args {
     /// Flow the run belongs to (full, quickstart-helm, quickstart-manifest)
     #[arg(long)]
-    pub flow: Option<String>,
+    pub(crate) flow: Option<String>,
     /// Use this run id instead of $E2E_RUN_ID or a generated one
     #[arg(long)]
-    pub run_id: Option<String>,
+    pub(crate) run_id: Option<String>,
     /// `env`: `export K='v'` lines for eval; `json`: one object
     #[arg(long, value_enum, default_value = "env")]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 impl Args {

@@ -15,28 +15,28 @@ use crate::{clock, exec, paths};
 
 /// `run.json`: enough to find a run's owner and everything it made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub run_id: String,
-    pub flow: String,
-    pub namespace: String,
-    pub controller_namespace: String,
-    pub label: String,
-    pub pid: u32,
-    pub host: String,
+pub(crate) struct RunRecord {
+    pub(crate) run_id: String,
+    pub(crate) flow: String,
+    pub(crate) namespace: String,
+    pub(crate) controller_namespace: String,
+    pub(crate) label: String,
+    pub(crate) pid: u32,
+    pub(crate) host: String,
     /// Unix seconds.
-    pub started: u64,
-    pub heartbeat: u64,
+    pub(crate) started: u64,
+    pub(crate) heartbeat: u64,
     /// running | passed | failed | interrupted
-    pub status: String,
+    pub(crate) status: String,
     #[serde(default)]
-    pub kept: bool,
+    pub(crate) kept: bool,
     /// Gitea was set up for it (so cleanup tears it down).
     #[serde(default)]
-    pub gitea: bool,
+    pub(crate) gitea: bool,
 }
 
 impl RunRecord {
-    pub fn new(ctx: &RunContext) -> RunRecord {
+    pub(crate) fn new(ctx: &RunContext) -> RunRecord {
         let now = clock::unix_now();
         RunRecord {
             run_id: ctx.run_id.clone(),
@@ -54,11 +54,11 @@ impl RunRecord {
         }
     }
 
-    pub fn path(run_id: &str) -> PathBuf {
+    pub(crate) fn path(run_id: &str) -> PathBuf {
         run_context::run_dir(run_id).join("run.json")
     }
 
-    pub fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         let path = RunRecord::path(&self.run_id);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -68,12 +68,12 @@ impl RunRecord {
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
     }
 
-    pub fn load(run_id: &str) -> Option<RunRecord> {
+    pub(crate) fn load(run_id: &str) -> Option<RunRecord> {
         serde_json::from_str(&std::fs::read_to_string(RunRecord::path(run_id)).ok()?).ok()
     }
 
     /// Is the process that owns this run still there? (Another host's run: we cannot tell.)
-    pub fn owner(&self) -> Owner {
+    pub(crate) fn owner(&self) -> Owner {
         if self.host != hostname() {
             Owner::OtherHost
         } else if exec::pid_alive(self.pid as i32) && self.status == "running" {
@@ -85,13 +85,13 @@ impl RunRecord {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     Alive,
     Gone,
     OtherHost,
 }
 
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: buf is a valid writable buffer of the given length.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
@@ -103,13 +103,13 @@ pub fn hostname() -> String {
 }
 
 /// Keeps a run's heartbeat fresh while it lives (every 5 s); stops at once on drop.
-pub struct Heartbeat {
+pub(crate) struct Heartbeat {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Heartbeat {
-    pub fn start(record: Arc<Mutex<RunRecord>>) -> Heartbeat {
+    pub(crate) fn start(record: Arc<Mutex<RunRecord>>) -> Heartbeat {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
@@ -135,7 +135,7 @@ impl Drop for Heartbeat {
 }
 
 /// Every run on disk.
-pub fn all() -> Vec<RunRecord> {
+pub(crate) fn all() -> Vec<RunRecord> {
     let Ok(entries) = std::fs::read_dir(paths::state_root().join("runs")) else { return Vec::new() };
     let mut out: Vec<RunRecord> =
         entries.flatten().filter_map(|e| RunRecord::load(&e.file_name().to_string_lossy())).collect();
@@ -149,7 +149,7 @@ const CLUSTER_KINDS: &str =
 
 /// Removes what run `run_id` made: namespaces and cluster-scoped objects carrying its label, its
 /// Gitea repository/token/key, and its state (artifacts kept when asked). Runs even after Ctrl-C.
-pub fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Result<()> {
+pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Result<()> {
     run_context::validate_run_id(run_id)?;
     let record = RunRecord::load(run_id);
     let label =
@@ -272,16 +272,16 @@ impl RunsArgs {
 pub struct CleanupArgs {
     /// The run to remove
     #[arg(long, conflicts_with = "stale", required_unless_present = "stale")]
-    pub run_id: Option<String>,
+    pub(crate) run_id: Option<String>,
     /// Remove every run whose owner is gone
     #[arg(long)]
-    pub stale: bool,
+    pub(crate) stale: bool,
     /// With --stale: only runs whose heartbeat is older than this
     #[arg(long, default_value = "2h", value_parser = parse_age)]
-    pub older_than: Duration,
+    pub(crate) older_than: Duration,
     /// Keep the run's artifacts and logs
     #[arg(long)]
-    pub keep_artifacts: bool,
+    pub(crate) keep_artifacts: bool,
 }
 
 fn parse_age(s: &str) -> Result<Duration, String> {
@@ -325,6 +325,6 @@ impl CleanupArgs {
 }
 
 /// A path to show in messages.
-pub fn rel(p: &Path) -> String {
+pub(crate) fn rel(p: &Path) -> String {
     p.strip_prefix(paths::project_root()).unwrap_or(p).display().to_string()
 }

@@ -28,16 +28,16 @@ use crate::pipeline::{self, Options, ProgressMode, Report};
 pub struct Args {
     /// The e2e definition [default: test/e2e/e2e.toml]
     #[arg(long, value_name = "FILE")]
-    pub definition: Option<PathBuf>,
+    pub(crate) definition: Option<PathBuf>,
     /// Print the graph (tasks, what each waits for, the commands) instead of running it
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Run the same graph one task at a time
     #[arg(long)]
-    pub sequential: bool,
+    pub(crate) sequential: bool,
     /// Run id for the logs (default: $E2E_RUN_ID or a new one)
     #[arg(long)]
-    pub run_id: Option<String>,
+    pub(crate) run_id: Option<String>,
 }
 
 impl Args {
@@ -71,7 +71,7 @@ impl Args {
 }
 
 /// Runs the definition's setup graph for run `ctx` (fail fast: the first failure stops the rest).
-pub fn run_graph(
+pub(crate) fn run_graph(
     sh: &Shell,
     def: &Definition,
     ctx: &RunContext,

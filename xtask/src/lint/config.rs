@@ -14,27 +14,27 @@ use crate::paths;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(default)]
-    pub hardcoded: HardcodedConfig,
+    pub(crate) hardcoded: HardcodedConfig,
     #[serde(default)]
-    pub dockerfile: DockerfileConfig,
+    pub(crate) dockerfile: DockerfileConfig,
     /// Rule id → the help shown under each of its findings, in this project's words.
     #[serde(default)]
-    pub help: BTreeMap<String, String>,
+    pub(crate) help: BTreeMap<String, String>,
     /// Where the config was read from (excludes and scope are relative to its repository).
     #[serde(skip)]
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
 /// The project's own config.
-pub fn project_config_path() -> PathBuf {
+pub(crate) fn project_config_path() -> PathBuf {
     paths::project_root().join("hack/lint.toml")
 }
 
 impl Config {
     /// `--config FILE`, else the project's `hack/lint.toml`, else the defaults.
-    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+    pub(crate) fn load(explicit: Option<&Path>) -> Result<Config> {
         let path = match explicit {
             Some(p) => Some(p.to_path_buf()),
             None => Some(project_config_path()).filter(|p| p.is_file()),
@@ -70,7 +70,7 @@ impl Config {
     }
 
     /// The help for `rule`: the config's wording, else the rule's own.
-    pub fn help(&self, rule: &Rule) -> String {
+    pub(crate) fn help(&self, rule: &Rule) -> String {
         self.help.get(rule.id).cloned().unwrap_or_else(|| rule.help.to_string())
     }
 }

@@ -18,7 +18,7 @@ use super::CommonArgs;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum UpdatePolicy {
+pub(crate) enum UpdatePolicy {
     #[default]
     Forbid,
     Require,
@@ -27,7 +27,7 @@ pub enum UpdatePolicy {
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum TargetedPolicy {
+pub(crate) enum TargetedPolicy {
     #[default]
     Allow,
     Forbid,
@@ -36,23 +36,23 @@ pub enum TargetedPolicy {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 /// `[dockerfile]` in the lint config.
-pub struct DockerfileConfig {
+pub(crate) struct DockerfileConfig {
     #[serde(default)]
-    pub dnf_update: UpdatePolicy,
+    pub(crate) dnf_update: UpdatePolicy,
     #[serde(default)]
-    pub dnf_update_targeted: TargetedPolicy,
+    pub(crate) dnf_update_targeted: TargetedPolicy,
     #[serde(default)]
-    pub exclude: Vec<String>,
+    pub(crate) exclude: Vec<String>,
 }
 
-pub const DNF_UPDATE: Rule = Rule {
+pub(crate) const DNF_UPDATE: Rule = Rule {
     id: "dnf-update",
     summary: "Dockerfile package-manager update policy (forbid or require a full-system update)",
     help: "see [dockerfile] dnf-update in the lint config; `--fix` removes forbidden updates",
 };
 
 /// This checker's rules.
-pub const RULES: &[&Rule] = &[&DNF_UPDATE];
+pub(crate) const RULES: &[&Rule] = &[&DNF_UPDATE];
 
 /// Check Dockerfiles against the `dnf update` policy.
 ///
@@ -77,11 +77,11 @@ pub const RULES: &[&Rule] = &[&DNF_UPDATE];
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub(crate) common: CommonArgs,
     /// Remove each forbidden update with its joining `&&`/`;` (the RUN stays valid, the rest of the
     /// file byte-identical)
     #[arg(long)]
-    pub fix: bool,
+    pub(crate) fix: bool,
 }
 
 impl Args {
@@ -100,7 +100,7 @@ impl Args {
 
 /// Dockerfile / Containerfile naming conventions: `Dockerfile`, `Dockerfile.<variant>`,
 /// `<name>.Dockerfile` (and the same for Containerfile). `Dockerfile.dockerignore` is not one.
-pub fn is_dockerfile(path: &Path) -> bool {
+pub(crate) fn is_dockerfile(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
     if name.ends_with(".dockerignore") || name.ends_with(".containerignore") {
         return false;
@@ -114,7 +114,7 @@ pub fn is_dockerfile(path: &Path) -> bool {
 }
 
 /// Walks `roots` and lints every Dockerfile found (files named directly are always linted).
-pub fn lint_paths(roots: &[PathBuf], config: &Config, cwd: &Path, fix: bool) -> Result<Report> {
+pub(crate) fn lint_paths(roots: &[PathBuf], config: &Config, cwd: &Path, fix: bool) -> Result<Report> {
     let excluded = walk::exclude_matcher(&config.root, &config.dockerfile.exclude)?;
     let named: Vec<PathBuf> = roots.iter().filter(|r| r.is_file()).cloned().collect();
     let mut files = walk::walk(roots, &excluded, &is_dockerfile);
@@ -122,7 +122,12 @@ pub fn lint_paths(roots: &[PathBuf], config: &Config, cwd: &Path, fix: bool) -> 
     lint_files(&files, &config.dockerfile, cwd, fix)
 }
 
-pub fn lint_files(files: &[PathBuf], config: &DockerfileConfig, cwd: &Path, fix: bool) -> Result<Report> {
+pub(crate) fn lint_files(
+    files: &[PathBuf],
+    config: &DockerfileConfig,
+    cwd: &Path,
+    fix: bool,
+) -> Result<Report> {
     walk::scan_files(files, cwd, |file, display, text| {
         let mut result = lint_text(&text, &display, config);
         if fix && !result.removals.is_empty() {
@@ -140,9 +145,9 @@ pub fn lint_files(files: &[PathBuf], config: &DockerfileConfig, cwd: &Path, fix:
 }
 
 /// What linting one file gives: the report and the byte ranges `--fix` would remove.
-pub struct FileResult {
-    pub report: Report,
-    pub removals: Vec<Range<usize>>,
+pub(crate) struct FileResult {
+    pub(crate) report: Report,
+    pub(crate) removals: Vec<Range<usize>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,7 +368,7 @@ struct Stage {
 }
 
 /// Lints one Dockerfile's text.
-pub fn lint_text(text: &str, path: &str, config: &DockerfileConfig) -> FileResult {
+pub(crate) fn lint_text(text: &str, path: &str, config: &DockerfileConfig) -> FileResult {
     let source = Source::new(text);
     let df = dockerfile::parse(text);
     let mut report = Report::default();

@@ -27,19 +27,19 @@ use super::CommonArgs;
 /// are in `hack/lint.toml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct HardcodedConfig {
+pub(crate) struct HardcodedConfig {
     /// Namespaces a test must never hardcode (for example `sut`).
-    pub namespaces: Vec<String>,
+    pub(crate) namespaces: Vec<String>,
     /// localhost ports that are shared infra (port-forwards every run uses): allowed.
-    pub shared_ports: Vec<u16>,
+    pub(crate) shared_ports: Vec<u16>,
     /// Project-specific patterns (regex) with their message.
-    pub forbidden: Vec<Forbidden>,
+    pub(crate) forbidden: Vec<Forbidden>,
     /// Paths (relative to the repository root) scanned when no PATH is given.
-    pub scope: Vec<String>,
+    pub(crate) scope: Vec<String>,
     /// Files with these extensions anywhere in the repository are in scope too.
-    pub scope_extensions: Vec<String>,
+    pub(crate) scope_extensions: Vec<String>,
     /// gitignore-style patterns (relative to the repository root) never scanned by the walk.
-    pub exclude: Vec<String>,
+    pub(crate) exclude: Vec<String>,
 }
 
 impl Default for HardcodedConfig {
@@ -57,49 +57,49 @@ impl Default for HardcodedConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Forbidden {
-    pub pattern: String,
-    pub message: String,
+pub(crate) struct Forbidden {
+    pub(crate) pattern: String,
+    pub(crate) message: String,
 }
 
-pub const HARDCODED_NAMESPACE: Rule = Rule {
+pub(crate) const HARDCODED_NAMESPACE: Rule = Rule {
     id: "hardcoded-namespace",
     summary: "a fixed namespace used as a value: parallel runs collide in it",
     help: "take the run's namespace from the environment instead of a fixed name",
 };
-pub const FIXED_TMP_PATH: Rule = Rule {
+pub(crate) const FIXED_TMP_PATH: Rule = Rule {
     id: "fixed-tmp-path",
     summary: "a fixed file under /tmp: parallel runs overwrite each other's files",
     help: "create it with mktemp, or put it under the run's own state directory",
 };
-pub const GLOBAL_GIT_CONFIG: Rule = Rule {
+pub(crate) const GLOBAL_GIT_CONFIG: Rule = Rule {
     id: "global-git-config",
     summary: "git config --global/--system changes every user's and run's git",
     help: "scope settings to one command (GIT_CONFIG_COUNT/KEY/VALUE env) or use `git -C repo config`",
 };
-pub const BROAD_PROCESS_KILL: Rule = Rule {
+pub(crate) const BROAD_PROCESS_KILL: Rule = Rule {
     id: "broad-process-kill",
     summary: "pkill/killall stop other users' and other runs' processes",
     help: "kill the pid you started (`kill $PID`), or its process group",
 };
-pub const GLOBAL_DELETE: Rule = Rule {
+pub(crate) const GLOBAL_DELETE: Rule = Rule {
     id: "global-delete",
     summary: "kubectl delete --all/-A deletes other runs' objects",
     help: "delete by a label that names the run (-l <key>=<run id>) or in the run's own namespace",
 };
-pub const FIXED_LOCAL_PORT: Rule = Rule {
+pub(crate) const FIXED_LOCAL_PORT: Rule = Rule {
     id: "fixed-local-port",
     summary: "a fixed localhost port that is not shared infra: parallel runs collide on it",
     help: "pick a free port at run time, or add the port to [hardcoded] shared-ports if it is shared infra",
 };
-pub const FORBIDDEN_PATTERN: Rule = Rule {
+pub(crate) const FORBIDDEN_PATTERN: Rule = Rule {
     id: "forbidden-pattern",
     summary: "a project-specific forbidden pattern",
     help: "see the message; the pattern is in the lint config's [[hardcoded.forbidden]]",
 };
 
 /// This checker's rules.
-pub const RULES: &[&Rule] = &[
+pub(crate) const RULES: &[&Rule] = &[
     &HARDCODED_NAMESPACE,
     &FIXED_TMP_PATH,
     &GLOBAL_GIT_CONFIG,
@@ -130,7 +130,7 @@ pub const RULES: &[&Rule] = &[
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub(crate) common: CommonArgs,
 }
 
 impl Args {
@@ -150,7 +150,7 @@ impl Args {
 }
 
 /// The files the config's scope covers, minus its excludes.
-pub fn scope_files(config: &Config) -> Result<Vec<PathBuf>> {
+pub(crate) fn scope_files(config: &Config) -> Result<Vec<PathBuf>> {
     // One walk of the repository: the scope dirs and the scope extensions anywhere.
     let excluded = walk::exclude_matcher(&config.root, &config.hardcoded.exclude)?;
     let scope = Scope::new(config)?;
@@ -158,14 +158,14 @@ pub fn scope_files(config: &Config) -> Result<Vec<PathBuf>> {
 }
 
 /// The config's scope as a predicate (for one walk of the repository, and for staged files).
-pub struct Scope {
+pub(crate) struct Scope {
     dirs: Vec<PathBuf>,
     extensions: Vec<String>,
     excluded: ignore::gitignore::Gitignore,
 }
 
 impl Scope {
-    pub fn new(config: &Config) -> Result<Scope> {
+    pub(crate) fn new(config: &Config) -> Result<Scope> {
         Ok(Scope {
             dirs: config
                 .hardcoded
@@ -178,7 +178,7 @@ impl Scope {
         })
     }
 
-    pub fn contains(&self, path: &Path) -> bool {
+    pub(crate) fn contains(&self, path: &Path) -> bool {
         if walk::is_excluded(&self.excluded, path, false) {
             return false;
         }
@@ -223,7 +223,7 @@ fn lang(path: &Path, text: &str) -> Lang {
     }
 }
 
-pub fn lint_files(files: &[PathBuf], config: &HardcodedConfig, cwd: &Path) -> Result<Report> {
+pub(crate) fn lint_files(files: &[PathBuf], config: &HardcodedConfig, cwd: &Path) -> Result<Report> {
     let rules = Rules::new(config)?;
     walk::scan_files(files, cwd, |file, display, text| {
         let lang = lang(file, &text);
@@ -236,7 +236,7 @@ pub fn lint_files(files: &[PathBuf], config: &HardcodedConfig, cwd: &Path) -> Re
 }
 
 /// The compiled rules.
-pub struct Rules {
+pub(crate) struct Rules {
     namespaces: Vec<String>,
     shared_ports: Vec<u16>,
     forbidden: Vec<(Regex, String)>,
@@ -253,7 +253,7 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn new(config: &HardcodedConfig) -> Result<Rules> {
+    pub(crate) fn new(config: &HardcodedConfig) -> Result<Rules> {
         let mut literals: Vec<String> = vec![
             "/tmp/".into(),
             "--global".into(),

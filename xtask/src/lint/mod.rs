@@ -30,23 +30,23 @@ use self::report::Report;
 pub struct CommonArgs {
     /// Lint config (TOML) [default: hack/lint.toml of this repository]
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Output format
     #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Accept the findings recorded in this file; fail only on new ones
     #[arg(long, value_name = "FILE")]
-    pub baseline: Option<PathBuf>,
+    pub(crate) baseline: Option<PathBuf>,
     /// Record the current findings into the --baseline file and exit 0
     #[arg(long, requires = "baseline")]
-    pub write_baseline: bool,
+    pub(crate) write_baseline: bool,
     /// Files or directories to lint (resolved against the current directory)
-    pub paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
 }
 
 impl CommonArgs {
     /// The driver's end, the same for every lint command: sort, baseline, output, exit code.
-    pub fn finish(&self, mut report: Report, tool: &str, config: &Config) -> Result<i32> {
+    pub(crate) fn finish(&self, mut report: Report, tool: &str, config: &Config) -> Result<i32> {
         report.sort();
         if let Some(baseline) = &self.baseline {
             if self.write_baseline {
@@ -76,10 +76,10 @@ impl CommonArgs {
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub(crate) common: CommonArgs,
     /// Lint the files staged in git (the pre-commit hook)
     #[arg(long, conflicts_with = "paths")]
-    pub staged: bool,
+    pub(crate) staged: bool,
 }
 
 impl Args {

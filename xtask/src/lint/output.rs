@@ -17,7 +17,7 @@ pub enum Format {
 }
 
 /// The report in `format`; help texts as `config` words them.
-pub fn render(report: &Report, format: Format, tool: &str, config: &Config) -> String {
+pub(crate) fn render(report: &Report, format: Format, tool: &str, config: &Config) -> String {
     match format {
         Format::Human => human(report, config),
         Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",

@@ -7,10 +7,10 @@ use serde::Serialize;
 /// A rule: its id (the contract: JSON `rule`, `xtask-lint: allow(<id>)`, SARIF `ruleId`), what
 /// it finds, and how to fix it (the config's `[help]` table can reword the help for a project).
 #[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Rule {
-    pub id: &'static str,
-    pub summary: &'static str,
-    pub help: &'static str,
+pub(crate) struct Rule {
+    pub(crate) id: &'static str,
+    pub(crate) summary: &'static str,
+    pub(crate) help: &'static str,
 }
 
 impl Serialize for Rule {
@@ -20,12 +20,12 @@ impl Serialize for Rule {
 }
 
 /// Every rule, in a stable order (SARIF's `ruleIndex` follows it).
-pub fn all() -> impl Iterator<Item = &'static Rule> {
+pub(crate) fn all() -> impl Iterator<Item = &'static Rule> {
     super::dockerfiles::RULES.iter().copied().chain(super::hardcoded::RULES.iter().copied())
 }
 
 /// The rule with this id.
-pub fn by_id(id: &str) -> Option<&'static Rule> {
+pub(crate) fn by_id(id: &str) -> Option<&'static Rule> {
     all().find(|r| r.id == id)
 }
 

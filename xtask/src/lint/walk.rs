@@ -11,7 +11,7 @@ use crate::paths::normalize;
 
 /// Lints `files` in parallel on rayon's pool: each is read (binary and non-UTF-8 files are
 /// reported as skipped), handed to `lint` with its display path, counted, and the reports merged.
-pub fn scan_files(
+pub(crate) fn scan_files(
     files: &[PathBuf],
     cwd: &Path,
     lint: impl Fn(&Path, String, String) -> Result<Report> + Sync,
@@ -41,7 +41,7 @@ pub fn scan_files(
 }
 
 /// Reads a file as text; `Err(reason)` for binary or non-UTF-8 files (reported as skipped).
-pub fn read_text(path: &Path) -> Result<std::result::Result<String, String>> {
+pub(crate) fn read_text(path: &Path) -> Result<std::result::Result<String, String>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if bytes[..bytes.len().min(8192)].contains(&0) {
         return Ok(Err("binary file".into()));
@@ -51,12 +51,12 @@ pub fn read_text(path: &Path) -> Result<std::result::Result<String, String>> {
 }
 
 /// Path as findings show it: relative to the current directory when under it.
-pub fn display_path(path: &Path, cwd: &Path) -> String {
+pub(crate) fn display_path(path: &Path, cwd: &Path) -> String {
     path.strip_prefix(cwd).unwrap_or(path).display().to_string()
 }
 
 /// Resolves the PATH arguments against the current directory; a missing path is a usage error.
-pub fn resolve_paths(given: &[PathBuf], cwd: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn resolve_paths(given: &[PathBuf], cwd: &Path) -> Result<Vec<PathBuf>> {
     given
         .iter()
         .map(|p| {
@@ -70,14 +70,14 @@ pub fn resolve_paths(given: &[PathBuf], cwd: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// True when `path` matches an exclude (paths outside the matcher's root never do).
-pub fn is_excluded(excluded: &ignore::gitignore::Gitignore, path: &Path, is_dir: bool) -> bool {
+pub(crate) fn is_excluded(excluded: &ignore::gitignore::Gitignore, path: &Path, is_dir: bool) -> bool {
     !excluded.is_empty()
         && path.starts_with(excluded.path())
         && excluded.matched_path_or_any_parents(path, is_dir).is_ignore()
 }
 
 /// gitignore-style excludes, relative to `root`.
-pub fn exclude_matcher(root: &Path, patterns: &[String]) -> Result<ignore::gitignore::Gitignore> {
+pub(crate) fn exclude_matcher(root: &Path, patterns: &[String]) -> Result<ignore::gitignore::Gitignore> {
     let mut builder = ignore::gitignore::GitignoreBuilder::new(root);
     for p in patterns {
         builder.add_line(None, p).with_context(|| format!("invalid exclude pattern `{p}`"))?;
@@ -87,7 +87,7 @@ pub fn exclude_matcher(root: &Path, patterns: &[String]) -> Result<ignore::gitig
 
 /// Every file under `roots` that `wanted` accepts, honouring .gitignore (also outside a git
 /// repository) and `excluded`, walked in parallel. Files named directly are always included.
-pub fn walk(
+pub(crate) fn walk(
     roots: &[PathBuf],
     excluded: &ignore::gitignore::Gitignore,
     wanted: &(dyn Fn(&Path) -> bool + Sync),
@@ -111,7 +111,7 @@ impl<T> Drop for Batch<'_, T> {
 
 /// Like [`walk`], keeping what `classify` says of each file (so it is asked once per file).
 /// The order is unspecified: reports are sorted at the end.
-pub fn walk_classify<T: Send>(
+pub(crate) fn walk_classify<T: Send>(
     roots: &[PathBuf],
     excluded: &ignore::gitignore::Gitignore,
     classify: &(dyn Fn(&Path) -> Option<T> + Sync),

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use super::Task;
 
 /// Checks the graph: unique ids, known dependencies, no cycle. Returns a topological order.
-pub fn validate<A>(tasks: &[Task<A>]) -> Result<Vec<usize>> {
+pub(crate) fn validate<A>(tasks: &[Task<A>]) -> Result<Vec<usize>> {
     let index = index_of(tasks)?;
     for t in tasks {
         for d in &t.deps {
@@ -64,7 +64,7 @@ pub(super) fn dependents<A>(tasks: &[Task<A>], index: &BTreeMap<&str, usize>) ->
 /// The graph's width: the largest set of tasks none of which depends on another (Dilworth:
 /// tasks minus a maximum matching of the reachability relation). That many threads let every
 /// task start the moment it is ready.
-pub fn width<A>(tasks: &[Task<A>]) -> usize {
+pub(crate) fn width<A>(tasks: &[Task<A>]) -> usize {
     let Ok(index) = index_of(tasks) else { return tasks.len().max(1) };
     let n = tasks.len();
     let deps: Vec<Vec<usize>> = tasks
@@ -100,7 +100,7 @@ pub fn width<A>(tasks: &[Task<A>]) -> usize {
 }
 
 /// The longest chain of dependencies by the given durations: (tasks, total seconds).
-pub fn critical_path<A>(tasks: &[Task<A>], durations: &[f64]) -> (Vec<String>, f64) {
+pub(crate) fn critical_path<A>(tasks: &[Task<A>], durations: &[f64]) -> (Vec<String>, f64) {
     let Ok(order) = validate(tasks) else { return (Vec::new(), 0.0) };
     let Ok(index) = index_of(tasks) else { return (Vec::new(), 0.0) };
     let mut finish = vec![0.0f64; tasks.len()];

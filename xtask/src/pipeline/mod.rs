@@ -21,58 +21,58 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-pub use self::graph::{critical_path, validate, width};
-pub use self::progress::ProgressMode;
-pub use self::report::{gantt, write_report, Report, Status, TaskTiming};
+pub(crate) use self::graph::{critical_path, validate, width};
+pub(crate) use self::progress::ProgressMode;
+pub(crate) use self::report::{gantt, write_report, Report, Status, TaskTiming};
 use crate::exec::{CancelToken, ExecError, Failure};
 
 /// One node of the graph; `A` is what the job function needs to do its work.
 #[derive(Debug, Clone)]
-pub struct Task<A> {
-    pub id: String,
-    pub deps: Vec<String>,
-    pub action: A,
-    pub timeout: Duration,
+pub(crate) struct Task<A> {
+    pub(crate) id: String,
+    pub(crate) deps: Vec<String>,
+    pub(crate) action: A,
+    pub(crate) timeout: Duration,
     /// Extra attempts after a failure (image loads and chart fetches flake).
-    pub retries: u32,
+    pub(crate) retries: u32,
 }
 
 impl<A> Task<A> {
-    pub fn new(id: &str, deps: Vec<String>, action: A, timeout: Duration) -> Task<A> {
+    pub(crate) fn new(id: &str, deps: Vec<String>, action: A, timeout: Duration) -> Task<A> {
         Task { id: id.to_string(), deps, action, timeout, retries: 0 }
     }
 
     /// Log file name: `build:demo` → `build-demo.log`.
-    pub fn log_name(&self) -> String {
+    pub(crate) fn log_name(&self) -> String {
         format!("{}.log", self.id.replace([':', '/'], "-"))
     }
 }
 
 /// What a failed task does to the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
+pub(crate) enum Policy {
     /// Nothing new starts; running jobs are cancelled (their token is set).
     FailFast,
     /// Everything that does not need the failed task still runs.
     KeepGoing,
 }
 
-pub struct Options {
+pub(crate) struct Options {
     /// One task at a time (the old Makefile, for comparison).
-    pub sequential: bool,
+    pub(crate) sequential: bool,
     /// Handed to every job (which prints its plan instead of doing it).
-    pub dry_run: bool,
-    pub progress: ProgressMode,
-    pub policy: Policy,
+    pub(crate) dry_run: bool,
+    pub(crate) progress: ProgressMode,
+    pub(crate) policy: Policy,
     /// Where each task's log goes.
-    pub logs_dir: PathBuf,
+    pub(crate) logs_dir: PathBuf,
     /// What the report's `mode` says.
-    pub mode: &'static str,
+    pub(crate) mode: &'static str,
 }
 
 impl Options {
     /// In parallel, fail fast, progress as the terminal allows, logs in `logs_dir`.
-    pub fn new(logs_dir: PathBuf, progress: ProgressMode) -> Options {
+    pub(crate) fn new(logs_dir: PathBuf, progress: ProgressMode) -> Options {
         Options {
             sequential: false,
             dry_run: false,
@@ -85,27 +85,25 @@ impl Options {
 }
 
 /// What a job gets for one attempt at its task.
-pub struct Job<'a, A> {
-    pub task: &'a Task<A>,
+pub(crate) struct Job<'a, A> {
+    pub(crate) task: &'a Task<A>,
     /// The task's own log file.
-    pub log: &'a Path,
+    pub(crate) log: &'a Path,
     /// Set when the job should stop (fail-fast after another failure); pass it to every call.
-    pub cancel: &'a CancelToken,
+    pub(crate) cancel: &'a CancelToken,
     /// When the task's time is up (across its attempts).
-    pub deadline: Instant,
-    pub dry_run: bool,
-    /// 1 for the first attempt.
-    pub attempt: u32,
+    pub(crate) deadline: Instant,
+    pub(crate) dry_run: bool,
 }
 
 impl<A> Job<'_, A> {
     /// Time left before the deadline (zero once it has passed).
-    pub fn remaining(&self) -> Duration {
+    pub(crate) fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
     /// A line in the task's log.
-    pub fn note(&self, line: &str) {
+    pub(crate) fn note(&self, line: &str) {
         append(self.log, line);
     }
 }
@@ -120,7 +118,7 @@ struct Ended {
 /// Runs the graph; `job` does one attempt at one task. Never returns early: every started job
 /// is waited for. The error return is for a graph that cannot run (cycle, unknown dependency,
 /// no thread pool); task failures are in the report.
-pub fn run<A: Sync>(
+pub(crate) fn run<A: Sync>(
     tasks: &[Task<A>],
     opts: &Options,
     job: &(dyn Fn(&Job<'_, A>) -> Result<()> + Sync),
@@ -244,7 +242,7 @@ fn attempts<A>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = job(&Job { task, log, cancel, deadline, dry_run, attempt });
+        let result = job(&Job { task, log, cancel, deadline, dry_run });
         let Err(e) = result else {
             return Ended { status: Status::Ok, attempts: attempt, error: None };
         };

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use xshell::Shell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     /// indicatif lines (a terminal, CI unset).
     Bars,
     /// One plain line per start and end.
@@ -16,7 +16,7 @@ pub enum ProgressMode {
 }
 
 impl ProgressMode {
-    pub fn detect(sh: &Shell) -> ProgressMode {
+    pub(crate) fn detect(sh: &Shell) -> ProgressMode {
         use std::io::IsTerminal;
         if sh.var("CI").is_ok_and(|v| !v.is_empty() && v != "false") || !std::io::stderr().is_terminal() {
             ProgressMode::Plain

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     Failed,
     /// Failed because its deadline passed.
@@ -22,43 +22,39 @@ pub enum Status {
 
 impl Status {
     /// A failure of its own (not stopped or skipped because of another).
-    pub fn is_failure(self) -> bool {
+    pub(crate) fn is_failure(self) -> bool {
         matches!(self, Status::Failed | Status::TimedOut)
     }
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TaskTiming {
-    pub id: String,
-    pub deps: Vec<String>,
-    pub status: Status,
-    pub start_s: Option<f64>,
-    pub end_s: Option<f64>,
-    pub duration_s: f64,
-    pub attempts: u32,
-    pub log: String,
+pub(crate) struct TaskTiming {
+    pub(crate) id: String,
+    pub(crate) deps: Vec<String>,
+    pub(crate) status: Status,
+    pub(crate) start_s: Option<f64>,
+    pub(crate) end_s: Option<f64>,
+    pub(crate) duration_s: f64,
+    pub(crate) attempts: u32,
+    pub(crate) log: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// What a pipeline run produced.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub mode: &'static str,
-    pub threads: usize,
-    pub wall_s: f64,
-    pub critical_path: Vec<String>,
-    pub critical_path_s: f64,
-    pub tasks: Vec<TaskTiming>,
+pub(crate) struct Report {
+    pub(crate) mode: &'static str,
+    pub(crate) threads: usize,
+    pub(crate) wall_s: f64,
+    pub(crate) critical_path: Vec<String>,
+    pub(crate) critical_path_s: f64,
+    pub(crate) tasks: Vec<TaskTiming>,
 }
 
 impl Report {
-    pub fn ok(&self) -> bool {
-        self.tasks.iter().all(|t| t.status == Status::Ok)
-    }
-
     /// The error naming every failed task with the tail of its log.
-    pub fn failure(&self) -> Option<anyhow::Error> {
+    pub(crate) fn failure(&self) -> Option<anyhow::Error> {
         let failed: Vec<&TaskTiming> = self.tasks.iter().filter(|t| t.status.is_failure()).collect();
         if failed.is_empty() {
             return None;
@@ -85,7 +81,7 @@ impl Report {
     }
 
     /// A report of one finished step that ran no graph (shared infra found up and reused).
-    pub fn single(id: &str, seconds: f64) -> Report {
+    pub(crate) fn single(id: &str, seconds: f64) -> Report {
         Report {
             mode: "reused",
             threads: 1,
@@ -108,7 +104,7 @@ impl Report {
 
     /// `self`, then `next` which started `offset_s` after `self` did, on one time axis. Every
     /// task of `self` is prefixed `prefix/`; the critical path is `self`'s followed by `next`'s.
-    pub fn then(self, prefix: &str, next: Report, offset_s: f64) -> Report {
+    pub(crate) fn then(self, prefix: &str, next: Report, offset_s: f64) -> Report {
         let name = |id: &str| format!("{prefix}/{id}");
         let mut tasks: Vec<TaskTiming> = self
             .tasks
@@ -144,7 +140,7 @@ fn log_tail(path: &Path, n: usize) -> String {
 }
 
 /// A text Gantt chart: one bar per task on a shared time axis, `*` on the critical path.
-pub fn gantt(report: &Report) -> String {
+pub(crate) fn gantt(report: &Report) -> String {
     const WIDTH: usize = 50;
     let total = report.wall_s.max(1e-6);
     let name_w = report.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).max(4);
@@ -177,7 +173,7 @@ pub fn gantt(report: &Report) -> String {
 }
 
 /// Writes the JSON report under `dir` as `<name>.json` (and `latest.json`).
-pub fn write_report(report: &Report, dir: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn write_report(report: &Report, dir: &Path, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{name}.json"));
     let text = serde_json::to_string_pretty(report)?;

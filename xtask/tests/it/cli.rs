@@ -126,7 +126,10 @@ fn ci_without_the_test_prerequisites_stops_before_compiling_and_names_them() {
     let out = sandbox.run(&["ci", "--gate", "test"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("git, ssh-keygen, ssh-keyscan") && stderr.contains("apt-get install"), "{stderr}");
+    assert!(
+        stderr.contains("git, ssh-keygen, ssh-keyscan") && stderr.contains("apt-get install"),
+        "{stderr}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10), "no gate ran: {stderr}");
     assert!(!stderr.contains("::group::"), "{stderr}");
 }

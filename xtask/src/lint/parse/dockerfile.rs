@@ -11,8 +11,8 @@ use std::ops::Range;
 
 /// Text assembled from pieces of a file, each byte remembering its offset in the file.
 #[derive(Debug, Clone, Default)]
-pub struct Mapped {
-    pub text: String,
+pub(crate) struct Mapped {
+    pub(crate) text: String,
     map: Vec<usize>,
     end: usize,
 }
@@ -25,12 +25,12 @@ impl Mapped {
     }
 
     /// The file offset of byte `i` of the text (the end of the last piece for `i == len`).
-    pub fn file_offset(&self, i: usize) -> usize {
+    pub(crate) fn file_offset(&self, i: usize) -> usize {
         self.map.get(i).copied().unwrap_or(self.end)
     }
 
     /// A sub-range of the text as its own `Mapped`.
-    pub fn slice(&self, range: Range<usize>) -> Mapped {
+    pub(crate) fn slice(&self, range: Range<usize>) -> Mapped {
         Mapped {
             text: self.text[range.clone()].to_string(),
             map: self.map[range.clone()].to_vec(),
@@ -39,7 +39,7 @@ impl Mapped {
     }
 
     /// The file offset just past byte `i - 1` (for exclusive range ends).
-    pub fn file_end(&self, i: usize) -> usize {
+    pub(crate) fn file_end(&self, i: usize) -> usize {
         if i == 0 {
             self.file_offset(0)
         } else {
@@ -49,7 +49,7 @@ impl Mapped {
 }
 
 /// The instructions Docker knows.
-pub const INSTRUCTIONS: &[&str] = &[
+pub(crate) const INSTRUCTIONS: &[&str] = &[
     "ADD",
     "ARG",
     "CMD",
@@ -71,24 +71,22 @@ pub const INSTRUCTIONS: &[&str] = &[
 ];
 
 #[derive(Debug, Clone)]
-pub struct Instruction {
+pub(crate) struct Instruction {
     /// Upper-case keyword (for `ONBUILD RUN`, `RUN` with `onbuild` set).
-    pub keyword: String,
-    pub onbuild: bool,
-    /// File offset of the keyword.
-    pub keyword_offset: usize,
+    pub(crate) keyword: String,
+    pub(crate) onbuild: bool,
     /// Everything after the keyword (and after `--flags` for RUN), continuations joined. For RUN
     /// and COPY/ADD with here-documents, the bodies follow after a newline, as in the file, so a
     /// shell reader sees the script as `sh` would.
-    pub args: Mapped,
+    pub(crate) args: Mapped,
     /// Whole instruction in the file: from its first line's start to past its last line
     /// (here-document terminators included).
-    pub span: Range<usize>,
+    pub(crate) span: Range<usize>,
 }
 
 impl Instruction {
     /// `RUN ["a", "b"]`: the exec-form argv with each element's span in `args` (None for shell form).
-    pub fn exec_form(&self) -> Option<Vec<(String, Range<usize>)>> {
+    pub(crate) fn exec_form(&self) -> Option<Vec<(String, Range<usize>)>> {
         let text = self.args.text.trim_end();
         if !text.starts_with('[') {
             return None;
@@ -116,17 +114,17 @@ impl Instruction {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    pub offset: usize,
-    pub message: String,
+pub(crate) struct ParseError {
+    pub(crate) offset: usize,
+    pub(crate) message: String,
 }
 
 #[derive(Debug, Default)]
-pub struct Dockerfile {
-    pub escape: char,
-    pub syntax: Option<String>,
-    pub instructions: Vec<Instruction>,
-    pub errors: Vec<ParseError>,
+pub(crate) struct Dockerfile {
+    pub(crate) escape: char,
+    pub(crate) syntax: Option<String>,
+    pub(crate) instructions: Vec<Instruction>,
+    pub(crate) errors: Vec<ParseError>,
 }
 
 struct Line {
@@ -153,7 +151,7 @@ fn lines(src: &str) -> Vec<Line> {
     out
 }
 
-pub fn parse(src: &str) -> Dockerfile {
+pub(crate) fn parse(src: &str) -> Dockerfile {
     let lines = lines(src);
     let mut df = Dockerfile { escape: '\\', ..Dockerfile::default() };
     let mut i = 0;
@@ -298,13 +296,7 @@ pub fn parse(src: &str) -> Dockerfile {
             }
         }
 
-        df.instructions.push(Instruction {
-            keyword,
-            onbuild,
-            keyword_offset,
-            args,
-            span: lines[first].start..end,
-        });
+        df.instructions.push(Instruction { keyword, onbuild, args, span: lines[first].start..end });
     }
     df
 }

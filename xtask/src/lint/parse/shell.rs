@@ -9,7 +9,7 @@ use std::ops::Range;
 
 /// A token and where it is in the source (byte offsets).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Token {
+pub(crate) enum Token {
     Word(Word),
     /// `&&`, `||`, `;`, `;;`, `|`, `|&`, `&`, `(`, `)`, or `\n`.
     Op(&'static str, Range<usize>),
@@ -20,30 +20,30 @@ pub enum Token {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Word {
+pub(crate) struct Word {
     /// Text with quoting removed (expansions kept as written).
-    pub value: String,
-    pub span: Range<usize>,
+    pub(crate) value: String,
+    pub(crate) span: Range<usize>,
     /// Any part of it was quoted or escaped.
-    pub quoted: bool,
+    pub(crate) quoted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Heredoc {
-    pub delimiter: String,
-    pub body: Range<usize>,
+pub(crate) struct Heredoc {
+    pub(crate) delimiter: String,
+    pub(crate) body: Range<usize>,
     /// Index (in the token list) of the redirect that opened it.
-    pub opener: usize,
+    pub(crate) opener: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShellError {
-    pub offset: usize,
-    pub message: String,
+pub(crate) struct ShellError {
+    pub(crate) offset: usize,
+    pub(crate) message: String,
 }
 
 /// Reads `src` into tokens.
-pub fn tokenize(src: &str) -> Result<Vec<Token>, ShellError> {
+pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ShellError> {
     Lexer { src, bytes: src.as_bytes(), pos: 0, tokens: Vec::new(), pending: Vec::new() }.run()
 }
 
@@ -337,25 +337,25 @@ impl Lexer<'_> {
 /// One simple command: its words (assignments and the program included), redirections and the
 /// operators around it.
 #[derive(Debug, Clone)]
-pub struct Command {
-    pub words: Vec<Word>,
-    pub redirects: Vec<(Range<usize>, Option<Word>)>,
+pub(crate) struct Command {
+    pub(crate) words: Vec<Word>,
+    pub(crate) redirects: Vec<(Range<usize>, Option<Word>)>,
     /// Indices into the token list of the heredoc redirects this command opened.
-    pub heredocs: Vec<Heredoc>,
+    pub(crate) heredocs: Vec<Heredoc>,
     /// From the first to the last token of the command (reserved words excluded).
-    pub span: Range<usize>,
+    pub(crate) span: Range<usize>,
     /// The operator before it (None at the start of the script).
-    pub before: Option<&'static str>,
+    pub(crate) before: Option<&'static str>,
     /// The operator after it (None at the end of the script).
-    pub after: Option<&'static str>,
+    pub(crate) after: Option<&'static str>,
     /// Where the next command starts (for removing `cmd && ` up to it).
-    pub next_start: Option<usize>,
+    pub(crate) next_start: Option<usize>,
     /// Where the previous command ended (for removing ` && cmd` from it).
-    pub prev_end: Option<usize>,
+    pub(crate) prev_end: Option<usize>,
     /// Preceded by a reserved word (`then`, `do`, `else`, `!`, `{` ...).
-    pub after_keyword: bool,
+    pub(crate) after_keyword: bool,
     /// Followed directly by a closing reserved word (`fi`, `done`, `}`, `esac`).
-    pub before_closer: bool,
+    pub(crate) before_closer: bool,
 }
 
 const OPENERS: &[&str] = &["if", "then", "else", "elif", "do", "while", "until", "!", "{", "time"];
@@ -363,14 +363,14 @@ const CLOSERS: &[&str] = &["fi", "done", "}", "esac"];
 
 impl Command {
     /// The words after the assignments: `A=1 sudo dnf -y update` → `sudo dnf -y update`.
-    pub fn argv(&self) -> &[Word] {
+    pub(crate) fn argv(&self) -> &[Word] {
         let skip = self.words.iter().take_while(|w| is_assignment(&w.value)).count();
         &self.words[skip..]
     }
 }
 
 /// `NAME=value` with a valid shell name.
-pub fn is_assignment(word: &str) -> bool {
+pub(crate) fn is_assignment(word: &str) -> bool {
     match word.split_once('=') {
         Some((name, _)) => {
             !name.is_empty()
@@ -403,7 +403,7 @@ fn start(
 }
 
 /// Groups tokens into simple commands, in source order.
-pub fn commands(tokens: &[Token]) -> Vec<Command> {
+pub(crate) fn commands(tokens: &[Token]) -> Vec<Command> {
     let mut out: Vec<Command> = Vec::new();
     let mut current: Option<Command> = None;
     let mut before: Option<&'static str> = None;
@@ -474,12 +474,12 @@ pub fn commands(tokens: &[Token]) -> Vec<Command> {
 }
 
 /// `/usr/bin/dnf` → `dnf`.
-pub fn basename(word: &str) -> &str {
+pub(crate) fn basename(word: &str) -> &str {
     word.rsplit('/').next().unwrap_or(word)
 }
 
 /// Index of the program after `sudo`, `env A=B`, `command`, `exec`, `nice`, `nohup`, `time`.
-pub fn program_index(argv: &[Word]) -> Option<usize> {
+pub(crate) fn program_index(argv: &[Word]) -> Option<usize> {
     let mut i = 0;
     while i < argv.len() {
         match basename(&argv[i].value) {
