@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use xtask::e2e::{flows, gitea, metrics, port_forward, quickstart, run_context, runs, setup};
-use xtask::lint::{self, dockerfiles, hardcoded};
+use xtask::lint::commands::{DockerfilesArgs, HardcodedArgs, LintArgs};
 use xtask::{bench, ci, doctor, exec, paths};
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
@@ -33,9 +33,9 @@ enum Command {
     PortForward(port_forward::Args),
     Quickstart(quickstart::Args),
     Metrics(metrics::Args),
-    Lint(lint::Args),
-    LintDockerfiles(dockerfiles::Args),
-    LintHardcoded(hardcoded::Args),
+    Lint(LintArgs),
+    LintDockerfiles(DockerfilesArgs),
+    LintHardcoded(HardcodedArgs),
     Ci(ci::Args),
     Bench(bench::Args),
 }

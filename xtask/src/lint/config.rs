@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::dockerfiles::DockerfileConfig;
 use super::hardcoded::HardcodedConfig;
-use super::rules::{self, Rule};
+use super::report::Rule;
+use super::rules;
 use crate::paths;
 
 #[derive(Debug, Clone, Deserialize, Default)]

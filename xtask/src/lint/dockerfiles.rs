@@ -8,13 +8,10 @@ use anyhow::{Context, Result};
 
 use serde::Deserialize;
 
-use super::config::Config;
 use super::parse::dockerfile::{self, Mapped};
 use super::parse::shell::{self, basename, program_index};
-use super::report::{ParseErrorEntry, Report, Source};
-use super::rules::Rule;
+use super::report::{ParseErrorEntry, Report, Rule, Source};
 use super::walk;
-use super::CommonArgs;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -54,50 +51,6 @@ pub(crate) const DNF_UPDATE: Rule = Rule {
 /// This checker's rules.
 pub(crate) const RULES: &[&Rule] = &[&DNF_UPDATE];
 
-/// Check Dockerfiles against the `dnf update` policy.
-///
-/// Finds Dockerfile, Dockerfile.*, *.Dockerfile, Containerfile, Containerfile.*, *.Containerfile
-/// under the given paths (default: the repository), honouring .gitignore. Parses them as Docker
-/// does (directives, continuations, heredocs, exec form, ONBUILD) and reads RUN bodies as shell, so
-/// `echo "dnf update"`, LABEL values, comments and `check-update` are not findings, while split
-/// lines (`dnf \` + `update`), `sudo`/path prefixes and options before the subcommand are.
-///
-/// Policy ([dockerfile] in the config): dnf-update = "forbid" (default: a full-system update is a
-/// finding), "require" (a stage that installs packages must update first), or "off";
-/// dnf-update-targeted = "allow" (default) or "forbid" (`dnf update tzdata`).
-///
-/// Exit status: 0 clean, 1 findings or unparseable instructions, 2 usage or I/O error.
-///
-/// Examples:
-///   cargo xtask lint-dockerfiles
-///   cargo xtask lint-dockerfiles docker/ --format json
-///   cargo xtask lint-dockerfiles --fix docker/gateway.Dockerfile
-///   cargo xtask lint-dockerfiles --baseline hack/dockerfile-baseline.json --write-baseline
-#[derive(clap::Args, Debug)]
-#[command(verbatim_doc_comment)]
-pub struct Args {
-    #[command(flatten)]
-    pub(crate) common: CommonArgs,
-    /// Remove each forbidden update with its joining `&&`/`;` (the RUN stays valid, the rest of the
-    /// file byte-identical)
-    #[arg(long)]
-    pub(crate) fix: bool,
-}
-
-impl Args {
-    pub fn run(self) -> Result<i32> {
-        let config = Config::load(self.common.config.as_deref())?;
-        let cwd = std::env::current_dir().context("reading the current directory")?;
-        let roots = if self.common.paths.is_empty() {
-            vec![config.root.clone()]
-        } else {
-            walk::resolve_paths(&self.common.paths, &cwd)?
-        };
-        let report = lint_paths(&roots, &config, &cwd, self.fix)?;
-        self.common.finish(report, "xtask lint-dockerfiles", &config)
-    }
-}
-
 /// Dockerfile / Containerfile naming conventions: `Dockerfile`, `Dockerfile.<variant>`,
 /// `<name>.Dockerfile` (and the same for Containerfile). `Dockerfile.dockerignore` is not one.
 pub(crate) fn is_dockerfile(path: &Path) -> bool {
@@ -114,12 +67,20 @@ pub(crate) fn is_dockerfile(path: &Path) -> bool {
 }
 
 /// Walks `roots` and lints every Dockerfile found (files named directly are always linted).
-pub(crate) fn lint_paths(roots: &[PathBuf], config: &Config, cwd: &Path, fix: bool) -> Result<Report> {
-    let excluded = walk::exclude_matcher(&config.root, &config.dockerfile.exclude)?;
+/// Every Dockerfile under `roots` (files named directly always count), excludes relative to the
+/// repository `root`.
+pub(crate) fn lint_paths(
+    roots: &[PathBuf],
+    root: &Path,
+    config: &DockerfileConfig,
+    cwd: &Path,
+    fix: bool,
+) -> Result<Report> {
+    let excluded = walk::exclude_matcher(root, &config.exclude)?;
     let named: Vec<PathBuf> = roots.iter().filter(|r| r.is_file()).cloned().collect();
     let mut files = walk::walk(roots, &excluded, &is_dockerfile);
     files.retain(|f| named.contains(f) || is_dockerfile(f));
-    lint_files(&files, &config.dockerfile, cwd, fix)
+    lint_files(&files, config, cwd, fix)
 }
 
 pub(crate) fn lint_files(

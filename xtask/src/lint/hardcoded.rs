@@ -15,12 +15,9 @@ use regex::Regex;
 
 use serde::Deserialize;
 
-use super::config::Config;
 use super::parse::shell::{self, program_index};
-use super::report::{Finding, ParseErrorEntry, Report, Source};
-use super::rules::Rule;
+use super::report::{Finding, ParseErrorEntry, Report, Rule, Source};
 use super::walk;
-use super::CommonArgs;
 
 /// `[hardcoded]` in the lint config. Nothing here is specific to one project: the namespaces a
 /// project must not hardcode and its shared-infra ports come from its config (this repository's
@@ -109,52 +106,12 @@ pub(crate) const RULES: &[&Rule] = &[
     &FORBIDDEN_PATTERN,
 ];
 
-/// Find hidden global assumptions that break parallel runs.
-///
-/// Scans the e2e layer (default scope from the config: test/, hack/, xtask/, Makefile and shell
-/// scripts; PATHs given replace it) in Go, Rust, shell, Makefile and YAML, and other text line by
-/// line; Markdown and docs are skipped, comments never count. Rules: hardcoded-namespace,
-/// fixed-tmp-path, global-git-config, broad-process-kill, global-delete, fixed-local-port,
-/// forbidden-pattern ([[hardcoded.forbidden]] in the config).
-///
-/// Suppress one finding with a comment `xtask-lint: allow(<rule>)` on its line or the line above;
-/// adopt the gate in a legacy repository with --baseline FILE --write-baseline, then --baseline FILE.
-///
-/// Exit status: 0 clean, 1 findings, 2 usage or I/O error.
-///
-/// Examples:
-///   cargo xtask lint-hardcoded
-///   cargo xtask lint-hardcoded test/e2e --format github
-///   cargo xtask lint-hardcoded --config hack/lint.toml --baseline lint-baseline.json
-#[derive(clap::Args, Debug)]
-#[command(verbatim_doc_comment)]
-pub struct Args {
-    #[command(flatten)]
-    pub(crate) common: CommonArgs,
-}
-
-impl Args {
-    pub fn run(self) -> Result<i32> {
-        let config = Config::load(self.common.config.as_deref())?;
-        let cwd = std::env::current_dir().context("reading the current directory")?;
-        let files = if self.common.paths.is_empty() {
-            scope_files(&config)?
-        } else {
-            let roots = walk::resolve_paths(&self.common.paths, &cwd)?;
-            let none = walk::exclude_matcher(&config.root, &[])?;
-            walk::walk(&roots, &none, &|_| true)
-        };
-        let report = lint_files(&files, &config.hardcoded, &cwd)?;
-        self.common.finish(report, "xtask lint-hardcoded", &config)
-    }
-}
-
-/// The files the config's scope covers, minus its excludes.
-pub(crate) fn scope_files(config: &Config) -> Result<Vec<PathBuf>> {
+/// The files the config's scope covers under the repository `root`, minus its excludes.
+pub(crate) fn scope_files(root: &Path, config: &HardcodedConfig) -> Result<Vec<PathBuf>> {
     // One walk of the repository: the scope dirs and the scope extensions anywhere.
-    let excluded = walk::exclude_matcher(&config.root, &config.hardcoded.exclude)?;
-    let scope = Scope::new(config)?;
-    Ok(walk::walk(std::slice::from_ref(&config.root), &excluded, &|p| scope.contains(p)))
+    let excluded = walk::exclude_matcher(root, &config.exclude)?;
+    let scope = Scope::new(root, config)?;
+    Ok(walk::walk(std::slice::from_ref(&root.to_path_buf()), &excluded, &|p| scope.contains(p)))
 }
 
 /// The config's scope as a predicate (for one walk of the repository, and for staged files).
@@ -165,16 +122,12 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
-    pub(crate) fn new(config: &Config) -> Result<Scope> {
+    /// The scope of `config` in the repository at `root`.
+    pub(crate) fn new(root: &Path, config: &HardcodedConfig) -> Result<Scope> {
         Ok(Scope {
-            dirs: config
-                .hardcoded
-                .scope
-                .iter()
-                .map(|s| crate::paths::normalize(&config.root.join(s)))
-                .collect(),
-            extensions: config.hardcoded.scope_extensions.clone(),
-            excluded: walk::exclude_matcher(&config.root, &config.hardcoded.exclude)?,
+            dirs: config.scope.iter().map(|s| crate::paths::normalize(&root.join(s))).collect(),
+            extensions: config.scope_extensions.clone(),
+            excluded: walk::exclude_matcher(root, &config.exclude)?,
         })
     }
 

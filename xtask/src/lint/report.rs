@@ -7,7 +7,21 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::rules::Rule;
+/// A rule: its id (the contract: JSON `rule`, `xtask-lint: allow(<id>)`, SARIF `ruleId`), what
+/// it finds, and how to fix it (the config's `[help]` table can reword the help for a project).
+/// Each checker defines its own rules beside its code.
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Rule {
+    pub(crate) id: &'static str,
+    pub(crate) summary: &'static str,
+    pub(crate) help: &'static str,
+}
+
+impl Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.id)
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Finding {

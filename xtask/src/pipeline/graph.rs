@@ -3,9 +3,31 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use std::time::Duration;
+
 use anyhow::{bail, Result};
 
-use super::Task;
+/// One node of the graph; `A` is what the job function needs to do its work.
+#[derive(Debug, Clone)]
+pub(crate) struct Task<A> {
+    pub(crate) id: String,
+    pub(crate) deps: Vec<String>,
+    pub(crate) action: A,
+    pub(crate) timeout: Duration,
+    /// Extra attempts after a failure (image loads and chart fetches flake).
+    pub(crate) retries: u32,
+}
+
+impl<A> Task<A> {
+    pub(crate) fn new(id: &str, deps: Vec<String>, action: A, timeout: Duration) -> Task<A> {
+        Task { id: id.to_string(), deps, action, timeout, retries: 0 }
+    }
+
+    /// Log file name: `build:demo` → `build-demo.log`.
+    pub(crate) fn log_name(&self) -> String {
+        format!("{}.log", self.id.replace([':', '/'], "-"))
+    }
+}
 
 /// Checks the graph: unique ids, known dependencies, no cycle. Returns a topological order.
 pub(crate) fn validate<A>(tasks: &[Task<A>]) -> Result<Vec<usize>> {
@@ -132,8 +154,6 @@ pub(crate) fn critical_path<A>(tasks: &[Task<A>], durations: &[f64]) -> (Vec<Str
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn task(id: &str, deps: &[&str]) -> Task<()> {

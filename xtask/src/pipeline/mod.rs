@@ -21,32 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-pub(crate) use self::graph::{critical_path, validate, width};
+pub(crate) use self::graph::{critical_path, validate, width, Task};
 pub(crate) use self::progress::ProgressMode;
 pub(crate) use self::report::{gantt, write_report, Report, Status, TaskTiming};
 use crate::exec::{CancelToken, ExecError, Failure};
-
-/// One node of the graph; `A` is what the job function needs to do its work.
-#[derive(Debug, Clone)]
-pub(crate) struct Task<A> {
-    pub(crate) id: String,
-    pub(crate) deps: Vec<String>,
-    pub(crate) action: A,
-    pub(crate) timeout: Duration,
-    /// Extra attempts after a failure (image loads and chart fetches flake).
-    pub(crate) retries: u32,
-}
-
-impl<A> Task<A> {
-    pub(crate) fn new(id: &str, deps: Vec<String>, action: A, timeout: Duration) -> Task<A> {
-        Task { id: id.to_string(), deps, action, timeout, retries: 0 }
-    }
-
-    /// Log file name: `build:demo` → `build-demo.log`.
-    pub(crate) fn log_name(&self) -> String {
-        format!("{}.log", self.id.replace([':', '/'], "-"))
-    }
-}
 
 /// What a failed task does to the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

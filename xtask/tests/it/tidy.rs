@@ -155,3 +155,215 @@ fn formatting() {
         Command::new(cargo).args(["fmt", "--all", "--", "--check"]).current_dir(root()).output().unwrap();
     assert!(out.status.success(), "run `cargo fmt --all`:\n{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// The layer of each top-level module: foundations (0) ← engines (1) ← commands (2).
+const LAYERS: &[(&str, u8)] = &[
+    ("exec", 0),
+    ("paths", 0),
+    ("clock", 0),
+    ("tools", 0),
+    ("lint", 1),
+    ("pipeline", 1),
+    ("e2e", 2),
+    ("ci", 2),
+    ("doctor", 2),
+    ("bench", 2),
+];
+
+/// `xtask/src/lint/parse/shell.rs` → `lint::parse::shell`; `lint/mod.rs` → `lint`.
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap().with_extension("");
+    let mut parts: Vec<String> =
+        rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts.join("::")
+}
+
+/// The paths a piece of code names after `crate::`, `super::` or `self::`, each as its segments
+/// (group imports `a::{b, c::d}` expanded; `self` inside a group is the prefix itself).
+fn paths_named(code: &str) -> Vec<(String, Vec<String>)> {
+    fn ident(s: &[u8], mut i: usize) -> (String, usize) {
+        let start = i;
+        while i < s.len() && (s[i].is_ascii_alphanumeric() || s[i] == b'_') {
+            i += 1;
+        }
+        (String::from_utf8_lossy(&s[start..i]).into_owned(), i)
+    }
+    fn path(s: &[u8], mut i: usize, prefix: Vec<String>, out: &mut Vec<Vec<String>>) -> usize {
+        let mut segs = prefix;
+        loop {
+            while i < s.len() && s[i] == b' ' {
+                i += 1;
+            }
+            if i < s.len() && s[i] == b'{' {
+                i += 1;
+                loop {
+                    while i < s.len() && (s[i] == b' ' || s[i] == b'\n' || s[i] == b',') {
+                        i += 1;
+                    }
+                    if i >= s.len() || s[i] == b'}' {
+                        return i + 1;
+                    }
+                    i = path(s, i, segs.clone(), out);
+                }
+            }
+            let (name, next) = ident(s, i);
+            if name.is_empty() {
+                out.push(segs);
+                return next.max(i + 1);
+            }
+            i = next;
+            if name != "self" {
+                segs.push(name);
+            }
+            if s.get(i..i + 2) == Some(b"::".as_slice()) {
+                i += 2;
+            } else {
+                out.push(segs);
+                return i;
+            }
+        }
+    }
+    let bytes = code.as_bytes();
+    let mut found = Vec::new();
+    for anchor in ["crate::", "super::", "self::"] {
+        for (at, _) in code.match_indices(anchor) {
+            if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+                continue;
+            }
+            let mut paths = Vec::new();
+            path(bytes, at + anchor.len(), Vec::new(), &mut paths);
+            found.extend(paths.into_iter().map(|p| (anchor.trim_end_matches(':').to_string(), p)));
+        }
+    }
+    found
+}
+
+/// The module (a file) a path names: the deepest existing module along it.
+fn resolve(
+    modules: &std::collections::BTreeSet<String>,
+    from: &str,
+    anchor: &str,
+    segs: &[String],
+) -> String {
+    let mut at: Vec<String> = match anchor {
+        "crate" => Vec::new(),
+        "self" => from.split("::").filter(|s| !s.is_empty()).map(String::from).collect(),
+        _ => {
+            let mut parts: Vec<String> = from.split("::").map(String::from).collect();
+            parts.pop();
+            parts
+        }
+    };
+    for seg in segs {
+        let mut next = at.clone();
+        next.push(seg.clone());
+        if modules.contains(&next.join("::")) {
+            at = next;
+        } else {
+            break;
+        }
+    }
+    at.join("::")
+}
+
+/// Foundations ← engines ← commands: lint and pipeline never reach into e2e (or any command) nor
+/// into each other, foundations reach into nothing above them, commands other than e2e are used
+/// by nobody, and no two modules (files) need each other, directly or around a loop.
+#[test]
+fn modules_depend_one_way_and_form_no_cycle() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = root().join("xtask/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let files: Vec<PathBuf> =
+        files.into_iter().filter(|f| !f.ends_with("main.rs") && !f.ends_with("lib.rs")).collect();
+    let modules: BTreeSet<String> = files.iter().map(|f| module_of(&src, f)).collect();
+    let layer = |m: &str| {
+        let top = m.split("::").next().unwrap_or("");
+        LAYERS.iter().find(|(name, _)| *name == top).map(|(_, l)| *l)
+    };
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for file in &files {
+        let from = module_of(&src, file);
+        let Some(from_layer) = layer(&from) else {
+            wrong.push(format!("{from}: a new top-level module: give it a layer in LAYERS (tidy.rs)"));
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        // Unit tests may reach anywhere; doc comments are prose.
+        let code: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (anchor, segs) in paths_named(&code) {
+            let to = resolve(&modules, &from, &anchor, &segs);
+            if to.is_empty() || to == from || !modules.contains(&to) {
+                continue;
+            }
+            let to_top = to.split("::").next().unwrap_or("");
+            let from_top = from.split("::").next().unwrap_or("");
+            let to_layer = layer(&to).unwrap_or(u8::MAX);
+            if from_top != to_top {
+                // Foundations may use each other (the cycle check still applies); engines are
+                // independent of each other; commands may use e2e, nothing uses another command.
+                let allowed = to_layer < from_layer
+                    || (to_layer == 0 && from_layer == 0)
+                    || (from_layer == 2 && to_top == "e2e");
+                if !allowed {
+                    wrong.push(format!("{from} uses {to}: a lower layer must not use a higher one"));
+                }
+            }
+            edges.entry(from.clone()).or_default().insert(to);
+        }
+    }
+    // A cycle: depth-first search for a back edge.
+    fn visit(
+        m: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<String, u8>,
+        stack: &mut Vec<String>,
+        cycles: &mut Vec<String>,
+    ) {
+        state.insert(m.to_string(), 1);
+        stack.push(m.to_string());
+        for next in edges.get(m).into_iter().flatten() {
+            match state.get(next.as_str()) {
+                Some(1) => {
+                    let start = stack.iter().position(|s| s == next).unwrap_or(0);
+                    cycles.push(format!("{} -> {next}", stack[start..].join(" -> ")));
+                }
+                Some(_) => {}
+                None => visit(next, edges, state, stack, cycles),
+            }
+        }
+        stack.pop();
+        state.insert(m.to_string(), 2);
+    }
+    let mut state = BTreeMap::new();
+    let mut cycles = Vec::new();
+    for m in &modules {
+        if !state.contains_key(m.as_str()) {
+            visit(m, &edges, &mut state, &mut Vec::new(), &mut cycles);
+        }
+    }
+    wrong.extend(cycles.into_iter().map(|c| format!("module cycle: {c}")));
+    assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
+    // The check sees real edges (it would pass vacuously if the parser found none).
+    assert!(edges.get("lint::commands").is_some_and(|e| e.contains("lint::dockerfiles")), "{edges:?}");
+    assert!(edges.get("e2e::flows").is_some_and(|e| e.contains("pipeline")), "{edges:?}");
+}
+
+#[test]
+fn the_layering_check_sees_group_imports_and_super_paths() {
+    let paths = paths_named("use super::{a, b::{c, self}};\nlet x = crate::e2e::flows::run();");
+    let shown: Vec<String> = paths.iter().map(|(a, p)| format!("{a}:{}", p.join("::"))).collect();
+    assert_eq!(shown, ["crate:e2e::flows::run", "super:a", "super:b::c", "super:b"]);
+}
