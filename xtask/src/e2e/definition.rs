@@ -395,86 +395,118 @@ fn dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// The definition's sections as one graph: builds → cluster → loads → deploys.
 fn build(file: File, shown: &str, root: &Path) -> Result<Vec<Task>> {
-    let dur = |key: &str, v: &str| parse_duration(v).map_err(|e| anyhow::anyhow!("{shown}: {key}: {e}"));
-    let exists = |key: &str, p: &Path| -> Result<PathBuf> {
-        let abs = root.join(p);
+    let at = Section { shown, root };
+    let mut tasks = at.image_builds(&file.images)?;
+    let builds: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+    tasks.push(at.cluster(&file.cluster, builds)?);
+    tasks.extend(file.images.iter().filter(|i| i.load).map(|img| Task {
+        retries: img.load_retries,
+        ..Task::new(
+            &format!("load:{}", img.name),
+            vec!["cluster".into(), format!("build:{}", img.name)],
+            Action::Load { tag: img.tag.clone(), cluster: file.cluster.name.clone() },
+            Duration::from_secs(600),
+        )
+    }));
+    let loaded: BTreeMap<&str, bool> = file.images.iter().map(|i| (i.name.as_str(), i.load)).collect();
+    let deploy_names: Vec<&str> = file.deploys.iter().map(|d| d.name.as_str()).collect();
+    for (i, d) in file.deploys.iter().enumerate() {
+        tasks.push(at.deploy(&format!("deploy[{i}] ({})", d.name), d, &loaded, &deploy_names)?);
+    }
+    crate::pipeline::validate(&tasks).map_err(|e| anyhow::anyhow!("{shown}: deploy needs: {e}"))?;
+    Ok(tasks)
+}
+
+/// Reading one section of a definition file: errors name the file (`shown`) and the key; paths
+/// are relative to `root`.
+struct Section<'a> {
+    shown: &'a str,
+    root: &'a Path,
+}
+
+impl Section<'_> {
+    fn duration(&self, key: &str, v: &str) -> Result<Duration> {
+        parse_duration(v).map_err(|e| anyhow::anyhow!("{}: {key}: {e}", self.shown))
+    }
+
+    fn existing(&self, key: &str, p: &Path) -> Result<PathBuf> {
+        let abs = self.root.join(p);
         if !abs.exists() {
             bail!(
-                "{shown}: {key}: {} does not exist (paths are relative to {})",
+                "{}: {key}: {} does not exist (paths are relative to {})",
+                self.shown,
                 p.display(),
-                root.display()
+                self.root.display()
             );
         }
         Ok(abs)
-    };
-    if !dns_label(&file.cluster.name) {
-        bail!(
-            "{shown}: cluster.name: {:?} is not a valid kind cluster name (lowercase letters, digits, '-')",
-            file.cluster.name
-        );
     }
-    let config = match &file.cluster.config {
-        Some(c) => Some(exists("cluster.config", c)?),
-        None => None,
-    };
-    let mut tasks = Vec::new();
-    let mut names = BTreeMap::new();
-    for (i, img) in file.images.iter().enumerate() {
-        let key = format!("image[{i}] ({})", img.name);
-        if !dns_label(&img.name) {
-            bail!("{shown}: {key}.name: use lowercase letters, digits and '-'");
-        }
-        if names.insert(img.name.clone(), img.load).is_some() {
-            bail!("{shown}: {key}.name: two images are named {:?}", img.name);
-        }
-        if img.tag.is_empty() || img.tag.contains(char::is_whitespace) {
-            bail!("{shown}: {key}.tag: {:?} is not an image reference", img.tag);
-        }
-        let dockerfile = exists(&format!("{key}.dockerfile"), &img.dockerfile)?;
-        let context = exists(&format!("{key}.context"), &img.context)?;
-        if img.prebuild.iter().any(|c| c.is_empty()) {
-            bail!("{shown}: {key}.prebuild: a command is empty");
-        }
-        tasks.push(Task {
-            id: format!("build:{}", img.name),
-            deps: Vec::new(),
-            action: Action::Build {
+
+    /// `[[image]]`: one build task each, names unique DNS labels.
+    fn image_builds(&self, images: &[ImageDef]) -> Result<Vec<Task>> {
+        let shown = self.shown;
+        let mut tasks = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for (i, img) in images.iter().enumerate() {
+            let key = format!("image[{i}] ({})", img.name);
+            if !dns_label(&img.name) {
+                bail!("{shown}: {key}.name: use lowercase letters, digits and '-'");
+            }
+            if !names.insert(img.name.clone()) {
+                bail!("{shown}: {key}.name: two images are named {:?}", img.name);
+            }
+            if img.tag.is_empty() || img.tag.contains(char::is_whitespace) {
+                bail!("{shown}: {key}.tag: {:?} is not an image reference", img.tag);
+            }
+            if img.prebuild.iter().any(|c| c.is_empty()) {
+                bail!("{shown}: {key}.prebuild: a command is empty");
+            }
+            let action = Action::Build {
                 tag: img.tag.clone(),
-                dockerfile,
-                context,
+                dockerfile: self.existing(&format!("{key}.dockerfile"), &img.dockerfile)?,
+                context: self.existing(&format!("{key}.context"), &img.context)?,
                 build_args: img.build_args.clone().into_iter().collect(),
                 prebuild: img.prebuild.clone(),
                 prebuild_env: img.prebuild_env.clone().into_iter().collect(),
-            },
-            timeout: dur(&format!("{key}.timeout"), &img.timeout)?,
-            retries: 0,
-        });
+            };
+            let timeout = self.duration(&format!("{key}.timeout"), &img.timeout)?;
+            tasks.push(Task::new(&format!("build:{}", img.name), Vec::new(), action, timeout));
+        }
+        Ok(tasks)
     }
-    let builds: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
-    tasks.push(Task {
-        id: "cluster".into(),
-        deps: builds,
-        action: Action::Cluster {
-            name: file.cluster.name.clone(),
+
+    /// `[cluster]`: after every build (a kind node never idles through slow builds).
+    fn cluster(&self, cluster: &ClusterDef, builds: Vec<String>) -> Result<Task> {
+        if !dns_label(&cluster.name) {
+            bail!(
+                "{}: cluster.name: {:?} is not a valid kind cluster name (lowercase letters, digits, '-')",
+                self.shown,
+                cluster.name
+            );
+        }
+        let config = match &cluster.config {
+            Some(c) => Some(self.existing("cluster.config", c)?),
+            None => None,
+        };
+        let action = Action::Cluster {
+            name: cluster.name.clone(),
             config,
-            wait: dur("cluster.wait", &file.cluster.wait)?,
-        },
-        timeout: dur("cluster.timeout", &file.cluster.timeout)?,
-        retries: 0,
-    });
-    for img in file.images.iter().filter(|i| i.load) {
-        tasks.push(Task {
-            id: format!("load:{}", img.name),
-            deps: vec!["cluster".into(), format!("build:{}", img.name)],
-            action: Action::Load { tag: img.tag.clone(), cluster: file.cluster.name.clone() },
-            timeout: Duration::from_secs(600),
-            retries: img.load_retries,
-        });
+            wait: self.duration("cluster.wait", &cluster.wait)?,
+        };
+        Ok(Task::new("cluster", builds, action, self.duration("cluster.timeout", &cluster.timeout)?))
     }
-    let deploy_names: Vec<&str> = file.deploys.iter().map(|d| d.name.as_str()).collect();
-    for (i, d) in file.deploys.iter().enumerate() {
-        let key = format!("deploy[{i}] ({})", d.name);
+
+    /// One `[[deploy]]`: after the cluster, its images' loads and the deploys it needs.
+    fn deploy(
+        &self,
+        key: &str,
+        d: &DeployDef,
+        loaded: &BTreeMap<&str, bool>,
+        deploy_names: &[&str],
+    ) -> Result<Task> {
+        let shown = self.shown;
         if !dns_label(&d.name) {
             bail!("{shown}: {key}.name: use lowercase letters, digits and '-'");
         }
@@ -483,14 +515,14 @@ fn build(file: File, shown: &str, root: &Path) -> Result<Vec<Task>> {
         }
         let mut deps = vec!["cluster".to_string()];
         for img in &d.images {
-            match names.get(img) {
+            match loaded.get(img.as_str()) {
                 Some(true) => deps.push(format!("load:{img}")),
                 Some(false) => bail!(
                     "{shown}: {key}.images: image {img:?} has load = false, so it is never in the cluster"
                 ),
                 None => bail!(
                     "{shown}: {key}.images: unknown image {img:?} (known: {})",
-                    names.keys().cloned().collect::<Vec<_>>().join(", ")
+                    loaded.keys().copied().collect::<Vec<_>>().join(", ")
                 ),
             }
         }
@@ -511,7 +543,7 @@ fn build(file: File, shown: &str, root: &Path) -> Result<Vec<Task>> {
         if kinds != 1 {
             bail!("{shown}: {key}: give exactly one of helm, manifests or command");
         }
-        let timeout = dur(&format!("{key}.timeout"), &d.timeout)?;
+        let timeout = self.duration(&format!("{key}.timeout"), &d.timeout)?;
         let (action, retries) = if let Some(h) = &d.helm {
             let namespace = d
                 .namespace
@@ -520,7 +552,7 @@ fn build(file: File, shown: &str, root: &Path) -> Result<Vec<Task>> {
             let values = h
                 .values
                 .iter()
-                .map(|v| exists(&format!("{key}.helm.values"), v))
+                .map(|v| self.existing(&format!("{key}.helm.values"), v))
                 .collect::<Result<Vec<_>>>()?;
             let action = Action::Helm {
                 release: h.release.clone().unwrap_or_else(|| d.name.clone()),
@@ -537,7 +569,7 @@ fn build(file: File, shown: &str, root: &Path) -> Result<Vec<Task>> {
             let files = d
                 .manifests
                 .iter()
-                .map(|m| exists(&format!("{key}.manifests"), m))
+                .map(|m| self.existing(&format!("{key}.manifests"), m))
                 .collect::<Result<Vec<_>>>()?;
             let waits = d
                 .wait
@@ -546,7 +578,7 @@ fn build(file: File, shown: &str, root: &Path) -> Result<Vec<Task>> {
                     Ok(Wait {
                         resource: w.resource.clone(),
                         condition: w.condition.clone(),
-                        timeout: dur(&format!("{key}.wait"), &w.timeout)?,
+                        timeout: self.duration(&format!("{key}.wait"), &w.timeout)?,
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -554,16 +586,11 @@ fn build(file: File, shown: &str, root: &Path) -> Result<Vec<Task>> {
         } else {
             (Action::Command(d.command.clone()), 0)
         };
-        tasks.push(Task {
-            id: format!("deploy:{}", d.name),
-            deps,
-            action,
-            timeout,
+        Ok(Task {
             retries: d.retries.unwrap_or(retries),
-        });
+            ..Task::new(&format!("deploy:{}", d.name), deps, action, timeout)
+        })
     }
-    crate::pipeline::validate(&tasks).map_err(|e| anyhow::anyhow!("{shown}: deploy needs: {e}"))?;
-    Ok(tasks)
 }
 
 #[cfg(test)]

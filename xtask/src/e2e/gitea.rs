@@ -268,193 +268,25 @@ fn record_path(ctx_state: &Path) -> PathBuf {
 /// Sets up Gitea for one run. Idempotent: twice gives the same result.
 pub(crate) fn setup(sh: &Shell, ctx: &RunContext, settings: &Settings) -> Result<Record> {
     let client = Client::new(&ctx.gitea_api_url);
-    let admin = Auth::Basic(&settings.admin_user, &settings.admin_password);
     let log = ctx.logs_dir().join("gitea.log");
     let version = client.wait_ready(settings.ready_timeout)?;
     log_line(&log, &format!("Gitea {version} at {}", client.api_url()));
+    let steps = Steps { sh, ctx, settings, client, log };
 
-    // 1. The shared org: 201, or 422 because it exists (then confirm it does).
-    let org = &settings.org;
-    let r =
-        client.request("POST", "/orgs", admin, Some(&json!({ "username": org, "visibility": "private" })))?;
-    if r.status == 422 {
-        let path = format!("/orgs/{org}");
-        let got = client.request("GET", &path, admin, None)?;
-        client
-            .expect("GET", &path, got, &[200])
-            .with_context(|| format!("org {org} could not be created: 422"))?;
-    } else {
-        client.expect("POST", "/orgs", r, &[201])?;
-    }
-
-    // 2. The run's token (Basic auth, as Gitea requires). Its value is returned once: when the
-    // name exists from an earlier setup of this run, replace it.
-    let token_name = ctx.token_name();
-    let tokens_path = format!("/users/{}/tokens", settings.admin_user);
-    let token_body = json!({ "name": token_name, "scopes": ["write:organization", "write:repository"] });
-    let mut r = client.request("POST", &tokens_path, admin, Some(&token_body))?;
-    if r.status == 400 && r.message().contains("has been used already") {
-        let path = format!("{tokens_path}/{token_name}");
-        let del = client.request("DELETE", &path, admin, None)?;
-        client.expect("DELETE", &path, del, &[204])?;
-        r = client.request("POST", &tokens_path, admin, Some(&token_body))?;
-    }
-    let r = client.expect("POST", &tokens_path, r, &[201])?;
-    let token = r.json()["sha1"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("Gitea returned no token value"))?;
-    exec::register_secret(&token);
+    steps.ensure_org()?;
+    let (token_name, token) = steps.issue_token()?;
     let auth = Auth::Token(&token);
-
-    // 3. The run's repository: 409 means it exists; reuse it only if it is this run's.
-    let repo = ctx.repo_name();
-    let description = format!("e2e run {} ({})", ctx.run_id, ctx.flow);
-    let repos_path = format!("/orgs/{org}/repos");
-    let r = client.request(
-        "POST",
-        &repos_path,
-        auth,
-        Some(&json!({ "name": repo, "description": description, "private": true, "auto_init": true, "default_branch": "main" })),
-    )?;
-    let repo_json = if r.status == 409 {
-        let path = format!("/repos/{org}/{repo}");
-        let got = client.expect("GET", &path, client.request("GET", &path, auth, None)?, &[200])?.json();
-        if got["description"].as_str() != Some(description.as_str()) {
-            bail!("Gitea repository {org}/{repo} exists but is not run {}'s (description {:?}); not touching it", ctx.run_id, got["description"]);
-        }
-        got
-    } else {
-        client.expect("POST", &repos_path, r, &[201])?.json()
-    };
-    let clone_url_http = repo_json["clone_url"].as_str().unwrap_or_default().to_string();
-
-    // 4. The run's key pair, registered as a write deploy key on this repository only.
-    let ssh_dir = ctx.ssh_dir();
-    run_context::create_private_dir(&ssh_dir)?;
-    let key = ssh_dir.join("id_ed25519");
-    if !key.exists() {
-        let comment = ctx.deploy_key_title();
-        exec::cmd(cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -C {comment} -f {key}"))
-            .log(&log)
-            .timeout(Duration::from_secs(30))
-            .run()
-            .context("generating the run's SSH key")?;
-    }
-    set_mode(&key, 0o600)?;
-    let public =
-        std::fs::read_to_string(key.with_extension("pub")).context("reading the run's public key")?;
-    let public = public.trim().to_string();
-    let keys_path = format!("/repos/{org}/{repo}/keys");
-    let title = ctx.deploy_key_title();
-    let existing =
-        client.expect("GET", &keys_path, client.request("GET", &keys_path, auth, None)?, &[200])?.json();
-    let mut deploy_key_id = None;
-    for k in existing.as_array().into_iter().flatten() {
-        if k["title"].as_str() == Some(title.as_str()) {
-            if same_key(k["key"].as_str().unwrap_or(""), &public) {
-                deploy_key_id = k["id"].as_i64();
-            } else if let Some(id) = k["id"].as_i64() {
-                // This run's title with an older key of this run: replace it.
-                let path = format!("{keys_path}/{id}");
-                client.expect("DELETE", &path, client.request("DELETE", &path, auth, None)?, &[204, 404])?;
-            }
-        }
-    }
-    if deploy_key_id.is_none() {
-        let body = json!({ "title": title, "key": public, "read_only": false });
-        let r = client.expect(
-            "POST",
-            &keys_path,
-            client.request("POST", &keys_path, auth, Some(&body))?,
-            &[201],
-        )?;
-        deploy_key_id = r.json()["id"].as_i64();
-    }
-
-    // 5. known_hosts from a real scan: never a made-up host key. A scan through a port-forward
-    // sometimes gets the banner but no key: retried with bounded backoff.
-    let (host, port) = settings.ssh_host_port()?;
-    let mut attempt = 0;
-    let (scan, scanned) = loop {
-        attempt += 1;
-        let scan = exec::cmd(cmd!(sh, "ssh-keyscan -T 10 -p {port} {host}"))
-            .log(&log)
-            .timeout(Duration::from_secs(30))
-            .allow_failure()
-            .run()?;
-        let keys: Vec<String> = scan
-            .stdout
-            .lines()
-            .filter(|l| !l.starts_with('#') && l.split_whitespace().count() >= 3)
-            .map(String::from)
-            .collect();
-        if !keys.is_empty() || attempt >= 5 || exec::cancelled() {
-            break (scan, keys);
-        }
-        std::thread::sleep(Duration::from_millis(300 * 2u64.pow(attempt - 1)));
-    };
-    if scanned.is_empty() {
-        bail!(
-            "ssh-keyscan of Gitea's SSH endpoint {host}:{port} returned no host key after {attempt} tries ({}); is the SSH port-forward up? (E2E_GITEA_SSH)",
-            scan.stderr.lines().last().unwrap_or("no output").trim()
-        );
-    }
-    let local_known_hosts = scanned.join("\n") + "\n";
-    let known_hosts_file = ssh_dir.join("known_hosts");
-    std::fs::write(&known_hosts_file, &local_known_hosts).context("writing the run's known_hosts")?;
-    let cluster_known_hosts = if settings.ssh_cluster_host.is_empty() {
-        local_known_hosts.clone()
-    } else {
-        scanned
-            .iter()
-            .map(|l| {
-                let rest = l.split_once(' ').map(|(_, r)| r).unwrap_or("");
-                format!("{} {rest}", settings.ssh_cluster_host)
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
-    };
-
-    // 6. The run's secrets, applied as JSON on stdin (no temp files; values in no log).
-    let private_key = std::fs::read_to_string(&key).context("reading the run's private key")?;
-    let invalid = format!("invalid-{}", run_context::generate_run_id());
-    let manifest =
-        secrets_manifest(ctx, &settings.admin_user, &token, &private_key, &cluster_known_hosts, &invalid);
-    exec::cmd(cmd!(sh, "kubectl apply --server-side --force-conflicts --field-manager=xtask-e2e -f -"))
-        .stdin(manifest.to_string())
-        .log(&log)
-        .timeout(Duration::from_secs(60))
-        .run()
-        .with_context(|| format!("applying the run's secrets in namespace {}", ctx.test_namespace))?;
-
-    // 7. A checkout whose credentials are scoped to this repository: the run's key through a
-    // repo-local core.sshCommand. Nothing global is written; the token is not used here.
-    let clone_url_ssh = format!("ssh://{}@{}:{port}/{org}/{repo}.git", settings.ssh_user, bracket(&host));
-    let ssh_command = ssh_command(&key, &known_hosts_file);
-    let checkout = ctx.checkout_dir();
-    if !checkout.join(".git").exists() {
-        if checkout.exists() {
-            std::fs::remove_dir_all(&checkout).with_context(|| format!("clearing {}", checkout.display()))?;
-        }
-        exec::cmd(cmd!(sh, "git clone --quiet {clone_url_ssh} {checkout}"))
-            .env_secret("GIT_SSH_COMMAND", &ssh_command)
-            .log(&log)
-            .timeout(Duration::from_secs(120))
-            .run()
-            .context("cloning the run's repository")?;
-    }
-    let _d = sh.push_dir(&checkout);
-    exec::cmd(cmd!(sh, "git config --local core.sshCommand {ssh_command}")).log(&log).run()?;
-    let email = format!("{title}@e2e.invalid");
-    exec::cmd(cmd!(sh, "git config --local user.name {title}")).log(&log).run()?;
-    exec::cmd(cmd!(sh, "git config --local user.email {email}")).log(&log).run()?;
+    let (repo, clone_url_http) = steps.ensure_repo(auth)?;
+    let key = steps.ensure_key_pair()?;
+    let deploy_key_id = steps.register_deploy_key(auth, &repo, &key)?;
+    let known_hosts = steps.scan_host_keys()?;
+    steps.apply_secrets(&token, &key, &known_hosts)?;
+    let clone_url_ssh = steps.prepare_checkout(&repo, &key, &known_hosts.file)?;
 
     let record = Record {
         run_id: ctx.run_id.clone(),
         flow: ctx.flow.clone(),
-        org: org.clone(),
+        org: settings.org.clone(),
         repo,
         token_name,
         deploy_key_id,
@@ -465,6 +297,250 @@ pub(crate) fn setup(sh: &Shell, ctx: &RunContext, settings: &Settings) -> Result
     std::fs::write(record_path(&ctx.state_dir()), serde_json::to_string_pretty(&record)?)
         .context("writing the run's gitea.json")?;
     Ok(record)
+}
+
+/// What every step of a run's Gitea setup works with.
+struct Steps<'a> {
+    sh: &'a Shell,
+    ctx: &'a RunContext,
+    settings: &'a Settings,
+    client: Client,
+    log: PathBuf,
+}
+
+/// The run's host keys: as scanned (for the local checkout) and as the cluster reaches Gitea.
+struct KnownHosts {
+    file: PathBuf,
+    cluster: String,
+}
+
+impl Steps<'_> {
+    fn admin(&self) -> Auth<'_> {
+        Auth::Basic(&self.settings.admin_user, &self.settings.admin_password)
+    }
+
+    /// 1. The shared org: 201, or 422 because it exists (then confirm it does).
+    fn ensure_org(&self) -> Result<()> {
+        let (client, org) = (&self.client, &self.settings.org);
+        let body = json!({ "username": org, "visibility": "private" });
+        let r = client.request("POST", "/orgs", self.admin(), Some(&body))?;
+        if r.status == 422 {
+            let path = format!("/orgs/{org}");
+            let got = client.request("GET", &path, self.admin(), None)?;
+            client
+                .expect("GET", &path, got, &[200])
+                .with_context(|| format!("org {org} could not be created: 422"))?;
+        } else {
+            client.expect("POST", "/orgs", r, &[201])?;
+        }
+        Ok(())
+    }
+
+    /// 2. The run's token (Basic auth, as Gitea requires): (name, value). Its value is returned
+    /// once: when the name exists from an earlier setup of this run, replace it.
+    fn issue_token(&self) -> Result<(String, String)> {
+        let client = &self.client;
+        let token_name = self.ctx.token_name();
+        let tokens_path = format!("/users/{}/tokens", self.settings.admin_user);
+        let token_body = json!({ "name": token_name, "scopes": ["write:organization", "write:repository"] });
+        let mut r = client.request("POST", &tokens_path, self.admin(), Some(&token_body))?;
+        if r.status == 400 && r.message().contains("has been used already") {
+            let path = format!("{tokens_path}/{token_name}");
+            let del = client.request("DELETE", &path, self.admin(), None)?;
+            client.expect("DELETE", &path, del, &[204])?;
+            r = client.request("POST", &tokens_path, self.admin(), Some(&token_body))?;
+        }
+        let r = client.expect("POST", &tokens_path, r, &[201])?;
+        let token = r.json()["sha1"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("Gitea returned no token value"))?;
+        exec::register_secret(&token);
+        Ok((token_name, token))
+    }
+
+    /// 3. The run's repository: (name, HTTP clone URL). 409 means it exists; reuse it only if it
+    /// is this run's.
+    fn ensure_repo(&self, auth: Auth<'_>) -> Result<(String, String)> {
+        let (client, ctx, org) = (&self.client, self.ctx, &self.settings.org);
+        let repo = ctx.repo_name();
+        let description = format!("e2e run {} ({})", ctx.run_id, ctx.flow);
+        let repos_path = format!("/orgs/{org}/repos");
+        let body = json!({ "name": repo, "description": description, "private": true, "auto_init": true, "default_branch": "main" });
+        let r = client.request("POST", &repos_path, auth, Some(&body))?;
+        let repo_json = if r.status == 409 {
+            let path = format!("/repos/{org}/{repo}");
+            let got = client.expect("GET", &path, client.request("GET", &path, auth, None)?, &[200])?.json();
+            if got["description"].as_str() != Some(description.as_str()) {
+                bail!("Gitea repository {org}/{repo} exists but is not run {}'s (description {:?}); not touching it", ctx.run_id, got["description"]);
+            }
+            got
+        } else {
+            client.expect("POST", &repos_path, r, &[201])?.json()
+        };
+        let clone_url_http = repo_json["clone_url"].as_str().unwrap_or_default().to_string();
+        Ok((repo, clone_url_http))
+    }
+
+    /// 4a. The run's ed25519 key pair in its private ssh dir (kept when it exists).
+    fn ensure_key_pair(&self) -> Result<PathBuf> {
+        let (sh, ctx) = (self.sh, self.ctx);
+        let ssh_dir = ctx.ssh_dir();
+        run_context::create_private_dir(&ssh_dir)?;
+        let key = ssh_dir.join("id_ed25519");
+        if !key.exists() {
+            let comment = ctx.deploy_key_title();
+            exec::cmd(cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -C {comment} -f {key}"))
+                .log(&self.log)
+                .timeout(Duration::from_secs(30))
+                .run()
+                .context("generating the run's SSH key")?;
+        }
+        set_mode(&key, 0o600)?;
+        Ok(key)
+    }
+
+    /// 4b. The public key as a write deploy key on this repository only; an older key under
+    /// this run's title is replaced. Returns the key's id.
+    fn register_deploy_key(&self, auth: Auth<'_>, repo: &str, key: &Path) -> Result<Option<i64>> {
+        let (client, org) = (&self.client, &self.settings.org);
+        let public =
+            std::fs::read_to_string(key.with_extension("pub")).context("reading the run's public key")?;
+        let public = public.trim().to_string();
+        let keys_path = format!("/repos/{org}/{repo}/keys");
+        let title = self.ctx.deploy_key_title();
+        let existing =
+            client.expect("GET", &keys_path, client.request("GET", &keys_path, auth, None)?, &[200])?.json();
+        let mut deploy_key_id = None;
+        for k in existing.as_array().into_iter().flatten() {
+            if k["title"].as_str() == Some(title.as_str()) {
+                if same_key(k["key"].as_str().unwrap_or(""), &public) {
+                    deploy_key_id = k["id"].as_i64();
+                } else if let Some(id) = k["id"].as_i64() {
+                    let path = format!("{keys_path}/{id}");
+                    client.expect(
+                        "DELETE",
+                        &path,
+                        client.request("DELETE", &path, auth, None)?,
+                        &[204, 404],
+                    )?;
+                }
+            }
+        }
+        if deploy_key_id.is_none() {
+            let body = json!({ "title": title, "key": public, "read_only": false });
+            let r = client.expect(
+                "POST",
+                &keys_path,
+                client.request("POST", &keys_path, auth, Some(&body))?,
+                &[201],
+            )?;
+            deploy_key_id = r.json()["id"].as_i64();
+        }
+        Ok(deploy_key_id)
+    }
+
+    /// 5. known_hosts from a real scan: never a made-up host key. A scan through a port-forward
+    /// sometimes gets the banner but no key: retried with bounded backoff.
+    fn scan_host_keys(&self) -> Result<KnownHosts> {
+        let (sh, settings) = (self.sh, self.settings);
+        let (host, port) = settings.ssh_host_port()?;
+        let mut attempt = 0;
+        let (scan, scanned) = loop {
+            attempt += 1;
+            let scan = exec::cmd(cmd!(sh, "ssh-keyscan -T 10 -p {port} {host}"))
+                .log(&self.log)
+                .timeout(Duration::from_secs(30))
+                .allow_failure()
+                .run()?;
+            let keys: Vec<String> = scan
+                .stdout
+                .lines()
+                .filter(|l| !l.starts_with('#') && l.split_whitespace().count() >= 3)
+                .map(String::from)
+                .collect();
+            if !keys.is_empty() || attempt >= 5 || exec::cancelled() {
+                break (scan, keys);
+            }
+            std::thread::sleep(Duration::from_millis(300 * 2u64.pow(attempt - 1)));
+        };
+        if scanned.is_empty() {
+            bail!(
+                "ssh-keyscan of Gitea's SSH endpoint {host}:{port} returned no host key after {attempt} tries ({}); is the SSH port-forward up? (E2E_GITEA_SSH)",
+                scan.stderr.lines().last().unwrap_or("no output").trim()
+            );
+        }
+        let local = scanned.join("\n") + "\n";
+        let file = self.ctx.ssh_dir().join("known_hosts");
+        std::fs::write(&file, &local).context("writing the run's known_hosts")?;
+        let cluster = if settings.ssh_cluster_host.is_empty() {
+            local
+        } else {
+            scanned
+                .iter()
+                .map(|l| {
+                    let rest = l.split_once(' ').map(|(_, r)| r).unwrap_or("");
+                    format!("{} {rest}", settings.ssh_cluster_host)
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        };
+        Ok(KnownHosts { file, cluster })
+    }
+
+    /// 6. The run's secrets, applied as JSON on stdin (no temp files; values in no log).
+    fn apply_secrets(&self, token: &str, key: &Path, known_hosts: &KnownHosts) -> Result<()> {
+        let (sh, ctx) = (self.sh, self.ctx);
+        let private_key = std::fs::read_to_string(key).context("reading the run's private key")?;
+        let invalid = format!("invalid-{}", run_context::generate_run_id());
+        let manifest = secrets_manifest(
+            ctx,
+            &self.settings.admin_user,
+            token,
+            &private_key,
+            &known_hosts.cluster,
+            &invalid,
+        );
+        exec::cmd(cmd!(sh, "kubectl apply --server-side --force-conflicts --field-manager=xtask-e2e -f -"))
+            .stdin(manifest.to_string())
+            .log(&self.log)
+            .timeout(Duration::from_secs(60))
+            .run()
+            .with_context(|| format!("applying the run's secrets in namespace {}", ctx.test_namespace))?;
+        Ok(())
+    }
+
+    /// 7. A checkout whose credentials are scoped to this repository: the run's key through a
+    /// repo-local core.sshCommand. Nothing global is written; the token is not used here.
+    /// Returns the SSH clone URL.
+    fn prepare_checkout(&self, repo: &str, key: &Path, known_hosts: &Path) -> Result<String> {
+        let (sh, settings, log) = (self.sh, self.settings, &self.log);
+        let (host, port) = settings.ssh_host_port()?;
+        let org = &settings.org;
+        let clone_url_ssh = format!("ssh://{}@{}:{port}/{org}/{repo}.git", settings.ssh_user, bracket(&host));
+        let ssh_command = ssh_command(key, known_hosts);
+        let checkout = self.ctx.checkout_dir();
+        if !checkout.join(".git").exists() {
+            if checkout.exists() {
+                std::fs::remove_dir_all(&checkout)
+                    .with_context(|| format!("clearing {}", checkout.display()))?;
+            }
+            exec::cmd(cmd!(sh, "git clone --quiet {clone_url_ssh} {checkout}"))
+                .env_secret("GIT_SSH_COMMAND", &ssh_command)
+                .log(log)
+                .timeout(Duration::from_secs(120))
+                .run()
+                .context("cloning the run's repository")?;
+        }
+        let _d = sh.push_dir(&checkout);
+        let title = self.ctx.deploy_key_title();
+        exec::cmd(cmd!(sh, "git config --local core.sshCommand {ssh_command}")).log(log).run()?;
+        let email = format!("{title}@e2e.invalid");
+        exec::cmd(cmd!(sh, "git config --local user.name {title}")).log(log).run()?;
+        exec::cmd(cmd!(sh, "git config --local user.email {email}")).log(log).run()?;
+        Ok(clone_url_ssh)
+    }
 }
 
 fn same_key(a: &str, b: &str) -> bool {
