@@ -319,7 +319,7 @@ impl Steps<'_> {
         Auth::Basic(&self.settings.admin_user, &self.settings.admin_password)
     }
 
-    /// 1. The shared org: 201, or 422 because it exists (then confirm it does).
+    /// Step 1: The shared org: 201, or 422 because it exists (then confirm it does).
     fn ensure_org(&self) -> Result<()> {
         let (client, org) = (&self.client, &self.settings.org);
         let body = json!({ "username": org, "visibility": "private" });
@@ -336,7 +336,7 @@ impl Steps<'_> {
         Ok(())
     }
 
-    /// 2. The run's token (Basic auth, as Gitea requires): (name, value). Its value is returned
+    /// Step 2: The run's token (Basic auth, as Gitea requires): (name, value). Its value is returned
     /// once: when the name exists from an earlier setup of this run, replace it.
     fn issue_token(&self) -> Result<(String, String)> {
         let client = &self.client;
@@ -359,7 +359,7 @@ impl Steps<'_> {
         Ok((token_name, token))
     }
 
-    /// 3. The run's repository: (name, HTTP clone URL). 409 means it exists; reuse it only if it
+    /// Step 3: The run's repository: (name, HTTP clone URL). 409 means it exists; reuse it only if it
     /// is this run's.
     fn ensure_repo(&self, auth: Auth<'_>) -> Result<(String, String)> {
         let (client, ctx, org) = (&self.client, self.ctx, &self.settings.org);
@@ -382,7 +382,7 @@ impl Steps<'_> {
         Ok((repo, clone_url_http))
     }
 
-    /// 4a. The run's ed25519 key pair in its private ssh dir (kept when it exists).
+    /// Step 4a: The run's ed25519 key pair in its private ssh dir (kept when it exists).
     fn ensure_key_pair(&self) -> Result<PathBuf> {
         let (sh, ctx) = (self.sh, self.ctx);
         let ssh_dir = ctx.ssh_dir();
@@ -400,7 +400,7 @@ impl Steps<'_> {
         Ok(key)
     }
 
-    /// 4b. The public key as a write deploy key on this repository only; an older key under
+    /// Step 4b: The public key as a write deploy key on this repository only; an older key under
     /// this run's title is replaced. Returns the key's id.
     fn register_deploy_key(&self, auth: Auth<'_>, repo: &str, key: &Path) -> Result<Option<i64>> {
         let (client, org) = (&self.client, &self.settings.org);
@@ -440,7 +440,7 @@ impl Steps<'_> {
         Ok(deploy_key_id)
     }
 
-    /// 5. known_hosts from a real scan: never a made-up host key. A scan through a port-forward
+    /// Step 5: known_hosts from a real scan: never a made-up host key. A scan through a port-forward
     /// sometimes gets the banner but no key: retried with bounded backoff.
     fn scan_host_keys(&self) -> Result<KnownHosts> {
         let (sh, settings) = (self.sh, self.settings);
@@ -489,7 +489,7 @@ impl Steps<'_> {
         Ok(KnownHosts { file, cluster })
     }
 
-    /// 6. The run's secrets, applied as JSON on stdin (no temp files; values in no log).
+    /// Step 6: The run's secrets, applied as JSON on stdin (no temp files; values in no log).
     fn apply_secrets(&self, token: &str, key: &Path, known_hosts: &KnownHosts) -> Result<()> {
         let (sh, ctx) = (self.sh, self.ctx);
         let private_key = std::fs::read_to_string(key).context("reading the run's private key")?;
@@ -511,7 +511,7 @@ impl Steps<'_> {
         Ok(())
     }
 
-    /// 7. A checkout whose credentials are scoped to this repository: the run's key through a
+    /// Step 7: A checkout whose credentials are scoped to this repository: the run's key through a
     /// repo-local core.sshCommand. Nothing global is written; the token is not used here.
     /// Returns the SSH clone URL.
     fn prepare_checkout(&self, repo: &str, key: &Path, known_hosts: &Path) -> Result<String> {
