@@ -30,14 +30,14 @@ pub struct Args {
 pub enum Bench {
     /// `xtask lint` beside `rg` searching the same literals over the same tree (target: within 2x)
     Lint(LintBench),
-    /// The seed profiles on the fake toolchain: sequential, phase barriers, graph, critical path
+    /// Two operator profiles on the fake toolchain: sequential, phase barriers, graph, critical path
     Pipeline(PipelineBench),
     /// Three flows after shared setup on the fake toolchain: sequential vs parallel vs lower bound
     E2e(E2eBench),
 }
 
-/// Runs `cargo xtask e2e` on the fake toolchain with seed-like durations (seed 000's three flows
-/// after the shared setup), once one flow at a time and once with --parallel, each from a fresh
+/// Runs `cargo xtask e2e` on the fake toolchain with an operator's durations (a full suite of 6
+/// minutes and two quickstarts of 3 and 2.5 after the shared setup), once one flow at a time and once with --parallel, each from a fresh
 /// state (setup included). The lower bound is setup's critical path plus the longest flow.
 /// Target: parallel <= 1.05 x lower bound. Flows skip Gitea here: this measures scheduling.
 #[derive(clap::Args, Debug)]
@@ -47,15 +47,16 @@ pub struct E2eBench {
     pub(crate) scale: f64,
 }
 
-/// Runs the pipeline engine on the fake toolchain with durations from the seed profiles, scaled:
-/// the gateway profile of seed 003 and the workflow-execution profile of seed 004. For each:
-/// sequential (the old Makefile), phase barriers (the seeds' way: every phase, and every level of
-/// dependent deploys, waits for all of the previous one), graph (ours), and the critical path,
+/// Runs the pipeline engine on the fake toolchain with durations measured in two operator
+/// repositories' e2e setups, scaled: an API gateway (two slow builds) and a workflow-execution
+/// controller (a slow Tekton install beside everything else). For each: sequential (the old
+/// Makefile), phase barriers (the scripts' way: every phase, and every level of dependent
+/// deploys, waits for all of the previous one), graph (ours), and the critical path,
 /// the lower bound. Targets: graph <= 1.03 x critical path on both; on workflow-execution
 /// graph <= 0.75 x phase barriers. Exits 1 when a target is missed.
 #[derive(clap::Args, Debug)]
 pub struct PipelineBench {
-    /// Seconds of wall time per minute of the seed's durations
+    /// Seconds of wall time per minute of the profile's durations
     #[arg(long, default_value_t = 0.5)]
     pub(crate) scale: f64,
 }
@@ -286,7 +287,7 @@ fn dockerfile(planted: bool) -> String {
 // bench pipeline.
 // ---------------------------------------------------------------------------------------------
 
-/// A task of a seed profile: id, minutes, kind, deps.
+/// A task of a profile: id, minutes, deps (the kind is the id's prefix).
 struct Step {
     id: &'static str,
     minutes: f64,
@@ -299,11 +300,11 @@ struct Profile {
     steps: &'static [Step],
 }
 
-/// Seed 003 (Gateway, hybrid validated): two 5-minute builds, a 15 s cluster, 30 s loads, then
+/// An API-gateway operator: two 5-minute builds, a 15 s cluster, 30 s loads, then
 /// the deploys in parallel (Kubernetes orders them), 2-3 minutes.
 const GATEWAY: Profile = Profile {
     name: "gateway",
-    source: "seed 003",
+    source: "API gateway: slow builds",
     steps: &[
         Step { id: "build:gateway", minutes: 5.0, deps: &[] },
         Step { id: "build:datastorage", minutes: 5.0, deps: &[] },
@@ -316,11 +317,11 @@ const GATEWAY: Profile = Profile {
     ],
 };
 
-/// Seed 004 (WorkflowExecution): Tekton 5 min || PostgreSQL+Redis 2.5 min || Data Storage build
+/// A workflow-execution controller: Tekton 5 min || PostgreSQL+Redis 2.5 min || Data Storage build
 /// 2 min, then the DS deploy (1 min + 30 s ready), migrations (1 min), namespace + secrets (30 s).
 const WORKFLOW: Profile = Profile {
     name: "workflow-execution",
-    source: "seed 004",
+    source: "workflow execution: slow Tekton install",
     steps: &[
         Step { id: "build:datastorage", minutes: 2.0, deps: &[] },
         Step { id: "cluster", minutes: 1.0, deps: &["build:datastorage"] },
@@ -501,7 +502,7 @@ fn profile_tasks(profile: &Profile, fake: &mut FakeWorld, scale: f64) -> Result<
     Ok(tasks)
 }
 
-/// The seeds' way: builds, then the cluster, then loads, then deploys, each phase (and each level
+/// The old scripts' way: builds, then the cluster, then loads, then deploys, each phase (and each level
 /// of dependent deploys) waiting for all of the previous one.
 fn with_barriers(tasks: &[SetupTask]) -> Vec<SetupTask> {
     let mut level: Vec<usize> = Vec::new();
@@ -545,7 +546,7 @@ const E2E_SETUP: &[(&str, &str, f64)] = &[
     ("kind", "^load", 0.25),
     ("helm", "^upgrade --install", 1.0),
 ];
-/// The flows (minutes): seed 000's full suite and the two quickstarts.
+/// The flows (minutes): an operator's full suite and its two quickstarts.
 const E2E_FLOWS: &[(&str, f64)] = &[("full", 6.0), ("quickstart-helm", 3.0), ("quickstart-manifest", 2.5)];
 
 impl E2eBench {
@@ -601,7 +602,7 @@ impl E2eBench {
             }
             walls.push((if parallel { "parallel" } else { "sequential" }, wall));
         }
-        println!("e2e: shared setup + 3 flows (seed 000), {} s per minute", self.scale);
+        println!("e2e: shared setup + 3 flows, {} s per minute", self.scale);
         println!("  {:<14} {:>8}  {:>9}", "mode", "wall", "/ bound");
         for (mode, wall) in &walls {
             println!("  {mode:<14} {wall:>7.2}s  {:>8.3}x", wall / lower);

@@ -1,6 +1,6 @@
-//! A Gitea test server: the API endpoints the e2e uses, with the status codes of
-//! shared/reference/api-contracts.md (422 for an existing org, 409 for an existing repository,
-//! 400 for token problems, Basic auth required for tokens, `sha1` returned once, token scopes),
+//! A Gitea test server: the API endpoints the e2e uses, with Gitea's own status codes (1.22-1.24,
+//! `routers/api/v1`: 422 for an existing org, 409 for an existing repository, 400 for token
+//! problems, Basic auth required for tokens, `sha1` returned once, token scopes),
 //! repositories stored as real bare git repositories and served over a real `sshd` on a free
 //! loopback port. Each deploy key may reach only its own repository (a forced command checks
 //! it), so wrong credentials are really refused.

@@ -3,9 +3,9 @@
 //! the user's global git config is never written; the token lives only in memory and in the
 //! run's Kubernetes secret.
 //!
-//! Status codes follow reference/api-contracts.md: org creation answers 422 when the name is
-//! taken (no 409), repository creation 409, token creation needs Basic auth and returns the value
-//! (`sha1`) only once.
+//! Status codes are Gitea's (1.22-1.24, `routers/api/v1`): org creation answers 422 when the
+//! name is taken (no 409, `org/org.go`), repository creation 409 (`repo/repo.go`), token creation
+//! needs Basic auth and returns the value (`sha1`) only once (`user/app.go`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

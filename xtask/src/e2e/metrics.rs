@@ -1,4 +1,4 @@
-//! Prometheus assertions filtered by run (seed 000 §4).
+//! Prometheus assertions filtered by run: every query sees only its own run's series.
 //!
 //! - [`scope`] rewrites a PromQL expression so every vector selector carries the run matcher
 //!   (`run_id="<id>"`), escaped as PromQL requires; call sites never concatenate label values.
@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 /// `configbutler.ai/e2e-run-id` to it).
 pub const RUN_LABEL: &str = "run_id";
 
-/// A PromQL string literal: `"` and `\` escaped (Go escapes, api-contracts.md §2).
+/// A PromQL string literal: `"` and `\` escaped (Go escapes, prometheus docs/querying/basics.md).
 pub fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');

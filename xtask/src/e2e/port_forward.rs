@@ -1,7 +1,8 @@
 //! Fixed port-forwards to shared infra (Gitea on 13000/13022, Prometheus on 19090), supervised.
 //!
-//! `kubectl port-forward` exits (kubectl >= 1.23) or hangs (<= 1.22) when its pod goes, and a
-//! `svc/` forward never re-resolves its pod (reference/api-contracts.md §4). So each forward is
+//! `kubectl port-forward` exits (kubectl >= 1.23, kubernetes/kubernetes#103526) or hangs (<= 1.22,
+//! kubernetes/kubernetes#67059) when its pod goes, and a `svc/` forward resolves one pod at start
+//! and never again (reconnect was asked for in #59816 and never merged). So each forward is
 //! run by a small supervisor that outlives the xtask process: it probes the forward (HTTP path or
 //! TCP connect) and restarts kubectl, which resolves the service's pod again, with backoff. Its
 //! pid and log live in target/e2e/port-forwards/. A port held by something that is not ours is

@@ -1,4 +1,4 @@
-//! The run context (seed 000 §1): the run id and everything named after it.
+//! The run context: the run id and everything named after it.
 //!
 //! This module is the one place names are made: namespaces, Gitea repository and token names,
 //! Kubernetes secret names, state directories, the run label. Everything else asks it.

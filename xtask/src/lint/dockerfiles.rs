@@ -1,5 +1,6 @@
-//! `cargo xtask lint-dockerfiles`: the `dnf update` policy (seeds 001 and 003 disagree, so it is
-//! a policy: forbid, require or off).
+//! The `dnf update` policy checker. Teams disagree (a full-system update makes e2e builds several
+//! times slower and unreproducible; others must ship security updates), so it is a policy:
+//! forbid, require or off.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -424,3 +424,65 @@ fn excludes_never_panic_on_paths_outside_the_repository() {
     assert_eq!(code, 1);
     assert_eq!(report["findings"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn the_config_rewords_a_rules_help_and_refuses_an_unknown_rule_id() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("run.sh"), "kubectl get pods -n sut\n").unwrap();
+    std::fs::write(
+        dir.path().join("lint.toml"),
+        "[hardcoded]\nnamespaces = [\"sut\"]\n[help]\nhardcoded-namespace = \"use $OUR_NAMESPACE\"\n",
+    )
+    .unwrap();
+    let (code, out) = xtask(dir.path(), &["lint-hardcoded", "--config", "lint.toml", "run.sh"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("help: use $OUR_NAMESPACE"), "{out}");
+    let (code, sarif) =
+        json(dir.path(), &["lint-hardcoded", "--config", "lint.toml", "--format", "sarif", "run.sh"]);
+    assert_eq!(code, 1);
+    let rules = sarif["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    let rule = rules.iter().find(|r| r["id"] == "hardcoded-namespace").unwrap();
+    assert_eq!(rule["help"]["text"], "use $OUR_NAMESPACE");
+
+    std::fs::write(dir.path().join("typo.toml"), "[help]\nhardcoded-namespaces = \"x\"\n").unwrap();
+    let sandbox = Sandbox::new();
+    let out = sandbox
+        .xtask(&["lint-hardcoded", "--config", "typo.toml", "run.sh"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("typo.toml") && stderr.contains("`hardcoded-namespaces`"), "{stderr}");
+}
+
+#[test]
+fn without_a_config_no_namespace_or_port_is_this_projects() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("run.sh"), "kubectl get pods -n sut\ncurl localhost:13000/x\n").unwrap();
+    std::fs::write(dir.path().join("empty.toml"), "").unwrap();
+    let (code, report) =
+        json(dir.path(), &["lint-hardcoded", "--config", "empty.toml", "--format", "json", "run.sh"]);
+    // No namespace is forbidden by default; 13000 is not shared infra by default.
+    assert_eq!(code, 1, "{report}");
+    let rules: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["fixed-local-port"]);
+}
+
+#[test]
+fn the_combined_lint_takes_a_baseline_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lint.toml"), "[hardcoded]\nnamespaces = [\"sut\"]\n").unwrap();
+    std::fs::write(dir.path().join("run.sh"), "kubectl get pods -n sut\n").unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM fedora\nRUN dnf update -y\n").unwrap();
+    let args = ["lint", "--config", "lint.toml", "--baseline", "base.json", "run.sh", "Dockerfile"];
+    let (code, _) = xtask(dir.path(), &[&args[..], &["--write-baseline"]].concat());
+    assert_eq!(code, 0);
+    let (code, out) = xtask(dir.path(), &args);
+    assert_eq!(code, 0, "both old findings are accepted: {out}");
+    std::fs::write(dir.path().join("run.sh"), "kubectl get pods -n sut\npkill -f e2e\n").unwrap();
+    let (code, out) = xtask(dir.path(), &args);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("broad-process-kill") && !out.contains("dnf-update"), "only the new one: {out}");
+}
