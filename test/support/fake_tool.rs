@@ -28,6 +28,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+#[path = "fake_charts.rs"]
+mod charts;
+
 #[derive(Deserialize, Default)]
 struct Scenario {
     #[serde(default)]
@@ -64,6 +67,9 @@ struct State {
     images: Vec<String>,
     #[serde(default)]
     rule_hits: BTreeMap<usize, u32>,
+    /// Services the modelled charts made: `namespace/name` → how port-forwards resolve them.
+    #[serde(default)]
+    services: BTreeMap<String, charts::Service>,
 }
 
 struct Reply {
@@ -193,7 +199,8 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
 
     let overridden = rule.is_some_and(|r| r.exit.is_some() || r.stdout.is_some() || r.stderr.is_some());
     if tool == "kubectl" && argv.first().map(String::as_str) == Some("port-forward") && !overridden {
-        return port_forward(argv, &scenario);
+        let services = with_state(dir, |state| Ok(state.services.clone()))?;
+        return port_forward(argv, &scenario, &services);
     }
     let reply = match rule {
         Some(rule) if rule.exit.is_some() || rule.stdout.is_some() || rule.stderr.is_some() => Reply {
@@ -310,13 +317,52 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
             Err(e) => Reply::fail(format!("{e}\n")),
         },
         ("helm", ["version", ..]) => Reply::ok("v3.17.0+gfake\n"),
+        ("helm", ["show", "values", chart, rest @ ..]) => {
+            let version = flag_values(rest, &["--version"]).into_iter().next();
+            match charts::show_values(chart, version.as_deref()) {
+                Some(values) => Reply::ok(values),
+                None => Reply::fail(format!(
+                    "Error: the fake helm does not model chart {chart} {}: read its values.yaml and add its keys to test/support/fake_charts.rs\n",
+                    version.as_deref().unwrap_or("(latest)")
+                )),
+            }
+        }
+        ("helm", ["upgrade", "--install", release, chart, rest @ ..]) => {
+            let namespace =
+                flag_values(rest, &["--namespace", "-n"]).into_iter().next().unwrap_or("default".into());
+            let mut values = Vec::new();
+            for file in flag_values(rest, &["--values", "-f"]) {
+                match fs::read_to_string(&file) {
+                    Ok(text) => values.push(text),
+                    Err(e) => return Reply::fail(format!("Error: open {file}: {e}\n")),
+                }
+            }
+            let sets: Vec<(String, String)> = flag_values(rest, &["--set", "--set-string"])
+                .iter()
+                .flat_map(|s| s.split(',').map(String::from).collect::<Vec<_>>())
+                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect();
+            match charts::install(chart, release, &namespace, &values, &sets) {
+                Ok(services) => {
+                    state.services.extend(services);
+                    Reply::ok(format!("Release \"{release}\" has been upgraded. Happy Helming!\n"))
+                }
+                Err(e) => Reply::fail(e),
+            }
+        }
         ("kubectl", ["version", ..]) => Reply::ok("Client Version: v1.32.0-fake\n"),
         _ => Reply::ok(""),
     }
 }
 
-/// A real listener on the local port, like kubectl's; runs until killed.
-fn port_forward(argv: &[String], scenario: &Scenario) -> Result<i32, String> {
+/// A real listener on the local port, like kubectl's; runs until killed. A Service a modelled
+/// chart made is resolved as kubectl resolves it; when the pod port it reaches is not where the
+/// pod listens, every connection is accepted and dropped (kubectl logs "connection refused").
+fn port_forward(
+    argv: &[String],
+    scenario: &Scenario,
+    services: &BTreeMap<String, charts::Service>,
+) -> Result<i32, String> {
     use std::net::{TcpListener, TcpStream};
     let ports = argv.iter().find(|a| {
         a.split_once(':').is_some_and(|(l, r)| l.parse::<u16>().is_ok() && r.parse::<u16>().is_ok())
@@ -326,6 +372,21 @@ fn port_forward(argv: &[String], scenario: &Scenario) -> Result<i32, String> {
         return Ok(1);
     };
     let target = argv.iter().find(|a| a.contains('/') && !a.starts_with('-')).cloned().unwrap_or_default();
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let namespace = flag_values(&args, &["--namespace", "-n"]).into_iter().next().unwrap_or("default".into());
+    let mut dead_end = None;
+    if let Some(service) = target.strip_prefix("svc/").and_then(|s| services.get(&format!("{namespace}/{s}")))
+    {
+        let name = target.trim_start_matches("svc/");
+        match service.pod_port(name, remote.parse().unwrap_or(0)) {
+            Err(e) => {
+                eprint!("{e}");
+                return Ok(1);
+            }
+            Ok(pod_port) if pod_port != service.listens_on => dead_end = Some(pod_port),
+            Ok(_) => {}
+        }
+    }
     let listener = match TcpListener::bind(("127.0.0.1", local.parse::<u16>().unwrap_or(0))) {
         Ok(l) => l,
         Err(e) => {
@@ -339,6 +400,14 @@ fn port_forward(argv: &[String], scenario: &Scenario) -> Result<i32, String> {
     let backend = scenario.forwards.get(&target).cloned();
     for conn in listener.incoming().flatten() {
         println!("Handling connection for {local}");
+        if let Some(pod_port) = dead_end {
+            eprintln!(
+                "E0000 portforward.go:424] \"Unhandled Error\" err=\"an error occurred forwarding {local} -> {pod_port}: \
+                 error forwarding port {pod_port} to pod: connect: connection refused\""
+            );
+            drop(conn);
+            continue;
+        }
         let backend = backend.clone();
         std::thread::spawn(move || {
             let mut client = conn;

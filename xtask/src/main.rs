@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::e2e::{flows, gitea, metrics, port_forward, quickstart, run_context, runs, setup};
+use xtask::e2e::{flows, gitea, metrics, port_forward, quickstart, run_context_cmd, runs, setup};
 use xtask::lint::commands::{DockerfilesArgs, HardcodedArgs, LintArgs};
 use xtask::{bench, ci, doctor, exec, paths};
 
@@ -28,7 +28,7 @@ enum Command {
     E2e(flows::Args),
     Runs(runs::RunsArgs),
     Cleanup(runs::CleanupArgs),
-    RunContext(run_context::Args),
+    RunContext(run_context_cmd::Args),
     Gitea(gitea::Args),
     PortForward(port_forward::Args),
     Quickstart(quickstart::Args),

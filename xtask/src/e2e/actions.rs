@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use super::run_context::RunContext;
@@ -132,13 +132,19 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
             }
         }
         Action::Helm { release, chart, repo, version, namespace, values, set, timeout } => {
-            let mut args = Vec::new();
+            let mut source = Vec::new();
             if let Some(repo) = repo {
-                args.extend(["--repo".to_string(), repo.clone()]);
+                source.extend(["--repo".to_string(), repo.clone()]);
             }
             if let Some(version) = version {
-                args.extend(["--version".to_string(), version.clone()]);
+                source.extend(["--version".to_string(), version.clone()]);
             }
+            if !values.is_empty() && !job.dry_run {
+                let shown = &source;
+                let defaults = call(cmd!(sh, "helm show values {chart} {shown...}"))?;
+                check_values_keys(chart, version.as_deref(), &defaults.stdout, values)?;
+            }
+            let mut args = source;
             for v in values {
                 args.extend(["--values".to_string(), v.display().to_string()]);
             }
@@ -168,4 +174,51 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuses a values file whose top-level key the chart does not have: helm ignores unknown keys
+/// silently (a chart without a values schema), so a key meant for another chart version (e.g.
+/// `valkey-cluster`, which the gitea chart has only from 11.0) would quietly change nothing.
+fn check_values_keys(chart: &str, version: Option<&str>, defaults: &str, files: &[PathBuf]) -> Result<()> {
+    let known = top_level_keys(defaults);
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        for key in top_level_keys(&text) {
+            if key != "global" && !known.contains(&key) {
+                bail!(
+                    "{}: `{key}` is not a value of chart {chart} {} (`helm show values` has no such key; helm would ignore it silently). Known keys: {}",
+                    file.display(),
+                    version.unwrap_or("(latest)"),
+                    known.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Top-level keys of a block-style YAML document (`key:` at column 0).
+pub(crate) fn top_level_keys(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with([' ', '\t', '#', '-']) && !l.starts_with("..."))
+        .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim().trim_matches(['"', '\'']).to_string()))
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_keys_the_chart_lacks_are_refused_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("v.yaml");
+        std::fs::write(&file, "# c\ngitea:\n  a: 1\n\"redis-cluster\":\n  enabled: false\n").unwrap();
+        let defaults = "gitea: {}\nredis-cluster:\n  enabled: true\n";
+        check_values_keys("gitea", Some("10.6.0"), defaults, std::slice::from_ref(&file)).unwrap();
+        std::fs::write(&file, "gitea: {}\nvalkey-cluster:\n  enabled: false\n").unwrap();
+        let err = check_values_keys("gitea", Some("10.6.0"), defaults, &[file]).unwrap_err().to_string();
+        assert!(err.contains("v.yaml: `valkey-cluster` is not a value of chart gitea 10.6.0"), "{err}");
+    }
 }

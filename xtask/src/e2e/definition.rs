@@ -75,9 +75,16 @@ struct ForwardDef {
     target: String,
     local: u16,
     remote: u16,
-    /// HTTP path that answers 200 when healthy; empty: a TCP connect is the probe.
-    #[serde(default)]
+    /// How to tell the service behind the forward answers: an HTTP path that must answer 200, or
+    /// `ssh` (an SSH banner). A TCP connect is no probe: kubectl's own listener always accepts.
     probe: String,
+    /// Variables this forward provides to every run, `${local}` standing for the local port
+    /// (`E2E_GITEA_API_URL = "http://127.0.0.1:${local}/api/v1"`).
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    /// How long the service may take to answer after setup (a cold image pull takes minutes).
+    #[serde(default = "d300")]
+    ready_timeout: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +249,13 @@ pub(crate) struct Definition {
     pub(crate) quickstart: Option<Quickstart>,
 }
 
+impl Definition {
+    /// What the forwards provide to every run (their `env`): the run context's defaults.
+    pub(crate) fn service_env(&self) -> BTreeMap<String, String> {
+        self.forwards.iter().flat_map(|f| f.env.iter().cloned()).collect()
+    }
+}
+
 /// How the system under test is installed into one run and what proves it works.
 #[derive(Debug, Clone)]
 pub(crate) struct Quickstart {
@@ -264,7 +278,38 @@ pub(crate) struct Forward {
     pub(crate) target: String,
     pub(crate) local: u16,
     pub(crate) remote: u16,
-    pub(crate) probe: String,
+    pub(crate) probe: Probe,
+    /// What the forward provides to runs (`E2E_GITEA_API_URL` → its URL), `${local}` expanded.
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) ready_timeout: Duration,
+}
+
+/// How a forward's health is judged: by the protocol of the service behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// `GET <path>` answers 200.
+    Http(String),
+    /// The server sends an SSH identification line (`SSH-2.0-...`, RFC 4253 section 4.2).
+    Ssh,
+}
+
+impl Probe {
+    /// `/path` or `ssh`.
+    pub(crate) fn parse(text: &str) -> Option<Probe> {
+        match text {
+            "ssh" => Some(Probe::Ssh),
+            p if p.starts_with('/') => Some(Probe::Http(p.to_string())),
+            _ => None,
+        }
+    }
+
+    /// As the definition spells it.
+    pub(crate) fn spelled(&self) -> &str {
+        match self {
+            Probe::Http(path) => path,
+            Probe::Ssh => "ssh",
+        }
+    }
 }
 
 /// One e2e flow.
@@ -352,8 +397,21 @@ fn forwards(file: &File, shown: &str) -> Result<Vec<Forward>> {
         if out.iter().any(|o| o.local == f.local || o.name == f.name) {
             bail!("{shown}: {key}: local port {} or name used twice", f.local);
         }
-        if !f.probe.is_empty() && !f.probe.starts_with('/') {
-            bail!("{shown}: {key}.probe: an HTTP path starting with '/' (or empty for a TCP check)");
+        let Some(probe) = Probe::parse(&f.probe) else {
+            bail!(
+                "{shown}: {key}.probe: {:?} is not a probe: give an HTTP path that answers 200 (\"/-/ready\") or \"ssh\" \
+                 (a TCP connect proves nothing: kubectl's own listener accepts it even when nothing answers behind it)",
+                f.probe
+            );
+        };
+        let mut env = Vec::new();
+        for (var, value) in &f.env {
+            if !var.starts_with("E2E_")
+                || !var.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
+                bail!("{shown}: {key}.env: {var:?}: variables a forward provides are named E2E_<UPPER_CASE>");
+            }
+            env.push((var.clone(), value.replace("${local}", &f.local.to_string())));
         }
         out.push(Forward {
             name: f.name.clone(),
@@ -361,7 +419,10 @@ fn forwards(file: &File, shown: &str) -> Result<Vec<Forward>> {
             target: f.target.clone(),
             local: f.local,
             remote: f.remote,
-            probe: f.probe.clone(),
+            probe,
+            env,
+            ready_timeout: parse_duration(&f.ready_timeout)
+                .map_err(|e| anyhow::anyhow!("{shown}: {key}.ready-timeout: {e}"))?,
         });
     }
     Ok(out)

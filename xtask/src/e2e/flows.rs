@@ -111,7 +111,7 @@ impl Args {
         let setup_report = {
             let _lock = SharedLock::acquire()?;
             let report = ensure_shared(sh, &def)?;
-            port_forward::ensure(&def.forwards, Duration::from_secs(120))?;
+            port_forward::ensure(&def.forwards)?;
             report
         };
         if exec::cancelled() {
@@ -211,7 +211,7 @@ fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Report> {
             return Ok(Report::single("shared infra (reused)", start.elapsed().as_secs_f64()));
         }
     }
-    let ctx = RunContext::resolve(sh, &Request { run_id: None, flow: Some("setup".into()) })?;
+    let ctx = RunContext::resolve(sh, &Request::new(None, Some("setup")).with_services(def.service_env()))?;
     println!("setting up shared infra ({} tasks)", def.tasks.len());
     let report = setup::run_graph(sh, def, &ctx, false, false)?;
     if let Some(error) = report.failure() {
@@ -272,8 +272,8 @@ fn run_flow(
     sh.change_dir(&def.root);
     // Each flow gets its own run id, even when E2E_RUN_ID is set for the invocation (a given id
     // also makes the context ignore the environment's namespaces).
-    let request =
-        Request { run_id: Some(crate::e2e::run_context::generate_run_id()), flow: Some(flow.name.clone()) };
+    let request = Request::new(Some(crate::e2e::run_context::generate_run_id()), Some(&flow.name))
+        .with_services(def.service_env());
     let ctx = match RunContext::resolve(&sh, &request) {
         Ok(ctx) => ctx,
         Err(e) => {

@@ -198,14 +198,12 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 // Where Gitea is and who administers it.
 // ---------------------------------------------------------------------------------------------
 
-/// The shared Gitea: the API and SSH endpoints and the admin account.
+/// The shared Gitea's admin account and names (its endpoints are in the run context).
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) admin_user: String,
     pub(crate) admin_password: String,
     pub(crate) org: String,
-    /// `host:port` reachable from here (ssh-keyscan, the run's checkout).
-    pub(crate) ssh_endpoint: String,
     /// User in SSH clone URLs.
     pub(crate) ssh_user: String,
     /// Host name the cluster uses for Gitea's SSH (`known_hosts` in the secret); empty: as scanned.
@@ -216,7 +214,7 @@ pub(crate) struct Settings {
 
 impl Settings {
     /// From the environment: `E2E_GITEA_ADMIN_USER`, `E2E_GITEA_ADMIN_PASSWORD` (never a flag:
-    /// flags show in process lists), `E2E_GITEA_ORG`, `E2E_GITEA_SSH`, `E2E_GITEA_SSH_USER`,
+    /// flags show in process lists), `E2E_GITEA_ORG`, `E2E_GITEA_SSH_USER`,
     /// `E2E_GITEA_SSH_CLUSTER_HOST`, with the shared infra's defaults.
     pub(crate) fn from_env(sh: &Shell) -> Settings {
         let env =
@@ -225,21 +223,12 @@ impl Settings {
             admin_user: env("E2E_GITEA_ADMIN_USER", "giteaadmin"),
             admin_password: env("E2E_GITEA_ADMIN_PASSWORD", "e2e-gitea-admin"),
             org: env("E2E_GITEA_ORG", "testorg"),
-            ssh_endpoint: env("E2E_GITEA_SSH", "localhost:13022"),
             ssh_user: env("E2E_GITEA_SSH_USER", "git"),
             ssh_cluster_host: env("E2E_GITEA_SSH_CLUSTER_HOST", "gitea-ssh.gitea-e2e.svc.cluster.local"),
             ready_timeout: Duration::from_secs(env("E2E_GITEA_READY_TIMEOUT", "60").parse().unwrap_or(60)),
         };
         exec::register_secret(&settings.admin_password);
         settings
-    }
-
-    fn ssh_host_port(&self) -> Result<(String, String)> {
-        let (host, port) = self
-            .ssh_endpoint
-            .rsplit_once(':')
-            .ok_or_else(|| anyhow!("E2E_GITEA_SSH={:?}: expected host:port", self.ssh_endpoint))?;
-        Ok((host.trim_matches(['[', ']']).to_string(), port.to_string()))
     }
 }
 
@@ -444,7 +433,7 @@ impl Steps<'_> {
     /// sometimes gets the banner but no key: retried with bounded backoff.
     fn scan_host_keys(&self) -> Result<KnownHosts> {
         let (sh, settings) = (self.sh, self.settings);
-        let (host, port) = settings.ssh_host_port()?;
+        let (host, port) = self.ctx.gitea_ssh_host_port()?;
         let mut attempt = 0;
         let (scan, scanned) = loop {
             attempt += 1;
@@ -516,7 +505,7 @@ impl Steps<'_> {
     /// Returns the SSH clone URL.
     fn prepare_checkout(&self, repo: &str, key: &Path, known_hosts: &Path) -> Result<String> {
         let (sh, settings, log) = (self.sh, self.settings, &self.log);
-        let (host, port) = settings.ssh_host_port()?;
+        let (host, port) = self.ctx.gitea_ssh_host_port()?;
         let org = &settings.org;
         let clone_url_ssh = format!("ssh://{}@{}:{port}/{org}/{repo}.git", settings.ssh_user, bracket(&host));
         let ssh_command = ssh_command(key, known_hosts);
@@ -628,8 +617,7 @@ pub(crate) fn teardown(sh: &Shell, run_id: &str, flow: Option<&str>, settings: &
     };
     let mut errors = Vec::new();
     for flow in flows {
-        let ctx =
-            RunContext::resolve(sh, &Request { run_id: Some(run_id.to_string()), flow: Some(flow.clone()) })?;
+        let ctx = RunContext::resolve(sh, &Request::new(Some(run_id.to_string()), Some(&flow)))?;
         let ctx = RunContext {
             test_namespace: recorded
                 .as_ref()
@@ -750,7 +738,7 @@ impl Args {
                 if run_id.is_none() && sh.var("E2E_RUN_ID").is_err() {
                     bail!("gitea setup needs a run: pass --run-id or set E2E_RUN_ID (`cargo xtask run-context`)");
                 }
-                let ctx = RunContext::resolve(sh, &Request { run_id, flow })?;
+                let ctx = RunContext::resolve(sh, &Request::new(run_id, flow.as_deref()))?;
                 ctx.export(sh);
                 let record = setup(sh, &ctx, &settings)?;
                 println!("run {}: repository {}/{} ready", ctx.run_id, record.org, record.repo);

@@ -2,7 +2,7 @@
 //! shared infra set up on the pipeline engine, and the flows that run on it.
 //!
 //! Subcommands and their modules: `setup` → [`setup`], `e2e` → [`flows`], `runs`/`cleanup` →
-//! [`runs`], `run-context` → [`run_context`], `gitea` → [`gitea`], `port-forward` →
+//! [`runs`], `run-context` → [`run_context_cmd`], `gitea` → [`gitea`], `port-forward` →
 //! [`port_forward`], `quickstart` → [`quickstart`], `metrics` → [`metrics`].
 
 pub mod actions;
@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod port_forward;
 pub mod quickstart;
 pub mod run_context;
+pub mod run_context_cmd;
 pub mod runs;
 pub mod setup;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::e2e::definition::{self, Forward};
+use crate::e2e::definition::{self, Forward, Probe};
 use crate::exec::{self, CancelToken};
 use crate::paths;
 
@@ -85,21 +85,44 @@ pub(crate) fn listener_owner(port: u16) -> Option<(u32, String)> {
     None
 }
 
-/// Is the forward answering? HTTP 200 on its probe path, or a TCP connect when it has none.
+/// Is the service behind the forward answering, in its own protocol? A TCP connect would only
+/// reach kubectl's listener, which accepts even when the pod port behind it is dead (a headless
+/// Service forwards to the *service* port on the pod, kubectl `pkg/util/service_port.go`).
 pub(crate) fn healthy(f: &Forward) -> bool {
-    if f.probe.is_empty() {
-        return TcpStream::connect_timeout(&([127, 0, 0, 1], f.local).into(), Duration::from_secs(2)).is_ok();
+    match &f.probe {
+        Probe::Http(path) => {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(3)))
+                .build()
+                .into();
+            agent
+                .get(format!("http://127.0.0.1:{}{path}", f.local))
+                .call()
+                .map(|r| r.status().as_u16() == 200)
+                .unwrap_or(false)
+        }
+        Probe::Ssh => ssh_banner(f.local).is_some(),
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(3)))
-        .build()
-        .into();
-    agent
-        .get(format!("http://127.0.0.1:{}{}", f.local, f.probe))
-        .call()
-        .map(|r| r.status().as_u16() == 200)
-        .unwrap_or(false)
+}
+
+/// The SSH identification line a server sends first (`SSH-2.0-...`, RFC 4253 section 4.2).
+pub(crate) fn ssh_banner(port: u16) -> Option<String> {
+    use std::io::Read;
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.contains(&b'\n') && got.len() < 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    // Servers may send other lines before the identification line.
+    text.lines().find(|l| l.starts_with("SSH-")).map(|l| l.trim_end().to_string())
 }
 
 fn describe_foreign(f: &Forward, who: &Option<(u32, String)>) -> String {
@@ -115,7 +138,7 @@ fn describe_foreign(f: &Forward, who: &Option<(u32, String)>) -> String {
 
 /// Makes every forward healthy: a healthy one of ours is reused, a free port gets a new
 /// supervisor, a foreign holder is an error (and is left alone).
-pub(crate) fn ensure(forwards: &[Forward], deadline: Duration) -> Result<()> {
+pub(crate) fn ensure(forwards: &[Forward]) -> Result<()> {
     let mut started = Vec::new();
     for f in forwards {
         match holder(f.local) {
@@ -129,6 +152,7 @@ pub(crate) fn ensure(forwards: &[Forward], deadline: Duration) -> Result<()> {
     }
     let start = Instant::now();
     for f in forwards {
+        let deadline = f.ready_timeout;
         while !healthy(f) {
             if exec::cancelled() {
                 bail!("interrupted while waiting for port-forward {}", f.name);
@@ -137,12 +161,13 @@ pub(crate) fn ensure(forwards: &[Forward], deadline: Duration) -> Result<()> {
                 let tail = std::fs::read_to_string(log_file(f.local)).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(8).collect();
                 bail!(
-                    "port-forward {} (localhost:{} -> {} {}:{}) not healthy within {:.0}s; last log lines:\n{}",
+                    "port-forward {} (127.0.0.1:{} -> {} {}:{}) did not pass its probe ({}) within {:.0}s; last log lines:\n{}",
                     f.name,
                     f.local,
                     f.namespace,
                     f.target,
                     f.remote,
+                    f.probe.spelled(),
                     deadline.as_secs_f64(),
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 );
@@ -158,7 +183,7 @@ fn start_supervisor(f: &Forward) -> Result<()> {
     let xtask = std::env::current_exe().context("locating the xtask binary")?;
     let (name, ns, target, local, remote) =
         (&f.name, &f.namespace, &f.target, f.local.to_string(), f.remote.to_string());
-    let probe = format!("--probe={}", f.probe);
+    let probe = format!("--probe={}", f.probe.spelled());
     let pid = exec::cmd(cmd!(
         sh,
         "{xtask} port-forward supervise --name {name} --namespace {ns} --target {target} --local {local} --remote {remote} {probe}"
@@ -217,7 +242,9 @@ fn supervise(f: &Forward) -> Result<i32> {
             })?;
             let (ns, target) = (&forward.namespace, &forward.target);
             let ports = format!("{}:{}", forward.local, forward.remote);
+            // kubectl's own lines ("Forwarding from", "error forwarding port ...") go to the log.
             exec::cmd(cmd!(sh, "kubectl port-forward --address 127.0.0.1 --namespace {ns} {target} {ports}"))
+                .log(log_file(forward.local))
                 .cancel_token(&child_token)
                 .run()
         });
@@ -242,7 +269,8 @@ fn supervise(f: &Forward) -> Result<i32> {
                 // Give a fresh kubectl a few seconds to bind, then 3 failed probes in a row restart it.
                 if failures >= 3 && started.elapsed() > Duration::from_secs(3) {
                     println!(
-                        "=== probe failed {failures} times; restarting kubectl (generation {generation})"
+                        "=== probe ({}) failed {failures} times; restarting kubectl (generation {generation})",
+                        f.probe.spelled()
                     );
                     token.cancel();
                     break;
@@ -312,7 +340,7 @@ pub enum Command {
         local: u16,
         #[arg(long)]
         remote: u16,
-        #[arg(long, default_value = "")]
+        #[arg(long)]
         probe: String,
     },
 }
@@ -320,7 +348,18 @@ pub enum Command {
 impl Args {
     pub fn run(self) -> Result<i32> {
         if let Command::Supervise { name, namespace, target, local, remote, probe } = self.command {
-            return supervise(&Forward { name, namespace, target, local, remote, probe });
+            let probe = Probe::parse(&probe).ok_or_else(|| anyhow!("--probe: an HTTP path or `ssh`"))?;
+            let ready_timeout = Duration::ZERO;
+            return supervise(&Forward {
+                name,
+                namespace,
+                target,
+                local,
+                remote,
+                probe,
+                env: Vec::new(),
+                ready_timeout,
+            });
         }
         let path = self.definition.unwrap_or_else(definition::default_path);
         let forwards = definition::load(&path)?.forwards;
@@ -346,7 +385,7 @@ impl Args {
                 Ok(0)
             }
             Command::Ensure => {
-                ensure(&forwards, Duration::from_secs(60))?;
+                ensure(&forwards)?;
                 for f in &forwards {
                     println!("{}: localhost:{} healthy", f.name, f.local);
                 }

@@ -61,8 +61,10 @@ impl Args {
             Mode::Helm => "quickstart-helm",
             Mode::Manifest => "quickstart-manifest",
         };
-        let ctx =
-            RunContext::resolve(sh, &Request { run_id: Some(self.run_id.clone()), flow: Some(flow.into()) })?;
+        let ctx = RunContext::resolve(
+            sh,
+            &Request::new(Some(self.run_id.clone()), Some(flow)).with_services(def.service_env()),
+        )?;
         ctx.export(sh);
         match run(sh, &ctx, &qs, self.mode) {
             Ok(()) => {
@@ -158,15 +160,19 @@ fn helm_install(sh: &Shell, ctx: &RunContext, qs: &Quickstart, repo: &str, log: 
     let chart = qs.chart.as_ref().ok_or_else(|| anyhow!("[quickstart] has no chart for --mode helm"))?;
     let release = ctx.scoped_name("qs");
     let ns = &ctx.test_namespace;
-    let mut sets = vec![
+    // The run's identifiers are strings whatever they look like: `--set` parses values by type
+    // (helm strvals: `0123` becomes 123, `true` a bool), `--set-string` keeps them as written.
+    let strings = vec![
         format!("runId={}", ctx.run_id),
         format!("runLabel={}", ctx.label_key),
         format!("git.repo={repo}"),
         format!("git.secret={}", ctx.secret_http()),
         format!("git.api={}", qs.gitea_api),
     ];
-    sets.extend(qs.values.iter().map(|(k, v)| format!("{k}={v}")));
-    let set_args: Vec<String> = sets.into_iter().flat_map(|s| ["--set".to_string(), s]).collect();
+    let mut set_args: Vec<String> =
+        strings.into_iter().flat_map(|s| ["--set-string".to_string(), s]).collect();
+    // The definition's own values: typed as the user wrote them.
+    set_args.extend(qs.values.iter().flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]));
     let timeout = format!("{}s", qs.timeout.as_secs());
     let labels = format!("{}={}", ctx.label_key, ctx.run_id);
     exec::cmd(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {ns} --labels {labels} --wait --timeout {timeout} {set_args...}"))

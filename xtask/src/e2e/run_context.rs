@@ -4,9 +4,13 @@
 //! Kubernetes secret names, state directories, the run label. Everything else asks it.
 //!
 //! Env contract: `E2E_RUN_ID`, `E2E_FLOW`, `E2E_TEST_NAMESPACE`, `E2E_CONTROLLER_NAMESPACE`,
-//! `E2E_GITEA_API_URL`, `E2E_PROMETHEUS_URL`, `E2E_ARTIFACTS_DIR`, `E2E_RUN_LABEL`, and
-//! `E2E_CHECKOUT_DIR` (the run's Git checkout, for tests that poll it). Values are
-//! generated when absent and validated when given, and exported to every child process.
+//! `E2E_GITEA_API_URL`, `E2E_GITEA_SSH`, `E2E_PROMETHEUS_URL`, `E2E_ARTIFACTS_DIR`,
+//! `E2E_RUN_LABEL`, and `E2E_CHECKOUT_DIR` (the run's Git checkout, for tests that poll it), plus
+//! whatever the definition's port-forwards provide. Values are generated when absent and validated
+//! when given, and exported to every child process. Service endpoints come from the environment,
+//! else from the definition's `[[port-forward]] env`, else the defaults below; they name
+//! 127.0.0.1, never `localhost`, which can resolve to `::1` first while kubectl listens on
+//! 127.0.0.1 (and `ssh-keyscan` tries only the first address).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,8 +22,9 @@ use crate::paths;
 
 /// The label every object of a run carries (key; the value is the run id).
 pub(crate) const DEFAULT_LABEL_KEY: &str = "configbutler.ai/e2e-run-id";
-pub(crate) const DEFAULT_GITEA_API_URL: &str = "http://localhost:13000/api/v1";
-pub(crate) const DEFAULT_PROMETHEUS_URL: &str = "http://localhost:19090";
+pub(crate) const DEFAULT_GITEA_API_URL: &str = "http://127.0.0.1:13000/api/v1";
+pub(crate) const DEFAULT_GITEA_SSH: &str = "127.0.0.1:13022";
+pub(crate) const DEFAULT_PROMETHEUS_URL: &str = "http://127.0.0.1:19090";
 /// The flows the e2e knows; the longest name bounds the run id's length.
 pub(crate) const FLOWS: &[&str] = &["full", "quickstart-helm", "quickstart-manifest"];
 /// `run-e2e-quickstart-manifest-` : the longest namespace prefix.
@@ -36,9 +41,13 @@ pub(crate) struct RunContext {
     pub(crate) test_namespace: String,
     pub(crate) controller_namespace: String,
     pub(crate) gitea_api_url: String,
+    /// `host:port` of Gitea's SSH (the forward's local side).
+    pub(crate) gitea_ssh: String,
     pub(crate) prometheus_url: String,
     pub(crate) artifacts_dir: PathBuf,
     pub(crate) label_key: String,
+    /// Other variables the definition's forwards provide (`E2E_MYAPP_URL`, ...).
+    pub(crate) services: BTreeMap<String, String>,
 }
 
 /// The rule a run id must follow, as error messages state it.
@@ -137,6 +146,20 @@ pub(crate) fn generate_run_id() -> String {
 pub(crate) struct Request {
     pub(crate) run_id: Option<String>,
     pub(crate) flow: Option<String>,
+    /// What the definition's port-forwards provide: defaults under the environment.
+    pub(crate) services: BTreeMap<String, String>,
+}
+
+impl Request {
+    pub(crate) fn new(run_id: Option<String>, flow: Option<&str>) -> Request {
+        Request { run_id, flow: flow.map(str::to_string), services: BTreeMap::new() }
+    }
+
+    /// With the service endpoints the definition's forwards provide (`Definition::service_env`).
+    pub(crate) fn with_services(mut self, services: BTreeMap<String, String>) -> Request {
+        self.services = services;
+        self
+    }
 }
 
 impl RunContext {
@@ -168,10 +191,21 @@ impl RunContext {
             }
             None => controller_namespace(&flow, &run_id),
         };
-        let gitea_api_url = env("E2E_GITEA_API_URL").unwrap_or_else(|| DEFAULT_GITEA_API_URL.into());
+        let service = |k: &str, default: &str| {
+            env(k).or_else(|| request.services.get(k).cloned()).unwrap_or_else(|| default.to_string())
+        };
+        let gitea_api_url = service("E2E_GITEA_API_URL", DEFAULT_GITEA_API_URL);
         validate_url("E2E_GITEA_API_URL", &gitea_api_url)?;
-        let prometheus_url = env("E2E_PROMETHEUS_URL").unwrap_or_else(|| DEFAULT_PROMETHEUS_URL.into());
+        let gitea_ssh = service("E2E_GITEA_SSH", DEFAULT_GITEA_SSH);
+        split_endpoint(&gitea_ssh).with_context(|| format!("invalid E2E_GITEA_SSH={gitea_ssh:?}"))?;
+        let prometheus_url = service("E2E_PROMETHEUS_URL", DEFAULT_PROMETHEUS_URL);
         validate_url("E2E_PROMETHEUS_URL", &prometheus_url)?;
+        let services: BTreeMap<String, String> = request
+            .services
+            .keys()
+            .filter(|k| !matches!(k.as_str(), "E2E_GITEA_API_URL" | "E2E_GITEA_SSH" | "E2E_PROMETHEUS_URL"))
+            .map(|k| (k.clone(), service(k, "")))
+            .collect();
         let artifacts_dir = env("E2E_ARTIFACTS_DIR")
             .filter(|_| from_env)
             .map(PathBuf::from)
@@ -186,25 +220,38 @@ impl RunContext {
             test_namespace,
             controller_namespace,
             gitea_api_url,
+            gitea_ssh,
             prometheus_url,
             artifacts_dir,
             label_key,
+            services,
         })
     }
 
     /// The variables every child process of this run gets.
-    pub(crate) fn env(&self) -> BTreeMap<&'static str, String> {
-        BTreeMap::from([
+    pub(crate) fn env(&self) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = [
             ("E2E_RUN_ID", self.run_id.clone()),
             ("E2E_FLOW", self.flow.clone()),
             ("E2E_TEST_NAMESPACE", self.test_namespace.clone()),
             ("E2E_CONTROLLER_NAMESPACE", self.controller_namespace.clone()),
             ("E2E_GITEA_API_URL", self.gitea_api_url.clone()),
+            ("E2E_GITEA_SSH", self.gitea_ssh.clone()),
             ("E2E_PROMETHEUS_URL", self.prometheus_url.clone()),
             ("E2E_ARTIFACTS_DIR", self.artifacts_dir.display().to_string()),
             ("E2E_RUN_LABEL", self.label_key.clone()),
             ("E2E_CHECKOUT_DIR", self.checkout_dir().display().to_string()),
-        ])
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        env.extend(self.services.clone());
+        env
+    }
+
+    /// Gitea's SSH endpoint as (host, port).
+    pub(crate) fn gitea_ssh_host_port(&self) -> Result<(String, String)> {
+        split_endpoint(&self.gitea_ssh).with_context(|| format!("E2E_GITEA_SSH={:?}", self.gitea_ssh))
     }
 
     /// Exports the run's variables to every command built from `sh`.
@@ -265,6 +312,19 @@ impl RunContext {
     }
 }
 
+/// `host:port` (or `[v6]:port`) → (host, port). `localhost` becomes 127.0.0.1: glibc may resolve
+/// it to `::1` first, where kubectl's forward may not listen, and `ssh-keyscan` tries only the
+/// first address it resolves (while `ssh` falls back), so a scan of `localhost` can find nothing.
+pub(crate) fn split_endpoint(endpoint: &str) -> Result<(String, String)> {
+    let (host, port) = endpoint.rsplit_once(':').context("expected host:port")?;
+    let host = host.trim_matches(['[', ']']);
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        bail!("expected host:port with a port from 1 to 65535");
+    }
+    let host = if host == "localhost" { "127.0.0.1" } else { host };
+    Ok((host.to_string(), port.to_string()))
+}
+
 pub(crate) fn test_namespace(flow: &str, run_id: &str) -> String {
     format!("run-e2e-{flow}-{run_id}")
 }
@@ -284,62 +344,6 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restricting {} to its owner", dir.display()))
-}
-
-// ---------------------------------------------------------------------------------------------
-// `cargo xtask run-context`.
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Format {
-    Env,
-    Json,
-}
-
-/// Print a run context for shells and test runners.
-///
-/// Values come from the flags, else the E2E_* environment (validated), else are generated. A bad
-/// run id is refused with the rule before anything else happens.
-///
-/// Examples:
-///   eval "$(cargo xtask run-context --flow full --format env)"
-///   cargo xtask run-context --run-id pr1234-a --flow quickstart-helm --format json
-#[derive(clap::Args, Debug)]
-#[command(verbatim_doc_comment)]
-pub struct Args {
-    /// Flow the run belongs to (full, quickstart-helm, quickstart-manifest)
-    #[arg(long)]
-    pub(crate) flow: Option<String>,
-    /// Use this run id instead of $E2E_RUN_ID or a generated one
-    #[arg(long)]
-    pub(crate) run_id: Option<String>,
-    /// `env`: `export K='v'` lines for eval; `json`: one object
-    #[arg(long, value_enum, default_value = "env")]
-    pub(crate) format: Format,
-}
-
-impl Args {
-    pub fn run(self, sh: &Shell) -> Result<i32> {
-        let ctx = RunContext::resolve(sh, &Request { run_id: self.run_id, flow: self.flow })?;
-        match self.format {
-            Format::Env => {
-                for (k, v) in ctx.env() {
-                    println!("export {k}={}", crate::exec::quote(&v));
-                }
-            }
-            Format::Json => {
-                let mut map = serde_json::Map::new();
-                for (k, v) in ctx.env() {
-                    map.insert(k.to_string(), v.into());
-                }
-                map.insert("labels".into(), ctx.labels());
-                map.insert("state_dir".into(), ctx.state_dir().display().to_string().into());
-                map.insert("gitea_repo".into(), ctx.repo_name().into());
-                println!("{}", serde_json::to_string_pretty(&map)?);
-            }
-        }
-        Ok(0)
-    }
 }
 
 #[cfg(test)]
@@ -365,5 +369,17 @@ mod tests {
         validate_run_id(&"a".repeat(MAX_RUN_ID)).unwrap();
         assert_eq!(test_namespace("quickstart-manifest", &"a".repeat(MAX_RUN_ID)).len(), 63);
         assert_eq!(controller_namespace("quickstart-manifest", &"a".repeat(MAX_RUN_ID)).len(), 63);
+    }
+
+    #[test]
+    fn endpoints_name_ipv4_loopback_never_localhost() {
+        assert_eq!(split_endpoint("localhost:13022").unwrap(), ("127.0.0.1".into(), "13022".into()));
+        // xtask-lint: allow(fixed-local-port) (test data)
+        assert_eq!(split_endpoint("[::1]:22").unwrap(), ("::1".into(), "22".into()));
+        assert_eq!(split_endpoint("gitea:2222").unwrap(), ("gitea".into(), "2222".into()));
+        for bad in ["", "nohost", ":22", "h:0", "h:99999", "h:x"] {
+            assert!(split_endpoint(bad).is_err(), "{bad}");
+        }
+        assert!(DEFAULT_GITEA_API_URL.contains("127.0.0.1") && DEFAULT_GITEA_SSH.starts_with("127.0.0.1"));
     }
 }

@@ -44,7 +44,10 @@ impl Args {
     pub fn run(self, sh: &Shell) -> Result<i32> {
         let path = self.definition.clone().unwrap_or_else(definition::default_path);
         let def = definition::load(&path)?;
-        let ctx = RunContext::resolve(sh, &Request { run_id: self.run_id, flow: Some("setup".into()) })?;
+        let ctx = RunContext::resolve(
+            sh,
+            &Request::new(self.run_id, Some("setup")).with_services(def.service_env()),
+        )?;
         if self.dry_run {
             print_plan(&def);
         }

@@ -34,8 +34,14 @@ struct World {
 
 impl World {
     /// `flows`: TOML `[[flow]]` entries appended to a definition with one image, a gitea deploy
-    /// and the three forwards on free ports.
+    /// (chart 10.6.0 with this repository's hack/gitea-values.yaml, which the fake chart model
+    /// checks) and the three forwards on free ports.
     fn new(flows: &str) -> World {
+        let values = std::fs::read_to_string(crate::harness::root().join("hack/gitea-values.yaml")).unwrap();
+        World::with_gitea_values(flows, &values)
+    }
+
+    fn with_gitea_values(flows: &str, values: &str) -> World {
         let fake = crate::harness::fake();
         let gitea = GiteaServer::start().unwrap();
         let (http, ssh, prom) = (free_port(), free_port(), free_port());
@@ -45,6 +51,7 @@ impl World {
         std::fs::create_dir_all(dir.path().join("docker")).unwrap();
         std::fs::write(dir.path().join("docker/app.Dockerfile"), "FROM scratch\n").unwrap();
         std::fs::write(dir.path().join("app.yaml"), "kind: List\n").unwrap();
+        std::fs::write(dir.path().join("gitea-values.yaml"), values).unwrap();
         let def = dir.path().join("e2e.toml");
         std::fs::write(
             &def,
@@ -60,7 +67,7 @@ dockerfile = "docker/app.Dockerfile"
 [[deploy]]
 name = "gitea"
 namespace = "gitea-e2e"
-helm = {{ chart = "gitea" }}
+helm = {{ chart = "gitea", version = "10.6.0", values = ["gitea-values.yaml"] }}
 
 [[port-forward]]
 name = "gitea"
@@ -69,6 +76,7 @@ target = "svc/gitea-http"
 local = {http}
 remote = 3000
 probe = "/api/v1/version"
+ready-timeout = "20s"
 
 [[port-forward]]
 name = "gitea-ssh"
@@ -76,6 +84,8 @@ namespace = "gitea-e2e"
 target = "svc/gitea-ssh"
 local = {ssh}
 remote = 22
+probe = "ssh"
+ready-timeout = "20s"
 
 [[port-forward]]
 name = "prometheus"
@@ -84,6 +94,7 @@ target = "svc/prometheus-operated"
 local = {prom}
 remote = 9090
 probe = "/-/ready"
+ready-timeout = "20s"
 {flows}"#
             ),
         )
@@ -492,4 +503,109 @@ fn stale_runs_are_reaped_and_live_ones_are_not() {
     assert!(!calls.iter().any(|c| c.line().contains("live1")), "a live run is never reaped");
     assert!(!w.run_dir("stale1").exists() && w.run_dir("live1").exists());
     assert_scoped_deletes(&calls);
+}
+
+/// The gitea chart's values as this repository had them before they were read against the chart:
+/// headless Services (the chart's default), no DB_TYPE with every database subchart off, and a key
+/// the chart does not have.
+fn old_values(current: &str) -> String {
+    current.lines().filter(|l| !l.contains("clusterIP")).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+#[test]
+fn an_ssh_forward_that_connects_but_serves_nothing_is_not_healthy() {
+    let values = std::fs::read_to_string(crate::harness::root().join("hack/gitea-values.yaml")).unwrap();
+    // Headless gitea-ssh: the forward reaches pod port 22, where the rootless image serves nothing;
+    // kubectl's listener still accepts, so only the SSH banner tells.
+    let w = World::with_gitea_values(THREE_FLOWS, &old_values(&values));
+    let started = Instant::now();
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    let text = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("port-forward gitea-ssh") && text.contains("did not pass its probe (ssh)"),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60), "bounded by ready-timeout");
+    let calls = w.fake.journal().unwrap();
+    assert!(runs(&calls).is_empty(), "no flow ran: {:?}", runs(&calls));
+    // kubectl's listener was up and accepted the probes (which is why a TCP connect is no probe);
+    // what sat behind it refused them.
+    let log =
+        std::fs::read_to_string(w.sandbox.state.path().join(format!("port-forwards/{}.log", w.ssh))).unwrap();
+    assert!(log.contains(&format!("Forwarding from 127.0.0.1:{}", w.ssh)), "{log}");
+    assert!(log.contains("-> 22: error forwarding port 22 to pod: connect: connection refused"), "{log}");
+}
+
+#[test]
+fn the_gitea_chart_without_db_type_or_with_an_unknown_key_fails_setup_naming_why() {
+    let values = std::fs::read_to_string(crate::harness::root().join("hack/gitea-values.yaml")).unwrap();
+    let no_db: String = values.lines().filter(|l| !l.contains("DB_TYPE")).collect::<Vec<_>>().join("\n");
+    let w = World::with_gitea_values(THREE_FLOWS, &no_db);
+    let out = w.xtask(&["setup", "--definition", w.def.to_str().unwrap()]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("deploy:gitea") && said.contains("unknown database type"), "{said}");
+
+    let w = World::with_gitea_values(THREE_FLOWS, &format!("{values}valkey-cluster:\n  enabled: false\n"));
+    let out = w.xtask(&["setup", "--definition", w.def.to_str().unwrap()]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("gitea-values.yaml: `valkey-cluster` is not a value of chart gitea 10.6.0"),
+        "{said}"
+    );
+    let calls = w.fake.journal().unwrap();
+    assert!(!calls.iter().any(|c| c.tool == "helm" && c.argv[0] == "upgrade"), "refused before installing");
+}
+
+#[test]
+fn run_context_takes_service_endpoints_from_the_definitions_forwards() {
+    let w = World::new(THREE_FLOWS);
+    let out = w
+        .xtask(&["run-context", "--definition", w.def.to_str().unwrap()])
+        .env_remove("E2E_GITEA_API_URL")
+        .env_remove("E2E_GITEA_SSH")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    // The world's forwards provide no env: the defaults, on 127.0.0.1, never localhost.
+    assert!(said.contains("export E2E_GITEA_SSH=127.0.0.1:13022"), "{said}");
+    let repo = Sandbox::new();
+    let out = repo.run(&[
+        "run-context",
+        "--definition",
+        crate::harness::root().join("test/e2e/e2e.toml").to_str().unwrap(),
+    ]);
+    let said = text(&out);
+    assert!(said.contains("export E2E_GITEA_API_URL=http://127.0.0.1:13000/api/v1"), "{said}");
+    assert!(said.contains("export E2E_GITEA_SSH=127.0.0.1:13022"), "{said}");
+    assert!(said.contains("export E2E_PROMETHEUS_URL=http://127.0.0.1:19090"), "{said}");
+    // Another port in the definition: the endpoint follows it.
+    let dir = tempfile::tempdir().unwrap();
+    let def = dir.path().join("e2e.toml");
+    std::fs::write(
+        &def,
+        "[cluster]\nname = \"e2e\"\n\n[[port-forward]]\nname = \"gitea-ssh\"\nnamespace = \"gitea-e2e\"\n\
+         target = \"svc/gitea-ssh\"\nlocal = 23022\nremote = 22\nprobe = \"ssh\"\n\
+         env = { E2E_GITEA_SSH = \"127.0.0.1:${local}\" }\n",
+    )
+    .unwrap();
+    let out = repo.run(&["run-context", "--definition", def.to_str().unwrap()]);
+    // xtask-lint: allow(fixed-local-port) (the definition's port, read back)
+    assert!(text(&out).contains("export E2E_GITEA_SSH=127.0.0.1:23022"), "{}", text(&out));
+    // The environment still wins over the definition (validated).
+    let out = repo
+        .xtask(&["run-context", "--definition", def.to_str().unwrap()])
+        .env("E2E_GITEA_SSH", "gitea:2222")
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("export E2E_GITEA_SSH=gitea:2222"), "{}", text(&out));
+    let out = repo
+        .xtask(&["run-context", "--definition", def.to_str().unwrap()])
+        .env("E2E_GITEA_SSH", "nohost")
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && text(&out).contains("invalid E2E_GITEA_SSH"), "{}", text(&out));
 }

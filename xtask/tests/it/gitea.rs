@@ -330,7 +330,7 @@ fn run_context_prints_an_eval_able_env_and_validates_given_values() {
     let text = ok(&out);
     assert!(text.contains("export E2E_RUN_ID=pr12-x\n"), "{text}");
     assert!(text.contains("export E2E_TEST_NAMESPACE=run-e2e-quickstart-manifest-pr12-x\n"), "{text}");
-    assert!(text.contains("export E2E_GITEA_API_URL=http://localhost:13000/api/v1\n"), "{text}");
+    assert!(text.contains("export E2E_GITEA_API_URL=http://127.0.0.1:13000/api/v1\n"), "{text}");
     // Through a real shell, as users do.
     let script = format!(
         "eval \"$('{}' run-context --flow full)\" && echo \"$E2E_RUN_ID $E2E_TEST_NAMESPACE\"",

@@ -150,8 +150,9 @@ fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_o
         "{line}"
     );
     assert!(
-        line.contains(&format!("--set runId={b}"))
-            && line.contains(&format!("--set git.repo=testorg/e2e-quickstart-helm-{b}")),
+        // Identifiers as strings: `--set` would parse `0123` as a number and `true` as a bool.
+        line.contains(&format!("--set-string runId={b}"))
+            && line.contains(&format!("--set-string git.repo=testorg/e2e-quickstart-helm-{b}")),
         "{line}"
     );
     // manifest: the generated overlay, applied with -k.
