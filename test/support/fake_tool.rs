@@ -41,6 +41,15 @@ struct Scenario {
     /// targets not listed answer every HTTP request with 200.
     #[serde(default)]
     forwards: BTreeMap<String, String>,
+    /// Contexts in the kubeconfig besides the kind clusters' (`prod-cluster`).
+    #[serde(default)]
+    contexts: Vec<String>,
+    /// The user's current context (what a call without `--context` would reach).
+    #[serde(default)]
+    current_context: Option<String>,
+    /// Contexts removed from the kubeconfig although their kind cluster runs.
+    #[serde(default)]
+    removed_contexts: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -160,6 +169,10 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
         Err(_) => Scenario::default(),
     };
     let joined = argv.join(" ");
+    let refusal = with_state(dir, |state| Ok(context_refusal(tool, argv, state, &scenario)))?;
+    if let Some(reply) = refusal {
+        return finish(dir, tool, argv, pid, pgid, start, stdin, reply);
+    }
     let rule = with_state(dir, |state| {
         for (i, rule) in scenario.rules.iter().enumerate() {
             if rule.tool != tool {
@@ -211,10 +224,26 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
         _ => with_state(dir, |state| Ok(builtin(tool, argv, state, &scenario)))?,
     };
 
+    finish(dir, tool, argv, pid, pgid, start, stdin, reply)
+}
+
+/// Prints the reply and journals the call.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    dir: &Path,
+    tool: &str,
+    argv: &[String],
+    pid: u32,
+    pgid: i32,
+    start: u64,
+    stdin: Option<String>,
+    reply: Reply,
+) -> Result<i32, String> {
     print!("{}", reply.stdout);
     eprint!("{}", reply.stderr);
     let _ = std::io::stdout().flush();
-    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("E2E_")).collect();
+    let env: BTreeMap<String, String> =
+        std::env::vars().filter(|(k, _)| k.starts_with("E2E_") || k == "KUBECONFIG").collect();
     let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
     append_line(
         &dir.join("journal.jsonl"),
@@ -226,10 +255,65 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
     Ok(reply.exit)
 }
 
+/// The contexts a kubeconfig would hold: kind writes `kind-<name>` for each cluster it creates
+/// (kind `pkg/cluster/internal/kubeconfig`), plus any the scenario adds (a user's other clusters).
+fn contexts(state: &State, scenario: &Scenario) -> Vec<String> {
+    state
+        .clusters
+        .iter()
+        .map(|c| format!("kind-{c}"))
+        .chain(scenario.contexts.iter().cloned())
+        .filter(|c| !scenario.removed_contexts.contains(c))
+        .collect()
+}
+
+/// kubectl `--context X` / helm `--kube-context X` with X not in the kubeconfig: the real tools
+/// refuse before talking to any cluster (and before any scenario rule could answer).
+fn context_refusal(tool: &str, argv: &[String], state: &State, scenario: &Scenario) -> Option<Reply> {
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let known = contexts(state, scenario);
+    let (flag, talks_to_cluster) = match tool {
+        "kubectl" => ("--context", !matches!(args.first(), Some(&"config") | Some(&"version"))),
+        "helm" => ("--kube-context", !matches!(args.first(), Some(&"show") | Some(&"version"))),
+        _ => return None,
+    };
+    let context = flag_values(&args, &[flag]).into_iter().next()?;
+    if known.contains(&context) || !talks_to_cluster {
+        return None;
+    }
+    Some(match tool {
+        "kubectl" => Reply::fail(format!("error: context \"{context}\" does not exist\n")),
+        _ => Reply::fail(format!(
+            "Error: Kubernetes cluster unreachable: context \"{context}\" does not exist\n"
+        )),
+    })
+}
+
 /// The fake world's default answers.
 fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) -> Reply {
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let known = contexts(state, scenario);
     match (tool, args.as_slice()) {
+        ("kubectl", ["config", "get-contexts", ..]) => {
+            Reply::ok(known.iter().map(|c| format!("{c}\n")).collect::<String>())
+        }
+        ("kubectl", ["config", "current-context", ..]) => match &scenario.current_context {
+            Some(c) => Reply::ok(format!("{c}\n")),
+            None => Reply::fail("error: current-context is not set\n"),
+        },
+        ("kind", ["get", "kubeconfig", rest @ ..]) => {
+            let name = cluster_name(rest);
+            if !state.clusters.contains(&name) {
+                return Reply::fail(format!(
+                    "ERROR: could not locate any control plane nodes for cluster named '{name}'\n"
+                ));
+            }
+            Reply::ok(format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://{name}-control-plane:6443\n  name: kind-{name}\n\
+                 contexts:\n- context:\n    cluster: kind-{name}\n    user: kind-{name}\n  name: kind-{name}\ncurrent-context: kind-{name}\n\
+                 users:\n- name: kind-{name}\n  user:\n    client-key-data: RkFLRS1TRUNSRVQ=\n"
+            ))
+        }
         ("docker", ["version", ..]) => Reply::ok("28.0.0-fake\n"),
         ("docker", ["info", ..]) => Reply::ok("28.0.0-fake\n"),
         ("docker", ["build", rest @ ..]) | ("docker", ["buildx", "build", rest @ ..]) => {

@@ -161,6 +161,7 @@ pub fn cmd(cmd: xshell::Cmd<'_>) -> Call {
         cleanup: false,
         dry_run: false,
         token: None,
+        withhold_stdout: false,
     }
 }
 
@@ -176,6 +177,7 @@ pub struct Call {
     cleanup: bool,
     dry_run: bool,
     token: Option<CancelToken>,
+    withhold_stdout: bool,
 }
 
 /// What a finished call produced. `stdout` is the raw, unredacted output for the caller to
@@ -199,6 +201,13 @@ impl Call {
     /// directories).
     pub fn log(mut self, path: impl Into<PathBuf>) -> Call {
         self.log = Some(path.into());
+        self
+    }
+
+    /// Keeps stdout out of the log and the echo (it holds credentials: a kubeconfig); the caller
+    /// still gets it.
+    pub fn withhold_stdout(mut self) -> Call {
+        self.withhold_stdout = true;
         self
     }
 
@@ -401,7 +410,12 @@ impl Call {
             kill_group(pgid, libc::SIGTERM);
         }
 
-        let readers = Readers::start(&mut child, log.clone(), self.echo);
+        if self.withhold_stdout {
+            if let Some(log) = &log {
+                log.line("=== stdout withheld from this log (it holds credentials)");
+            }
+        }
+        let readers = Readers::start(&mut child, log.clone(), self.echo, self.withhold_stdout);
         if let (Some(bytes), Some(mut stdin)) = (self.stdin.take(), child.stdin.take()) {
             // A command that exits without reading its input is not our error: ignore EPIPE.
             thread::spawn(move || {
@@ -546,12 +560,13 @@ struct Readers {
 }
 
 impl Readers {
-    fn start(child: &mut Child, log: Option<LogSink>, echo: bool) -> Readers {
+    fn start(child: &mut Child, log: Option<LogSink>, echo: bool, withhold_stdout: bool) -> Readers {
         let (tx, rx) = mpsc::channel();
         let mut count = 0;
         if let Some(out) = child.stdout.take() {
             count += 1;
-            spawn_reader(out, true, log.clone(), echo, tx.clone());
+            let (out_log, out_echo) = if withhold_stdout { (None, false) } else { (log.clone(), echo) };
+            spawn_reader(out, true, out_log, out_echo, tx.clone());
         }
         if let Some(err) = child.stderr.take() {
             count += 1;

@@ -80,6 +80,9 @@ struct Scenario {
     rules: Vec<Rule>,
     real_docker_inspect: bool,
     forwards: BTreeMap<String, String>,
+    contexts: Vec<String>,
+    current_context: Option<String>,
+    removed_contexts: Vec<String>,
 }
 
 /// One journaled call of a fake tool.
@@ -187,6 +190,25 @@ impl FakeToolchain {
     /// 200 to everything.
     pub fn forward(&self, target: &str, backend: &str) -> Result<&FakeToolchain> {
         self.scenario.borrow_mut().forwards.insert(target.into(), backend.into());
+        self.save()?;
+        Ok(self)
+    }
+
+    /// A context in the kubeconfig that is not a kind cluster of ours, made the current one: what
+    /// a call without `--context` would reach (a user's production cluster).
+    pub fn with_current_context(&self, context: &str) -> Result<&FakeToolchain> {
+        {
+            let mut scenario = self.scenario.borrow_mut();
+            scenario.contexts.push(context.into());
+            scenario.current_context = Some(context.into());
+        }
+        self.save()?;
+        Ok(self)
+    }
+
+    /// The kubeconfig lost this context although its cluster runs (another tool rewrote it).
+    pub fn without_context(&self, context: &str) -> Result<&FakeToolchain> {
+        self.scenario.borrow_mut().removed_contexts.push(context.into());
         self.save()?;
         Ok(self)
     }

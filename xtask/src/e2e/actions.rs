@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use xshell::{cmd, Shell};
 
+use super::kube::{helm_args, kubectl_args};
 use super::run_context::RunContext;
 use crate::exec;
 use crate::pipeline::{Job, Task};
@@ -60,6 +61,8 @@ pub(crate) struct Wait {
 pub(crate) struct Env {
     pub(crate) vars: Vec<(String, String)>,
     pub(crate) cwd: PathBuf,
+    /// The kube context every kubectl/helm call names.
+    pub(crate) kube_context: String,
 }
 
 impl Env {
@@ -70,7 +73,7 @@ impl Env {
         if let Ok(path) = sh.var("PATH") {
             vars.push(("PATH".into(), path));
         }
-        Env { vars, cwd: cwd.to_path_buf() }
+        Env { vars, cwd: cwd.to_path_buf(), kube_context: ctx.kube_context.clone() }
     }
 }
 
@@ -105,12 +108,17 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
             let existing = call(cmd!(sh, "kind get clusters"))?;
             if !job.dry_run && existing.stdout.lines().any(|l| l.trim() == name) {
                 job.note(&format!("=== cluster {name} exists: reused"));
-                return Ok(());
+            } else {
+                let config: Vec<String> =
+                    config.iter().flat_map(|c| ["--config".into(), c.display().to_string()]).collect();
+                let wait = format!("{}s", wait.as_secs());
+                call(cmd!(sh, "kind create cluster --name {name} {config...} --wait {wait}"))?;
             }
-            let config: Vec<String> =
-                config.iter().flat_map(|c| ["--config".into(), c.display().to_string()]).collect();
-            let wait = format!("{}s", wait.as_secs());
-            call(cmd!(sh, "kind create cluster --name {name} {config...} --wait {wait}"))?;
+            // Everything after this names the cluster's context: it must be there (a reused
+            // cluster whose kubeconfig entry was removed is refused before any deploy).
+            if !job.dry_run {
+                super::kube::require_context(&sh, &env.kube_context, job.log)?;
+            }
         }
         Action::Load { tag, cluster } => {
             let direct = call(cmd!(sh, "kind load docker-image {tag} --name {cluster}"));
@@ -141,7 +149,8 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
             }
             if !values.is_empty() && !job.dry_run {
                 let shown = &source;
-                let defaults = call(cmd!(sh, "helm show values {chart} {shown...}"))?;
+                let defaults =
+                    call(cmd!(sh, "helm show values {chart} {shown...}").args(helm_args(&env.kube_context)))?;
                 check_values_keys(chart, version.as_deref(), &defaults.stdout, values)?;
             }
             let mut args = source;
@@ -152,20 +161,26 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 args.extend(["--set".to_string(), format!("{k}={v}")]);
             }
             let timeout = format!("{}s", timeout.as_secs());
-            call(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {namespace} --create-namespace --wait --timeout {timeout} {args...}"))?;
+            call(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {namespace} --create-namespace --wait --timeout {timeout} {args...}").args(helm_args(&env.kube_context)))?;
         }
         Action::Manifests { files, namespace, waits } => {
             let ns: Vec<String> = namespace.iter().flat_map(|n| ["--namespace".into(), n.clone()]).collect();
             for f in files {
                 let ns = &ns;
-                call(cmd!(sh, "kubectl apply --server-side {ns...} -f {f}"))?;
+                call(
+                    cmd!(sh, "kubectl apply --server-side {ns...} -f {f}")
+                        .args(kubectl_args(&env.kube_context)),
+                )?;
             }
             for w in waits {
                 let resource = &w.resource;
                 let condition = format!("--for={}", w.condition);
                 let timeout = format!("--timeout={}s", w.timeout.as_secs());
                 let ns = &ns;
-                call(cmd!(sh, "kubectl wait {ns...} {resource} {condition} {timeout}"))?;
+                call(
+                    cmd!(sh, "kubectl wait {ns...} {resource} {condition} {timeout}")
+                        .args(kubectl_args(&env.kube_context)),
+                )?;
             }
         }
         Action::Command(argv) => {

@@ -15,6 +15,8 @@ use crate::exec;
 /// Checks against one namespace; every command goes to `log`.
 pub struct Checks<'a> {
     pub sh: &'a Shell,
+    /// The kube context every kubectl call names.
+    pub context: String,
     pub namespace: String,
     pub log: std::path::PathBuf,
     /// How often conditions and files are polled.
@@ -58,8 +60,12 @@ fn secs(d: Duration) -> u64 {
 }
 
 impl Checks<'_> {
+    fn kube(&self) -> [String; 2] {
+        super::kube::kubectl_args(&self.context)
+    }
+
     fn kubectl(&self, c: xshell::Cmd<'_>, deadline: Duration) -> Result<exec::Output, exec::ExecError> {
-        exec::cmd(c).log(&self.log).timeout(deadline + Duration::from_secs(10)).run()
+        exec::cmd(c.args(self.kube())).log(&self.log).timeout(deadline + Duration::from_secs(10)).run()
     }
 
     /// `kubectl rollout status deployment/NAME`.
@@ -107,10 +113,12 @@ impl Checks<'_> {
     /// The CRDs exist (they belong to shared infra).
     pub fn crds_present(&self, crds: &[&str]) -> Result<()> {
         let sh = self.sh;
-        let out = exec::cmd(cmd!(sh, "kubectl get crd {crds...} --output name --ignore-not-found"))
-            .log(&self.log)
-            .timeout(Duration::from_secs(60))
-            .run()?;
+        let out = exec::cmd(
+            cmd!(sh, "kubectl get crd {crds...} --output name --ignore-not-found").args(self.kube()),
+        )
+        .log(&self.log)
+        .timeout(Duration::from_secs(60))
+        .run()?;
         let missing: Vec<&&str> = crds
             .iter()
             .filter(|c| !out.stdout.lines().any(|l| l.trim().ends_with(&format!("/{c}"))))
@@ -137,11 +145,13 @@ impl Checks<'_> {
         let start = Instant::now();
         let mut seen: String;
         loop {
-            let out = exec::cmd(cmd!(sh, "kubectl get {object} {name} --namespace {ns} --output json"))
-                .log(&self.log)
-                .timeout(Duration::from_secs(60))
-                .allow_failure()
-                .run()?;
+            let out = exec::cmd(
+                cmd!(sh, "kubectl get {object} {name} --namespace {ns} --output json").args(self.kube()),
+            )
+            .log(&self.log)
+            .timeout(Duration::from_secs(60))
+            .allow_failure()
+            .run()?;
             if out.success() {
                 let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
                 let condition = v["status"]["conditions"]

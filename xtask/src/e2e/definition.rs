@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::actions::{Action, SetupTask as Task, Wait};
+use super::run_context::Request;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -250,6 +251,16 @@ pub(crate) struct Definition {
 }
 
 impl Definition {
+    /// A run context request with this definition's service endpoints and kube context.
+    pub(crate) fn request(&self, run_id: Option<String>, flow: Option<&str>) -> Request {
+        Request::new(run_id, flow).with_services(self.service_env()).with_kube_context(self.kube_context())
+    }
+
+    /// The kube context of the definition's kind cluster.
+    pub(crate) fn kube_context(&self) -> String {
+        super::kube::kind_context(&self.cluster)
+    }
+
     /// What the forwards provide to every run (their `env`): the run context's defaults.
     pub(crate) fn service_env(&self) -> BTreeMap<String, String> {
         self.forwards.iter().flat_map(|f| f.env.iter().cloned()).collect()
@@ -282,6 +293,8 @@ pub(crate) struct Forward {
     /// What the forward provides to runs (`E2E_GITEA_API_URL` → its URL), `${local}` expanded.
     pub(crate) env: Vec<(String, String)>,
     pub(crate) ready_timeout: Duration,
+    /// The kube context kubectl port-forward names (the definition's cluster).
+    pub(crate) context: String,
 }
 
 /// How a forward's health is judged: by the protocol of the service behind it.
@@ -319,6 +332,12 @@ pub(crate) struct Flow {
     pub(crate) steps: Vec<Vec<String>>,
     pub(crate) timeout: Duration,
     pub(crate) gitea: bool,
+}
+
+/// The kube context of the default definition's cluster, for commands that take no definition
+/// (a missing or unreadable definition: kind's `e2e`).
+pub(crate) fn default_kube_context() -> String {
+    load(&default_path()).map(|d| d.kube_context()).unwrap_or_else(|_| super::kube::kind_context("e2e"))
 }
 
 /// The default definition of this repository.
@@ -423,6 +442,7 @@ fn forwards(file: &File, shown: &str) -> Result<Vec<Forward>> {
             env,
             ready_timeout: parse_duration(&f.ready_timeout)
                 .map_err(|e| anyhow::anyhow!("{shown}: {key}.ready-timeout: {e}"))?,
+            context: super::kube::kind_context(&file.cluster.name),
         });
     }
     Ok(out)

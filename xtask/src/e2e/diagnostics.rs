@@ -39,37 +39,37 @@ pub(crate) fn collect(
     capture(
         "pods.txt",
         "pods of the run's namespaces",
-        cmd!(sh, "kubectl get pods --namespace {ns} --output wide"),
+        cmd!(sh, "kubectl get pods --namespace {ns} --output wide").args(ctx.kubectl_args()),
     );
     capture(
         "pods-controller.txt",
         "pods of the controller namespace",
-        cmd!(sh, "kubectl get pods --namespace {ctl} --output wide"),
+        cmd!(sh, "kubectl get pods --namespace {ctl} --output wide").args(ctx.kubectl_args()),
     );
     capture(
         "describe.txt",
         "kubectl describe of the run's pods",
-        cmd!(sh, "kubectl describe pods --namespace {ns}"),
+        cmd!(sh, "kubectl describe pods --namespace {ns}").args(ctx.kubectl_args()),
     );
     capture(
         "logs.txt",
         "logs of every container of the run's pods (last 200 lines each)",
-        cmd!(sh, "kubectl logs --namespace {ns} --selector {selector} --all-containers --prefix --tail=200 --max-log-requests=20"),
+        cmd!(sh, "kubectl logs --namespace {ns} --selector {selector} --all-containers --prefix --tail=200 --max-log-requests=20").args(ctx.kubectl_args()),
     );
     capture(
         "logs-controller.txt",
         "logs of the controller namespace's containers",
-        cmd!(sh, "kubectl logs --namespace {ctl} --selector {selector} --all-containers --prefix --tail=200 --max-log-requests=20"),
+        cmd!(sh, "kubectl logs --namespace {ctl} --selector {selector} --all-containers --prefix --tail=200 --max-log-requests=20").args(ctx.kubectl_args()),
     );
     capture(
         "events.txt",
         "events of the run's namespace, oldest first",
-        cmd!(sh, "kubectl get events --namespace {ns} --sort-by=.lastTimestamp"),
+        cmd!(sh, "kubectl get events --namespace {ns} --sort-by=.lastTimestamp").args(ctx.kubectl_args()),
     );
     capture(
         "helm.txt",
         "helm releases in the run's namespace",
-        cmd!(sh, "helm list --namespace {ns} --all --output json"),
+        cmd!(sh, "helm list --namespace {ns} --all --output json").args(ctx.helm_args()),
     );
     let checkout = ctx.checkout_dir();
     if checkout.join(".git").exists() {

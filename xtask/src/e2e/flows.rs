@@ -11,10 +11,10 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
-use super::setup;
 use super::{diagnostics, gitea, port_forward};
+use super::{kube, setup};
 use crate::e2e::definition::{self, Definition, Flow};
-use crate::e2e::run_context::{Request, RunContext};
+use crate::e2e::run_context::RunContext;
 use crate::e2e::runs::{self, Heartbeat, RunRecord};
 use crate::pipeline::{self, Options, Policy, ProgressMode, Report, Task};
 use crate::{clock, exec, paths};
@@ -117,6 +117,11 @@ impl Args {
         if exec::cancelled() {
             return Ok(130);
         }
+        // Never the wrong cluster: the definition's context must exist, and every flow's child
+        // processes get a kubeconfig that holds only it.
+        let log = paths::logs_dir().join("e2e.log");
+        kube::require_context(sh, &def.kube_context(), &log)?;
+        let kubeconfig = kube::write_kubeconfig(sh, &def.cluster, &log)?;
         let setup_end = start.elapsed().as_secs_f64();
 
         // The flows, on the same engine as setup: each a task, all independent, and a failed
@@ -132,7 +137,8 @@ impl Args {
         };
         let finished: Mutex<Vec<FlowResult>> = Mutex::new(Vec::new());
         let flow_report = pipeline::run(&tasks, &opts, &|job| {
-            let result = run_flow(&def, job.task.action, &settings, self.keep, start, job.deadline);
+            let run = FlowRun { def: &def, settings: &settings, keep: self.keep, kubeconfig: &kubeconfig };
+            let result = run_flow(&run, job.task.action, start, job.deadline);
             job.note(&format!(
                 "run {} namespace {} outcome {:?} artifacts {}",
                 result.run_id,
@@ -211,7 +217,7 @@ fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Report> {
             return Ok(Report::single("shared infra (reused)", start.elapsed().as_secs_f64()));
         }
     }
-    let ctx = RunContext::resolve(sh, &Request::new(None, Some("setup")).with_services(def.service_env()))?;
+    let ctx = RunContext::resolve(sh, &def.request(None, Some("setup")))?;
     println!("setting up shared infra ({} tasks)", def.tasks.len());
     let report = setup::run_graph(sh, def, &ctx, false, false)?;
     if let Some(error) = report.failure() {
@@ -242,14 +248,17 @@ fn free_port() -> u16 {
 }
 
 /// One flow, start to verdict. Never panics on a flow failure: it is a result.
-fn run_flow(
-    def: &Definition,
-    flow: &Flow,
-    settings: &gitea::Settings,
+/// What every flow of one e2e invocation shares.
+struct FlowRun<'a> {
+    def: &'a Definition,
+    settings: &'a gitea::Settings,
     keep: Keep,
-    e2e_start: Instant,
-    deadline: Instant,
-) -> FlowResult {
+    /// Holds only the definition's cluster: the flow's child processes get it as KUBECONFIG.
+    kubeconfig: &'a std::path::Path,
+}
+
+fn run_flow(run: &FlowRun<'_>, flow: &Flow, e2e_start: Instant, deadline: Instant) -> FlowResult {
+    let (def, settings, keep) = (run.def, run.settings, run.keep);
     let start_s = e2e_start.elapsed().as_secs_f64();
     let mut result = FlowResult {
         flow: flow.name.clone(),
@@ -272,8 +281,7 @@ fn run_flow(
     sh.change_dir(&def.root);
     // Each flow gets its own run id, even when E2E_RUN_ID is set for the invocation (a given id
     // also makes the context ignore the environment's namespaces).
-    let request = Request::new(Some(crate::e2e::run_context::generate_run_id()), Some(&flow.name))
-        .with_services(def.service_env());
+    let request = def.request(Some(crate::e2e::run_context::generate_run_id()), Some(&flow.name));
     let ctx = match RunContext::resolve(&sh, &request) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -281,6 +289,7 @@ fn run_flow(
             return result;
         }
     };
+    let ctx = RunContext { kubeconfig: Some(run.kubeconfig.to_path_buf()), ..ctx };
     ctx.export(&sh);
     let local_port = free_port().to_string();
     sh.set_var("E2E_LOCAL_PORT", &local_port);
@@ -363,12 +372,14 @@ fn flow_steps(
         .map(|n| json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": n, "labels": labels } }))
         .collect();
     let namespaces = json!({ "apiVersion": "v1", "kind": "List", "items": items });
-    exec::cmd(cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -f -"))
-        .stdin(namespaces.to_string())
-        .log(logs.join("namespace.log"))
-        .timeout(Duration::from_secs(120))
-        .run()
-        .context("creating the run's namespaces")?;
+    exec::cmd(
+        cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -f -").args(ctx.kubectl_args()),
+    )
+    .stdin(namespaces.to_string())
+    .log(logs.join("namespace.log"))
+    .timeout(Duration::from_secs(120))
+    .run()
+    .context("creating the run's namespaces")?;
     if flow.gitea {
         gitea::setup(sh, ctx, settings).context("setting up the run's Gitea repository")?;
     }

@@ -14,6 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use xshell::{cmd, Shell};
 
+use crate::e2e::definition;
 use crate::e2e::run_context::{self, Request, RunContext};
 use crate::exec;
 
@@ -491,12 +492,15 @@ impl Steps<'_> {
             &known_hosts.cluster,
             &invalid,
         );
-        exec::cmd(cmd!(sh, "kubectl apply --server-side --force-conflicts --field-manager=xtask-e2e -f -"))
-            .stdin(manifest.to_string())
-            .log(&self.log)
-            .timeout(Duration::from_secs(60))
-            .run()
-            .with_context(|| format!("applying the run's secrets in namespace {}", ctx.test_namespace))?;
+        exec::cmd(
+            cmd!(sh, "kubectl apply --server-side --force-conflicts --field-manager=xtask-e2e -f -")
+                .args(ctx.kubectl_args()),
+        )
+        .stdin(manifest.to_string())
+        .log(&self.log)
+        .timeout(Duration::from_secs(60))
+        .run()
+        .with_context(|| format!("applying the run's secrets in namespace {}", ctx.test_namespace))?;
         Ok(())
     }
 
@@ -605,7 +609,13 @@ pub(crate) fn secrets_manifest(
 // ---------------------------------------------------------------------------------------------
 
 /// Removes exactly what setup made for the run; what is already gone is fine.
-pub(crate) fn teardown(sh: &Shell, run_id: &str, flow: Option<&str>, settings: &Settings) -> Result<()> {
+pub(crate) fn teardown(
+    sh: &Shell,
+    run_id: &str,
+    flow: Option<&str>,
+    settings: &Settings,
+    kube_context: &str,
+) -> Result<()> {
     run_context::validate_run_id(run_id)?;
     let state = run_context::run_dir(run_id);
     let recorded: Option<Record> =
@@ -617,7 +627,10 @@ pub(crate) fn teardown(sh: &Shell, run_id: &str, flow: Option<&str>, settings: &
     };
     let mut errors = Vec::new();
     for flow in flows {
-        let ctx = RunContext::resolve(sh, &Request::new(Some(run_id.to_string()), Some(&flow)))?;
+        let ctx = RunContext::resolve(
+            sh,
+            &Request::new(Some(run_id.to_string()), Some(&flow)).with_kube_context(kube_context.to_string()),
+        )?;
         let ctx = RunContext {
             test_namespace: recorded
                 .as_ref()
@@ -679,12 +692,15 @@ fn teardown_flow(sh: &Shell, ctx: &RunContext, settings: &Settings, recorded: Op
     // The run's secrets, by the run label, in the run's namespace only.
     let ns = &ctx.test_namespace;
     let selector = ctx.selector();
-    exec::cmd(cmd!(sh, "kubectl delete secret --namespace {ns} --selector {selector} --ignore-not-found"))
-        .cleanup()
-        .log(ctx.logs_dir().join("gitea.log"))
-        .timeout(Duration::from_secs(60))
-        .run()
-        .with_context(|| format!("deleting the run's secrets in {ns}"))?;
+    exec::cmd(
+        cmd!(sh, "kubectl delete secret --namespace {ns} --selector {selector} --ignore-not-found")
+            .args(ctx.kubectl_args()),
+    )
+    .cleanup()
+    .log(ctx.logs_dir().join("gitea.log"))
+    .timeout(Duration::from_secs(60))
+    .run()
+    .with_context(|| format!("deleting the run's secrets in {ns}"))?;
     Ok(())
 }
 
@@ -738,7 +754,10 @@ impl Args {
                 if run_id.is_none() && sh.var("E2E_RUN_ID").is_err() {
                     bail!("gitea setup needs a run: pass --run-id or set E2E_RUN_ID (`cargo xtask run-context`)");
                 }
-                let ctx = RunContext::resolve(sh, &Request::new(run_id, flow.as_deref()))?;
+                let request = Request::new(run_id, flow.as_deref())
+                    .with_kube_context(definition::default_kube_context());
+                let ctx = RunContext::resolve(sh, &request)?;
+                super::kube::require_context(sh, &ctx.kube_context, &ctx.logs_dir().join("gitea.log"))?;
                 ctx.export(sh);
                 let record = setup(sh, &ctx, &settings)?;
                 println!("run {}: repository {}/{} ready", ctx.run_id, record.org, record.repo);
@@ -753,7 +772,7 @@ impl Args {
                 Ok(0)
             }
             Command::Teardown { run_id, flow } => {
-                teardown(sh, &run_id, flow.as_deref(), &settings)?;
+                teardown(sh, &run_id, flow.as_deref(), &settings, &definition::default_kube_context())?;
                 println!(
                     "run {run_id}: Gitea repository, token, deploy key, secrets and local state removed"
                 );

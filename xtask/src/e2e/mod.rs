@@ -11,6 +11,7 @@ pub mod definition;
 pub mod diagnostics;
 pub mod flows;
 pub mod gitea;
+pub mod kube;
 pub mod metrics;
 pub mod port_forward;
 pub mod quickstart;

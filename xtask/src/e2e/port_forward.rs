@@ -184,9 +184,10 @@ fn start_supervisor(f: &Forward) -> Result<()> {
     let (name, ns, target, local, remote) =
         (&f.name, &f.namespace, &f.target, f.local.to_string(), f.remote.to_string());
     let probe = format!("--probe={}", f.probe.spelled());
+    let context = &f.context;
     let pid = exec::cmd(cmd!(
         sh,
-        "{xtask} port-forward supervise --name {name} --namespace {ns} --target {target} --local {local} --remote {remote} {probe}"
+        "{xtask} port-forward supervise --name {name} --context {context} --namespace {ns} --target {target} --local {local} --remote {remote} {probe}"
     ))
     .log(log_file(f.local))
     .spawn_detached()
@@ -242,8 +243,9 @@ fn supervise(f: &Forward) -> Result<i32> {
             })?;
             let (ns, target) = (&forward.namespace, &forward.target);
             let ports = format!("{}:{}", forward.local, forward.remote);
+            let context = &forward.context;
             // kubectl's own lines ("Forwarding from", "error forwarding port ...") go to the log.
-            exec::cmd(cmd!(sh, "kubectl port-forward --address 127.0.0.1 --namespace {ns} {target} {ports}"))
+            exec::cmd(cmd!(sh, "kubectl port-forward --context {context} --address 127.0.0.1 --namespace {ns} {target} {ports}"))
                 .log(log_file(forward.local))
                 .cancel_token(&child_token)
                 .run()
@@ -333,6 +335,8 @@ pub enum Command {
         #[arg(long)]
         name: String,
         #[arg(long)]
+        context: String,
+        #[arg(long)]
         namespace: String,
         #[arg(long)]
         target: String,
@@ -347,7 +351,7 @@ pub enum Command {
 
 impl Args {
     pub fn run(self) -> Result<i32> {
-        if let Command::Supervise { name, namespace, target, local, remote, probe } = self.command {
+        if let Command::Supervise { name, context, namespace, target, local, remote, probe } = self.command {
             let probe = Probe::parse(&probe).ok_or_else(|| anyhow!("--probe: an HTTP path or `ssh`"))?;
             let ready_timeout = Duration::ZERO;
             return supervise(&Forward {
@@ -359,6 +363,7 @@ impl Args {
                 probe,
                 env: Vec::new(),
                 ready_timeout,
+                context,
             });
         }
         let path = self.definition.unwrap_or_else(definition::default_path);

@@ -12,7 +12,7 @@ use super::{diagnostics, gitea};
 use crate::e2e::checks::{self, Checks, FileState};
 use crate::e2e::definition::{self, Quickstart};
 use crate::e2e::metrics::{self, Matcher};
-use crate::e2e::run_context::{Request, RunContext};
+use crate::e2e::run_context::RunContext;
 use crate::exec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,10 +61,8 @@ impl Args {
             Mode::Helm => "quickstart-helm",
             Mode::Manifest => "quickstart-manifest",
         };
-        let ctx = RunContext::resolve(
-            sh,
-            &Request::new(Some(self.run_id.clone()), Some(flow)).with_services(def.service_env()),
-        )?;
+        let ctx = RunContext::resolve(sh, &def.request(Some(self.run_id.clone()), Some(flow)))?;
+        super::kube::require_context(sh, &ctx.kube_context, &ctx.logs_dir().join("quickstart.log"))?;
         ctx.export(sh);
         match run(sh, &ctx, &qs, self.mode) {
             Ok(()) => {
@@ -106,14 +104,21 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
     }
     // The run's ServiceMonitor puts the run label on the workload's series.
     let monitor = metrics::service_monitor(ctx, "http");
-    exec::cmd(cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -f -"))
-        .stdin(monitor.to_string())
-        .log(&log)
-        .timeout(Duration::from_secs(60))
-        .run()
-        .context("applying the run's ServiceMonitor")?;
-    let checks =
-        Checks { sh, namespace: ctx.test_namespace.clone(), log: log.clone(), poll: Duration::from_secs(2) };
+    exec::cmd(
+        cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -f -").args(ctx.kubectl_args()),
+    )
+    .stdin(monitor.to_string())
+    .log(&log)
+    .timeout(Duration::from_secs(60))
+    .run()
+    .context("applying the run's ServiceMonitor")?;
+    let checks = Checks {
+        sh,
+        context: ctx.kube_context.clone(),
+        namespace: ctx.test_namespace.clone(),
+        log: log.clone(),
+        poll: Duration::from_secs(2),
+    };
     let crds: Vec<&str> = qs.crds.iter().map(String::as_str).collect();
     if !crds.is_empty() {
         checks.crds_present(&crds)?;
@@ -175,7 +180,7 @@ fn helm_install(sh: &Shell, ctx: &RunContext, qs: &Quickstart, repo: &str, log: 
     set_args.extend(qs.values.iter().flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]));
     let timeout = format!("{}s", qs.timeout.as_secs());
     let labels = format!("{}={}", ctx.label_key, ctx.run_id);
-    exec::cmd(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {ns} --labels {labels} --wait --timeout {timeout} {set_args...}"))
+    exec::cmd(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {ns} --labels {labels} --wait --timeout {timeout} {set_args...}").args(ctx.helm_args()))
         .log(log)
         .timeout(qs.timeout + Duration::from_secs(30))
         .run()
@@ -220,11 +225,13 @@ fn manifest_install(sh: &Shell, ctx: &RunContext, qs: &Quickstart, repo: &str, l
     let relative = relative_path(&dir, base);
     let text = serde_json::to_string_pretty(&overlay(ctx, qs, repo, &relative))?;
     std::fs::write(dir.join("kustomization.yaml"), text).context("writing the run's kustomization")?;
-    exec::cmd(cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -k {dir}"))
-        .log(log)
-        .timeout(Duration::from_secs(120))
-        .run()
-        .with_context(|| format!("applying the run's overlay {}", dir.display()))?;
+    exec::cmd(
+        cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -k {dir}").args(ctx.kubectl_args()),
+    )
+    .log(log)
+    .timeout(Duration::from_secs(120))
+    .run()
+    .with_context(|| format!("applying the run's overlay {}", dir.display()))?;
     Ok(())
 }
 

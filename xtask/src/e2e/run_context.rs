@@ -25,6 +25,8 @@ pub(crate) const DEFAULT_LABEL_KEY: &str = "configbutler.ai/e2e-run-id";
 pub(crate) const DEFAULT_GITEA_API_URL: &str = "http://127.0.0.1:13000/api/v1";
 pub(crate) const DEFAULT_GITEA_SSH: &str = "127.0.0.1:13022";
 pub(crate) const DEFAULT_PROMETHEUS_URL: &str = "http://127.0.0.1:19090";
+/// The context of kind's cluster `e2e` when no definition names another.
+pub(crate) const DEFAULT_KUBE_CONTEXT: &str = "kind-e2e";
 /// The flows the e2e knows; the longest name bounds the run id's length.
 pub(crate) const FLOWS: &[&str] = &["full", "quickstart-helm", "quickstart-manifest"];
 /// `run-e2e-quickstart-manifest-` : the longest namespace prefix.
@@ -48,6 +50,10 @@ pub(crate) struct RunContext {
     pub(crate) label_key: String,
     /// Other variables the definition's forwards provide (`E2E_MYAPP_URL`, ...).
     pub(crate) services: BTreeMap<String, String>,
+    /// The kube context every kubectl/helm call names (`kind-<cluster>`).
+    pub(crate) kube_context: String,
+    /// A kubeconfig holding only that context, for child processes (set once it is written).
+    pub(crate) kubeconfig: Option<PathBuf>,
 }
 
 /// The rule a run id must follow, as error messages state it.
@@ -148,11 +154,19 @@ pub(crate) struct Request {
     pub(crate) flow: Option<String>,
     /// What the definition's port-forwards provide: defaults under the environment.
     pub(crate) services: BTreeMap<String, String>,
+    /// The definition's cluster context: the default under `E2E_KUBE_CONTEXT`.
+    pub(crate) kube_context: Option<String>,
 }
 
 impl Request {
     pub(crate) fn new(run_id: Option<String>, flow: Option<&str>) -> Request {
-        Request { run_id, flow: flow.map(str::to_string), services: BTreeMap::new() }
+        Request { run_id, flow: flow.map(str::to_string), services: BTreeMap::new(), kube_context: None }
+    }
+
+    /// With the kube context of the definition's cluster.
+    pub(crate) fn with_kube_context(mut self, context: String) -> Request {
+        self.kube_context = Some(context);
+        self
     }
 
     /// With the service endpoints the definition's forwards provide (`Definition::service_env`).
@@ -210,6 +224,12 @@ impl RunContext {
             .filter(|_| from_env)
             .map(PathBuf::from)
             .unwrap_or_else(|| run_dir(&run_id).join("artifacts"));
+        let kube_context = env("E2E_KUBE_CONTEXT")
+            .or_else(|| request.kube_context.clone())
+            .unwrap_or_else(|| DEFAULT_KUBE_CONTEXT.to_string());
+        if kube_context.contains(char::is_whitespace) {
+            bail!("invalid E2E_KUBE_CONTEXT={kube_context:?}: a kube context name has no spaces");
+        }
         let label_key = env("E2E_RUN_LABEL").unwrap_or_else(|| DEFAULT_LABEL_KEY.into());
         if label_key.is_empty() || label_key.contains(['=', ',', ' ']) {
             bail!("invalid E2E_RUN_LABEL={label_key:?}: expected a Kubernetes label key like {DEFAULT_LABEL_KEY}");
@@ -225,6 +245,8 @@ impl RunContext {
             artifacts_dir,
             label_key,
             services,
+            kube_context,
+            kubeconfig: None,
         })
     }
 
@@ -241,12 +263,26 @@ impl RunContext {
             ("E2E_ARTIFACTS_DIR", self.artifacts_dir.display().to_string()),
             ("E2E_RUN_LABEL", self.label_key.clone()),
             ("E2E_CHECKOUT_DIR", self.checkout_dir().display().to_string()),
+            ("E2E_KUBE_CONTEXT", self.kube_context.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         env.extend(self.services.clone());
+        if let Some(kubeconfig) = &self.kubeconfig {
+            env.insert("KUBECONFIG".into(), kubeconfig.display().to_string());
+        }
         env
+    }
+
+    /// `--context <ctx>` for every kubectl call.
+    pub(crate) fn kubectl_args(&self) -> [String; 2] {
+        super::kube::kubectl_args(&self.kube_context)
+    }
+
+    /// `--kube-context <ctx>` for every helm call.
+    pub(crate) fn helm_args(&self) -> [String; 2] {
+        super::kube::helm_args(&self.kube_context)
     }
 
     /// Gitea's SSH endpoint as (host, port).

@@ -45,7 +45,8 @@ impl Args {
         // The definition's forwards say where the services are (a missing definition: defaults).
         let path = self.definition.clone().unwrap_or_else(super::definition::default_path);
         if self.definition.is_some() || path.is_file() {
-            request = request.with_services(super::definition::load(&path)?.service_env());
+            let def = super::definition::load(&path)?;
+            request = def.request(request.run_id, request.flow.as_deref());
         }
         let ctx = RunContext::resolve(sh, &request)?;
         match self.format {

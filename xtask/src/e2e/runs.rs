@@ -33,6 +33,9 @@ pub(crate) struct RunRecord {
     /// Gitea was set up for it (so cleanup tears it down).
     #[serde(default)]
     pub(crate) gitea: bool,
+    /// The kube context its objects live in (cleanup deletes there and nowhere else).
+    #[serde(default)]
+    pub(crate) kube_context: String,
 }
 
 impl RunRecord {
@@ -51,6 +54,7 @@ impl RunRecord {
             status: "running".into(),
             kept: false,
             gitea: false,
+            kube_context: ctx.kube_context.clone(),
         }
     }
 
@@ -155,10 +159,16 @@ pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Res
     let label =
         record.as_ref().map(|r| r.label.clone()).unwrap_or_else(|| run_context::DEFAULT_LABEL_KEY.into());
     let selector = format!("{label}={run_id}");
+    let context = record
+        .as_ref()
+        .map(|r| r.kube_context.clone())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(super::definition::default_kube_context);
+    let kube = super::kube::kubectl_args(&context);
     let log = run_context::run_dir(run_id).join("logs").join("cleanup.log");
     let mut errors = Vec::new();
     let timeout = Duration::from_secs(120);
-    let kubectl = |c: xshell::Cmd<'_>| exec::cmd(c).cleanup().log(&log).timeout(timeout).run();
+    let kubectl = |c: xshell::Cmd<'_>| exec::cmd(c.args(&kube)).cleanup().log(&log).timeout(timeout).run();
     if let Err(e) =
         kubectl(cmd!(sh, "kubectl delete namespace --selector {selector} --ignore-not-found --wait=false"))
     {
@@ -173,7 +183,7 @@ pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Res
         let settings =
             gitea::Settings { ready_timeout: Duration::from_secs(10), ..gitea::Settings::from_env(sh) };
         let flow = record.as_ref().map(|r| r.flow.as_str());
-        if let Err(e) = gitea::teardown(sh, run_id, flow, &settings) {
+        if let Err(e) = gitea::teardown(sh, run_id, flow, &settings, &context) {
             errors.push(format!("gitea: {e:#}"));
         }
     }

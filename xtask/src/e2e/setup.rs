@@ -7,7 +7,7 @@ use xshell::Shell;
 
 use super::actions::{self, Env};
 use super::definition::{self, Definition};
-use super::run_context::{Request, RunContext};
+use super::run_context::RunContext;
 use crate::paths;
 use crate::pipeline::{self, Options, ProgressMode, Report};
 
@@ -44,10 +44,7 @@ impl Args {
     pub fn run(self, sh: &Shell) -> Result<i32> {
         let path = self.definition.clone().unwrap_or_else(definition::default_path);
         let def = definition::load(&path)?;
-        let ctx = RunContext::resolve(
-            sh,
-            &Request::new(self.run_id, Some("setup")).with_services(def.service_env()),
-        )?;
+        let ctx = RunContext::resolve(sh, &def.request(self.run_id, Some("setup")))?;
         if self.dry_run {
             print_plan(&def);
         }

@@ -9,8 +9,11 @@ use testkit::{FakeToolchain, Rule};
 use xshell::Shell;
 use xtask::e2e::checks::{file_in_checkout, Checks, Expect, FileState};
 
+/// The fake toolchain with the cluster whose context the checks name.
 fn fake() -> FakeToolchain {
-    crate::harness::fake()
+    let fake = crate::harness::fake();
+    fake.with_cluster("e2e").unwrap();
+    fake
 }
 
 fn condition_json(status: &str, reason: &str, message: &str) -> String {
@@ -24,6 +27,7 @@ fn condition_json(status: &str, reason: &str, message: &str) -> String {
 fn checks<'a>(sh: &'a Shell, log: &Path) -> Checks<'a> {
     Checks {
         sh,
+        context: "kind-e2e".into(),
         namespace: "run-e2e-full-abc".into(),
         log: log.to_path_buf(),
         poll: Duration::from_millis(100),
@@ -119,7 +123,7 @@ fn crds_rollouts_and_pods_report_what_is_wrong() {
     c.deployment_available("demo", Duration::from_secs(30)).unwrap();
     c.pods_ready("app=demo", Duration::from_secs(30)).unwrap();
     let lines: Vec<String> = fake.journal().unwrap().iter().map(|c| c.line()).collect();
-    assert!(lines.iter().any(|l| l == "kubectl wait deployment/demo --for=condition=available --namespace run-e2e-full-abc --timeout=30s"), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "kubectl wait deployment/demo --for=condition=available --namespace run-e2e-full-abc --timeout=30s --context kind-e2e"), "{lines:?}");
 }
 
 fn git(dir: &Path, args: &[&str]) {

@@ -233,7 +233,9 @@ fn three_flows_run_at_once_each_in_its_own_namespace_and_all_pass() {
         );
         // Passed: cleaned by label.
         assert!(calls.iter().any(|c| c.line()
-            == format!("kubectl delete namespace --selector {LABEL}={id} --ignore-not-found --wait=false")));
+            == format!(
+                "kubectl delete namespace --selector {LABEL}={id} --ignore-not-found --wait=false --context kind-e2e"
+            )));
         assert!(!w.run_dir(id).join("artifacts").exists());
     }
     assert_scoped_deletes(&calls);
@@ -476,6 +478,7 @@ fn running_with(marker: &str) -> Vec<u32> {
 #[test]
 fn stale_runs_are_reaped_and_live_ones_are_not() {
     let w = World::new("\n[[flow]]\nname = \"full\"\ngitea = false\nsteps = [[\"true\"]]\n");
+    w.fake.with_cluster("e2e").unwrap();
     let dead_pid = {
         let mut c = Command::new("true").spawn().unwrap();
         c.wait().unwrap();
@@ -608,4 +611,66 @@ fn run_context_takes_service_endpoints_from_the_definitions_forwards() {
         .output()
         .unwrap();
     assert!(!out.status.success() && text(&out).contains("invalid E2E_GITEA_SSH"), "{}", text(&out));
+}
+
+/// The calls xtask itself makes: every kubectl and helm call that reaches a cluster.
+fn reaches_a_cluster(c: &Call) -> bool {
+    let first = c.argv.first().map(String::as_str).unwrap_or("");
+    match c.tool.as_str() {
+        "kubectl" => !matches!(first, "config" | "version"),
+        "helm" => !matches!(first, "version"),
+        _ => false,
+    }
+}
+
+#[test]
+fn every_kubectl_and_helm_call_names_the_clusters_context_never_the_current_one() {
+    // The user's current context is production; a call without --context would land there.
+    let flows = "\n[[flow]]\nname = \"full\"\nsteps = [[\"kubectl\", \"get\", \"pods\", \"--namespace\", \"${E2E_TEST_NAMESPACE}\"]]\n";
+    let w = World::new(flows);
+    w.fake.with_current_context("prod-cluster").unwrap();
+    let out = w.e2e(&[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let calls = w.fake.journal().unwrap();
+    let user_step = |c: &Call| c.tool == "kubectl" && c.argv.first().map(String::as_str) == Some("get");
+    let ours: Vec<&Call> = calls.iter().filter(|c| reaches_a_cluster(c) && !user_step(c)).collect();
+    assert!(ours.len() > 5, "setup, forwards, namespaces, secrets, cleanup: {ours:#?}");
+    for c in &ours {
+        let flag = if c.tool == "helm" { "--kube-context" } else { "--context" };
+        let named = c.argv.windows(2).any(|w| w[0] == flag && w[1] == "kind-e2e");
+        assert!(named, "does not name the cluster's context: {}", c.line());
+    }
+    // The flow's own kubectl names no context: it gets a kubeconfig holding only the cluster.
+    let step = calls.iter().find(|c| user_step(c)).expect("the flow's step ran");
+    let kubeconfig = step.env.get("KUBECONFIG").expect("the step gets KUBECONFIG");
+    let text = std::fs::read_to_string(kubeconfig).unwrap();
+    assert!(text.contains("name: kind-e2e") && !text.contains("prod-cluster"), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(kubeconfig).unwrap().permissions().mode() & 0o777, 0o600);
+    // Its credentials are in no log.
+    for log in crate::harness::files_ending(w.sandbox.state.path(), "log") {
+        let body = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(!body.contains("client-key-data"), "{} holds the kubeconfig", log.display());
+    }
+}
+
+#[test]
+fn a_cluster_whose_context_is_gone_gets_no_deploy() {
+    let w = World::new(THREE_FLOWS);
+    w.fake.with_cluster("e2e").unwrap();
+    w.fake.without_context("kind-e2e").unwrap();
+    w.fake.with_current_context("prod-cluster").unwrap();
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("kube context \"kind-e2e\" does not exist")
+            && said.contains("kind export kubeconfig --name e2e"),
+        "{said}"
+    );
+    let calls = w.fake.journal().unwrap();
+    let deploys: Vec<String> =
+        calls.iter().filter(|c| c.tool == "helm" && c.argv[0] == "upgrade").map(|c| c.line()).collect();
+    assert!(deploys.is_empty(), "{deploys:?}");
+    assert!(runs(&calls).is_empty());
 }

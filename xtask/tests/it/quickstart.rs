@@ -48,6 +48,7 @@ impl World {
         )
         .unwrap();
         let fake = crate::harness::fake();
+        fake.with_cluster("e2e").unwrap();
         let sandbox = Sandbox::with_fake(&fake);
         World { fake, gitea: GiteaServer::start().unwrap(), sandbox, dir, def }
     }
@@ -160,7 +161,7 @@ fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_o
     assert!(
         lines.iter().any(|l| l
             == &format!(
-                "kubectl apply --server-side --field-manager=xtask-e2e -k {}",
+                "kubectl apply --server-side --field-manager=xtask-e2e -k {} --context kind-e2e",
                 overlay_dir.display()
             )),
         "{lines:#?}"

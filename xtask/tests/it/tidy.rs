@@ -8,14 +8,7 @@ use std::process::Command;
 use crate::harness::{root, Sandbox};
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
+    out.extend(crate::harness::files_ending(dir, "rs"));
 }
 
 /// Only xtask/src/exec.rs may spawn processes.
