@@ -100,32 +100,13 @@ fn check_tool(sh: &Shell, tool: &tools::Tool) -> Row {
             detail: format!("not on PATH (it {}); {}", tool.purpose, tool.install),
         };
     };
-    if tool.version_args.is_empty() {
-        return Row { check, status: Status::Ok, detail: path.display().to_string() };
-    }
-    let program = path.as_os_str();
-    let args = tool.version_args;
-    let result = exec::cmd(cmd!(sh, "{program} {args...}"))
-        .timeout(Duration::from_secs(15))
-        .log(paths::logs_dir().join("doctor.log"))
-        .run();
-    match result {
-        Ok(out) => {
-            let text = if out.stdout.trim().is_empty() { out.stderr } else { out.stdout };
-            let version = text.lines().next().unwrap_or("").trim().to_string();
-            Row { check, status: Status::Ok, detail: format!("{version} ({})", path.display()) }
+    match crate::e2e::preflight::check_tool(sh, tool, &path, &paths::logs_dir().join("doctor.log")) {
+        Ok(version) if tool.version_args.is_empty() => Row { check, status: Status::Ok, detail: version },
+        Ok(version) => Row { check, status: Status::Ok, detail: format!("{version} ({})", path.display()) },
+        Err(_) if exec::cancelled() => Row { check, status: Status::Info, detail: "interrupted".into() },
+        Err(problem) => {
+            Row { check, status: Status::Missing, detail: format!("{problem} ({})", path.display()) }
         }
-        Err(e) if e.is_cancelled() => Row { check, status: Status::Info, detail: "interrupted".into() },
-        Err(e) => Row {
-            check,
-            status: Status::Missing,
-            detail: format!(
-                "found at {} but `{}` failed: {}",
-                path.display(),
-                args.join(" "),
-                first_line(&e.to_string())
-            ),
-        },
     }
 }
 

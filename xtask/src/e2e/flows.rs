@@ -106,6 +106,7 @@ impl Args {
             bail!("{} defines no [[flow]]", path.display());
         }
         let start = Instant::now();
+        super::preflight::check(sh, &def, &paths::logs_dir().join("preflight.log"))?;
 
         // Shared infra, once.
         let setup_report = {

@@ -14,6 +14,7 @@ pub mod gitea;
 pub mod kube;
 pub mod metrics;
 pub mod port_forward;
+pub mod preflight;
 pub mod quickstart;
 pub mod run_context;
 pub mod run_context_cmd;

@@ -47,6 +47,8 @@ impl Args {
         let ctx = RunContext::resolve(sh, &def.request(self.run_id, Some("setup")))?;
         if self.dry_run {
             print_plan(&def);
+        } else {
+            super::preflight::check(sh, &def, &ctx.logs_dir().join("preflight.log"))?;
         }
         let report = run_graph(sh, &def, &ctx, self.sequential || self.dry_run, self.dry_run)?;
         if self.dry_run {

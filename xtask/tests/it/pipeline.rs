@@ -173,7 +173,11 @@ fn a_failing_build_stops_the_rest_and_no_cluster_is_created() {
     );
     assert!(err.contains("2 stopped"), "{err}");
     let calls = fake.journal().unwrap();
-    assert!(!calls.iter().any(|c| c.tool == "kind"), "no cluster after a failed build: {calls:#?}");
+    // (Preflight asks kind its version; nothing else of kind runs.)
+    assert!(
+        !calls.iter().any(|c| c.tool == "kind" && c.argv[0] != "version"),
+        "no cluster after a failed build: {calls:#?}"
+    );
     // The stopped builds' processes (and their children) are gone.
     for s in fake.started().unwrap() {
         assert!(testkit::group_members(s.pgid).is_empty(), "{s:?} left running");
@@ -287,4 +291,40 @@ fn the_real_docker_engine_builds_both_demo_images_in_parallel() {
         a["start_s"].as_f64() < b["end_s"].as_f64() && b["start_s"].as_f64() < a["end_s"].as_f64(),
         "builds overlapped"
     );
+}
+
+#[test]
+fn preflight_refuses_old_helm_and_a_silent_docker_engine_before_any_build() {
+    let fake = crate::harness::fake();
+    let dir = tempfile::tempdir().unwrap();
+    let def = definition(
+        dir.path(),
+        &[("a", true)],
+        "\n[[deploy]]\nname = \"gitea\"\nnamespace = \"gitea-e2e\"\nhelm = { chart = \"gitea\" }\n",
+    );
+    // helm 3.12 has no `upgrade --labels` (helm cmd/helm/upgrade.go, added in 3.13.0).
+    fake.rule(Rule::new("helm", "^version").stdout("v3.12.3+g3a31588\n")).unwrap();
+    fake.rule(Rule::new("docker", "^info").exit(1).stderr(
+        "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n",
+    ))
+    .unwrap();
+    let started = Instant::now();
+    let out = setup(&fake, &def, &[]);
+    let err = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("helm 3.12.3 is older than 3.13") && err.contains("--labels"), "{err}");
+    assert!(err.contains("the Docker engine does not answer") && err.contains("Cannot connect"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "seconds, not a build");
+    let calls = fake.journal().unwrap();
+    assert!(!calls.iter().any(|c| c.tool == "docker" && c.argv[0] == "build"), "no build ran");
+
+    // kubectl 1.22 hangs when its pod goes instead of exiting: refused too.
+    let fake = crate::harness::fake();
+    fake.rule(
+        Rule::new("kubectl", "^version")
+            .stdout("Client Version: version.Info{Major:\"1\", Minor:\"22\", GitVersion:\"v1.22.17\"}\n"),
+    )
+    .unwrap();
+    let out = setup(&fake, &def, &[]);
+    assert!(text(&out).contains("kubectl 1.22.17 is older than 1.23"), "{}", text(&out));
 }
