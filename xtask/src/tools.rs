@@ -103,7 +103,7 @@ pub(crate) fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
             continue;
         }
         let mut parts = text[digits_at..].split(|c: char| !c.is_ascii_digit()).take(3);
-        let sep_ok = text[digits_at..].chars().skip_while(char::is_ascii_digit).next() == Some('.');
+        let sep_ok = text[digits_at..].chars().find(|c| !c.is_ascii_digit()) == Some('.');
         let (Some(a), Some(b)) = (parts.next(), parts.next()) else { continue };
         if !sep_ok || a.is_empty() || b.is_empty() {
             continue;
