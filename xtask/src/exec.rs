@@ -42,6 +42,13 @@ const STDERR_TAIL_LINES: usize = 20;
 // ---------------------------------------------------------------------------------------------
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
+/// When the process was first interrupted: cleanup after it gets [`AFTER_INTERRUPT`], no more.
+static CANCELLED_AT: Mutex<Option<Instant>> = Mutex::new(None);
+/// How long cleanup calls (diagnostics, deletes) may still run after Ctrl-C, all together: the
+/// process exits within this plus the kill grace, whatever hangs.
+pub const AFTER_INTERRUPT: Duration = Duration::from_secs(3);
+/// The grace between SIGTERM and SIGKILL once the process is interrupted.
+const INTERRUPTED_GRACE: Duration = Duration::from_millis(700);
 static CANCEL_SIGNAL: AtomicI32 = AtomicI32::new(0);
 static RUNNING_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -59,6 +66,7 @@ pub fn install_signal_handlers() -> anyhow::Result<()> {
             for signal in signals.forever() {
                 let first = !CANCELLED.swap(true, Ordering::SeqCst);
                 CANCEL_SIGNAL.store(signal, Ordering::SeqCst);
+                mark_cancelled_at();
                 if first {
                     eprintln!("\ninterrupted: stopping running commands, then cleaning up (Ctrl-C again to kill at once)");
                     signal_groups(libc::SIGTERM);
@@ -74,7 +82,20 @@ pub fn install_signal_handlers() -> anyhow::Result<()> {
 /// Cancels everything, as Ctrl-C does. Used by the pipeline when a task fails.
 pub fn cancel() {
     CANCELLED.store(true, Ordering::SeqCst);
+    mark_cancelled_at();
     signal_groups(libc::SIGTERM);
+}
+
+fn mark_cancelled_at() {
+    if let Ok(mut at) = CANCELLED_AT.lock() {
+        at.get_or_insert_with(Instant::now);
+    }
+}
+
+/// After an interrupt: has the cleanup time ([`AFTER_INTERRUPT`]) run out?
+fn cleanup_time_spent() -> bool {
+    cancelled()
+        && CANCELLED_AT.lock().ok().and_then(|at| *at).is_some_and(|at| at.elapsed() >= AFTER_INTERRUPT)
 }
 
 /// A cancellation scoped to one group of calls (a pipeline): setting it stops the calls that
@@ -374,11 +395,22 @@ impl Call {
             ExecError::new(cmdline.clone(), failure, stderr_tail, self.log.clone(), duration)
         };
 
+        // Cleanup calls outlive a cancellation, but only for the time left after the interrupt:
+        // a hanging `kubectl logs` in the diagnostics never holds the exit.
         let stop_requested = {
             let token = self.token.clone();
             let cleanup = self.cleanup;
-            move || !cleanup && (cancelled() || token.as_ref().is_some_and(CancelToken::is_cancelled))
+            move || {
+                if cleanup {
+                    cleanup_time_spent()
+                } else {
+                    cancelled() || token.as_ref().is_some_and(CancelToken::is_cancelled)
+                }
+            }
         };
+        if cancelled() {
+            self.grace = self.grace.min(INTERRUPTED_GRACE);
+        }
         if stop_requested() {
             return Err(error(Failure::Cancelled, String::new(), Duration::ZERO));
         }
@@ -501,6 +533,8 @@ fn wait(
                 stop = Some((reason, now));
             }
         }
+        // Interrupted meanwhile: the rest of the grace is short.
+        let grace = if cancelled() { grace.min(INTERRUPTED_GRACE) } else { grace };
         if let Some((_, since)) = &stop {
             if !killed && now.duration_since(*since) >= grace {
                 kill_group(pgid, libc::SIGKILL);

@@ -674,3 +674,42 @@ fn a_cluster_whose_context_is_gone_gets_no_deploy() {
     assert!(deploys.is_empty(), "{deploys:?}");
     assert!(runs(&calls).is_empty());
 }
+
+#[test]
+fn ctrl_c_exits_within_5s_even_when_diagnostics_hang() {
+    let marker = format!("hang-marker-{}", std::process::id());
+    let step = format!(r#"["sh", "-c", "sleep 30 # {marker}"]"#);
+    let w = World::new(&format!("\n[[flow]]\nname = \"full\"\ngitea = false\nsteps = [{step}]\n"));
+    // Every diagnostic kubectl hangs for a minute (an API server that stopped answering).
+    for pattern in ["^get pods", "^describe", "^logs", "^get events"] {
+        w.fake.rule(Rule::new("kubectl", pattern).delay_ms(60_000)).unwrap();
+    }
+    w.fake.rule(Rule::new("helm", "^list").delay_ms(60_000)).unwrap();
+    let mut child = w.e2e(&[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running_with(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "the flow never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(sent.elapsed() < Duration::from_secs(30), "xtask did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = sent.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(took <= Duration::from_secs(5), "exit took {took:?} after Ctrl-C:\n{}", text(&out));
+    assert!(running_with(&marker).is_empty(), "the flow's child was left running");
+    // A hanging diagnostic was started and stopped when the time after the interrupt ran out;
+    // nothing of ours is left running (the forwards are shared infra and stay by design).
+    let started = w.fake.started().unwrap();
+    assert!(started.iter().any(|s| s.tool == "kubectl" && s.argv[..2] == ["get", "pods"]), "{started:?}");
+    for s in started.iter().filter(|s| s.argv[0] != "port-forward") {
+        assert!(testkit::group_members(s.pgid).is_empty(), "{s:?} left running");
+    }
+}
