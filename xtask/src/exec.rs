@@ -553,6 +553,7 @@ impl GroupGuard {
         if let Ok(mut groups) = RUNNING_GROUPS.lock() {
             groups.push(pgid);
         }
+        reaper_say(&format!("+{pgid}"));
         GroupGuard(pgid)
     }
 }
@@ -562,7 +563,68 @@ impl Drop for GroupGuard {
         if let Ok(mut groups) = RUNNING_GROUPS.lock() {
             groups.retain(|&g| g != self.0);
         }
+        reaper_say(&format!("-{}", self.0));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reaper: nothing outlives a SIGKILLed xtask.
+// ---------------------------------------------------------------------------------------------
+
+/// The write end of the reaper's stdin, once [`start_reaper`] ran.
+static REAPER: Mutex<Option<std::process::ChildStdin>> = Mutex::new(None);
+
+/// Starts the reaper: a small process (this binary, `port-forward`-style hidden subcommand
+/// `__reap`) that reads `+pgid` / `-pgid` lines on its stdin. When its stdin reaches EOF, which
+/// the kernel causes whenever this process ends (even by SIGKILL, which no handler sees), it
+/// kills every group still registered. `PR_SET_PDEATHSIG` alone would not do: it follows the
+/// spawning *thread* (pool threads end before the process does) and reaches only the direct
+/// child, not the `sleep` a shell step started in its group.
+pub fn start_reaper(program: &Path) -> anyhow::Result<()> {
+    let child = Command::new(program)
+        .arg("__reap")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own group: Ctrl-C in the terminal does not end it before it has done its job.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start the reaper ({}): {e}", program.display()))?;
+    if let Ok(mut reaper) = REAPER.lock() {
+        *reaper = child.stdin;
+    }
+    Ok(())
+}
+
+fn reaper_say(line: &str) {
+    if let Ok(mut reaper) = REAPER.lock() {
+        if let Some(stdin) = reaper.as_mut() {
+            let _ = writeln!(stdin, "{line}");
+        }
+    }
+}
+
+/// The reaper's loop (`xtask __reap`): track the groups, kill what is left at EOF.
+pub fn reap_main() -> i32 {
+    let mut groups: Vec<i32> = Vec::new();
+    for line in io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match (line.get(..1), line.get(1..).and_then(|p| p.trim().parse::<i32>().ok())) {
+            (Some("+"), Some(pgid)) => groups.push(pgid),
+            (Some("-"), Some(pgid)) => groups.retain(|&g| g != pgid),
+            _ => {}
+        }
+    }
+    for &pgid in &groups {
+        kill_group(pgid, libc::SIGTERM);
+    }
+    if !groups.is_empty() {
+        thread::sleep(Duration::from_millis(300));
+        for &pgid in &groups {
+            kill_group(pgid, libc::SIGKILL);
+        }
+    }
+    0
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ enum Command {
     LintHardcoded(HardcodedArgs),
     Ci(ci::Args),
     Bench(bench::Args),
+    /// The reaper of a running xtask (started by it; not for users)
+    #[command(name = "__reap", hide = true)]
+    Reap,
 }
 
 impl Command {
@@ -53,6 +56,9 @@ impl Command {
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();
+    if let Command::Reap = cli.command {
+        return ExitCode::from(exec::reap_main() as u8);
+    }
     let error_code = cli.command.error_code();
     let code = match run(cli) {
         Ok(code) => code,
@@ -90,6 +96,9 @@ fn quiet_on_closed_stdout() {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     exec::install_signal_handlers()?;
+    if let Ok(me) = std::env::current_exe() {
+        exec::start_reaper(&me)?;
+    }
     let sh = xshell::Shell::new()?;
     sh.change_dir(paths::project_root());
     match cli.command {
@@ -108,5 +117,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::LintHardcoded(args) => args.run(),
         Command::Ci(args) => args.run(&sh),
         Command::Bench(args) => args.run(&sh),
+        Command::Reap => Ok(exec::reap_main()),
     }
 }

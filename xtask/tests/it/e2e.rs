@@ -713,3 +713,26 @@ fn ctrl_c_exits_within_5s_even_when_diagnostics_hang() {
         assert!(testkit::group_members(s.pgid).is_empty(), "{s:?} left running");
     }
 }
+
+#[test]
+fn a_sigkilled_xtask_leaves_no_step_process_behind() {
+    let marker = format!("orphan-marker-{}", std::process::id());
+    // A shell step whose `sleep` is a grandchild of xtask: PR_SET_PDEATHSIG would not reach it.
+    // The inner shell (marked too) is the grandchild.
+    let step = format!(r#"["sh", "-c", "sh -c 'sleep 40; true # {marker}'; true # {marker}"]"#);
+    let w = World::new(&format!("\n[[flow]]\nname = \"full\"\ngitea = false\nsteps = [{step}]\n"));
+    let mut child = w.e2e(&[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running_with(&marker).len() < 2 {
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let gone = Instant::now() + Duration::from_secs(5);
+    while !running_with(&marker).is_empty() {
+        assert!(Instant::now() < gone, "left behind: {:?}", running_with(&marker));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
