@@ -843,10 +843,15 @@ fn which_in(program: &str, path: &OsStr) -> Option<PathBuf> {
     })
 }
 
-/// True when a process with this pid exists (and we may signal it).
+/// True when a process with this pid exists, ours or another user's: `kill(pid, 0)` fails with
+/// EPERM for a live process we may not signal (kill(2)), and only ESRCH means there is none.
 pub fn pid_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
     // SAFETY: signal 0 only checks for existence and permission.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 #[cfg(test)]

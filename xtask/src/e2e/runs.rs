@@ -73,14 +73,23 @@ impl RunRecord {
     }
 
     pub(crate) fn load(run_id: &str) -> Option<RunRecord> {
-        serde_json::from_str(&std::fs::read_to_string(RunRecord::path(run_id)).ok()?).ok()
+        RunRecord::read(run_id).ok()
     }
 
-    /// Is the process that owns this run still there? (Another host's run: we cannot tell.)
+    /// The run's record, or why it cannot be read.
+    pub(crate) fn read(run_id: &str) -> Result<RunRecord> {
+        let path = RunRecord::path(run_id);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a run record", path.display()))
+    }
+
+    /// Is the process that owns this run still there? (Another host's run: we cannot tell.) A
+    /// live pid counts only if that process is older than the run: a pid reused by a newer
+    /// process is not the owner.
     pub(crate) fn owner(&self) -> Owner {
         if self.host != hostname() {
             Owner::OtherHost
-        } else if exec::pid_alive(self.pid as i32) && self.status == "running" {
+        } else if exec::pid_alive(self.pid as i32) && process_started_by(self.pid, self.started) {
             Owner::Alive
         } else {
             Owner::Gone
@@ -93,6 +102,28 @@ pub(crate) enum Owner {
     Alive,
     Gone,
     OtherHost,
+}
+
+/// Did process `pid` start no later than `unix` (plus a little slack)? True when it cannot be
+/// told (no /proc): then a live pid is taken as the owner, the safe side.
+fn process_started_by(pid: u32, unix: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+    // Field 22, after the parenthesised command (which may hold spaces): start time in clock
+    // ticks after boot (proc(5)).
+    let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else { return true };
+    let Some(ticks) = after.split_whitespace().nth(19).and_then(|t| t.parse::<u64>().ok()) else {
+        return true;
+    };
+    let Some(boot) = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok()))
+    else {
+        return true;
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    boot.saturating_add(ticks / hz) <= unix.saturating_add(5)
 }
 
 pub(crate) fn hostname() -> String {
@@ -138,13 +169,27 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Every run on disk.
-pub(crate) fn all() -> Vec<RunRecord> {
-    let Ok(entries) = std::fs::read_dir(paths::state_root().join("runs")) else { return Vec::new() };
-    let mut out: Vec<RunRecord> =
-        entries.flatten().filter_map(|e| RunRecord::load(&e.file_name().to_string_lossy())).collect();
+/// Every run on disk, and the run directories whose record cannot be read (never silently
+/// invisible: `runs` and `cleanup --stale` report them).
+pub(crate) fn all() -> (Vec<RunRecord>, Vec<(String, String)>) {
+    let Ok(entries) = std::fs::read_dir(paths::state_root().join("runs")) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut unreadable = Vec::new();
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if !RunRecord::path(&id).exists() {
+            continue; // a run whose setup has not written its record yet, or only kept logs
+        }
+        match RunRecord::read(&id) {
+            Ok(r) => out.push(r),
+            Err(e) => unreadable.push((id, format!("{e:#}"))),
+        }
+    }
     out.sort_by_key(|r| r.started);
-    out
+    unreadable.sort();
+    (out, unreadable)
 }
 
 /// Cluster-scoped kinds a run may create (each carrying its label).
@@ -236,7 +281,10 @@ pub struct RunsArgs {}
 
 impl RunsArgs {
     pub fn run(self) -> Result<i32> {
-        let runs = all();
+        let (runs, unreadable) = all();
+        for (id, why) in &unreadable {
+            eprintln!("run {id}: {why}; remove it with `cargo xtask cleanup --run-id {id}`");
+        }
         if runs.is_empty() {
             println!("no runs under {}", paths::state_root().join("runs").display());
             return Ok(0);
@@ -306,9 +354,13 @@ impl CleanupArgs {
             return Ok(0);
         }
         let now = clock::unix_now();
-        let mut failed = 0;
+        let (runs, unreadable) = all();
+        let mut failed = unreadable.len();
+        for (id, why) in &unreadable {
+            eprintln!("run {id}: {why}; not reaped (its owner cannot be told): `cargo xtask cleanup --run-id {id}` removes it");
+        }
         let mut reaped = 0;
-        for r in all() {
+        for r in runs {
             let old = now.saturating_sub(r.heartbeat) >= self.older_than.as_secs();
             if !old || r.owner() == Owner::Alive {
                 continue;

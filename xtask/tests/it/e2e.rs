@@ -486,13 +486,14 @@ fn stale_runs_are_reaped_and_live_ones_are_not() {
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let host = String::from_utf8_lossy(&Command::new("hostname").output().unwrap().stdout).trim().to_string();
-    for (id, pid) in [("stale1", dead_pid), ("live1", std::process::id())] {
+    // (A live owner started before its run: the record is written after the process starts.)
+    for (id, pid, started) in [("stale1", dead_pid, now - 4 * 3600), ("live1", std::process::id(), now)] {
         let dir = w.run_dir(id);
         std::fs::create_dir_all(dir.join("logs")).unwrap();
         let record = serde_json::json!({
             "run_id": id, "flow": "full", "namespace": format!("run-e2e-full-{id}"),
             "controller_namespace": format!("ctl-e2e-full-{id}"), "label": LABEL, "pid": pid, "host": host,
-            "started": now - 4 * 3600, "heartbeat": now - 3 * 3600, "status": "running", "kept": false, "gitea": false,
+            "started": started, "heartbeat": now - 3 * 3600, "status": "running", "kept": false, "gitea": false,
         });
         std::fs::write(dir.join("run.json"), record.to_string()).unwrap();
     }
@@ -734,5 +735,83 @@ fn a_sigkilled_xtask_leaves_no_step_process_behind() {
     while !running_with(&marker).is_empty() {
         assert!(Instant::now() < gone, "left behind: {:?}", running_with(&marker));
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A run record owned by `pid`, started at `started`, heartbeat 3 h ago.
+fn write_record(w: &World, id: &str, pid: u32, started: u64, status: &str) {
+    let host = String::from_utf8_lossy(&Command::new("hostname").output().unwrap().stdout).trim().to_string();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let dir = w.run_dir(id);
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let record = serde_json::json!({
+        "run_id": id, "flow": "full", "namespace": format!("run-e2e-full-{id}"),
+        "controller_namespace": format!("ctl-e2e-full-{id}"), "label": LABEL, "pid": pid, "host": host,
+        "started": started, "heartbeat": now - 3 * 3600, "status": status, "kept": true, "gitea": false,
+    });
+    std::fs::write(dir.join("run.json"), record.to_string()).unwrap();
+}
+
+#[test]
+fn stale_cleanup_as_another_user_never_reaps_a_live_run_and_reports_corrupt_records() {
+    let w = World::new("\n[[flow]]\nname = \"full\"\ngitea = false\nsteps = [[\"true\"]]\n");
+    w.fake.with_cluster("e2e").unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // Owned by pid 1 (root's init, alive, started long ago), which another user may not signal:
+    // kill(1, 0) fails with EPERM for them, and EPERM means alive.
+    write_record(&w, "other1", 1, now, "running");
+    // A finished run whose owner lives on is listed as such, not as "owner gone".
+    write_record(&w, "done1", std::process::id(), now, "failed");
+    std::fs::create_dir_all(w.run_dir("broken1")).unwrap();
+    std::fs::write(w.run_dir("broken1").join("run.json"), "{\"run_id\": \"broken1\", trunc").unwrap();
+
+    let as_other_user = |args: &[&str]| {
+        let mut cmd = w.xtask(args);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            // Root may signal anything: run as nobody, with the state dir open to it.
+            chmod_tree(w.sandbox.state.path());
+            let mut wrapped = Command::new("setpriv");
+            wrapped
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => wrapped.env(k, v),
+                    None => wrapped.env_remove(k),
+                };
+            }
+            wrapped.env("HOME", w.sandbox.state.path()).current_dir(w.sandbox.state.path());
+            cmd = wrapped;
+        }
+        cmd.output().unwrap()
+    };
+    let listed = as_other_user(&["runs"]);
+    let said = text(&listed);
+    assert!(said.contains("broken1") && said.contains("is not a run record"), "{said}");
+    let row = |id: &str| said.lines().find(|l| l.starts_with(id)).unwrap_or_default().to_string();
+    assert!(row("other1").contains("pid 1 alive"), "{said}");
+    assert!(row("done1").contains("alive"), "{said}");
+
+    let out = as_other_user(&["cleanup", "--stale", "--older-than", "2h"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "the corrupt record is a problem: {said}");
+    assert!(said.contains("0 stale run(s) reaped"), "{said}");
+    assert!(said.contains("broken1") && said.contains("cleanup --run-id broken1"), "{said}");
+    assert!(w.run_dir("other1").join("run.json").exists() && w.run_dir("done1").exists());
+    let calls = w.fake.journal().unwrap();
+    assert!(!calls.iter().any(|c| c.argv[0] == "delete"), "nothing deleted: {calls:?}");
+}
+
+fn chmod_tree(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777));
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            chmod_tree(&entry.path());
+        } else {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o666));
+        }
     }
 }
