@@ -2,7 +2,7 @@
 //!
 //! Three layers, dependencies pointing one way (ARCHITECTURE.md at the repository root):
 //! - foundations: [`exec`] (the one door to external processes), [`paths`] (where state lives),
-//!   [`clock`], [`tools`] (what must be installed);
+//!   [`clock`], [`tools`] (what must be installed), [`usage`] (errors that exit 2);
 //! - engines: [`lint`] (file classification, parsers, rules, reports) and [`pipeline`] (a
 //!   dependency graph of jobs on a dedicated thread pool), neither of which knows the e2e;
 //! - commands: [`e2e`] (definition, run context, shared infra, flows, Gitea, metrics, checks),
@@ -18,3 +18,4 @@ pub mod lint;
 pub mod paths;
 pub mod pipeline;
 pub mod tools;
+pub mod usage;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use xtask::e2e::{flows, gitea, metrics, port_forward, quickstart, run_context_cmd, runs, setup};
 use xtask::lint::commands::{DockerfilesArgs, HardcodedArgs, LintArgs};
-use xtask::{bench, ci, doctor, exec, paths};
+use xtask::{bench, ci, doctor, exec, paths, usage};
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
 /// parallel test flows, and the gates that keep them honest.
@@ -68,7 +68,11 @@ fn main() -> ExitCode {
                 130
             } else {
                 eprintln!("error: {error:#}");
-                error_code
+                if usage::is_usage(&error) {
+                    2
+                } else {
+                    error_code
+                }
             }
         }
     };

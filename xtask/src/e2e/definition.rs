@@ -209,6 +209,10 @@ fn two() -> u32 {
 }
 
 /// `90s`, `5m`, `1h30m`, `500ms`.
+/// The longest duration anything takes (a week): larger values are typos, and would overflow
+/// deadlines (`Instant + Duration` panics on overflow).
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
@@ -220,19 +224,34 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(format!("{text:?} is not a duration (like 90s, 5m, 1h30m, 500ms)"));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| format!("{text:?}: number too large"))?;
+        let too_long = || format!("{text:?} is longer than a week; durations are at most 168h");
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        total += match &rest[..unit] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
+        let millis = match &rest[..unit] {
+            "ms" => Some(n),
+            "s" => n.checked_mul(1000),
+            "m" => n.checked_mul(60_000),
+            "h" => n.checked_mul(3_600_000),
             other => return Err(format!("{text:?}: unknown unit {other:?} (use ms, s, m or h)")),
         };
+        total = millis
+            .map(Duration::from_millis)
+            .and_then(|d| total.checked_add(d))
+            .filter(|t| *t <= MAX_DURATION)
+            .ok_or_else(too_long)?;
         rest = &rest[unit..];
     }
     Ok(total)
+}
+
+/// A timeout or wait: as [`parse_duration`], and zero is refused (it would fail every run at
+/// once).
+pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{text:?} is zero; give the time the step may take")),
+        d => Ok(d),
+    }
 }
 
 /// A loaded, validated definition.
@@ -345,7 +364,13 @@ pub(crate) fn default_path() -> PathBuf {
     crate::paths::project_root().join("test/e2e/e2e.toml")
 }
 
+/// Reads and validates a definition. Every problem is a usage error (exit 2) naming the file,
+/// the key and what is wrong.
 pub(crate) fn load(path: &Path) -> Result<Definition> {
+    load_checked(path).map_err(|e| crate::usage::usage(format!("{e:#}")))
+}
+
+fn load_checked(path: &Path) -> Result<Definition> {
     let shown = path.display().to_string();
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading the e2e definition {shown}"))?;
@@ -376,7 +401,7 @@ pub(crate) fn load(path: &Path) -> Result<Definition> {
                 crds: q.crds.clone(),
                 status_file: q.status_file.clone(),
                 metric: q.metric.clone(),
-                timeout: parse_duration(&q.timeout)
+                timeout: parse_timeout(&q.timeout)
                     .map_err(|e| anyhow::anyhow!("{shown}: quickstart.timeout: {e}"))?,
                 values: q.values.clone().into_iter().collect(),
                 gitea_api: q.gitea_api.clone(),
@@ -440,7 +465,7 @@ fn forwards(file: &File, shown: &str) -> Result<Vec<Forward>> {
             remote: f.remote,
             probe,
             env,
-            ready_timeout: parse_duration(&f.ready_timeout)
+            ready_timeout: parse_timeout(&f.ready_timeout)
                 .map_err(|e| anyhow::anyhow!("{shown}: {key}.ready-timeout: {e}"))?,
             context: super::kube::kind_context(&file.cluster.name),
         });
@@ -452,8 +477,8 @@ fn flows(file: &File, shown: &str) -> Result<Vec<Flow>> {
     let mut out: Vec<Flow> = Vec::new();
     for (i, f) in file.flows.iter().enumerate() {
         let key = format!("flow[{i}] ({})", f.name);
-        if crate::e2e::run_context::validate_flow(&f.name).is_err() {
-            bail!("{shown}: {key}.name: a lowercase DNS label of at most 19 characters");
+        if let Err(e) = crate::e2e::run_context::validate_flow(&f.name) {
+            bail!("{shown}: {key}.name: {e}");
         }
         if out.iter().any(|o| o.name == f.name) {
             bail!("{shown}: {key}.name: two flows are named {:?}", f.name);
@@ -462,7 +487,7 @@ fn flows(file: &File, shown: &str) -> Result<Vec<Flow>> {
             bail!("{shown}: {key}.steps: give at least one command, none empty");
         }
         let timeout =
-            parse_duration(&f.timeout).map_err(|e| anyhow::anyhow!("{shown}: {key}.timeout: {e}"))?;
+            parse_timeout(&f.timeout).map_err(|e| anyhow::anyhow!("{shown}: {key}.timeout: {e}"))?;
         out.push(Flow { name: f.name.clone(), steps: f.steps.clone(), timeout, gitea: f.gitea });
     }
     Ok(out)
@@ -509,7 +534,7 @@ struct Section<'a> {
 
 impl Section<'_> {
     fn duration(&self, key: &str, v: &str) -> Result<Duration> {
-        parse_duration(v).map_err(|e| anyhow::anyhow!("{}: {key}: {e}", self.shown))
+        parse_timeout(v).map_err(|e| anyhow::anyhow!("{}: {key}: {e}", self.shown))
     }
 
     fn existing(&self, key: &str, p: &Path) -> Result<PathBuf> {
@@ -685,5 +710,13 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("").is_err());
+        // Never an overflow, whatever the number: a week at most.
+        assert!(parse_duration("99999999999999999999h").unwrap_err().contains("longer than a week"));
+        assert!(parse_duration("18446744073709551615h").is_err());
+        assert!(parse_duration("5124095576030431h").is_err());
+        assert_eq!(parse_duration("168h"), Ok(MAX_DURATION));
+        assert!(parse_duration("168h1ms").is_err());
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_timeout("0s").unwrap_err().contains("zero"));
     }
 }

@@ -96,8 +96,12 @@ impl Args {
             self.flows
                 .iter()
                 .map(|name| {
-                    def.flows.iter().find(|f| &f.name == name).cloned().with_context(|| {
-                        format!("no flow {name:?} in {} (flows: {})", path.display(), known.join(", "))
+                    def.flows.iter().find(|f| &f.name == name).cloned().ok_or_else(|| {
+                        crate::usage::usage(format!(
+                            "no flow {name:?} in {} (flows: {})",
+                            path.display(),
+                            known.join(", ")
+                        ))
                     })
                 })
                 .collect::<Result<_>>()?

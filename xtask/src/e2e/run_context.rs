@@ -19,6 +19,7 @@ use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::paths;
+use crate::usage::usage;
 
 /// The label every object of a run carries (key; the value is the run id).
 pub(crate) const DEFAULT_LABEL_KEY: &str = "configbutler.ai/e2e-run-id";
@@ -79,23 +80,28 @@ pub(crate) fn validate_run_id(id: &str) -> Result<()> {
         None
     };
     match problem {
-        Some(problem) => bail!("invalid run id {id:?}: {problem}; {}", run_id_rule()),
+        Some(problem) => Err(usage(format!("invalid run id {id:?}: {problem}; {}", run_id_rule()))),
         None => Ok(()),
     }
 }
 
 pub(crate) fn validate_flow(flow: &str) -> Result<()> {
+    let max = "quickstart-manifest".len();
+    if flow.len() > max {
+        return Err(usage(format!(
+            "flow name {flow:?} has {} characters, at most {max}: a run's namespace is `run-e2e-<flow>-<run id>`, \
+             which Kubernetes caps at 63 characters, and run ids get up to {MAX_RUN_ID}",
+            flow.len()
+        )));
+    }
     let ok = !flow.is_empty()
-        && flow.len() <= "quickstart-manifest".len()
         && flow.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !flow.starts_with('-')
         && !flow.ends_with('-');
     if !ok {
-        bail!(
-            "invalid flow {flow:?}: a flow name is a lowercase DNS-1123 label of at most {} characters (known flows: {})",
-            "quickstart-manifest".len(),
-            FLOWS.join(", ")
-        );
+        return Err(usage(format!(
+            "invalid flow {flow:?}: a flow name is a lowercase DNS-1123 label (a-z, 0-9, '-') of at most {max} characters"
+        )));
     }
     Ok(())
 }
@@ -107,7 +113,9 @@ fn validate_namespace(var: &str, ns: &str) -> Result<()> {
         && !ns.starts_with('-')
         && !ns.ends_with('-');
     if !ok {
-        bail!("invalid {var}={ns:?}: a namespace is a lowercase DNS-1123 label of at most 63 characters");
+        return Err(usage(format!(
+            "invalid {var}={ns:?}: a namespace is a lowercase DNS-1123 label of at most 63 characters"
+        )));
     }
     Ok(())
 }
@@ -118,7 +126,7 @@ fn validate_url(var: &str, url: &str) -> Result<()> {
         Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) => {
             Ok(())
         }
-        _ => bail!("invalid {var}={url:?}: expected an http:// or https:// URL"),
+        _ => Err(usage(format!("invalid {var}={url:?}: expected an http:// or https:// URL"))),
     }
 }
 

@@ -815,3 +815,49 @@ fn chmod_tree(dir: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn usage_errors_exit_2_and_say_what_is_wrong() {
+    let w = World::new(THREE_FLOWS);
+    let def = w.def.to_str().unwrap();
+    let out = w.xtask(&["e2e", "--definition", def, "--flow", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no flow \"nope\"") && text(&out).contains("quickstart-helm"),
+        "{}",
+        text(&out)
+    );
+    assert!(w.fake.journal().unwrap().is_empty(), "nothing ran");
+
+    let cases =
+        [("timeout = \"0s\"", "is zero"), ("timeout = \"99999999999999999999h\"", "longer than a week")];
+    for (line, said) in cases {
+        let text_def = std::fs::read_to_string(&w.def).unwrap().replacen(
+            "name = \"full\"\n",
+            &format!("name = \"full\"\n{line}\n"),
+            1,
+        );
+        std::fs::write(w.dir.path().join("bad.toml"), text_def).unwrap();
+        let bad = w.dir.path().join("bad.toml");
+        let out = w.xtask(&["setup", "--dry-run", "--definition", bad.to_str().unwrap()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{line}: {}", text(&out));
+        assert!(text(&out).contains(said) && text(&out).contains("flow[0] (full).timeout"), "{}", text(&out));
+    }
+    let long = "a-flow-name-that-is-far-too-long";
+    let text_def = std::fs::read_to_string(&w.def).unwrap().replacen(
+        "name = \"full\"",
+        &format!("name = \"{long}\""),
+        1,
+    );
+    let bad = w.dir.path().join("long.toml");
+    std::fs::write(&bad, text_def).unwrap();
+    let out = w.xtask(&["setup", "--dry-run", "--definition", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("has 32 characters, at most 19") && text(&out).contains("63"),
+        "{}",
+        text(&out)
+    );
+    let out = w.xtask(&["cleanup", "--stale", "--older-than", "99999999999999h"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

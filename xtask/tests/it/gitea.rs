@@ -280,11 +280,12 @@ fn bad_run_ids_are_refused_with_the_rule_before_anything_happens() {
     let too_long = "a".repeat(36);
     for bad in ["UPPER", too_long.as_str(), "../x", "", "a_b"] {
         let out = world.run(&["gitea", "setup", "--run-id", bad]);
-        assert!(!out.status.success(), "{bad:?} accepted");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: a usage error");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("lowercase DNS-1123 label of 1 to 35 characters"), "{bad:?}: {err}");
         let out = world.run(&["run-context", "--run-id", bad]);
-        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("invalid run id"));
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("invalid run id"));
     }
     assert!(world.gitea.requests().is_empty(), "nothing reached Gitea");
     assert!(world.fake.journal().unwrap().is_empty(), "nothing ran");

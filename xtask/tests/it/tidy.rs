@@ -155,6 +155,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("paths", 0),
     ("clock", 0),
     ("tools", 0),
+    ("usage", 0),
     ("lint", 1),
     ("pipeline", 1),
     ("e2e", 2),
