@@ -168,11 +168,20 @@ pub fn redact(text: &str) -> String {
 // A call.
 // ---------------------------------------------------------------------------------------------
 
+/// Variables that hold credentials of the shared infra: no child process gets them (git, ssh,
+/// kubectl, a flow's Go tests have no use for Gitea's admin password) unless its call passes one
+/// on purpose with [`Call::env_secret`].
+pub const SECRET_ENV: &[&str] = &["E2E_GITEA_ADMIN_PASSWORD"];
+
 /// Starts describing a call. `cmd` comes from `xshell::cmd!`, whose Shell supplies the working
 /// directory and the environment overlay (the run's `E2E_*` variables, a test's `PATH`).
 pub fn cmd(cmd: xshell::Cmd<'_>) -> Call {
+    let mut command = Command::from(cmd);
+    for key in SECRET_ENV {
+        command.env_remove(key);
+    }
     Call {
-        command: Command::from(cmd),
+        command,
         log: None,
         timeout: None,
         grace: DEFAULT_GRACE,

@@ -648,6 +648,12 @@ fn every_kubectl_and_helm_call_names_the_clusters_context_never_the_current_one(
     assert!(text.contains("name: kind-e2e") && !text.contains("prod-cluster"), "{text}");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(kubeconfig).unwrap().permissions().mode() & 0o777, 0o600);
+    // Gitea's admin password (in xtask's environment) reaches no child process: not our calls,
+    // not the flow's step.
+    assert!(w.xtask(&[]).get_envs().any(|(k, _)| k == "E2E_GITEA_ADMIN_PASSWORD"), "xtask itself has it");
+    for c in &calls {
+        assert!(!c.env.contains_key("E2E_GITEA_ADMIN_PASSWORD"), "{} got the admin password", c.line());
+    }
     // Its credentials are in no log.
     for log in crate::harness::files_ending(w.sandbox.state.path(), "log") {
         let body = std::fs::read_to_string(&log).unwrap_or_default();
