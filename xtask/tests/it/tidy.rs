@@ -361,3 +361,26 @@ fn the_layering_check_sees_group_imports_and_super_paths() {
     let shown: Vec<String> = paths.iter().map(|(a, p)| format!("{a}:{}", p.join("::"))).collect();
     assert_eq!(shown, ["crate:e2e::flows::run", "super:a", "super:b::c", "super:b"]);
 }
+
+/// Every flow of this repository labels what it runs with the run label, so diagnostics (which
+/// select pods and logs by it) see its pods: the `full` flow's static manifest gets it by a patch.
+#[test]
+fn the_full_flows_pods_carry_the_run_label() {
+    let text = std::fs::read_to_string(root().join("test/e2e/e2e.toml")).unwrap();
+    let def: toml::Value = toml::from_str(&text).unwrap();
+    let flows = def["flow"].as_array().unwrap();
+    let full = flows.iter().find(|f| f["name"].as_str() == Some("full")).unwrap();
+    let steps: Vec<Vec<String>> = full["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect())
+        .collect();
+    let patch = steps.iter().find(|s| s.get(1).map(String::as_str) == Some("patch")).expect("a patch step");
+    let json = patch.last().unwrap().replace("${E2E_RUN_LABEL}", "l").replace("${E2E_RUN_ID}", "id1");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["spec"]["template"]["metadata"]["labels"]["l"], "id1");
+    // After the apply, before the rollout is awaited.
+    let at = |verb: &str| steps.iter().position(|s| s.get(1).map(String::as_str) == Some(verb)).unwrap();
+    assert!(at("apply") < at("patch") && at("patch") < at("rollout"));
+}
