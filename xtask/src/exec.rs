@@ -804,7 +804,7 @@ impl fmt::Display for ExecError {
             Failure::Log(path, e) => write!(f, "cannot open log file {} for `{cmd}`: {e}", path.display())?,
         }
         if !self.stderr_tail.trim().is_empty() {
-            write!(f, "\n--- last lines of stderr ---\n{}", self.stderr_tail.trim_end())?;
+            write!(f, "\n--- last lines of stderr ---\n{}", printable(self.stderr_tail.trim_end()))?;
         }
         if let Some(log) = &self.log {
             write!(f, "\n(full output: {})", log.display())?;
@@ -826,6 +826,20 @@ fn secs(d: Duration) -> String {
 fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `text` safe to print on a terminal: control characters other than newline and tab (a tool's
+/// colour codes, a stray carriage return, a bell) are shown escaped (`\u{1b}`), never obeyed.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Quotes a word for display the way a POSIX shell would need it.

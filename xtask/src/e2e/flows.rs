@@ -406,8 +406,26 @@ fn flow_steps(
     Ok(())
 }
 
+/// The terminal width the summary and the Gantt chart fit.
+const COLUMNS: usize = 80;
+
 fn print_summary(results: &[FlowResult]) {
-    println!("\n{:<22} {:<12} {:<40} {:>9}  {:<11} ARTIFACTS", "FLOW", "RUN", "NAMESPACE", "TIME", "RESULT");
+    print!("{}", summary(results));
+}
+
+/// One line per flow (flow, result, time, run id), its namespace and artifacts on lines of their
+/// own under it: 80 columns for the longest names Kubernetes allows.
+fn summary(results: &[FlowResult]) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("\n{:<19} {:<11} {:>8}  RUN ID\n", "FLOW", "RESULT", "TIME");
+    let detail = |out: &mut String, label: &str, value: &str| {
+        let line = format!("{:<20}{label} {value}", "");
+        if line.chars().count() <= COLUMNS {
+            let _ = writeln!(out, "{line}");
+        } else {
+            let _ = writeln!(out, "  {label}\n    {value}");
+        }
+    };
     for r in results {
         let verdict = match (r.outcome, r.kept) {
             (Outcome::Passed, _) => "passed",
@@ -415,21 +433,27 @@ fn print_summary(results: &[FlowResult]) {
             (Outcome::Failed, false) => "FAILED",
             (Outcome::Interrupted, _) => "interrupted",
         };
-        let artifacts = r.artifacts.as_ref().map(|p| runs::rel(p)).unwrap_or_else(|| "-".into());
-        println!(
-            "{:<22} {:<12} {:<40} {:>8.1}s  {verdict:<11} {artifacts}",
-            r.flow,
-            r.run_id,
-            r.namespace,
-            r.end_s - r.start_s
-        );
+        let _ = writeln!(out, "{:<19} {verdict:<11} {:>7.1}s  {}", r.flow, r.end_s - r.start_s, r.run_id);
+        if !r.namespace.is_empty() {
+            detail(&mut out, "namespace", &r.namespace);
+        }
+        if let Some(p) = &r.artifacts {
+            detail(&mut out, "artifacts", &runs::rel(p));
+        }
     }
     for r in results.iter().filter(|r| r.outcome == Outcome::Failed) {
-        let error = r.error.as_deref().unwrap_or("failed");
-        println!("\n{} ({}): {}", r.flow, r.run_id, error.lines().take(12).collect::<Vec<_>>().join("\n  "));
+        let error = exec::printable(r.error.as_deref().unwrap_or("failed"));
+        let _ = write!(
+            out,
+            "\n{} ({}): {}\n",
+            r.flow,
+            r.run_id,
+            error.lines().take(12).collect::<Vec<_>>().join("\n  ")
+        );
     }
     let passed = results.iter().filter(|r| r.outcome == Outcome::Passed).count();
-    println!("\n{passed} of {} flow(s) passed", results.len());
+    let _ = writeln!(out, "\n{passed} of {} flow(s) passed", results.len());
+    out
 }
 
 fn xml(s: &str) -> String {
@@ -489,4 +513,35 @@ fn write_junit(path: &PathBuf, results: &[FlowResult], total: f64) -> Result<()>
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_fits_80_columns_for_the_longest_names() {
+        let id = "a".repeat(35);
+        let result = FlowResult {
+            flow: "quickstart-manifest".into(),
+            run_id: id.clone(),
+            namespace: format!("run-e2e-quickstart-manifest-{id}"),
+            start_s: 0.0,
+            end_s: 1234.5,
+            outcome: Outcome::Failed,
+            error: Some("step 1 failed\u{1b}[31m red".into()),
+            artifacts: Some(std::path::PathBuf::from(format!("/somewhere/target/e2e/runs/{id}/artifacts"))),
+            kept: true,
+        };
+        let text = summary(&[result]);
+        for line in text.lines().filter(|l| !l.contains("failed\\u")) {
+            assert!(line.chars().count() <= COLUMNS, "{} columns: {line}", line.chars().count());
+        }
+        assert!(
+            text.contains("FAILED/kept")
+                && text.contains(&id)
+                && text.contains("run-e2e-quickstart-manifest-")
+        );
+        assert!(!text.contains('\u{1b}'), "control characters are escaped: {text}");
+    }
 }

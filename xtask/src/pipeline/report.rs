@@ -73,7 +73,7 @@ impl Report {
             if !tail.is_empty() {
                 let _ = write!(text, "\n  last lines of {}:", t.log);
                 for line in tail.lines() {
-                    let _ = write!(text, "\n    {line}");
+                    let _ = write!(text, "\n    {}", crate::exec::printable(line));
                 }
             }
         }
@@ -139,36 +139,64 @@ fn log_tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// A text Gantt chart: one bar per task on a shared time axis, `*` on the critical path.
+/// The terminal width the chart fits.
+const COLUMNS: usize = 80;
+/// Longer task names are abbreviated in the middle.
+const NAME_MAX: usize = 24;
+
+/// `setup/deploy:kube-prometheus-stack-operator` → `setup/deploy:k…-operator` (24 characters).
+fn abbreviate(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= NAME_MAX {
+        return name.to_string();
+    }
+    let head = (NAME_MAX - 1) / 2;
+    let tail = NAME_MAX - 1 - head;
+    chars[..head].iter().chain(['…'].iter()).chain(chars[chars.len() - tail..].iter()).collect()
+}
+
+/// A text Gantt chart: one bar per task on a shared time axis, `*` on the critical path; it fits
+/// 80 columns (names abbreviated, the bar as wide as what is left).
 pub(crate) fn gantt(report: &Report) -> String {
-    const WIDTH: usize = 50;
     let total = report.wall_s.max(1e-6);
-    let name_w = report.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).max(4);
-    let mut out = format!("{:name_w$}  |{:<WIDTH$}| {:>8}\n", "TASK", format!("0s .. {total:.1}s"), "TIME");
-    for t in &report.tasks {
+    let names: Vec<String> = report.tasks.iter().map(|t| abbreviate(&t.id)).collect();
+    let name_w = names.iter().map(|n| n.chars().count()).max().unwrap_or(4).max(4);
+    // name, " *|", bar, "| ", "1234.56s"
+    let width = COLUMNS.saturating_sub(name_w + 3 + 2 + 9).clamp(20, 50);
+    let mut out = format!("{:name_w$}  |{:<width$}| {:>8}\n", "TASK", format!("0s .. {total:.1}s"), "TIME");
+    for (t, name) in report.tasks.iter().zip(&names) {
         let (Some(s), Some(e)) = (t.start_s, t.end_s) else {
-            let _ = writeln!(out, "{:name_w$}  |{:WIDTH$}| {:>8}", t.id, "", "skipped");
+            let _ = writeln!(out, "{name:name_w$}  |{:width$}| {:>8}", "", "skipped");
             continue;
         };
-        let a = (((s / total) * WIDTH as f64).floor() as usize).min(WIDTH - 1);
-        let b = (((e / total) * WIDTH as f64).ceil() as usize).clamp(a + 1, WIDTH);
+        let a = (((s / total) * width as f64).floor() as usize).min(width - 1);
+        let b = (((e / total) * width as f64).ceil() as usize).clamp(a + 1, width);
         let fill = match t.status {
             Status::Ok => '#',
             Status::Failed | Status::TimedOut => 'X',
             Status::Stopped | Status::Skipped => '-',
         };
-        let bar: String = (0..WIDTH).map(|c| if c >= a && c < b { fill } else { ' ' }).collect();
+        let bar: String = (0..width).map(|c| if c >= a && c < b { fill } else { ' ' }).collect();
         let mark = if report.critical_path.contains(&t.id) { "*" } else { " " };
-        let _ = writeln!(out, "{:name_w$} {mark}|{bar}| {:>7.2}s", t.id, t.duration_s);
+        let _ = writeln!(out, "{name:name_w$} {mark}|{bar}| {:>7.2}s", t.duration_s);
     }
     let _ = writeln!(
         out,
-        "wall {:.2}s on {} thread(s); critical path {:.2}s (*): {}",
-        report.wall_s,
-        report.threads,
-        report.critical_path_s,
-        report.critical_path.join(" -> ")
+        "wall {:.2}s on {} thread(s); critical path {:.2}s (*):",
+        report.wall_s, report.threads, report.critical_path_s,
     );
+    // The path, wrapped at 80 columns.
+    let mut line = String::from(" ");
+    for (i, step) in report.critical_path.iter().enumerate() {
+        let piece =
+            if i == 0 { format!(" {}", abbreviate(step)) } else { format!(" -> {}", abbreviate(step)) };
+        if line.chars().count() + piece.chars().count() > COLUMNS {
+            let _ = writeln!(out, "{line}");
+            line = String::from(" ");
+        }
+        line.push_str(&piece);
+    }
+    let _ = writeln!(out, "{line}");
     out
 }
 
@@ -185,6 +213,18 @@ pub(crate) fn write_report(report: &Report, dir: &Path, name: &str) -> Result<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gantt_chart_fits_80_columns_with_long_names() {
+        let mut report = Report::single("setup/deploy:kube-prometheus-stack-with-a-long-name", 12.0);
+        report.critical_path = vec!["setup/deploy:kube-prometheus-stack-with-a-long-name".into(); 4];
+        let chart = gantt(&report);
+        for line in chart.lines() {
+            assert!(line.chars().count() <= COLUMNS, "{} columns: {line}", line.chars().count());
+        }
+        assert!(chart.contains("setup/deplo…-a-long-name"), "{chart}");
+        assert_eq!(abbreviate("build:demo"), "build:demo");
+    }
 
     #[test]
     fn then_shifts_the_second_report_and_joins_critical_paths() {
