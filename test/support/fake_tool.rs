@@ -50,6 +50,13 @@ struct Scenario {
     /// Contexts removed from the kubeconfig although their kind cluster runs.
     #[serde(default)]
     removed_contexts: Vec<String>,
+    /// The Docker engine's platform (`docker version --format {{.Server.Os}}/{{.Server.Arch}}`).
+    #[serde(default)]
+    platform: Option<String>,
+    /// Docker's containerd image store: `kind load docker-image`, and an image archive holding
+    /// every platform, fail on import; an archive of the node's platform loads.
+    #[serde(default)]
+    containerd_store: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -289,6 +296,12 @@ fn context_refusal(tool: &str, argv: &[String], state: &State, scenario: &Scenar
     })
 }
 
+/// What `ctr images import --all-platforms` says on a node when the archive came from Docker's
+/// containerd image store (kind#3795).
+const CONTAINERD_IMPORT_ERROR: &str = "ERROR: failed to load image: command \"docker exec --privileged -i e2e-control-plane \
+    ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -\" failed with error: exit status 1\n\
+    Command Output: ctr: content digest sha256:0123456789abcdef: not found\n";
+
 /// The fake world's default answers.
 fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) -> Reply {
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -314,7 +327,14 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                  users:\n- name: kind-{name}\n  user:\n    client-key-data: RkFLRS1TRUNSRVQ=\n"
             ))
         }
-        ("docker", ["version", ..]) => Reply::ok("28.0.0-fake\n"),
+        ("docker", ["version", rest @ ..]) => {
+            let format = flag_values(rest, &["--format", "-f"]).into_iter().next().unwrap_or_default();
+            if format.contains(".Server.Arch") {
+                Reply::ok(format!("{}\n", scenario.platform.as_deref().unwrap_or("linux/amd64")))
+            } else {
+                Reply::ok("28.0.0-fake\n")
+            }
+        }
         ("docker", ["info", ..]) => Reply::ok("28.0.0-fake\n"),
         ("docker", ["build", rest @ ..]) | ("docker", ["buildx", "build", rest @ ..]) => {
             for tag in flag_values(rest, &["-t", "--tag"]) {
@@ -332,7 +352,7 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
             }
             Reply::ok("[{\"Id\":\"sha256:fake\"}]\n")
         }
-        ("docker", ["save", rest @ ..]) => {
+        ("docker", ["save", rest @ ..]) | ("docker", ["image", "save", rest @ ..]) => {
             let out = flag_values(rest, &["-o", "--output"]);
             let images: Vec<&&str> = positional(rest, &["-o", "--output", "--platform"]);
             for image in &images {
@@ -342,8 +362,12 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                     ));
                 }
             }
+            // An archive of one platform (`--platform`), or of all of them (kind's import of a
+            // multi-platform archive is what the containerd image store breaks).
+            let platform =
+                flag_values(rest, &["--platform"]).into_iter().next().unwrap_or_else(|| "all".into());
             if let Some(path) = out.first() {
-                if let Err(e) = fs::write(path, b"fake image archive\n") {
+                if let Err(e) = fs::write(path, format!("fake image archive platform={platform}\n")) {
                     return Reply::fail(format!("cannot write {path}: {e}\n"));
                 }
             }
@@ -377,6 +401,9 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
             if !state.clusters.contains(&name) {
                 return Reply::fail(format!("ERROR: no nodes found for cluster \"{name}\"\n"));
             }
+            if scenario.containerd_store {
+                return Reply::fail(CONTAINERD_IMPORT_ERROR);
+            }
             for image in positional(rest, &["--name", "-n", "--nodes"]) {
                 if !image_known(image, state, scenario) {
                     return Reply::fail(format!("ERROR: image: \"{image}\" not present locally\n"));
@@ -390,8 +417,11 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                 return Reply::fail(format!("ERROR: no nodes found for cluster \"{name}\"\n"));
             }
             for archive in positional(rest, &["--name", "-n", "--nodes"]) {
-                if !Path::new(archive).exists() {
+                let Ok(content) = fs::read_to_string(archive) else {
                     return Reply::fail(format!("ERROR: failed to open archive \"{archive}\"\n"));
+                };
+                if scenario.containerd_store && content.contains("platform=all") {
+                    return Reply::fail(CONTAINERD_IMPORT_ERROR);
                 }
             }
             Reply::ok("")

@@ -83,6 +83,8 @@ struct Scenario {
     contexts: Vec<String>,
     current_context: Option<String>,
     removed_contexts: Vec<String>,
+    platform: Option<String>,
+    containerd_store: bool,
 }
 
 /// One journaled call of a fake tool.
@@ -209,6 +211,20 @@ impl FakeToolchain {
     /// The kubeconfig lost this context although its cluster runs (another tool rewrote it).
     pub fn without_context(&self, context: &str) -> Result<&FakeToolchain> {
         self.scenario.borrow_mut().removed_contexts.push(context.into());
+        self.save()?;
+        Ok(self)
+    }
+
+    /// The Docker engine runs on this platform (`linux/arm64`).
+    pub fn platform(&self, platform: &str) -> Result<&FakeToolchain> {
+        self.scenario.borrow_mut().platform = Some(platform.into());
+        self.save()?;
+        Ok(self)
+    }
+
+    /// Docker uses the containerd image store (kind#3795).
+    pub fn containerd_store(&self) -> Result<&FakeToolchain> {
+        self.scenario.borrow_mut().containerd_store = true;
         self.save()?;
         Ok(self)
     }

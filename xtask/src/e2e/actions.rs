@@ -95,14 +95,23 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
     };
     match &task.action {
         Action::Build { tag, dockerfile, context, build_args, prebuild, prebuild_env } => {
+            // Built for the kind node's platform: the node is a container of this Docker engine.
+            let platform = node_platform(&call, job.dry_run)?;
+            let vars = [("NODE_PLATFORM", platform.clone()), ("NODE_RUST_TARGET", rust_target(&platform)?)];
             for argv in prebuild {
+                let argv = argv.iter().map(|a| expand_strict(a, &vars)).collect::<Result<Vec<_>>>()?;
                 let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty prebuild command"))?;
                 let _env: Vec<_> = prebuild_env.iter().map(|(k, v)| sh.push_env(k, v)).collect();
                 call(cmd!(sh, "{program} {args...}"))?;
             }
-            let args: Vec<String> =
-                build_args.iter().flat_map(|(k, v)| ["--build-arg".into(), format!("{k}={v}")]).collect();
-            call(cmd!(sh, "docker build -t {tag} -f {dockerfile} {args...} {context}"))?;
+            let mut args = Vec::new();
+            for (k, v) in build_args {
+                args.extend(["--build-arg".to_string(), format!("{k}={}", expand_strict(v, &vars)?)]);
+            }
+            call(cmd!(
+                sh,
+                "docker build -t {tag} --platform {platform} -f {dockerfile} {args...} {context}"
+            ))?;
         }
         Action::Cluster { name, config, wait } => {
             let existing = call(cmd!(sh, "kind get clusters"))?;
@@ -131,9 +140,15 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 {
                     return Err(e);
                 }
-                job.note("=== kind load docker-image failed on the containerd store: falling back to an image archive");
+                // `kind load docker-image` is `docker save` + `ctr images import --all-platforms`,
+                // and `kind load image-archive` imports the same way, so an archive saved without a
+                // platform fails alike on the containerd image store; saving the node's platform
+                // alone is the documented way out (kind pkg/cmd/kind/load/docker-image, nodeutils;
+                // kind#3795, PR #4247).
+                job.note("=== kind load docker-image failed on the containerd store: saving the node's platform to an archive");
+                let platform = node_platform(&call, job.dry_run)?;
                 let archive = log.with_extension("tar");
-                call(cmd!(sh, "docker save -o {archive} {tag}"))?;
+                call(cmd!(sh, "docker image save --platform {platform} -o {archive} {tag}"))?;
                 let loaded = call(cmd!(sh, "kind load image-archive {archive} --name {cluster}"));
                 let _ = std::fs::remove_file(&archive);
                 loaded?;
@@ -191,6 +206,55 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
     Ok(())
 }
 
+/// The platform (`linux/amd64`) of the Docker engine's host, where kind runs its nodes.
+fn node_platform(call: &dyn Fn(xshell::Cmd<'_>) -> Result<exec::Output>, dry_run: bool) -> Result<String> {
+    if dry_run {
+        return Ok("linux/amd64".into()); // the plan shows a plausible platform; nothing runs
+    }
+    let sh = Shell::new()?;
+    let format = "{{.Server.Os}}/{{.Server.Arch}}";
+    let out = call(cmd!(sh, "docker version --format {format}"))?;
+    let platform = out.stdout.trim().to_string();
+    if !platform.contains('/') {
+        bail!("cannot tell the Docker engine's platform: `docker version` printed {platform:?}");
+    }
+    Ok(platform)
+}
+
+/// The Rust target a static Linux binary for `platform` is built with.
+pub(crate) fn rust_target(platform: &str) -> Result<String> {
+    let arch = match platform.split('/').nth(1) {
+        Some("amd64") => "x86_64",
+        Some("arm64") => "aarch64",
+        Some("s390x") => "s390x",
+        Some("ppc64le") => "powerpc64le",
+        Some("riscv64") => "riscv64gc",
+        _ => bail!("no Rust target for the node platform {platform:?}"),
+    };
+    Ok(format!("{arch}-unknown-linux-gnu"))
+}
+
+/// `${NAME}` replaced by its value from `vars`; an unknown `${NAME}` is an error, never an empty
+/// string.
+pub(crate) fn expand_strict(text: &str, vars: &[(&str, String)]) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after.find('}').ok_or_else(|| anyhow!("unclosed `${{` in {text:?}"))?;
+        let name = &after[..end];
+        let value = vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v).ok_or_else(|| {
+            let known: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+            anyhow!("unknown variable ${{{name}}} in {text:?} (known here: {})", known.join(", "))
+        })?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Refuses a values file whose top-level key the chart does not have: helm ignores unknown keys
 /// silently (a chart without a values schema), so a key meant for another chart version (e.g.
 /// `valkey-cluster`, which the gitea chart has only from 11.0) would quietly change nothing.
@@ -224,6 +288,22 @@ pub(crate) fn top_level_keys(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_expand_strictly_and_platforms_map_to_rust_targets() {
+        let vars = [("NODE_RUST_TARGET", "aarch64-unknown-linux-gnu".to_string())];
+        assert_eq!(
+            expand_strict("--target=${NODE_RUST_TARGET}", &vars).unwrap(),
+            "--target=aarch64-unknown-linux-gnu"
+        );
+        assert_eq!(expand_strict("no vars", &vars).unwrap(), "no vars");
+        let err = expand_strict("${NODE_ARCH}", &vars).unwrap_err().to_string();
+        assert!(err.contains("unknown variable ${NODE_ARCH}") && err.contains("NODE_RUST_TARGET"), "{err}");
+        assert!(expand_strict("${NODE_RUST_TARGET", &vars).is_err());
+        assert_eq!(rust_target("linux/arm64").unwrap(), "aarch64-unknown-linux-gnu");
+        assert_eq!(rust_target("linux/amd64").unwrap(), "x86_64-unknown-linux-gnu");
+        assert!(rust_target("windows").is_err());
+    }
 
     #[test]
     fn values_keys_the_chart_lacks_are_refused_with_the_file_named() {

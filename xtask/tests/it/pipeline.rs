@@ -226,7 +226,10 @@ fn a_flaky_load_is_retried_and_the_containerd_store_falls_back_to_an_archive() {
     assert!(out.status.success(), "{}", text(&out));
     let calls = fake.journal().unwrap();
     assert_eq!(all(&calls, "kind load docker-image a:t").len(), 2, "retried once");
-    assert!(calls.iter().any(|c| c.line().starts_with("docker save -o") && c.line().ends_with("b:t")));
+    assert!(calls
+        .iter()
+        .any(|c| c.line().starts_with("docker image save --platform linux/amd64 -o")
+            && c.line().ends_with("b:t")));
     assert!(calls.iter().any(|c| c.line().starts_with("kind load image-archive")));
 }
 
@@ -327,4 +330,40 @@ fn preflight_refuses_old_helm_and_a_silent_docker_engine_before_any_build() {
     .unwrap();
     let out = setup(&fake, &def, &[]);
     assert!(text(&out).contains("kubectl 1.22.17 is older than 1.23"), "{}", text(&out));
+}
+
+#[test]
+fn images_are_built_for_the_nodes_platform_and_load_falls_back_to_a_platform_archive() {
+    let fake = crate::harness::fake();
+    fake.platform("linux/arm64").unwrap();
+    fake.containerd_store().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let def = definition(dir.path(), &[("a", true)], "");
+    let edited = std::fs::read_to_string(&def)
+        .unwrap()
+        .replace("load = true\n", "load = true\nbuild-args = { TARGET = \"${NODE_RUST_TARGET}\" }\n");
+    std::fs::write(&def, edited).unwrap();
+    let out = setup(&fake, &def, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    let build = find(&calls, "docker build");
+    assert!(
+        build.line().contains("--platform linux/arm64")
+            && build.line().contains("--build-arg TARGET=aarch64-unknown-linux-gnu"),
+        "{}",
+        build.line()
+    );
+    // kind load docker-image fails on the containerd store; an archive of every platform would
+    // fail the same way, so the node's platform alone is saved.
+    assert!(find(&calls, "kind load docker-image").exit != 0);
+    let save = find(&calls, "docker image save");
+    assert!(save.line().contains("--platform linux/arm64"), "{}", save.line());
+    assert_eq!(find(&calls, "kind load image-archive").exit, 0);
+
+    // An unknown variable is an error naming it, never an empty string.
+    let edited = std::fs::read_to_string(&def).unwrap().replace("${NODE_RUST_TARGET}", "${NODE_ARCH}");
+    std::fs::write(&def, edited).unwrap();
+    let out = setup(&crate::harness::fake(), &def, &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("unknown variable ${NODE_ARCH}"), "{}", text(&out));
 }
