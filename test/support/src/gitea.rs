@@ -161,6 +161,30 @@ impl GiteaServer {
         ]
     }
 
+    /// What a restarted Gitea pod with an emptyDir looks like: every org, repository, token and
+    /// deploy key gone, and sshd back on the same port with new host keys.
+    pub fn restart_with_empty_data(&mut self) -> Result<()> {
+        if let Some(mut sshd) = self.sshd.take() {
+            let _ = sshd.kill();
+            let _ = sshd.wait();
+        }
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.orgs.clear();
+            state.repos.clear();
+            state.tokens.clear();
+            state.keys.clear();
+        }
+        let root = &self.shared.root;
+        let _ = std::fs::remove_dir_all(root.join("repos"));
+        std::fs::create_dir_all(root.join("repos"))?;
+        std::fs::write(root.join("authorized_keys"), "")?;
+        for key in ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"] {
+            let _ = std::fs::remove_file(root.join(key));
+        }
+        self.sshd = Some(start_sshd(root, self.shared.ssh_port)?);
+        Ok(())
+    }
+
     /// The next `n` requests answer 500.
     pub fn fail_next(&self, n: u32) {
         self.shared.fail_next.store(n, Ordering::SeqCst);
@@ -482,6 +506,13 @@ fn route(shared: &Shared, req: &Request, auth: &Auth) -> (u16, Value) {
     let Ok(mut state) = shared.state.lock() else { return msg(500, "poisoned") };
     let r = match (m, segs.as_slice()) {
         ("GET", ["version"]) => Ok((200, json!({ "version": "1.22.6-test" }))),
+        // The signed-in user (`routers/api/v1/user/user.go` GetAuthenticatedUser).
+        ("GET", ["user"]) => match auth {
+            Auth::Basic => Ok((200, json!({ "login": ADMIN_USER, "is_admin": true }))),
+            Auth::Token(_) => Ok((200, json!({ "login": ADMIN_USER }))),
+            Auth::None => Err(msg(401, "token is required")),
+            Auth::Bad => Err(msg(401, "user does not exist")),
+        },
         ("POST", ["orgs"]) => create_org(&mut state, auth, &body),
         ("GET", ["orgs", org]) => scope_ok(auth, m, "organization").and_then(|_| {
             if state.orgs.iter().any(|o| o == org) {

@@ -127,11 +127,14 @@ impl Args {
         let log = paths::logs_dir().join("e2e.log");
         kube::require_context(sh, &def.kube_context(), &log)?;
         let kubeconfig = kube::write_kubeconfig(sh, &def.cluster, &log)?;
+        let settings = gitea::Settings::from_env(sh);
+        if flows.iter().any(|f| f.gitea) {
+            check_shared_gitea(sh, &def, &settings, &log)?;
+        }
         let setup_end = start.elapsed().as_secs_f64();
 
         // The flows, on the same engine as setup: each a task, all independent, and a failed
         // flow stops nothing else (keep going).
-        let settings = gitea::Settings::from_env(sh);
         let tasks: Vec<Task<&Flow>> =
             flows.iter().map(|f| Task::new(&format!("flow:{}", f.name), Vec::new(), f, f.timeout)).collect();
         let opts = Options {
@@ -237,6 +240,41 @@ fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Report> {
     });
     std::fs::write(&marker, serde_json::to_string_pretty(&record)?)?;
     Ok(report)
+}
+
+/// Reused shared Gitea is checked before runs rely on it (its data is an emptyDir: a restarted
+/// pod has lost the org, tokens and keys, and has new SSH host keys). A changed host key is said
+/// plainly; a lost org is made again; the keys are recorded in `shared.json` for the next run.
+fn check_shared_gitea(
+    sh: &Shell,
+    def: &Definition,
+    settings: &gitea::Settings,
+    log: &std::path::Path,
+) -> Result<()> {
+    let ctx = RunContext::resolve(sh, &def.request(None, Some("setup")))?;
+    let now =
+        gitea::check_shared(sh, &ctx, settings, log).context("checking shared Gitea before the runs")?;
+    let marker = paths::state_root().join("shared.json");
+    let mut recorded: serde_json::Value = std::fs::read_to_string(&marker)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!({}));
+    let before = recorded["gitea_host_keys"].as_str().map(str::to_string);
+    if before.as_ref().is_some_and(|b| *b != now.host_keys) {
+        println!(
+            "note: Gitea restarted since shared infra was set up (its SSH host keys changed; its data is an emptyDir): \
+             repositories, tokens and deploy keys of earlier runs are gone{}",
+            if now.org_recreated { format!("; org {} was made again", settings.org) } else { String::new() }
+        );
+    } else if now.org_recreated {
+        println!("note: Gitea had lost org {} (a restarted pod?): made again", settings.org);
+    }
+    if recorded.is_object() {
+        recorded["gitea_host_keys"] = now.host_keys.into();
+        std::fs::write(&marker, serde_json::to_string_pretty(&recorded)?)
+            .with_context(|| format!("writing {}", marker.display()))?;
+    }
+    Ok(())
 }
 
 /// `${E2E_RUN_ID}` and friends in a step's arguments.

@@ -433,33 +433,8 @@ impl Steps<'_> {
     /// Step 5: known_hosts from a real scan: never a made-up host key. A scan through a port-forward
     /// sometimes gets the banner but no key: retried with bounded backoff.
     fn scan_host_keys(&self) -> Result<KnownHosts> {
-        let (sh, settings) = (self.sh, self.settings);
-        let (host, port) = self.ctx.gitea_ssh_host_port()?;
-        let mut attempt = 0;
-        let (scan, scanned) = loop {
-            attempt += 1;
-            let scan = exec::cmd(cmd!(sh, "ssh-keyscan -T 10 -p {port} {host}"))
-                .log(&self.log)
-                .timeout(Duration::from_secs(30))
-                .allow_failure()
-                .run()?;
-            let keys: Vec<String> = scan
-                .stdout
-                .lines()
-                .filter(|l| !l.starts_with('#') && l.split_whitespace().count() >= 3)
-                .map(String::from)
-                .collect();
-            if !keys.is_empty() || attempt >= 5 || exec::cancelled() {
-                break (scan, keys);
-            }
-            std::thread::sleep(Duration::from_millis(300 * 2u64.pow(attempt - 1)));
-        };
-        if scanned.is_empty() {
-            bail!(
-                "ssh-keyscan of Gitea's SSH endpoint {host}:{port} returned no host key after {attempt} tries ({}); is the SSH port-forward up? (E2E_GITEA_SSH)",
-                scan.stderr.lines().last().unwrap_or("no output").trim()
-            );
-        }
+        let settings = self.settings;
+        let scanned = keyscan(self.sh, self.ctx, &self.log)?;
         let local = scanned.join("\n") + "\n";
         let file = self.ctx.ssh_dir().join("known_hosts");
         std::fs::write(&file, &local).context("writing the run's known_hosts")?;
@@ -534,6 +509,87 @@ impl Steps<'_> {
         exec::cmd(cmd!(sh, "git config --local user.email {email}")).log(log).run()?;
         Ok(clone_url_ssh)
     }
+}
+
+/// Gitea's SSH host keys, as `known_hosts` lines, from a real scan. A scan through a
+/// port-forward sometimes gets the banner but no key: retried with bounded backoff.
+fn keyscan(sh: &Shell, ctx: &RunContext, log: &Path) -> Result<Vec<String>> {
+    let (host, port) = ctx.gitea_ssh_host_port()?;
+    let mut attempt = 0;
+    let (scan, scanned) = loop {
+        attempt += 1;
+        let scan = exec::cmd(cmd!(sh, "ssh-keyscan -T 10 -p {port} {host}"))
+            .log(log)
+            .timeout(Duration::from_secs(30))
+            .allow_failure()
+            .run()?;
+        let keys: Vec<String> = scan
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.split_whitespace().count() >= 3)
+            .map(String::from)
+            .collect();
+        if !keys.is_empty() || attempt >= 5 || exec::cancelled() {
+            break (scan, keys);
+        }
+        std::thread::sleep(Duration::from_millis(300 * 2u64.pow(attempt - 1)));
+    };
+    if scanned.is_empty() {
+        bail!(
+            "ssh-keyscan of Gitea's SSH endpoint {host}:{port} returned no host key after {attempt} tries ({}); is the SSH port-forward up? (E2E_GITEA_SSH)",
+            scan.stderr.lines().last().unwrap_or("no output").trim()
+        );
+    }
+    Ok(scanned)
+}
+
+/// What reused shared Gitea looks like now.
+pub(crate) struct SharedGitea {
+    /// Its SSH host keys (type and key, sorted): they change when the pod restarts.
+    pub(crate) host_keys: String,
+    /// The org had to be made again.
+    pub(crate) org_recreated: bool,
+}
+
+/// Checks shared Gitea before runs rely on it. Its data is an emptyDir (chart values
+/// `persistence.enabled: false`), so a restarted pod has lost the org, every token, repository
+/// and deploy key, and has new SSH host keys: the admin login is checked, the org made again
+/// when it is gone, and the host keys returned for comparison with the recorded ones.
+pub(crate) fn check_shared(
+    sh: &Shell,
+    ctx: &RunContext,
+    settings: &Settings,
+    log: &Path,
+) -> Result<SharedGitea> {
+    let client = Client::new(&ctx.gitea_api_url);
+    let admin = Auth::Basic(&settings.admin_user, &settings.admin_password);
+    client.wait_ready(settings.ready_timeout)?;
+    let r = client.request("GET", "/user", admin, None)?;
+    if r.status == 401 || r.status == 403 {
+        bail!(
+            "Gitea at {} refuses its admin {:?} ({}: {}): set E2E_GITEA_ADMIN_USER / E2E_GITEA_ADMIN_PASSWORD to the chart's admin \
+             (hack/gitea-values.yaml), or set shared infra up anew (`kind delete cluster --name <cluster>`, then `cargo xtask setup`)",
+            client.api_url(),
+            settings.admin_user,
+            r.status,
+            r.message()
+        );
+    }
+    client.expect("GET", "/user", r, &[200])?;
+    let org = &settings.org;
+    let path = format!("/orgs/{org}");
+    let org_recreated = client.request("GET", &path, admin, None)?.status == 404;
+    if org_recreated {
+        let body = json!({ "username": org, "visibility": "private" });
+        let r = client.request("POST", "/orgs", admin, Some(&body))?;
+        client.expect("POST", "/orgs", r, &[201, 422])?;
+    }
+    let mut keys: Vec<String> = keyscan(sh, ctx, log)?
+        .iter()
+        .map(|l| l.split_whitespace().skip(1).take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    keys.sort();
+    Ok(SharedGitea { host_keys: keys.join("\n"), org_recreated })
 }
 
 fn same_key(a: &str, b: &str) -> bool {

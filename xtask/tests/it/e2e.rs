@@ -867,3 +867,28 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
     let out = w.xtask(&["cleanup", "--stale", "--older-than", "99999999999999h"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[test]
+fn reused_gitea_that_restarted_is_noticed_and_reprovisioned_and_a_refused_admin_stops_the_run() {
+    let flow = "\n[[flow]]\nname = \"full\"\nsteps = [[\"true\"]]\n";
+    let mut w = World::new(flow);
+    let out = w.e2e(&[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("Gitea restarted"), "{}", text(&out));
+    // The pod restarts: emptyDir data gone, new SSH host keys.
+    w.gitea.restart_with_empty_data().unwrap();
+    let out = w.e2e(&[]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("Gitea restarted since shared infra was set up")
+            && said.contains("org testorg was made again"),
+        "{said}"
+    );
+    assert_eq!(w.gitea.repos().len(), 0, "the run's repository was made in the new Gitea and cleaned");
+    // A Gitea that refuses the admin: said before any run starts.
+    let out = w.e2e(&[]).env("E2E_GITEA_ADMIN_PASSWORD", "wrong").output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("refuses its admin") && said.contains("E2E_GITEA_ADMIN_PASSWORD"), "{said}");
+}
