@@ -14,6 +14,7 @@ pub mod clock;
 pub mod doctor;
 pub mod e2e;
 pub mod exec;
+mod fuzz;
 pub mod lint;
 pub mod paths;
 pub mod pipeline;

@@ -236,7 +236,8 @@ fn inject(block: &str, matcher: &str, label: &str) -> Result<String> {
             i = string_end(inner, i)?;
             continue;
         }
-        if inner[i..].starts_with(label) {
+        // Bytes: `i` may sit inside a multi-byte character; the label is ASCII.
+        if b[i..].starts_with(label.as_bytes()) {
             let before_ok = i == 0 || matches!(b[i - 1], b',' | b' ' | b'{');
             let rest = inner[i + label.len()..].trim_start();
             if before_ok && (rest.starts_with('=') || rest.starts_with("!=")) {

@@ -782,6 +782,23 @@ fn blank_hash_comments(text: &str) -> String {
     out
 }
 
+/// Every language's reading of `text` with namespace and port rules on: the fuzz test's entry.
+#[cfg(test)]
+pub(crate) fn lint_every_language(text: &str) -> usize {
+    let config = HardcodedConfig {
+        namespaces: vec!["sut".into()],
+        shared_ports: vec![13000],
+        forbidden: vec![Forbidden { pattern: "kind-e2e".into(), message: "m".into() }],
+        ..HardcodedConfig::default()
+    };
+    static RULES: std::sync::OnceLock<Option<Rules>> = std::sync::OnceLock::new();
+    let Some(rules) = RULES.get_or_init(|| Rules::new(&config).ok()) else { return 0 };
+    [Lang::Go, Lang::Rust, Lang::Shell, Lang::Make, Lang::Yaml, Lang::Text]
+        .into_iter()
+        .map(|lang| lint_text(text, "f", lang, rules).0.len())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -162,6 +162,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("ci", 2),
     ("doctor", 2),
     ("bench", 2),
+    ("fuzz", 2),
 ];
 
 /// `xtask/src/lint/parse/shell.rs` → `lint::parse::shell`; `lint/mod.rs` → `lint`.

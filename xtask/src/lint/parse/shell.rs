@@ -97,12 +97,13 @@ impl Lexer<'_> {
 
     fn operator(&mut self) {
         let start = self.pos;
-        let two = &self.src[start..(start + 2).min(self.src.len())];
+        // Bytes, not str: the byte after an operator may start a multi-byte character.
+        let two = &self.bytes[start..(start + 2).min(self.bytes.len())];
         let op: &'static str = match two {
-            "&&" => "&&",
-            "||" => "||",
-            ";;" => ";;",
-            "|&" => "|&",
+            b"&&" => "&&",
+            b"||" => "||",
+            b";;" => ";;",
+            b"|&" => "|&",
             _ => match self.bytes[start] {
                 b'&' => "&",
                 b'|' => "|",
