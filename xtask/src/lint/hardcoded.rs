@@ -45,8 +45,8 @@ impl Default for HardcodedConfig {
             namespaces: Vec::new(),
             shared_ports: Vec::new(),
             forbidden: Vec::new(),
-            scope: ["test", "hack", "Makefile"].map(String::from).to_vec(),
-            scope_extensions: vec!["sh".into(), "bash".into()],
+            scope: ["test", "hack", "Makefile", ".github/workflows"].map(String::from).to_vec(),
+            scope_extensions: vec!["sh".into(), "bash".into(), "mk".into()],
             exclude: Vec::new(),
         }
     }
@@ -169,7 +169,12 @@ fn lang(path: &Path, text: &str) -> Lang {
         "mk" => Lang::Make,
         "yaml" | "yml" => Lang::Yaml,
         "md" | "markdown" | "rst" | "adoc" | "txt" => Lang::Docs,
-        _ if matches!(name, "Makefile" | "makefile" | "GNUmakefile") => Lang::Make,
+        _ if matches!(name, "Makefile" | "makefile" | "GNUmakefile")
+            || name.starts_with("Makefile.")
+            || name.starts_with("makefile.") =>
+        {
+            Lang::Make
+        }
         _ if path.components().any(|c| c.as_os_str() == "docs") => Lang::Docs,
         _ if text.starts_with("#!") && text.lines().next().is_some_and(|l| l.contains("sh")) => Lang::Shell,
         _ => Lang::Text,
@@ -196,6 +201,10 @@ pub(crate) struct Rules {
     /// Any of the literals every rule needs: files without one are not parsed at all.
     prefilter: Regex,
     tmp: Regex,
+    /// `$TMPDIR/name`, `${TMPDIR:-/tmp}/name`: a fixed name in the temp dir.
+    tmpdir_var: Regex,
+    /// Go/Rust: a fixed name joined to the temp dir.
+    tmp_join: Regex,
     run_id: Regex,
     port: Regex,
     git_global: Regex,
@@ -208,7 +217,13 @@ pub(crate) struct Rules {
 impl Rules {
     pub(crate) fn new(config: &HardcodedConfig) -> Result<Rules> {
         let mut literals: Vec<String> = vec![
-            "/tmp/".into(),
+            "/tmp".into(),
+            "TMPDIR".into(),
+            "TempDir".into(),
+            "temp_dir".into(),
+            "port-forward".into(),
+            "-p".into(),
+            "--publish".into(),
             "--global".into(),
             "--system".into(),
             "pkill".into(),
@@ -220,6 +235,8 @@ impl Rules {
         ];
         literals.extend(config.namespaces.iter().cloned());
         let mut prefilter: Vec<String> = literals.iter().map(|l| regex::escape(l)).collect();
+        // `$(KUBECTL) delete ...` in a Makefile.
+        prefilter.push("(?i:kubectl)".into());
         let mut forbidden = Vec::new();
         for f in &config.forbidden {
             let re = Regex::new(&f.pattern)
@@ -233,6 +250,10 @@ impl Rules {
             forbidden,
             prefilter: Regex::new(&prefilter.join("|"))?,
             tmp: Regex::new(r"(?:^|[^\w.~/$-])(/tmp/[\w.${}-])")?,
+            tmpdir_var: Regex::new(r"\$\{?TMPDIR(?::-[^}]*)?\}?/[\w.-]")?,
+            tmp_join: Regex::new(
+                r#"(?:(?:filepath|path)\.Join\(\s*(?:os\.TempDir\(\)|"/tmp/?")\s*,\s*"|(?:temp_dir\(\)|(?:Path::new|PathBuf::from)\("/tmp/?"\))\s*\.join\(\s*")([^"]+)""#,
+            )?,
             run_id: Regex::new(r"(?i)run_?id")?,
             port: Regex::new(r"(?:\b(?:localhost|127\.0\.0\.1)|\[::1\]):(\d{1,5})\b")?,
             git_global: Regex::new(
@@ -240,7 +261,7 @@ impl Rules {
             )?,
             kill: Regex::new(r"^\s*(?:\$\(\s*)?(?:(?:sudo|exec)\s+)?(?:/\S*/)?(pkill|killall)\b")?,
             delete: Regex::new(
-                r#"\bkubectl\b[^;&|\n]*\bdelete\b[^;&|\n]*?(?:^|[\s"',])(--all-namespaces|--all|-A)(?:$|[\s"',=])"#,
+                r#"(?i:\bkubectl\b)[^;&|\n]*\bdelete\b[^;&|\n]*?(?:^|[\s"',])(--all-namespaces|--all|-A)(?:$|[\s"',=])"#,
             )?,
             ns_flag: Regex::new(r#"(?:^|[\s"'(,\[=])(?:-n|--namespace)(?:[\s"',]+|=)$"#)?,
             ns_key: Regex::new(r#"(?i)namespace["']?\s*[:=]\s*\\?["']?$"#)?,
@@ -258,11 +279,28 @@ fn lint_text(text: &str, path: &str, lang: Lang, rules: &Rules) -> (Vec<Finding>
     let code = match lang {
         Lang::Go | Lang::Rust => {
             let (code, literals) = c_like(text, lang);
-            for (start, end) in &literals {
-                piece(rules, text, *start..*end, true, &mut hits);
+            // `exec.Command("kubectl", "exec", "p", "--", "cat", "/tmp/x")`: the literals of one
+            // line are an argv, read with the same command grammar as shell.
+            let not_local = joined_literal_lines(text, &literals, rules, &mut hits);
+            for (i, (start, end)) in literals.iter().enumerate() {
+                piece_where(rules, text, *start..*end, true, !not_local.contains(&i), &mut hits);
             }
-            // `exec.Command("git", "config", "--global")`: the literals of one line, joined.
-            joined_literal_lines(text, &literals, rules, &mut hits);
+            // filepath.Join(os.TempDir(), "x.json"), std::env::temp_dir().join("x.json").
+            for c in rules.tmp_join.captures_iter(&code) {
+                if let Some(name) = c.get(1) {
+                    let fixed = !name.as_str().contains("XXX") && !name.as_str().contains('*');
+                    if fixed && !rules.run_id.is_match(line_of(text, name.start())) {
+                        hits.push((
+                            &FIXED_TMP_PATH,
+                            name.start(),
+                            format!(
+                                "fixed file `{}` joined to the temp dir: parallel runs overwrite each other's file",
+                                name.as_str()
+                            ),
+                        ));
+                    }
+                }
+            }
             code
         }
         Lang::Shell => {
@@ -308,7 +346,8 @@ fn lint_text(text: &str, path: &str, lang: Lang, rules: &Rules) -> (Vec<Finding>
     // A command found both in one literal and in the line's joined literals is one finding.
     let mut seen = std::collections::HashSet::new();
     findings.retain(|f| {
-        ![&GLOBAL_GIT_CONFIG, &BROAD_PROCESS_KILL, &GLOBAL_DELETE].contains(&f.rule)
+        // (A port found by the command grammar and by the text's `host:port` is one finding.)
+        ![&GLOBAL_GIT_CONFIG, &BROAD_PROCESS_KILL, &GLOBAL_DELETE, &FIXED_LOCAL_PORT].contains(&f.rule)
             || seen.insert((f.line, f.rule))
     });
     // One namespace use found two ways (`-n sut` and `"sut"`) is one finding.
@@ -324,6 +363,19 @@ fn lint_text(text: &str, path: &str, lang: Lang, rules: &Rules) -> (Vec<Finding>
 /// Checks a piece of text (a string literal, a shell word or command, a YAML scalar, a line).
 /// `whole`: the piece is a complete value, so a namespace equal to it is a use.
 fn piece(rules: &Rules, text: &str, range: std::ops::Range<usize>, whole: bool, hits: &mut Vec<Hit>) {
+    piece_where(rules, text, range, whole, true, hits);
+}
+
+/// [`piece`]; `local`: a path in it is on this machine (not inside a pod or container, not a
+/// `mktemp` template), so a fixed /tmp path is a finding.
+fn piece_where(
+    rules: &Rules,
+    text: &str,
+    range: std::ops::Range<usize>,
+    whole: bool,
+    local: bool,
+    hits: &mut Vec<Hit>,
+) {
     let base = range.start;
     let s = &text[range];
     let trimmed = s.trim();
@@ -367,9 +419,22 @@ fn piece(rules: &Rules, text: &str, range: std::ops::Range<usize>, whole: bool, 
             }
         }
     }
-    if !rules.run_id.is_match(line_of(text, base)) {
+    if local && !rules.run_id.is_match(line_of(text, base)) {
+        for m in rules.tmpdir_var.find_iter(s) {
+            hits.push((
+                &FIXED_TMP_PATH,
+                base + m.start(),
+                format!(
+                    "fixed file `{}` in the temp dir: parallel runs overwrite each other's file",
+                    path_word(&s[m.start()..])
+                ),
+            ));
+        }
         for c in rules.tmp.captures_iter(s) {
             if let Some(m) = c.get(1) {
+                if path_word(&s[m.start()..]).contains("XXX") {
+                    continue; // a mktemp template: the X's become a unique name
+                }
                 hits.push((
                     &FIXED_TMP_PATH,
                     base + m.start(),
@@ -532,7 +597,15 @@ fn c_like(text: &str, lang: Lang) -> (String, Vec<(usize, usize)>) {
     (String::from_utf8(code).unwrap_or_default(), literals)
 }
 
-fn joined_literal_lines(text: &str, literals: &[(usize, usize)], rules: &Rules, hits: &mut Vec<Hit>) {
+/// Runs the command rules on each line's literals as one argv; returns the indices of literals
+/// that are not paths on this machine (inside a pod or container, mktemp templates).
+fn joined_literal_lines(
+    text: &str,
+    literals: &[(usize, usize)],
+    rules: &Rules,
+    hits: &mut Vec<Hit>,
+) -> Vec<usize> {
+    let mut not_local = Vec::new();
     let mut i = 0;
     while i < literals.len() {
         let line_start = text[..literals[i].0].rfind('\n').map(|n| n + 1).unwrap_or(0);
@@ -548,9 +621,15 @@ fn joined_literal_lines(text: &str, literals: &[(usize, usize)], rules: &Rules, 
             for (rule, _, message) in line_hits {
                 hits.push((rule, literals[i].0, message));
             }
+            let argv: Vec<shell::Word> = literals[i..=j]
+                .iter()
+                .map(|(s, e)| shell::Word { value: text[*s..*e].to_string(), span: *s..*e, quoted: true })
+                .collect();
+            not_local.extend(argv_rules(rules, &argv, 0, hits).into_iter().map(|k| i + k));
         }
         i = j + 1;
     }
+    not_local
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -589,17 +668,25 @@ fn shell_script(
             // Here-document bodies are data (manifests, configs): read line by line.
             lines_fallback_range(text, from + doc.body.start, from + doc.body.end, rules, hits);
         }
+        // Redirection targets and here-strings are files (and values) this machine writes:
+        // `> /tmp/x.json`, `2>/tmp/err`, `exec 9>/tmp/lock`, `<<< "$x"`. Even for `echo`.
+        for (_, target) in &cmd.redirects {
+            if let Some(t) = target {
+                piece(rules, text, from + t.span.start..from + t.span.end, false, hits);
+            }
+        }
         let argv = cmd.argv();
         let Some(p) = program_index(argv) else { continue };
-        let program = argv[p].value.rsplit('/').next().unwrap_or("");
-        if matches!(program, "echo" | "printf" | ":" | "true") {
+        let program = program_name(&argv[p].value);
+        if matches!(program.as_str(), "echo" | "printf" | ":" | "true") {
             continue; // messages, not values
         }
         let span = from + cmd.span.start..from + cmd.span.end;
         command_text(rules, &text[span.clone()], span.start, hits);
+        let remote = argv_rules(rules, argv, from, hits);
         for (k, w) in argv.iter().enumerate() {
             let wspan = from + w.span.start..from + w.span.end;
-            piece(rules, text, wspan.clone(), false, hits);
+            piece_where(rules, text, wspan.clone(), false, !remote.contains(&k), hits);
             for ns in &rules.namespaces {
                 let flag_before = k > 0 && matches!(argv[k - 1].value.as_str(), "-n" | "--namespace");
                 if w.value == *ns && (flag_before || w.quoted || k > p) {
@@ -613,7 +700,7 @@ fn shell_script(
             }
         }
         // `sh -c '...'`: the string is a script.
-        if ["sh", "bash"].contains(&program) {
+        if ["sh", "bash"].contains(&program.as_str()) {
             if let Some(pos) = argv.iter().position(|w| w.value == "-c") {
                 if let Some(w) = argv.get(pos + 1) {
                     let raw = &src[w.span.clone()];
@@ -626,6 +713,161 @@ fn shell_script(
         }
     }
     Ok(())
+}
+
+/// The program a word names: `/usr/bin/kubectl` → `kubectl`; a variable whose name is a tool
+/// (`$(KUBECTL)`, `${DOCKER}`, `$PODMAN`, as Makefiles and scripts spell them) → that tool.
+fn program_name(word: &str) -> String {
+    let base = word.rsplit('/').next().unwrap_or(word);
+    let var = base
+        .strip_prefix("$(")
+        .and_then(|v| v.strip_suffix(')'))
+        .or_else(|| base.strip_prefix("${").and_then(|v| v.strip_suffix('}')))
+        .or_else(|| base.strip_prefix('$'));
+    match var {
+        Some(name) => {
+            let lower = name.to_ascii_lowercase();
+            let known = [
+                "kubectl", "docker", "podman", "nerdctl", "helm", "kind", "git", "mktemp", "pkill", "killall",
+            ];
+            if known.contains(&lower.as_str()) {
+                lower
+            } else {
+                base.to_string()
+            }
+        }
+        None => base.to_string(),
+    }
+}
+
+/// The command grammar the rules need, on an argv (a shell command, or a Go/Rust exec argument
+/// list): the local side of `kubectl port-forward` specs and of `docker|podman run -p` is a
+/// fixed local port; and which words are not paths on this machine (after `kubectl exec ... --`,
+/// after the container of `docker|podman exec`, `ctr:/path` of `cp`, `mktemp` templates).
+/// Returns the indices of those words.
+fn argv_rules(rules: &Rules, argv: &[shell::Word], base: usize, hits: &mut Vec<Hit>) -> Vec<usize> {
+    let mut not_local = Vec::new();
+    let Some(p) = program_index(argv) else { return not_local };
+    let program = program_name(&argv[p].value);
+    let words: Vec<&str> = argv.iter().map(|w| w.value.as_str()).collect();
+    // The subcommand: the first word after the program that is neither a flag nor the value of
+    // a global flag (`kubectl -n ns port-forward`, `docker --context c run`).
+    let sub = {
+        let mut k = p + 1;
+        while k < words.len() && words[k].starts_with('-') {
+            let takes_value = !words[k].contains('=')
+                && ["-n", "--namespace", "--context", "--kubeconfig", "--cluster", "--user", "-s", "--server", "-H", "--host", "-c", "--config", "--log-level"]
+                    .contains(&words[k]);
+            k += if takes_value { 2 } else { 1 };
+        }
+        (k < words.len()).then_some(k)
+    };
+    let subcommand = sub.map(|i| words[i]).unwrap_or("");
+    let fixed_port = |hits: &mut Vec<Hit>, k: usize, port: &str, how: &str| {
+        let Ok(number) = port.parse::<u32>() else { return };
+        if number != 0 && number <= 65535 && !rules.shared_ports.iter().any(|s| u32::from(*s) == number) {
+            hits.push((
+                &FIXED_LOCAL_PORT,
+                base + argv[k].span.start,
+                format!("fixed local port {number} {how} is not shared infra: parallel runs collide on it"),
+            ));
+        }
+    };
+    match (program.as_str(), subcommand) {
+        ("kubectl", "port-forward") => {
+            // kubectl port-forward [flags] TYPE/NAME [LOCAL:]REMOTE...: LOCAL fixed unless empty/0.
+            let mut k = sub.map_or(words.len(), |i| i + 1);
+            let mut target_seen = false;
+            while k < words.len() {
+                let w = words[k];
+                if w == "--" {
+                    k += 1;
+                    continue;
+                }
+                if w.starts_with('-') {
+                    let takes_value = !w.contains('=')
+                        && [
+                            "-n",
+                            "--namespace",
+                            "--address",
+                            "--context",
+                            "--pod-running-timeout",
+                            "--kubeconfig",
+                        ]
+                        .contains(&w);
+                    k += if takes_value { 2 } else { 1 };
+                    continue;
+                }
+                if !target_seen {
+                    target_seen = true;
+                } else {
+                    let local = w.split_once(':').map_or(w, |(l, _)| l);
+                    fixed_port(hits, k, local, "(the local side of a port-forward)");
+                }
+                k += 1;
+            }
+        }
+        ("docker" | "podman" | "nerdctl", "run" | "create") => {
+            for k in p + 1..words.len() {
+                let value = match words[k] {
+                    "-p" | "--publish" => words.get(k + 1).copied().map(|v| (k + 1, v)),
+                    w => w
+                        .strip_prefix("--publish=")
+                        .or_else(|| w.strip_prefix("-p"))
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (k, v)),
+                };
+                if let Some((at, spec)) = value {
+                    // [ip:]hostPort:containerPort[/proto]; a container port alone gets a free one.
+                    let parts: Vec<&str> = spec.split(':').collect();
+                    let host = match parts.len() {
+                        3 => parts[1],
+                        2 => parts[0],
+                        _ => "",
+                    };
+                    fixed_port(hits, at, host, "(a published host port)");
+                }
+            }
+        }
+        _ => {}
+    }
+    match (program.as_str(), subcommand) {
+        ("kubectl", "exec") => {
+            if let Some(dash) = words.iter().position(|w| *w == "--") {
+                not_local.extend(dash + 1..words.len());
+            }
+        }
+        ("docker" | "podman" | "nerdctl", "exec") => {
+            // exec [flags] CONTAINER COMMAND...: everything after the container is inside it.
+            let mut k = sub.map_or(words.len(), |i| i + 1);
+            while k < words.len() && words[k].starts_with('-') {
+                let takes_value = !words[k].contains('=')
+                    && ["-e", "--env", "-u", "--user", "-w", "--workdir", "--env-file", "--detach-keys"]
+                        .contains(&words[k]);
+                k += if takes_value { 2 } else { 1 };
+            }
+            not_local.extend(k + 1..words.len());
+        }
+        ("docker" | "podman" | "nerdctl" | "kubectl", "cp") => {
+            // `cp SRC CONTAINER:/path`: that path is in the container (or pod).
+            for (k, w) in words.iter().enumerate().skip(p + 1) {
+                // `ctr:/path`, `ns/pod:/path` (never `/local/a:/b`, `./x:/y`).
+                if w.split_once(":/").is_some_and(|(name, _)| !name.is_empty() && !name.starts_with(['/', '.', '~'])) {
+                    not_local.push(k);
+                }
+            }
+        }
+        ("mktemp", _) => {
+            // A template's X's become a unique name: `mktemp /tmp/x.XXXXXX` is the fix, not the bug.
+            for (k, w) in words.iter().enumerate().skip(p + 1) {
+                if w.contains("XXX") {
+                    not_local.push(k);
+                }
+            }
+        }
+        _ => {}
+    }
+    not_local
 }
 
 fn makefile(text: &str, rules: &Rules, hits: &mut Vec<Hit>) {
@@ -665,14 +907,56 @@ fn assignment_value(line: &str) -> Option<usize> {
 // YAML and plain text.
 // ---------------------------------------------------------------------------------------------
 
+/// A CI step's `run:` (GitHub Actions) or `script:`-style command key: its value is a script.
+fn run_key(body: &str) -> Option<(usize, &str)> {
+    let t = body.trim_start();
+    let indent = body.len() - t.len();
+    let t = t.strip_prefix("- ").unwrap_or(t);
+    let value = t.strip_prefix("run:")?;
+    Some((indent, value))
+}
+
 fn yaml(text: &str, rules: &Rules, hits: &mut Vec<Hit>) {
     let key_value = Regex::new(r#"^\s*(?:-\s+)?(?:"[^"]*"|'[^']*'|[^\s:'"][^:]*?)\s*:(?:\s+|$)"#).ok();
     let mut offset = 0;
+    // The end of a `run: |` block being read as shell: its lines are skipped here.
+    let mut script_until = 0;
     for line in text.split_inclusive('\n') {
         let start = offset;
         offset += line.len();
+        if start < script_until {
+            continue;
+        }
         let body = strip_hash_comment(line.trim_end_matches(['\n', '\r']));
         if body.trim().is_empty() {
+            continue;
+        }
+        // A CI workflow's `run:` is a command like any other: the shell rules apply to it.
+        if let Some((indent, value)) = run_key(body) {
+            let v = value.trim();
+            if v.starts_with('|') || v.starts_with('>') {
+                let block_start = offset;
+                let mut end = offset;
+                for next in text[offset..].split_inclusive('\n') {
+                    let content = next.trim_end_matches(['\n', '\r']);
+                    let next_indent = content.len() - content.trim_start().len();
+                    if !content.trim().is_empty() && next_indent <= indent {
+                        break;
+                    }
+                    end += next.len();
+                }
+                if shell_script(text, block_start, end, rules, hits).is_err() {
+                    lines_fallback_range(text, block_start, end, rules, hits);
+                }
+                script_until = end;
+                continue;
+            }
+            let at = start + body.len() - value.len() + (value.len() - value.trim_start().len());
+            let unq = v.trim_matches(['"', '\'']);
+            let q = usize::from(unq.len() != v.len() && !v.is_empty());
+            if shell_script(text, at + q, at + q + unq.len(), rules, hits).is_err() {
+                lines_fallback_range(text, at, at + v.len(), rules, hits);
+            }
             continue;
         }
         let value_at = key_value.as_ref().and_then(|re| re.find(body)).map(|m| m.end()).or_else(|| {
@@ -825,6 +1109,115 @@ mod tests {
     fn rules_in(text: &str, lang: Lang) -> Vec<(&'static str, usize, usize)> {
         let (findings, _) = lint_text(text, "f", lang, &rules());
         findings.iter().map(|f| (f.rule.id, f.line, f.column)).collect()
+    }
+
+    fn rules_of(text: &str, lang: Lang) -> Vec<&'static str> {
+        rules_in(text, lang).into_iter().map(|(r, _, _)| r).collect()
+    }
+
+    #[test]
+    fn redirections_write_files_on_this_machine() {
+        for positive in [
+            "kubectl get pods > /tmp/x.json\n",
+            "run 2>/tmp/err\n",
+            "exec 9>/tmp/lock\n",
+            "echo hi >> /tmp/log\n",
+            "cat <<< \"$(< /tmp/in)\"\n",
+        ] {
+            assert_eq!(rules_of(positive, Lang::Shell), ["fixed-tmp-path"], "{positive}");
+        }
+        for trap in [
+            "kubectl get pods > \"$E2E_ARTIFACTS_DIR/x.json\"\n",
+            "f=$(mktemp /tmp/x.XXXXXX)\n",
+            "mktemp -d /tmp/e2e.XXXX\n",
+        ] {
+            assert!(rules_of(trap, Lang::Shell).is_empty(), "{trap}");
+        }
+    }
+
+    #[test]
+    fn ports_a_command_binds_are_read_from_its_grammar() {
+        for positive in [
+            "kubectl port-forward svc/gitea 8080:80\n",
+            "kubectl -n x port-forward --address 0.0.0.0 pod/p 9090\n",
+            "docker run -d -p 8081:80 nginx\n",
+            "podman run --publish=127.0.0.1:8082:80 img\n",
+        ] {
+            assert_eq!(rules_of(positive, Lang::Shell), ["fixed-local-port"], "{positive}");
+        }
+        for trap in [
+            "kubectl port-forward svc/gitea :80\n",
+            "kubectl port-forward svc/gitea 13000:3000\n",
+            "docker run -p 80 nginx\n",
+            "docker run -p 0:80 nginx\n",
+        ] {
+            assert!(rules_of(trap, Lang::Shell).is_empty(), "{trap}");
+        }
+    }
+
+    #[test]
+    fn paths_inside_pods_and_containers_are_not_this_machines() {
+        for trap in [
+            "kubectl exec -n ns pod -- cat /tmp/x\n",
+            "docker exec -u 0 ctr cat /tmp/x\n",
+            "podman exec ctr sh -c 'cat /tmp/x'\n",
+            "podman cp f ctr:/tmp/x\n",
+            "kubectl cp f ns/pod:/tmp/x\n",
+        ] {
+            assert!(rules_of(trap, Lang::Shell).is_empty(), "{trap}");
+        }
+        assert_eq!(rules_of("docker cp ctr:/tmp/x /tmp/local\n", Lang::Shell), ["fixed-tmp-path"]);
+        assert_eq!(rules_of("kubectl exec p -- cat /x > /tmp/copy\n", Lang::Shell), ["fixed-tmp-path"]);
+    }
+
+    #[test]
+    fn temp_dirs_joined_with_a_fixed_name_are_fixed_paths() {
+        assert_eq!(
+            rules_of("x := filepath.Join(os.TempDir(), \"state.json\")\n", Lang::Go),
+            ["fixed-tmp-path"]
+        );
+        assert_eq!(
+            rules_of("let p = std::env::temp_dir().join(\"state.json\");\n", Lang::Rust),
+            ["fixed-tmp-path"]
+        );
+        assert_eq!(rules_of("cat \"$TMPDIR/state.json\"\n", Lang::Shell), ["fixed-tmp-path"]);
+        assert_eq!(rules_of("cat ${TMPDIR:-/tmp}/state.json\n", Lang::Shell), ["fixed-tmp-path"]);
+        assert!(rules_of("d, _ := os.MkdirTemp(\"\", \"e2e-*\")\n", Lang::Go).is_empty());
+        assert!(rules_of("let d = tempfile::tempdir()?;\n", Lang::Rust).is_empty());
+    }
+
+    #[test]
+    fn exec_argument_lists_are_commands() {
+        assert_eq!(
+            rules_of(
+                "cmd := exec.Command(\"kubectl\", \"port-forward\", \"svc/x\", \"8080:80\")\n",
+                Lang::Go
+            ),
+            ["fixed-local-port"]
+        );
+        assert!(rules_of(
+            "exec.Command(\"kubectl\", \"exec\", \"p\", \"--\", \"cat\", \"/tmp/x\")\n",
+            Lang::Go
+        )
+        .is_empty());
+        assert_eq!(
+            rules_of("Command::new(\"docker\").args([\"run\", \"-p\", \"8080:80\", \"img\"]);\n", Lang::Rust),
+            ["fixed-local-port"]
+        );
+    }
+
+    #[test]
+    fn make_recipes_and_variable_named_tools_are_commands() {
+        let mk = "KUBECTL ?= kubectl\nforward:\n\t@$(KUBECTL) port-forward svc/x 8080:80\nclean:\n\t-$(KUBECTL) delete ns --all\n";
+        assert_eq!(rules_of(mk, Lang::Make), ["fixed-local-port", "global-delete"]);
+        assert_eq!(lang(Path::new("hack/e2e.mk"), ""), Lang::Make);
+        assert_eq!(lang(Path::new("Makefile.e2e"), ""), Lang::Make);
+    }
+
+    #[test]
+    fn ci_workflow_run_blocks_are_shell() {
+        let wf = "jobs:\n  e2e:\n    steps:\n      - name: forward\n        run: |\n          kubectl port-forward svc/x 8080:80 &\n          echo \"pkill is not run\"\n          go test ./... > /tmp/out.txt\n      - run: kubectl delete ns --all\n      - name: note\n        run: echo \"pkill -f x\"\n";
+        assert_eq!(rules_of(wf, Lang::Yaml), ["fixed-local-port", "fixed-tmp-path", "global-delete"]);
     }
 
     #[test]
