@@ -84,46 +84,71 @@ impl LintArgs {
         } else {
             None
         };
-        let (dockerfiles, hardcoded): (Vec<PathBuf>, Vec<PathBuf>) = match selected {
-            None => {
-                // One walk of the repository for both lints, each file classified once.
-                let docker_excluded = walk::exclude_matcher(&config.root, &config.dockerfile.exclude)?;
-                let scope = hardcoded::Scope::new(&config.root, &config.hardcoded)?;
-                let none = walk::exclude_matcher(&config.root, &[])?;
-                let all = walk::walk_classify(std::slice::from_ref(&config.root), &none, &|p| {
-                    let docker =
-                        dockerfiles::is_dockerfile(p) && !walk::is_excluded(&docker_excluded, p, false);
-                    let hard = scope.contains(p);
-                    (docker || hard).then_some((docker, hard))
-                });
-                let mut dockerfiles = Vec::new();
-                let mut hardcoded = Vec::new();
-                for (path, (docker, hard)) in all {
-                    if docker {
-                        dockerfiles.push(path.clone());
-                    }
-                    if hard {
-                        hardcoded.push(path);
+        // Each file classified once: a Dockerfile (not excluded), in the hardcoded scope, or both.
+        let docker_excluded = walk::exclude_matcher(&config.root, &config.dockerfile.exclude)?;
+        let scope = hardcoded::Scope::new(&config.root, &config.hardcoded)?;
+        let classify = |p: &std::path::Path| {
+            let docker = dockerfiles::is_dockerfile(p) && !walk::is_excluded(&docker_excluded, p, false);
+            let hard = scope.contains(p);
+            (docker || hard).then_some((docker, hard))
+        };
+        let none = walk::exclude_matcher(&config.root, &[])?;
+        let mut uncovered = Vec::new();
+        let all: Vec<(PathBuf, (bool, bool))> = match selected {
+            // One walk of the repository for both lints.
+            None => walk::walk_classify(std::slice::from_ref(&config.root), &none, &classify),
+            Some(paths) => {
+                let mut all = Vec::new();
+                for path in paths {
+                    if path.is_dir() {
+                        // A directory is walked like the default scope; one that yields nothing
+                        // is an error, never a pass that looked at nothing.
+                        let found = walk::walk_classify(std::slice::from_ref(&path), &none, &classify);
+                        if found.is_empty() && !self.staged {
+                            return Err(crate::usage::usage(format!(
+                                "{}: no file the lints cover (Dockerfiles, and the [hardcoded] scope of {}: {} and *.{})",
+                                walk::display_path(&path, &cwd),
+                                config.path_shown(),
+                                config.hardcoded.scope.join(", "),
+                                config.hardcoded.scope_extensions.join(", *.")
+                            )));
+                        }
+                        all.extend(found);
+                    } else if let Some(kind) = classify(&path) {
+                        all.push((path, kind));
+                    } else if !self.staged {
+                        uncovered.push(walk::display_path(&path, &cwd));
                     }
                 }
-                (dockerfiles, hardcoded)
-            }
-            Some(files) => {
-                let files: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
-                let excluded = walk::exclude_matcher(&config.root, &config.dockerfile.exclude)?;
-                let dockerfiles = files
-                    .iter()
-                    .filter(|f| dockerfiles::is_dockerfile(f))
-                    .filter(|f| !walk::is_excluded(&excluded, f, false))
-                    .cloned()
-                    .collect();
-                let scope = hardcoded::Scope::new(&config.root, &config.hardcoded)?;
-                let hardcoded = files.iter().filter(|f| scope.contains(f)).cloned().collect();
-                (dockerfiles, hardcoded)
+                all
             }
         };
-        let mut report = dockerfiles::lint_files(&dockerfiles, &config.dockerfile, &cwd, false)?;
-        report.merge(hardcoded::lint_files(&hardcoded, &config.hardcoded, &cwd)?);
+        let dockerfiles: Vec<PathBuf> = all.iter().filter(|(_, (d, _))| *d).map(|(p, _)| p.clone()).collect();
+        let hardcoded: Vec<PathBuf> = all.iter().filter(|(_, (_, h))| *h).map(|(p, _)| p.clone()).collect();
+        // --staged: the blobs in the index, which is what the commit will hold.
+        let contents = if self.staged {
+            let _root = sh.push_dir(&config.root);
+            let mut blobs = std::collections::HashMap::new();
+            for (path, _) in &all {
+                let rel = path.strip_prefix(&config.root).unwrap_or(path);
+                let spec = format!(":{}", rel.display());
+                let out = crate::exec::cmd(xshell::cmd!(sh, "git show {spec}"))
+                    .log(crate::paths::logs_dir().join("lint.log"))
+                    .run()
+                    .with_context(|| format!("reading the staged {}", rel.display()))?;
+                blobs.insert(path.clone(), out.stdout);
+            }
+            walk::Contents::Staged(blobs)
+        } else {
+            walk::Contents::Disk
+        };
+        let mut report = dockerfiles::lint_files(&dockerfiles, &config.dockerfile, &cwd, false, &contents)?;
+        report.merge(hardcoded::lint_files(&hardcoded, &config.hardcoded, &cwd, &contents)?);
+        // A file given by name that no lint covers is said, not silently passed.
+        report.skipped.extend(uncovered.into_iter().map(|path| report::Skipped {
+            path,
+            reason: "not a file the lints cover (see [hardcoded] scope in the lint config)".into(),
+        }));
         self.common.finish(report, "xtask lint", &config)
     }
 }
@@ -168,6 +193,12 @@ impl DockerfilesArgs {
             walk::resolve_paths(&self.common.paths, &cwd)?
         };
         let report = dockerfiles::lint_paths(&roots, &config.root, &config.dockerfile, &cwd, self.fix)?;
+        if report.files_scanned == 0 && report.skipped.is_empty() && !self.common.paths.is_empty() {
+            return Err(crate::usage::usage(format!(
+                "{}: no Dockerfile there (Dockerfile, Dockerfile.*, *.Dockerfile, Containerfile, ...)",
+                self.common.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            )));
+        }
         self.common.finish(report, "xtask lint-dockerfiles", &config)
     }
 }
@@ -207,7 +238,7 @@ impl HardcodedArgs {
             let none = walk::exclude_matcher(&config.root, &[])?;
             walk::walk(&roots, &none, &|_| true)
         };
-        let report = hardcoded::lint_files(&files, &config.hardcoded, &cwd)?;
+        let report = hardcoded::lint_files(&files, &config.hardcoded, &cwd, &walk::Contents::Disk)?;
         self.common.finish(report, "xtask lint-hardcoded", &config)
     }
 }

@@ -26,6 +26,9 @@ pub(crate) struct Config {
     /// Where the config was read from (excludes and scope are relative to its repository).
     #[serde(skip)]
     pub(crate) root: PathBuf,
+    /// The config file, when there is one.
+    #[serde(skip)]
+    pub(crate) file: Option<PathBuf>,
 }
 
 /// The project's own config.
@@ -48,14 +51,32 @@ impl Config {
         let mut config: Config =
             toml::from_str(&text).with_context(|| format!("invalid lint config {}", path.display()))?;
         config.root = paths::repository_of(&path);
+        config.file = Some(path.clone());
         for f in &config.hardcoded.forbidden {
-            regex::Regex::new(&f.pattern).with_context(|| {
+            let re = regex::Regex::new(&f.pattern).with_context(|| {
                 format!(
                     "invalid lint config {}: [[hardcoded.forbidden]] pattern `{}`",
                     path.display(),
                     f.pattern
                 )
             })?;
+            // A pattern that matches nothing at all would match at every position of every file.
+            if re.is_match("") {
+                bail!(
+                    "invalid lint config {}: [[hardcoded.forbidden]] pattern `{}` matches the empty string (every position of every file)",
+                    path.display(),
+                    f.pattern
+                );
+            }
+        }
+        for (table, patterns) in
+            [("hardcoded", &config.hardcoded.exclude), ("dockerfile", &config.dockerfile.exclude)]
+        {
+            for p in patterns.iter() {
+                super::walk::exclude_matcher(&config.root, std::slice::from_ref(p)).with_context(|| {
+                    format!("invalid lint config {}: [{table}] exclude `{p}`", path.display())
+                })?;
+            }
         }
         for id in config.help.keys() {
             if rules::by_id(id).is_none() {
@@ -68,6 +89,11 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The config file as messages name it.
+    pub(crate) fn path_shown(&self) -> String {
+        self.file.as_ref().map_or_else(|| "the default config".into(), |f| f.display().to_string())
     }
 
     /// The help for `rule`: the config's wording, else the rule's own.

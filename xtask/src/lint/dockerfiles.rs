@@ -55,7 +55,9 @@ pub(crate) const RULES: &[&Rule] = &[&DNF_UPDATE];
 /// Dockerfile / Containerfile naming conventions: `Dockerfile`, `Dockerfile.<variant>`,
 /// `<name>.Dockerfile` (and the same for Containerfile). `Dockerfile.dockerignore` is not one.
 pub(crate) fn is_dockerfile(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    // Lossy: a name with non-UTF-8 bytes (`Dockerfile.\xff`) is still a Dockerfile.
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else { return false };
+    let name = name.as_ref();
     if name.ends_with(".dockerignore") || name.ends_with(".containerignore") {
         return false;
     }
@@ -81,7 +83,7 @@ pub(crate) fn lint_paths(
     let named: Vec<PathBuf> = roots.iter().filter(|r| r.is_file()).cloned().collect();
     let mut files = walk::walk(roots, &excluded, &is_dockerfile);
     files.retain(|f| named.contains(f) || is_dockerfile(f));
-    lint_files(&files, config, cwd, fix)
+    lint_files(&files, config, cwd, fix, &walk::Contents::Disk)
 }
 
 pub(crate) fn lint_files(
@@ -89,8 +91,9 @@ pub(crate) fn lint_files(
     config: &DockerfileConfig,
     cwd: &Path,
     fix: bool,
+    contents: &walk::Contents,
 ) -> Result<Report> {
-    walk::scan_files(files, cwd, |file, display, text| {
+    walk::scan_files(files, cwd, contents, |file, display, text| {
         let mut result = lint_text(&text, &display, config);
         if fix && !result.removals.is_empty() {
             let fixed = apply_removals(&text, &result.removals);

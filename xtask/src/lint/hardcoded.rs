@@ -181,9 +181,14 @@ fn lang(path: &Path, text: &str) -> Lang {
     }
 }
 
-pub(crate) fn lint_files(files: &[PathBuf], config: &HardcodedConfig, cwd: &Path) -> Result<Report> {
+pub(crate) fn lint_files(
+    files: &[PathBuf],
+    config: &HardcodedConfig,
+    cwd: &Path,
+    contents: &walk::Contents,
+) -> Result<Report> {
     let rules = Rules::new(config)?;
-    walk::scan_files(files, cwd, |file, display, text| {
+    walk::scan_files(files, cwd, contents, |file, display, text| {
         let lang = lang(file, &text);
         if lang == Lang::Docs || !rules.prefilter.is_match(&text) {
             return Ok(Report::default());
@@ -756,8 +761,22 @@ fn argv_rules(rules: &Rules, argv: &[shell::Word], base: usize, hits: &mut Vec<H
         let mut k = p + 1;
         while k < words.len() && words[k].starts_with('-') {
             let takes_value = !words[k].contains('=')
-                && ["-n", "--namespace", "--context", "--kubeconfig", "--cluster", "--user", "-s", "--server", "-H", "--host", "-c", "--config", "--log-level"]
-                    .contains(&words[k]);
+                && [
+                    "-n",
+                    "--namespace",
+                    "--context",
+                    "--kubeconfig",
+                    "--cluster",
+                    "--user",
+                    "-s",
+                    "--server",
+                    "-H",
+                    "--host",
+                    "-c",
+                    "--config",
+                    "--log-level",
+                ]
+                .contains(&words[k]);
             k += if takes_value { 2 } else { 1 };
         }
         (k < words.len()).then_some(k)
@@ -852,7 +871,9 @@ fn argv_rules(rules: &Rules, argv: &[shell::Word], base: usize, hits: &mut Vec<H
             // `cp SRC CONTAINER:/path`: that path is in the container (or pod).
             for (k, w) in words.iter().enumerate().skip(p + 1) {
                 // `ctr:/path`, `ns/pod:/path` (never `/local/a:/b`, `./x:/y`).
-                if w.split_once(":/").is_some_and(|(name, _)| !name.is_empty() && !name.starts_with(['/', '.', '~'])) {
+                if w.split_once(":/")
+                    .is_some_and(|(name, _)| !name.is_empty() && !name.starts_with(['/', '.', '~']))
+                {
                     not_local.push(k);
                 }
             }

@@ -88,6 +88,20 @@ fn github(report: &Report, config: &Config) -> String {
     out
 }
 
+/// A relative path as a URI reference (RFC 3986): unreserved characters and `/` as they are,
+/// every other byte percent-encoded (a space, `#`, `?`, `%`, non-ASCII).
+fn uri(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.replace('\\', "/").as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn sarif(report: &Report, tool: &str, config: &Config) -> serde_json::Value {
     let rules: Vec<_> = rules::all()
         .map(|r| {
@@ -109,13 +123,13 @@ fn sarif(report: &Report, tool: &str, config: &Config) -> serde_json::Value {
                 "level": "error",
                 "message": { "text": f.message },
                 "locations": [{ "physicalLocation": {
-                    "artifactLocation": { "uri": f.path.replace('\\', "/") },
+                    "artifactLocation": { "uri": uri(&f.path) },
                     "region": { "startLine": f.line, "startColumn": f.column },
                 }}],
             })
         })
         .collect();
-    let notifications: Vec<_> = report
+    let mut notifications: Vec<_> = report
         .parse_errors
         .iter()
         .map(|e| {
@@ -123,12 +137,20 @@ fn sarif(report: &Report, tool: &str, config: &Config) -> serde_json::Value {
                 "level": "error",
                 "message": { "text": format!("cannot parse: {}", e.message) },
                 "locations": [{ "physicalLocation": {
-                    "artifactLocation": { "uri": e.path },
+                    "artifactLocation": { "uri": uri(&e.path) },
                     "region": { "startLine": e.line },
                 }}],
             })
         })
         .collect();
+    // Files not read (binary, not UTF-8, not covered) are said here too, as the JSON says them.
+    notifications.extend(report.skipped.iter().map(|s| {
+        json!({
+            "level": "note",
+            "message": { "text": format!("skipped: {}", s.reason) },
+            "locations": [{ "physicalLocation": { "artifactLocation": { "uri": uri(&s.path) } } }],
+        })
+    }));
     results.sort_by_key(|r| r["ruleId"].as_str().map(String::from));
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
@@ -146,4 +168,14 @@ fn sarif(report: &Report, tool: &str, config: &Config) -> serde_json::Value {
             "results": results,
         }]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uris_are_percent_encoded() {
+        assert_eq!(super::uri("docker/a b#1.Dockerfile"), "docker/a%20b%231.Dockerfile");
+        assert_eq!(super::uri("é/x?y%"), "%C3%A9/x%3Fy%25");
+        assert_eq!(super::uri("plain/path-1_2.~x"), "plain/path-1_2.~x");
+    }
 }

@@ -9,11 +9,41 @@ use anyhow::{bail, Context, Result};
 use super::report::{Report, Skipped};
 use crate::paths::normalize;
 
-/// Lints `files` in parallel on rayon's pool: each is read (binary and non-UTF-8 files are
-/// reported as skipped), handed to `lint` with its display path, counted, and the reports merged.
+/// Where a file's text comes from: the work tree, or the blobs staged in git's index (what a
+/// commit will hold, whatever the work tree says since).
+pub(crate) enum Contents {
+    Disk,
+    Staged(std::collections::HashMap<PathBuf, String>),
+}
+
+impl Contents {
+    /// The file's text; `Err(reason)` for binary or non-UTF-8 files (reported as skipped).
+    pub(crate) fn read(&self, path: &Path) -> Result<std::result::Result<String, String>> {
+        match self {
+            Contents::Disk => read_text(path),
+            Contents::Staged(blobs) => {
+                let text = blobs
+                    .get(path)
+                    .with_context(|| format!("{}: not in the staged blobs", path.display()))?;
+                Ok(if text.contains('\0') {
+                    Err("binary file".into())
+                } else if text.contains('\u{fffd}') {
+                    Err("not UTF-8".into())
+                } else {
+                    Ok(text.clone())
+                })
+            }
+        }
+    }
+}
+
+/// Lints `files` in parallel on rayon's pool: each is read from `contents` (binary and
+/// non-UTF-8 files are reported as skipped), handed to `lint` with its display path, counted,
+/// and the reports merged.
 pub(crate) fn scan_files(
     files: &[PathBuf],
     cwd: &Path,
+    contents: &Contents,
     lint: impl Fn(&Path, String, String) -> Result<Report> + Sync,
 ) -> Result<Report> {
     use rayon::prelude::*;
@@ -21,7 +51,7 @@ pub(crate) fn scan_files(
         .par_iter()
         .map(|file| {
             let display = display_path(file, cwd);
-            match read_text(file)? {
+            match contents.read(file)? {
                 Ok(text) => {
                     let mut report = lint(file, display, text)?;
                     report.files_scanned = 1;
@@ -64,6 +94,13 @@ pub(crate) fn resolve_paths(given: &[PathBuf], cwd: &Path) -> Result<Vec<PathBuf
             if !abs.exists() {
                 bail!("{}: no such file or directory", p.display());
             }
+            // A path that cannot be read is an error, never a pass that scanned nothing.
+            let readable = if abs.is_dir() {
+                std::fs::read_dir(&abs).map(|_| ())
+            } else {
+                std::fs::File::open(&abs).map(|_| ())
+            };
+            readable.with_context(|| format!("{}: cannot be read", p.display()))?;
             Ok(normalize(&abs))
         })
         .collect()

@@ -409,6 +409,17 @@ fn staged_mode_lints_only_staged_files_the_gates_cover() {
             ("hack/bad.sh".into(), 1, 1, "broad-process-kill".into())
         ]
     );
+    // The index is what the commit holds: fixing only the work-tree copy does not pass the hook.
+    std::fs::write(repo.join("Dockerfile"), "FROM x\nRUN dnf install -y y\n").unwrap();
+    std::fs::write(repo.join("hack/bad.sh"), "kill \"$PID\"\n").unwrap();
+    let (code, report) = json(repo, &["lint", "--staged", "--config", "lint.toml", "--format", "json"]);
+    assert_eq!(code, 1, "{report}");
+    let mut found = positions(&report);
+    found.sort();
+    assert_eq!(found.len(), 2, "the staged blobs, reported at their work-tree paths: {found:?}");
+    git(&["add", "Dockerfile", "hack/bad.sh"]);
+    let (code, report) = json(repo, &["lint", "--staged", "--config", "lint.toml", "--format", "json"]);
+    assert_eq!(code, 0, "{report}");
     // The hook script itself runs exactly this.
     let hook = std::fs::read_to_string(root().join("hack/pre-commit")).unwrap();
     assert!(hook.lines().any(|l| l.trim() == "exec cargo xtask lint --staged"), "{hook}");
@@ -485,4 +496,125 @@ fn the_combined_lint_takes_a_baseline_too() {
     let (code, out) = xtask(dir.path(), &args);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("broad-process-kill") && !out.contains("dnf-update"), "only the new one: {out}");
+}
+
+#[test]
+fn never_a_silent_pass_directories_unreadable_paths_bom_and_odd_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("lint.toml"), "[hardcoded]\nnamespaces = [\"sut\"]\n").unwrap();
+    // A directory is walked like the default scope: one with nothing the lints cover is an error.
+    std::fs::create_dir(d.join("docs")).unwrap();
+    std::fs::write(d.join("docs/README.md"), "pkill -f x\n").unwrap();
+    let sandbox = Sandbox::new();
+    let out = sandbox.xtask(&["lint", "--config", "lint.toml", "docs"]).current_dir(d).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("docs: no file the lints cover"));
+    std::fs::create_dir(d.join("scripts")).unwrap();
+    std::fs::write(d.join("scripts/run.sh"), "pkill -f x\n").unwrap();
+    let (code, report) = json(d, &["lint", "--config", "lint.toml", "--format", "json", "scripts"]);
+    assert_eq!((code, report["files_scanned"].as_u64()), (1, Some(1)), "{report}");
+    let (code, _) = json(d, &["lint", "--config", "lint.toml", "--format", "json", "."]);
+    assert_eq!(code, 1, "`lint .` looks");
+    // A file given by name that no lint covers is listed as skipped, not silently passed.
+    let (_, report) = json(d, &["lint", "--config", "lint.toml", "--format", "json", "docs/README.md"]);
+    assert_eq!(report["skipped"][0]["path"], "docs/README.md", "{report}");
+    // A Dockerfile with a UTF-8 byte order mark parses (BuildKit strips it).
+    std::fs::write(d.join("Dockerfile"), b"\xef\xbb\xbfFROM fedora\nRUN dnf update -y\n").unwrap();
+    let (code, report) =
+        json(d, &["lint-dockerfiles", "--config", "lint.toml", "--format", "json", "Dockerfile"]);
+    assert_eq!(code, 1);
+    assert_eq!(positions(&report), expect("Dockerfile", &[(2, 5, "dnf-update")]));
+    assert!(report["parse_errors"].as_array().unwrap().is_empty(), "{report}");
+    // A Dockerfile whose name is not UTF-8 is still a Dockerfile.
+    use std::os::unix::ffi::OsStrExt;
+    let odd = d.join("odd");
+    std::fs::create_dir(&odd).unwrap();
+    std::fs::write(odd.join(std::ffi::OsStr::from_bytes(b"Dockerfile.\xff")), "FROM x\nRUN dnf update\n")
+        .unwrap();
+    let (code, report) = json(d, &["lint-dockerfiles", "--config", "lint.toml", "--format", "json", "odd"]);
+    assert_eq!((code, report["files_scanned"].as_u64()), (1, Some(1)), "{report}");
+    // A directory with no Dockerfile: said, exit 2.
+    let out = sandbox
+        .xtask(&["lint-dockerfiles", "--config", "lint.toml", "scripts"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // A path that cannot be read (as a user who may not read it).
+    std::fs::create_dir(d.join("locked")).unwrap();
+    std::fs::write(d.join("locked/run.sh"), "pkill -f x\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = sandbox.xtask(&["lint-hardcoded", "--config", "lint.toml", "locked"]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let mut wrapped = Command::new("setpriv");
+        wrapped
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                wrapped.env(k, v);
+            }
+        }
+        wrapped.env("E2E_STATE_DIR", d.join("state-nobody"));
+        cmd = wrapped;
+    }
+    let out = cmd.current_dir(d).output().unwrap();
+    std::fs::set_permissions(d.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("locked: cannot be read"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sarif_uris_are_percent_encoded_and_skipped_files_are_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("a b#c")).unwrap();
+    std::fs::write(d.join("a b#c/x.Dockerfile"), "FROM x\nRUN dnf update\n").unwrap();
+    std::fs::write(d.join("a b#c/bin.Dockerfile"), b"FROM x\0\n").unwrap();
+    std::fs::write(d.join("lint.toml"), "").unwrap();
+    let (code, sarif) = json(d, &["lint-dockerfiles", "--config", "lint.toml", "--format", "sarif", "a b#c"]);
+    assert_eq!(code, 1);
+    let run = &sarif["runs"][0];
+    assert_eq!(
+        run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "a%20b%23c/x.Dockerfile"
+    );
+    let notes = run["invocations"][0]["toolExecutionNotifications"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            == "a%20b%23c/bin.Dockerfile"
+            && n["message"]["text"].as_str().unwrap().contains("binary")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn config_mistakes_are_refused_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("run.sh"), "true\n").unwrap();
+    for (config, said) in [
+        ("[[hardcoded.forbidden]]\npattern = \"x*\"\nmessage = \"m\"\n", "matches the empty string"),
+        ("[hardcoded]\nexclude = [\"a/{b\"]\n", "[hardcoded] exclude `a/{b`"),
+    ] {
+        std::fs::write(d.join("bad.toml"), config).unwrap();
+        let sandbox = Sandbox::new();
+        let out = sandbox
+            .xtask(&["lint-hardcoded", "--config", "bad.toml", "run.sh"])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("bad.toml") && err.contains(said), "{err}");
+    }
 }

@@ -137,7 +137,9 @@ struct Line {
 
 fn lines(src: &str) -> Vec<Line> {
     let mut out = Vec::new();
-    let mut start = 0;
+    // BuildKit strips a leading UTF-8 byte order mark (frontend/dockerfile/parser, `utf8bom`):
+    // the first line starts after it, and offsets stay those of the file.
+    let mut start = if src.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
     while start < src.len() {
         let nl = src[start..].find('\n').map(|i| start + i);
         let (end, next) = match nl {
