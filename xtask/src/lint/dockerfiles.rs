@@ -347,6 +347,9 @@ pub(crate) fn lint_text(text: &str, path: &str, config: &DockerfileConfig) -> Fi
     }
 
     let mut stages: Vec<Stage> = Vec::new();
+    // Named stages by name (BuildKit compares them case-insensitively): one lookup per FROM, so
+    // thousands of stages stay linear.
+    let mut named: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for ins in &df.instructions {
         if ins.keyword == "FROM" {
             let words: Vec<&str> =
@@ -356,12 +359,14 @@ pub(crate) fn lint_text(text: &str, path: &str, config: &DockerfileConfig) -> Fi
                 [_, kw, name, ..] if kw.eq_ignore_ascii_case("as") => Some(name.to_string()),
                 _ => None,
             };
-            let inherited =
-                stages.iter().any(|s| s.updated && (s.label == base || s.label == format!("`{base}`")));
-            let label = match name {
+            let inherited = named.get(&base.to_lowercase()).is_some_and(|&i| stages[i].updated);
+            let label = match &name {
                 Some(n) => format!("`{n}`"),
                 None => format!("#{} ({base})", stages.len()),
             };
+            if let Some(n) = name {
+                named.insert(n.to_lowercase(), stages.len());
+            }
             stages.push(Stage { label, updated: inherited, judged: false, first_install: None });
             continue;
         }
