@@ -227,8 +227,6 @@ impl Rules {
             "TempDir".into(),
             "temp_dir".into(),
             "port-forward".into(),
-            "-p".into(),
-            "--publish".into(),
             "--global".into(),
             "--system".into(),
             "pkill".into(),
@@ -240,8 +238,9 @@ impl Rules {
         ];
         literals.extend(config.namespaces.iter().cloned());
         let mut prefilter: Vec<String> = literals.iter().map(|l| regex::escape(l)).collect();
-        // `$(KUBECTL) delete ...` in a Makefile.
+        // `$(KUBECTL) delete ...` in a Makefile; a published port (`-p 8080:80`, `--publish=...`).
         prefilter.push("(?i:kubectl)".into());
+        prefilter.push(r"(?:-p|--publish)[= ]?(?:[\d.]+:)?\d+:".into());
         let mut forbidden = Vec::new();
         for f in &config.forbidden {
             let re = Regex::new(&f.pattern)
@@ -424,7 +423,10 @@ fn piece_where(
             }
         }
     }
-    if local && !rules.run_id.is_match(line_of(text, base)) {
+    // Cheap substring checks first: most pieces (a Go file's many literals) hold none of what
+    // the regexes look for, and `str::contains` is fast even in the debug build `cargo xtask` runs.
+    let has_tmp = s.contains("/tmp") || s.contains("TMPDIR");
+    if local && has_tmp && !rules.run_id.is_match(line_of(text, base)) {
         for m in rules.tmpdir_var.find_iter(s) {
             hits.push((
                 &FIXED_TMP_PATH,
@@ -451,7 +453,8 @@ fn piece_where(
             }
         }
     }
-    for c in rules.port.captures_iter(s) {
+    let has_host = s.contains("localhost") || s.contains("127.0.0.1") || s.contains("[::1]");
+    for c in rules.port.captures_iter(if has_host { s } else { "" }) {
         let (Some(all), Some(port)) = (c.get(0), c.get(1)) else { continue };
         let Ok(number) = port.as_str().parse::<u32>() else { continue };
         // Port 0 asks the system for a free port: the opposite of a fixed one.
@@ -471,6 +474,10 @@ fn piece_where(
 
 /// Rules about commands, on text that may hold one (a shell command, a joined argv, a script).
 fn command_text(rules: &Rules, s: &str, base: usize, hits: &mut Vec<Hit>) {
+    let may = |needle: &str| s.contains(needle);
+    if !(may("git") || may("kill") || may("kubectl") || may("KUBECTL") || may("Kubectl")) {
+        return;
+    }
     if let Some(c) = rules.git_global.captures(s) {
         if let (Some(all), Some(flag)) = (c.get(0), c.get(1)) {
             hits.push((

@@ -182,7 +182,9 @@ pub(crate) fn walk_classify<T: Send>(
                 if !no_excludes && is_excluded(excluded, path, is_dir) {
                     return if is_dir { ignore::WalkState::Skip } else { ignore::WalkState::Continue };
                 }
-                if !is_dir {
+                // Regular files only: a symlink (to a directory, as charts link `migrations`, or
+                // to a file linted where it lives) is not followed, as rg does not follow it.
+                if entry.file_type().is_some_and(|t| t.is_file()) {
                     if let Some(t) = classify(path) {
                         batch.local.push((entry.into_path(), t));
                     }

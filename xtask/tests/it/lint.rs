@@ -618,3 +618,19 @@ fn config_mistakes_are_refused_with_the_file_named() {
         assert!(err.contains("bad.toml") && err.contains(said), "{err}");
     }
 }
+
+#[test]
+fn a_symlink_to_a_directory_is_not_read_as_a_file() {
+    // Real charts link shared directories (`charts/x/migrations -> ../../migrations`).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("migrations")).unwrap();
+    std::fs::write(d.join("migrations/run.sh"), "pkill -f x\n").unwrap();
+    std::fs::create_dir_all(d.join("charts/x")).unwrap();
+    std::os::unix::fs::symlink("../../migrations", d.join("charts/x/migrations")).unwrap();
+    std::fs::write(d.join("lint.toml"), "[hardcoded]\nscope = [\".\"]\n").unwrap();
+    let (code, report) = json(d, &["lint", "--config", "lint.toml", "--format", "json"]);
+    assert_eq!(code, 1, "{report}");
+    // The script is linted once, where it lives.
+    assert_eq!(positions(&report), expect("migrations/run.sh", &[(1, 1, "broad-process-kill")]));
+}
