@@ -362,6 +362,7 @@ impl PipelineBench {
                     vars: vec![("PATH".into(), fake.path_env().to_string_lossy().into_owned())],
                     cwd: paths::project_root(),
                     kube_context: "kind-bench".into(),
+                    platform: std::sync::OnceLock::new(),
                 };
                 let report = pipeline::run(&graph, &opts, &|job| actions::run(job, &env))?;
                 if let Some(e) = report.failure() {

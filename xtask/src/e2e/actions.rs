@@ -63,6 +63,8 @@ pub(crate) struct Env {
     pub(crate) cwd: PathBuf,
     /// The kube context every kubectl/helm call names.
     pub(crate) kube_context: String,
+    /// The Docker engine's platform, asked once per setup run (every build and load needs it).
+    pub(crate) platform: std::sync::OnceLock<String>,
 }
 
 impl Env {
@@ -73,7 +75,12 @@ impl Env {
         if let Ok(path) = sh.var("PATH") {
             vars.push(("PATH".into(), path));
         }
-        Env { vars, cwd: cwd.to_path_buf(), kube_context: ctx.kube_context.clone() }
+        Env {
+            vars,
+            cwd: cwd.to_path_buf(),
+            kube_context: ctx.kube_context.clone(),
+            platform: std::sync::OnceLock::new(),
+        }
     }
 }
 
@@ -96,7 +103,7 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
     match &task.action {
         Action::Build { tag, dockerfile, context, build_args, prebuild, prebuild_env } => {
             // Built for the kind node's platform: the node is a container of this Docker engine.
-            let platform = node_platform(&call, job.dry_run)?;
+            let platform = node_platform(&call, job.dry_run, &env.platform)?;
             let vars = [("NODE_PLATFORM", platform.clone()), ("NODE_RUST_TARGET", rust_target(&platform)?)];
             for argv in prebuild {
                 let argv = argv.iter().map(|a| expand_strict(a, &vars)).collect::<Result<Vec<_>>>()?;
@@ -146,7 +153,7 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 // alone is the documented way out (kind pkg/cmd/kind/load/docker-image, nodeutils;
                 // kind#3795, PR #4247).
                 job.note("=== kind load docker-image failed on the containerd store: saving the node's platform to an archive");
-                let platform = node_platform(&call, job.dry_run)?;
+                let platform = node_platform(&call, job.dry_run, &env.platform)?;
                 let archive = log.with_extension("tar");
                 call(cmd!(sh, "docker image save --platform {platform} -o {archive} {tag}"))?;
                 let loaded = call(cmd!(sh, "kind load image-archive {archive} --name {cluster}"));
@@ -207,9 +214,16 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
 }
 
 /// The platform (`linux/amd64`) of the Docker engine's host, where kind runs its nodes.
-fn node_platform(call: &dyn Fn(xshell::Cmd<'_>) -> Result<exec::Output>, dry_run: bool) -> Result<String> {
+fn node_platform(
+    call: &dyn Fn(xshell::Cmd<'_>) -> Result<exec::Output>,
+    dry_run: bool,
+    known: &std::sync::OnceLock<String>,
+) -> Result<String> {
     if dry_run {
         return Ok("linux/amd64".into()); // the plan shows a plausible platform; nothing runs
+    }
+    if let Some(platform) = known.get() {
+        return Ok(platform.clone());
     }
     let sh = Shell::new()?;
     let format = "{{.Server.Os}}/{{.Server.Arch}}";
@@ -218,7 +232,7 @@ fn node_platform(call: &dyn Fn(xshell::Cmd<'_>) -> Result<exec::Output>, dry_run
     if !platform.contains('/') {
         bail!("cannot tell the Docker engine's platform: `docker version` printed {platform:?}");
     }
-    Ok(platform)
+    Ok(known.get_or_init(|| platform).clone())
 }
 
 /// The Rust target a static Linux binary for `platform` is built with.
