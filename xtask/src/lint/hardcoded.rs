@@ -193,6 +193,16 @@ pub(crate) fn lint_files(
         if lang == Lang::Docs || !rules.prefilter.is_match(&text) {
             return Ok(Report::default());
         }
+        // Nothing any rule could find: not parsed at all.
+        let present = FileRules::new(&rules, &text).present;
+        if !(present.tmp
+            || present.host
+            || present.command
+            || present.namespace
+            || !rules.forbidden.is_empty())
+        {
+            return Ok(Report::default());
+        }
         let (findings, parse_errors) = lint_text(&text, &display, lang, &rules);
         Ok(Report { findings, parse_errors, ..Report::default() })
     })
@@ -210,6 +220,8 @@ pub(crate) struct Rules {
     tmpdir_var: Regex,
     /// Go/Rust: a fixed name joined to the temp dir.
     tmp_join: Regex,
+    /// A published port spec somewhere in a file (`-p 8080:80`, `"-p", "8080:80"`).
+    publish_hint: Regex,
     run_id: Regex,
     port: Regex,
     git_global: Regex,
@@ -238,9 +250,11 @@ impl Rules {
         ];
         literals.extend(config.namespaces.iter().cloned());
         let mut prefilter: Vec<String> = literals.iter().map(|l| regex::escape(l)).collect();
-        // `$(KUBECTL) delete ...` in a Makefile; a published port (`-p 8080:80`, `--publish=...`).
-        prefilter.push("(?i:kubectl)".into());
-        prefilter.push(r"(?:-p|--publish)[= ]?(?:[\d.]+:)?\d+:".into());
+        // Plain literals only, so the prefilter stays a literal search (Teddy): `$(KUBECTL)` in a
+        // Makefile, and a published port (`-p 8080:80`, `"-p", "8080:80"`, `--publish=...`).
+        for literal in ["KUBECTL", "Kubectl", "-p ", "-p=", "\"-p\"", "--publish"] {
+            prefilter.push(regex::escape(literal));
+        }
         let mut forbidden = Vec::new();
         for f in &config.forbidden {
             let re = Regex::new(&f.pattern)
@@ -254,6 +268,7 @@ impl Rules {
             forbidden,
             prefilter: Regex::new(&prefilter.join("|"))?,
             tmp: Regex::new(r"(?:^|[^\w.~/$-])(/tmp/[\w.${}-])")?,
+            publish_hint: Regex::new(r"(?:-p|--publish)[^\w\n]{0,4}[\d.]*\d+:")?,
             tmpdir_var: Regex::new(r"\$\{?TMPDIR(?::-[^}]*)?\}?/[\w.-]")?,
             tmp_join: Regex::new(
                 r#"(?:(?:filepath|path)\.Join\(\s*(?:os\.TempDir\(\)|"/tmp/?")\s*,\s*"|(?:temp_dir\(\)|(?:Path::new|PathBuf::from)\("/tmp/?"\))\s*\.join\(\s*")([^"]+)""#,
@@ -273,10 +288,60 @@ impl Rules {
     }
 }
 
+/// What a file holds, found once per file (memchr's optimised search), so the per-piece checks
+/// that cannot match are skipped: most of a Go file's hundreds of literals hold no /tmp, no host
+/// and no command.
+struct Present {
+    tmp: bool,
+    host: bool,
+    command: bool,
+    namespace: bool,
+}
+
+/// The rules, with what one file holds.
+struct FileRules<'a> {
+    rules: &'a Rules,
+    present: Present,
+}
+
+impl<'a> FileRules<'a> {
+    fn new(rules: &'a Rules, text: &str) -> FileRules<'a> {
+        let has = |needle: &str| memchr::memmem::find(text.as_bytes(), needle.as_bytes()).is_some();
+        let lower_has_kubectl = has("kubectl") || has("KUBECTL") || has("Kubectl");
+        FileRules {
+            rules,
+            present: Present {
+                tmp: has("/tmp") || has("TMPDIR") || has("TempDir") || has("temp_dir"),
+                host: has("localhost")
+                    || has("127.0.0.1")
+                    || has("[::1]")
+                    || has("port-forward")
+                    || ((has("-p") || has("--publish")) && rules.publish_hint.is_match(text)),
+                // What the command rules need: `git config --global|--system`, `pkill|killall`,
+                // `kubectl ... delete` (a Go file's "github.com/..." imports are not commands).
+                command: has("--global")
+                    || has("--system")
+                    || has("pkill")
+                    || has("killall")
+                    || (lower_has_kubectl && has("delete")),
+                namespace: rules.namespaces.iter().any(|ns| has(ns)),
+            },
+        }
+    }
+}
+
+impl std::ops::Deref for FileRules<'_> {
+    type Target = Rules;
+    fn deref(&self) -> &Rules {
+        self.rules
+    }
+}
+
 /// A hit before it becomes a finding: rule, file offset, message.
 type Hit = (&'static Rule, usize, String);
 
 fn lint_text(text: &str, path: &str, lang: Lang, rules: &Rules) -> (Vec<Finding>, Vec<ParseErrorEntry>) {
+    let rules = &FileRules::new(rules, text);
     let source = Source::new(text);
     let mut hits: Vec<Hit> = Vec::new();
     let mut errors = Vec::new();
@@ -366,14 +431,14 @@ fn lint_text(text: &str, path: &str, lang: Lang, rules: &Rules) -> (Vec<Finding>
 
 /// Checks a piece of text (a string literal, a shell word or command, a YAML scalar, a line).
 /// `whole`: the piece is a complete value, so a namespace equal to it is a use.
-fn piece(rules: &Rules, text: &str, range: std::ops::Range<usize>, whole: bool, hits: &mut Vec<Hit>) {
+fn piece(rules: &FileRules<'_>, text: &str, range: std::ops::Range<usize>, whole: bool, hits: &mut Vec<Hit>) {
     piece_where(rules, text, range, whole, true, hits);
 }
 
 /// [`piece`]; `local`: a path in it is on this machine (not inside a pod or container, not a
 /// `mktemp` template), so a fixed /tmp path is a finding.
 fn piece_where(
-    rules: &Rules,
+    rules: &FileRules<'_>,
     text: &str,
     range: std::ops::Range<usize>,
     whole: bool,
@@ -386,7 +451,8 @@ fn piece_where(
     if s.is_empty() {
         return;
     }
-    for ns in &rules.namespaces {
+    let namespaces: &[String] = if rules.present.namespace { &rules.namespaces } else { &[] };
+    for ns in namespaces {
         if whole && trimmed == ns {
             hits.push((
                 &HARDCODED_NAMESPACE,
@@ -425,7 +491,7 @@ fn piece_where(
     }
     // Cheap substring checks first: most pieces (a Go file's many literals) hold none of what
     // the regexes look for, and `str::contains` is fast even in the debug build `cargo xtask` runs.
-    let has_tmp = s.contains("/tmp") || s.contains("TMPDIR");
+    let has_tmp = rules.present.tmp && (s.contains("/tmp") || s.contains("TMPDIR"));
     if local && has_tmp && !rules.run_id.is_match(line_of(text, base)) {
         for m in rules.tmpdir_var.find_iter(s) {
             hits.push((
@@ -453,7 +519,8 @@ fn piece_where(
             }
         }
     }
-    let has_host = s.contains("localhost") || s.contains("127.0.0.1") || s.contains("[::1]");
+    let has_host =
+        rules.present.host && (s.contains("localhost") || s.contains("127.0.0.1") || s.contains("[::1]"));
     for c in rules.port.captures_iter(if has_host { s } else { "" }) {
         let (Some(all), Some(port)) = (c.get(0), c.get(1)) else { continue };
         let Ok(number) = port.as_str().parse::<u32>() else { continue };
@@ -473,9 +540,13 @@ fn piece_where(
 }
 
 /// Rules about commands, on text that may hold one (a shell command, a joined argv, a script).
-fn command_text(rules: &Rules, s: &str, base: usize, hits: &mut Vec<Hit>) {
+fn command_text(rules: &FileRules<'_>, s: &str, base: usize, hits: &mut Vec<Hit>) {
+    if !rules.present.command {
+        return;
+    }
     let may = |needle: &str| s.contains(needle);
-    if !(may("git") || may("kill") || may("kubectl") || may("KUBECTL") || may("Kubectl")) {
+    let kubectl = may("kubectl") || may("KUBECTL") || may("Kubectl");
+    if !(may("--global") || may("--system") || may("pkill") || may("killall") || (kubectl && may("delete"))) {
         return;
     }
     if let Some(c) = rules.git_global.captures(s) {
@@ -614,7 +685,7 @@ fn c_like(text: &str, lang: Lang) -> (String, Vec<(usize, usize)>) {
 fn joined_literal_lines(
     text: &str,
     literals: &[(usize, usize)],
-    rules: &Rules,
+    rules: &FileRules<'_>,
     hits: &mut Vec<Hit>,
 ) -> Vec<usize> {
     let mut not_local = Vec::new();
@@ -652,7 +723,7 @@ fn shell_script(
     text: &str,
     from: usize,
     to: usize,
-    rules: &Rules,
+    rules: &FileRules<'_>,
     hits: &mut Vec<Hit>,
 ) -> Result<(), shell::ShellError> {
     let src = &text[from..to];
@@ -757,7 +828,7 @@ fn program_name(word: &str) -> String {
 /// fixed local port; and which words are not paths on this machine (after `kubectl exec ... --`,
 /// after the container of `docker|podman exec`, `ctr:/path` of `cp`, `mktemp` templates).
 /// Returns the indices of those words.
-fn argv_rules(rules: &Rules, argv: &[shell::Word], base: usize, hits: &mut Vec<Hit>) -> Vec<usize> {
+fn argv_rules(rules: &FileRules<'_>, argv: &[shell::Word], base: usize, hits: &mut Vec<Hit>) -> Vec<usize> {
     let mut not_local = Vec::new();
     let Some(p) = program_index(argv) else { return not_local };
     let program = program_name(&argv[p].value);
@@ -898,7 +969,7 @@ fn argv_rules(rules: &Rules, argv: &[shell::Word], base: usize, hits: &mut Vec<H
     not_local
 }
 
-fn makefile(text: &str, rules: &Rules, hits: &mut Vec<Hit>) {
+fn makefile(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let start = offset;
@@ -944,7 +1015,7 @@ fn run_key(body: &str) -> Option<(usize, &str)> {
     Some((indent, value))
 }
 
-fn yaml(text: &str, rules: &Rules, hits: &mut Vec<Hit>) {
+fn yaml(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
     let key_value = Regex::new(r#"^\s*(?:-\s+)?(?:"[^"]*"|'[^']*'|[^\s:'"][^:]*?)\s*:(?:\s+|$)"#).ok();
     let mut offset = 0;
     // The end of a `run: |` block being read as shell: its lines are skipped here.
@@ -1021,11 +1092,11 @@ fn yaml(text: &str, rules: &Rules, hits: &mut Vec<Hit>) {
     }
 }
 
-fn lines_fallback(text: &str, rules: &Rules, hits: &mut Vec<Hit>) {
+fn lines_fallback(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
     lines_fallback_range(text, 0, text.len(), rules, hits);
 }
 
-fn lines_fallback_range(text: &str, from: usize, to: usize, rules: &Rules, hits: &mut Vec<Hit>) {
+fn lines_fallback_range(text: &str, from: usize, to: usize, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
     let quoted = Regex::new(r#""([^"\n]*)"|'([^'\n]*)'"#).ok();
     let mut offset = from;
     for line in text[from..to].split_inclusive('\n') {
