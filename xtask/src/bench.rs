@@ -19,6 +19,7 @@ use crate::{exec, paths};
 ///   cargo xtask bench lint
 ///   cargo xtask bench lint --files 5000 --runs 3
 ///   cargo xtask bench lint path/to/a/real/repo
+///   cargo xtask bench build
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -34,7 +35,18 @@ pub enum Bench {
     Pipeline(PipelineBench),
     /// Three flows after shared setup on the fake toolchain: sequential vs parallel vs lower bound
     E2e(E2eBench),
+    /// A cold build of the xtask beside a cold build of the ten crates the design names (target: 1.5x)
+    Build(BuildBench),
 }
+
+/// Cold-builds `cargo build -p xtask --bin xtask` (what `cargo xtask` compiles on a fresh
+/// checkout) and, as the floor, a scratch crate depending only on the ten crates the design card
+/// names (xshell, clap, anyhow, rayon, serde_json, regex, walkdir, ureq, tempfile, indicatif) with
+/// the same versions (our Cargo.lock) and dev profile; each in a fresh target dir under
+/// target/e2e/bench/build/. Target: xtask <= 1.5 x the floor. Crates must be downloadable or
+/// already in cargo's cache.
+#[derive(clap::Args, Debug)]
+pub struct BuildBench {}
 
 /// Runs `cargo xtask e2e` on the fake toolchain with an operator's durations (a full suite of 6
 /// minutes and two quickstarts of 3 and 2.5 after the shared setup), once one flow at a time and once with --parallel, each from a fresh
@@ -82,6 +94,7 @@ impl Args {
             Bench::Lint(b) => b.run(sh),
             Bench::Pipeline(b) => b.run(sh),
             Bench::E2e(b) => b.run(sh),
+            Bench::Build(b) => b.run(sh),
         }
     }
 }
@@ -392,6 +405,84 @@ impl PipelineBench {
             println!();
         }
         Ok(if all_met { 0 } else { 1 })
+    }
+}
+
+/// The floor's manifest: the ten crates, features as this workspace uses them.
+const FLOOR_MANIFEST: &str = r#"[package]
+name = "xtask-build-floor"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+xshell = "0.2.7"
+clap = { version = "4", features = ["derive"] }
+anyhow = "1"
+rayon = "1"
+serde_json = "1"
+regex = "1"
+walkdir = "2"
+ureq = { version = "3", default-features = false }
+tempfile = "3"
+indicatif = { version = "0.18", default-features = false }
+
+[profile.dev]
+debug = "line-tables-only"
+[profile.dev.package."*"]
+debug = false
+
+[workspace]
+"#;
+
+impl BuildBench {
+    fn run(self, sh: &Shell) -> Result<i32> {
+        let work = paths::state_root().join("bench").join("build");
+        let _ = std::fs::remove_dir_all(&work);
+        let floor = work.join("floor");
+        std::fs::create_dir_all(floor.join("src"))
+            .with_context(|| format!("creating {}", floor.display()))?;
+        std::fs::write(floor.join("Cargo.toml"), FLOOR_MANIFEST)?;
+        std::fs::write(
+            floor.join("src/main.rs"),
+            "fn main() {\n    let _ = (regex::Regex::new(\"x\"), walkdir::WalkDir::new(\".\"), xshell::Shell::new());\n}\n",
+        )?;
+        // The same versions as ours: cargo keeps what the floor uses of our lock file.
+        std::fs::copy(paths::project_root().join("Cargo.lock"), floor.join("Cargo.lock"))
+            .context("copying Cargo.lock for the floor")?;
+        let cargo = sh.var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let log = paths::logs_dir().join("bench-build.log");
+        let time = |dir: &std::path::Path, target: &std::path::Path, args: &[&str]| -> Result<f64> {
+            let _d = sh.push_dir(dir);
+            let start = Instant::now();
+            exec::cmd(cmd!(sh, "{cargo} build --quiet {args...}").env("CARGO_TARGET_DIR", target))
+                .log(&log)
+                .run()
+                .with_context(|| format!("cold build in {}", dir.display()))?;
+            Ok(start.elapsed().as_secs_f64())
+        };
+        // Fetch first, so download time counts for neither.
+        {
+            let _d = sh.push_dir(&floor);
+            exec::cmd(cmd!(sh, "{cargo} fetch --quiet"))
+                .log(&log)
+                .run()
+                .context("fetching the floor's crates")?;
+        }
+        let floor_s = time(&floor, &work.join("floor-target"), &[])?;
+        let ours_s =
+            time(&paths::project_root(), &work.join("xtask-target"), &["-p", "xtask", "--bin", "xtask"])?;
+        let ratio = ours_s / floor_s.max(1e-9);
+        let ok = ratio <= 1.5;
+        println!(
+            "cold build, dev profile, {} cores",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        );
+        println!("  floor (the ten crates) {floor_s:>7.1}s");
+        println!("  cargo xtask            {ours_s:>7.1}s");
+        println!("  ratio                  {ratio:>7.2}x (target <= 1.50) {}", verdict(ok));
+        let _ = std::fs::remove_dir_all(&work);
+        Ok(if ok { 0 } else { 1 })
     }
 }
 
