@@ -772,26 +772,11 @@ fn stale_cleanup_as_another_user_never_reaps_a_live_run_and_reports_corrupt_reco
     std::fs::write(w.run_dir("broken1").join("run.json"), "{\"run_id\": \"broken1\", trunc").unwrap();
 
     let as_other_user = |args: &[&str]| {
+        // The state dir open to that user (root may signal anything; nobody may not signal pid 1).
+        chmod_tree(w.sandbox.state.path());
         let mut cmd = w.xtask(args);
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            // Root may signal anything: run as nobody, with the state dir open to it.
-            chmod_tree(w.sandbox.state.path());
-            let mut wrapped = Command::new("setpriv");
-            wrapped
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(cmd.get_program())
-                .args(cmd.get_args());
-            for (k, v) in cmd.get_envs() {
-                match v {
-                    Some(v) => wrapped.env(k, v),
-                    None => wrapped.env_remove(k),
-                };
-            }
-            wrapped.env("HOME", w.sandbox.state.path()).current_dir(w.sandbox.state.path());
-            cmd = wrapped;
-        }
-        cmd.output().unwrap()
+        cmd.env("HOME", w.sandbox.state.path()).current_dir(w.sandbox.state.path());
+        crate::harness::as_another_user(cmd).output().unwrap()
     };
     let listed = as_other_user(&["runs"]);
     let said = text(&listed);

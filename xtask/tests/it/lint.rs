@@ -548,22 +548,8 @@ fn never_a_silent_pass_directories_unreadable_paths_bom_and_odd_names() {
     std::fs::set_permissions(d.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
     std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = sandbox.xtask(&["lint-hardcoded", "--config", "lint.toml", "locked"]);
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        let mut wrapped = Command::new("setpriv");
-        wrapped
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            if let Some(v) = v {
-                wrapped.env(k, v);
-            }
-        }
-        wrapped.env("E2E_STATE_DIR", d.join("state-nobody"));
-        cmd = wrapped;
-    }
-    let out = cmd.current_dir(d).output().unwrap();
+    cmd.current_dir(d);
+    let out = crate::harness::as_another_user(cmd).output().unwrap();
     std::fs::set_permissions(d.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(
