@@ -586,6 +586,7 @@ fn profile_tasks(profile: &Profile, fake: &mut FakeWorld, scale: f64) -> Result<
                     values: Vec::new(),
                     set: Vec::new(),
                     timeout: Duration::from_secs(600),
+                    waits: Vec::new(),
                 }
             }
         };

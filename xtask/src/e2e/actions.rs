@@ -43,11 +43,13 @@ pub(crate) enum Action {
         values: Vec<PathBuf>,
         set: Vec<(String, String)>,
         timeout: Duration,
+        /// `kubectl wait`s after the release is up.
+        waits: Vec<Wait>,
     },
-    /// `kubectl apply` of manifests, then `kubectl wait`s.
+    /// `kubectl apply` of manifests (files or http(s) URLs), then `kubectl wait`s.
     Manifests { files: Vec<PathBuf>, namespace: Option<String>, waits: Vec<Wait> },
-    /// A plain command (benchmarks, custom steps).
-    Command(Vec<String>),
+    /// A plain command (benchmarks, custom steps), then `kubectl wait`s.
+    Command { argv: Vec<String>, namespace: Option<String>, waits: Vec<Wait> },
 }
 
 #[derive(Debug, Clone)]
@@ -161,7 +163,7 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 loaded?;
             }
         }
-        Action::Helm { release, chart, repo, version, namespace, values, set, timeout } => {
+        Action::Helm { release, chart, repo, version, namespace, values, set, timeout, waits } => {
             let mut source = Vec::new();
             if let Some(repo) = repo {
                 source.extend(["--repo".to_string(), repo.clone()]);
@@ -184,6 +186,7 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
             }
             let timeout = format!("{}s", timeout.as_secs());
             call(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {namespace} --create-namespace --wait --timeout {timeout} {args...}").args(helm_args(&env.kube_context)))?;
+            wait_for(&call, env, Some(namespace), waits)?;
         }
         Action::Manifests { files, namespace, waits } => {
             let ns: Vec<String> = namespace.iter().flat_map(|n| ["--namespace".into(), n.clone()]).collect();
@@ -194,21 +197,36 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                         .args(kubectl_args(&env.kube_context)),
                 )?;
             }
-            for w in waits {
-                let resource = &w.resource;
-                let condition = format!("--for={}", w.condition);
-                let timeout = format!("--timeout={}s", w.timeout.as_secs());
-                let ns = &ns;
-                call(
-                    cmd!(sh, "kubectl wait {ns...} {resource} {condition} {timeout}")
-                        .args(kubectl_args(&env.kube_context)),
-                )?;
-            }
+            wait_for(&call, env, namespace.as_deref(), waits)?;
         }
-        Action::Command(argv) => {
+        Action::Command { argv, namespace, waits } => {
             let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
             call(cmd!(sh, "{program} {args...}"))?;
+            wait_for(&call, env, namespace.as_deref(), waits)?;
         }
+    }
+    Ok(())
+}
+
+/// A deploy's `wait`s, whatever kind of deploy it is: `kubectl wait` each, in the deploy's
+/// namespace, on the cluster's context.
+fn wait_for(
+    call: &dyn Fn(xshell::Cmd<'_>) -> Result<exec::Output>,
+    env: &Env,
+    namespace: Option<&str>,
+    waits: &[Wait],
+) -> Result<()> {
+    let sh = Shell::new()?;
+    let ns: Vec<String> = namespace.iter().flat_map(|n| ["--namespace".to_string(), n.to_string()]).collect();
+    for w in waits {
+        let resource = &w.resource;
+        let condition = format!("--for={}", w.condition);
+        let timeout = format!("--timeout={}s", w.timeout.as_secs());
+        let ns = &ns;
+        call(
+            cmd!(sh, "kubectl wait {ns...} {resource} {condition} {timeout}")
+                .args(kubectl_args(&env.kube_context)),
+        )?;
     }
     Ok(())
 }

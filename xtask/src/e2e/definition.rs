@@ -650,6 +650,18 @@ impl Section<'_> {
             bail!("{shown}: {key}: give exactly one of helm, manifests or command");
         }
         let timeout = self.duration(&format!("{key}.timeout"), &d.timeout)?;
+        // `wait` is honoured on every kind of deploy (a key is honoured or refused, never ignored).
+        let waits = d
+            .wait
+            .iter()
+            .map(|w| {
+                Ok(Wait {
+                    resource: w.resource.clone(),
+                    condition: w.condition.clone(),
+                    timeout: self.duration(&format!("{key}.wait"), &w.timeout)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let (action, retries) = if let Some(h) = &d.helm {
             let namespace = d
                 .namespace
@@ -669,28 +681,27 @@ impl Section<'_> {
                 values,
                 set: h.set.clone().into_iter().collect(),
                 timeout,
+                waits,
             };
             (action, 2) // chart fetches flake
         } else if !d.manifests.is_empty() {
+            // A file (relative to the repository) or an http(s) URL, as `kubectl apply -f` takes
+            // (cert-manager installs from its release URL).
             let files = d
                 .manifests
                 .iter()
-                .map(|m| self.existing(&format!("{key}.manifests"), m))
-                .collect::<Result<Vec<_>>>()?;
-            let waits = d
-                .wait
-                .iter()
-                .map(|w| {
-                    Ok(Wait {
-                        resource: w.resource.clone(),
-                        condition: w.condition.clone(),
-                        timeout: self.duration(&format!("{key}.wait"), &w.timeout)?,
-                    })
+                .map(|m| {
+                    let text = m.to_string_lossy();
+                    if text.starts_with("https://") || text.starts_with("http://") {
+                        Ok(m.clone())
+                    } else {
+                        self.existing(&format!("{key}.manifests"), m)
+                    }
                 })
                 .collect::<Result<Vec<_>>>()?;
             (Action::Manifests { files, namespace: d.namespace.clone(), waits }, 0)
         } else {
-            (Action::Command(d.command.clone()), 0)
+            (Action::Command { argv: d.command.clone(), namespace: d.namespace.clone(), waits }, 0)
         };
         Ok(Task {
             retries: d.retries.unwrap_or(retries),

@@ -367,3 +367,38 @@ fn images_are_built_for_the_nodes_platform_and_load_falls_back_to_a_platform_arc
     assert!(!out.status.success());
     assert!(text(&out).contains("unknown variable ${NODE_ARCH}"), "{}", text(&out));
 }
+
+#[test]
+fn wait_is_honoured_on_every_kind_of_deploy_and_manifests_take_urls() {
+    let fake = crate::harness::fake();
+    let dir = tempfile::tempdir().unwrap();
+    let def = definition(
+        dir.path(),
+        &[],
+        "\n[[deploy]]\nname = \"gitea\"\nnamespace = \"gitea-e2e\"\nhelm = { chart = \"gitea\" }\n\
+         wait = [{ resource = \"statefulset/gitea\", for = \"jsonpath={.status.readyReplicas}=1\", timeout = \"2m\" }]\n\
+         \n[[deploy]]\nname = \"cert-manager\"\nnamespace = \"cert-manager\"\n\
+         manifests = [\"https://github.com/cert-manager/cert-manager/releases/download/v1.16.2/cert-manager.yaml\"]\n\
+         wait = [{ resource = \"deployment/cert-manager-webhook\", for = \"condition=available\", timeout = \"3m\" }]\n\
+         \n[[deploy]]\nname = \"custom\"\nnamespace = \"custom\"\ncommand = [\"kubectl\", \"get\", \"configmap\", \"custom-marker\"]\n\
+         wait = [{ resource = \"deployment/custom\", for = \"condition=available\", timeout = \"1m\" }]\n",
+    );
+    let out = setup(&fake, &def, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    let lines: Vec<String> = calls.iter().map(|c| c.line()).collect();
+    let at = |prefix: &str| {
+        lines.iter().position(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix}: {lines:#?}"))
+    };
+    // The helm deploy's wait runs after its release, in its namespace, on the cluster's context.
+    let helm_wait = at("kubectl wait --namespace gitea-e2e statefulset/gitea");
+    assert!(at("helm upgrade --install gitea") < helm_wait);
+    assert!(lines[helm_wait].ends_with("--timeout=120s --context kind-e2e"), "{}", lines[helm_wait]);
+    // The command deploy's wait runs after its command.
+    assert!(at("kubectl get configmap custom-marker") < at("kubectl wait --namespace custom deployment/custom"));
+    // A manifest URL goes to kubectl as it is.
+    assert!(
+        at("kubectl apply --server-side --namespace cert-manager -f https://github.com/cert-manager/")
+            < at("kubectl wait --namespace cert-manager")
+    );
+}
