@@ -277,8 +277,15 @@ pub(crate) fn expand_strict(text: &str, vars: &[(&str, String)]) -> Result<Strin
         let end = after.find('}').ok_or_else(|| anyhow!("unclosed `${{` in {text:?}"))?;
         let name = &after[..end];
         let value = vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v).ok_or_else(|| {
-            let known: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
-            anyhow!("unknown variable ${{{name}}} in {text:?} (known here: {})", known.join(", "))
+            let known: Vec<&str> = vars
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| k.starts_with("E2E_") || k.starts_with("NODE_") || vars.len() <= 12)
+                .collect();
+            anyhow!(
+                "unknown variable ${{{name}}} in {text:?} (known here: {}, and the environment's)",
+                known.join(", ")
+            )
         })?;
         out.push_str(value);
         rest = &after[end + 1..];

@@ -100,6 +100,10 @@ struct FlowDef {
     /// Set up the run's Gitea repository, token, key and secrets first.
     #[serde(default = "yes")]
     gitea: bool,
+    /// Variables every step gets; `${E2E_*}` (the run context) and the environment's variables
+    /// are expanded in the values, and an unknown `${VAR}` is an error.
+    #[serde(default)]
+    env: BTreeMap<String, String>,
 }
 
 fn d1800() -> String {
@@ -351,6 +355,8 @@ pub(crate) struct Flow {
     pub(crate) steps: Vec<Vec<String>>,
     pub(crate) timeout: Duration,
     pub(crate) gitea: bool,
+    /// Variables every step gets (values expanded per run).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// The kube context of the default definition's cluster, for commands that take no definition
@@ -488,7 +494,21 @@ fn flows(file: &File, shown: &str) -> Result<Vec<Flow>> {
         }
         let timeout =
             parse_timeout(&f.timeout).map_err(|e| anyhow::anyhow!("{shown}: {key}.timeout: {e}"))?;
-        out.push(Flow { name: f.name.clone(), steps: f.steps.clone(), timeout, gitea: f.gitea });
+        for var in f.env.keys() {
+            let ok = !var.is_empty()
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !var.starts_with(|c: char| c.is_ascii_digit());
+            if !ok || var.starts_with("E2E_") {
+                bail!("{shown}: {key}.env: {var:?}: a variable name (A-Z, 0-9, _), not one of the run context's E2E_*");
+            }
+        }
+        out.push(Flow {
+            name: f.name.clone(),
+            steps: f.steps.clone(),
+            timeout,
+            gitea: f.gitea,
+            env: f.env.clone().into_iter().collect(),
+        });
     }
     Ok(out)
 }

@@ -428,6 +428,18 @@ fn flow_steps(
     }
     let mut vars: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     vars.push(("E2E_LOCAL_PORT".into(), local_port.into()));
+    // The flow's own env, expanded strictly with the run's variables and the environment's.
+    if !flow.env.is_empty() {
+        let mut known: Vec<(String, String)> =
+            std::env::vars().filter(|(k, _)| !k.starts_with("E2E_")).collect();
+        known.extend(vars.iter().cloned());
+        let known: Vec<(&str, String)> = known.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        for (k, v) in &flow.env {
+            let value = super::actions::expand_strict(v, &known)
+                .with_context(|| format!("env {k} of flow {}", flow.name))?;
+            sh.set_var(k, &value);
+        }
+    }
     for (i, step) in flow.steps.iter().enumerate() {
         let argv: Vec<String> = step.iter().map(|a| expand(a, &vars)).collect();
         let (program, args) = argv.split_first().context("empty step")?;

@@ -877,3 +877,30 @@ fn reused_gitea_that_restarted_is_noticed_and_reprovisioned_and_a_refused_admin_
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("refuses its admin") && said.contains("E2E_GITEA_ADMIN_PASSWORD"), "{said}");
 }
+
+#[test]
+fn flow_env_is_expanded_per_run_and_an_unknown_variable_fails_the_flow_naming_it() {
+    let flows = r#"
+[[flow]]
+name = "full"
+gitea = false
+env = { GREETING = "run ${E2E_RUN_ID} in ${E2E_TEST_NAMESPACE}" }
+steps = [["sh", "-c", "test \"$GREETING\" = \"run $E2E_RUN_ID in $E2E_TEST_NAMESPACE\""]]
+
+[[flow]]
+name = "quickstart-helm"
+gitea = false
+env = { BAD = "${NOT_A_VARIABLE_ANYWHERE}" }
+steps = [["true"]]
+"#;
+    let w = World::new(flows);
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("1 of 2 flow(s) passed"), "the full flow saw its env: {said}");
+    assert!(
+        said.contains("unknown variable ${NOT_A_VARIABLE_ANYWHERE}")
+            && said.contains("env BAD of flow quickstart-helm"),
+        "{said}"
+    );
+}

@@ -395,7 +395,9 @@ fn wait_is_honoured_on_every_kind_of_deploy_and_manifests_take_urls() {
     assert!(at("helm upgrade --install gitea") < helm_wait);
     assert!(lines[helm_wait].ends_with("--timeout=120s --context kind-e2e"), "{}", lines[helm_wait]);
     // The command deploy's wait runs after its command.
-    assert!(at("kubectl get configmap custom-marker") < at("kubectl wait --namespace custom deployment/custom"));
+    assert!(
+        at("kubectl get configmap custom-marker") < at("kubectl wait --namespace custom deployment/custom")
+    );
     // A manifest URL goes to kubectl as it is.
     assert!(
         at("kubectl apply --server-side --namespace cert-manager -f https://github.com/cert-manager/")
