@@ -104,6 +104,13 @@ struct FlowDef {
     /// are expanded in the values, and an unknown `${VAR}` is an error.
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// Runs alone: no other flow runs while it does (it owns cluster-wide objects: an operator's
+    /// CRDs, webhooks, cluster roles). The others still run side by side.
+    #[serde(default)]
+    exclusive: bool,
+    /// Flows that must have finished before this one starts.
+    #[serde(default)]
+    needs: Vec<String>,
 }
 
 fn d1800() -> String {
@@ -357,6 +364,8 @@ pub(crate) struct Flow {
     pub(crate) gitea: bool,
     /// Variables every step gets (values expanded per run).
     pub(crate) env: Vec<(String, String)>,
+    pub(crate) exclusive: bool,
+    pub(crate) needs: Vec<String>,
 }
 
 /// The kube context of the default definition's cluster, for commands that take no definition
@@ -508,7 +517,21 @@ fn flows(file: &File, shown: &str) -> Result<Vec<Flow>> {
             timeout,
             gitea: f.gitea,
             env: f.env.clone().into_iter().collect(),
+            exclusive: f.exclusive,
+            needs: f.needs.clone(),
         });
+    }
+    let names: Vec<&str> = out.iter().map(|f| f.name.as_str()).collect();
+    for (i, f) in out.iter().enumerate() {
+        for need in &f.needs {
+            if !names.contains(&need.as_str()) || need == &f.name {
+                bail!(
+                    "{shown}: flow[{i}] ({}).needs: {need:?} is not another flow (flows: {})",
+                    f.name,
+                    names.join(", ")
+                );
+            }
+        }
     }
     Ok(out)
 }

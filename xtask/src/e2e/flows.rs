@@ -76,6 +76,8 @@ pub(crate) struct FlowResult {
     pub(crate) error: Option<String>,
     pub(crate) artifacts: Option<PathBuf>,
     pub(crate) kept: bool,
+    /// It ran alone (`exclusive`).
+    pub(crate) alone: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,8 +137,21 @@ impl Args {
 
         // The flows, on the same engine as setup: each a task, all independent, and a failed
         // flow stops nothing else (keep going).
-        let tasks: Vec<Task<&Flow>> =
-            flows.iter().map(|f| Task::new(&format!("flow:{}", f.name), Vec::new(), f, f.timeout)).collect();
+        // A flow's `needs` among the flows selected here are its dependencies; `exclusive` runs it
+        // alone.
+        let selected: Vec<&str> = flows.iter().map(|f| f.name.as_str()).collect();
+        let tasks: Vec<Task<&Flow>> = flows
+            .iter()
+            .map(|f| {
+                let deps = f
+                    .needs
+                    .iter()
+                    .filter(|n| selected.contains(&n.as_str()))
+                    .map(|n| format!("flow:{n}"))
+                    .collect();
+                Task { exclusive: f.exclusive, ..Task::new(&format!("flow:{}", f.name), deps, f, f.timeout) }
+            })
+            .collect();
         let opts = Options {
             sequential: !self.parallel,
             policy: Policy::KeepGoing,
@@ -313,6 +328,7 @@ fn run_flow(run: &FlowRun<'_>, flow: &Flow, e2e_start: Instant, deadline: Instan
         error: None,
         artifacts: None,
         kept: false,
+        alone: flow.exclusive,
     };
     let sh = match Shell::new() {
         Ok(sh) => sh,
@@ -484,6 +500,9 @@ fn summary(results: &[FlowResult]) -> String {
             (Outcome::Interrupted, _) => "interrupted",
         };
         let _ = writeln!(out, "{:<19} {verdict:<11} {:>7.1}s  {}", r.flow, r.end_s - r.start_s, r.run_id);
+        if r.alone {
+            detail(&mut out, "ran", "alone (exclusive: no other flow ran meanwhile)");
+        }
         if !r.namespace.is_empty() {
             detail(&mut out, "namespace", &r.namespace);
         }
@@ -582,6 +601,7 @@ mod tests {
             error: Some("step 1 failed\u{1b}[31m red".into()),
             artifacts: Some(std::path::PathBuf::from(format!("/somewhere/target/e2e/runs/{id}/artifacts"))),
             kept: true,
+            alone: true,
         };
         let text = summary(&[result]);
         for line in text.lines().filter(|l| !l.contains("failed\\u")) {

@@ -16,11 +16,14 @@ pub(crate) struct Task<A> {
     pub(crate) timeout: Duration,
     /// Extra attempts after a failure (image loads and chart fetches flake).
     pub(crate) retries: u32,
+    /// Runs alone: it starts when nothing else runs, and nothing starts while it runs (a flow
+    /// that owns cluster-wide objects).
+    pub(crate) exclusive: bool,
 }
 
 impl<A> Task<A> {
     pub(crate) fn new(id: &str, deps: Vec<String>, action: A, timeout: Duration) -> Task<A> {
-        Task { id: id.to_string(), deps, action, timeout, retries: 0 }
+        Task { id: id.to_string(), deps, action, timeout, retries: 0, exclusive: false }
     }
 
     /// Log file name: `build:demo` → `build-demo.log`.

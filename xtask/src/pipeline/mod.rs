@@ -127,10 +127,22 @@ pub(crate) fn run<A: Sync>(
     pool.in_place_scope(|scope| {
         let (tx, rx) = mpsc::channel::<(usize, Ended)>();
         let mut running = 0usize;
+        let mut exclusive_running = false;
         loop {
-            while running < threads && !cancel.is_cancelled() && !crate::exec::cancelled() {
-                let Some(i) = ready.pop_front() else { break };
+            while running < threads
+                && !cancel.is_cancelled()
+                && !crate::exec::cancelled()
+                && !exclusive_running
+            {
+                // In order; an exclusive task at the head waits for what runs to drain (nothing
+                // new starts meanwhile), then runs alone.
+                let Some(&i) = ready.front() else { break };
+                if tasks[i].exclusive && running > 0 {
+                    break;
+                }
+                ready.pop_front();
                 let task = &tasks[i];
+                exclusive_running = task.exclusive;
                 times[i].0 = Some(start.elapsed().as_secs_f64());
                 if opts.dry_run {
                     println!("== {}", task.id);
@@ -151,6 +163,9 @@ pub(crate) fn run<A: Sync>(
             }
             let Ok((i, outcome)) = rx.recv() else { break };
             running -= 1;
+            if tasks[i].exclusive {
+                exclusive_running = false;
+            }
             let end = start.elapsed().as_secs_f64();
             times[i].1 = Some(end);
             let took = end - times[i].0.unwrap_or(end);
@@ -330,6 +345,34 @@ mod tests {
         assert_eq!(report.tasks[0].status, Status::TimedOut);
         assert!(report.tasks[0].error.as_deref().unwrap().contains("timed out"));
         assert_eq!((report.tasks[1].status, report.tasks[1].attempts), (Status::Ok, 2));
+    }
+
+    #[test]
+    fn an_exclusive_task_never_overlaps_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g: Vec<Task<u64>> = (0..4).map(|i| task(&format!("t{i}"), &[])).collect();
+        g[1].exclusive = true;
+        let spans = Mutex::new(Vec::new());
+        let start = Instant::now();
+        let report = run(&g, &opts(dir.path(), Policy::KeepGoing), &|job| {
+            let from = start.elapsed();
+            std::thread::sleep(Duration::from_millis(60));
+            spans.lock().unwrap().push((job.task.id.clone(), from, start.elapsed()));
+            Ok(())
+        })
+        .unwrap();
+        assert!(report.tasks.iter().all(|t| t.status == Status::Ok));
+        let spans = spans.into_inner().unwrap();
+        let alone = spans.iter().find(|s| s.0 == "t1").unwrap();
+        for other in spans.iter().filter(|s| s.0 != "t1") {
+            assert!(other.2 <= alone.1 || other.1 >= alone.2, "{other:?} overlaps {alone:?}");
+        }
+        // The others still ran side by side.
+        let others: Vec<_> = spans.iter().filter(|s| s.0 != "t1").collect();
+        assert!(
+            others.iter().any(|a| others.iter().any(|b| a.0 != b.0 && a.1 < b.2 && b.1 < a.2)),
+            "{spans:?}"
+        );
     }
 
     #[test]

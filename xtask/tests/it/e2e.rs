@@ -904,3 +904,76 @@ steps = [["true"]]
         "{said}"
     );
 }
+
+#[test]
+fn an_exclusive_flow_never_overlaps_the_others_which_still_run_together() {
+    let flows = r#"
+[[flow]]
+name = "full"
+gitea = false
+exclusive = true
+steps = [["kubectl", "wait", "--for=condition=ready", "pod", "--all", "--namespace", "${E2E_TEST_NAMESPACE}"]]
+
+[[flow]]
+name = "quickstart-helm"
+gitea = false
+steps = [["kubectl", "wait", "--for=condition=ready", "pod", "--all", "--namespace", "${E2E_TEST_NAMESPACE}"]]
+
+[[flow]]
+name = "quickstart-manifest"
+gitea = false
+steps = [["kubectl", "wait", "--for=condition=ready", "pod", "--all", "--namespace", "${E2E_TEST_NAMESPACE}"]]
+"#;
+    let w = World::new(flows);
+    w.fake.rule(Rule::new("kubectl", "^wait --for=condition=ready pod").delay_ms(700)).unwrap();
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("alone (exclusive"), "the summary shows it: {said}");
+    let calls = w.fake.journal().unwrap();
+    let waits: Vec<&Call> = calls.iter().filter(|c| c.tool == "kubectl" && c.argv[0] == "wait").collect();
+    assert_eq!(waits.len(), 3);
+    let flow_of = |c: &Call| c.env.get("E2E_FLOW").cloned().unwrap_or_default();
+    let full = waits.iter().find(|c| flow_of(c) == "full").unwrap();
+    let others: Vec<&&Call> = waits.iter().filter(|c| flow_of(c) != "full").collect();
+    for o in &others {
+        assert!(!full.overlaps(o), "the exclusive flow overlapped {}", flow_of(o));
+    }
+    assert!(others[0].overlaps(others[1]), "the other two still ran at the same time");
+}
+
+#[test]
+fn needs_orders_flows_and_an_unknown_need_is_refused() {
+    let flows = r#"
+[[flow]]
+name = "full"
+gitea = false
+needs = ["quickstart-helm"]
+steps = [["kubectl", "wait", "--for=condition=ready", "pod", "--all", "--namespace", "${E2E_TEST_NAMESPACE}"]]
+
+[[flow]]
+name = "quickstart-helm"
+gitea = false
+steps = [["kubectl", "wait", "--for=condition=ready", "pod", "--all", "--namespace", "${E2E_TEST_NAMESPACE}"]]
+"#;
+    let w = World::new(flows);
+    w.fake.rule(Rule::new("kubectl", "^wait --for=condition=ready pod").delay_ms(300)).unwrap();
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let calls = w.fake.journal().unwrap();
+    let wait_of = |flow: &str| {
+        calls
+            .iter()
+            .find(|c| c.argv[0] == "wait" && c.env.get("E2E_FLOW").map(String::as_str) == Some(flow))
+            .unwrap()
+    };
+    assert!(wait_of("quickstart-helm").end_ns <= wait_of("full").start_ns);
+    let bad = std::fs::read_to_string(&w.def)
+        .unwrap()
+        .replace("needs = [\"quickstart-helm\"]", "needs = [\"nope\"]");
+    let path = w.dir.path().join("bad.toml");
+    std::fs::write(&path, bad).unwrap();
+    let out = w.xtask(&["setup", "--dry-run", "--definition", path.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("needs: \"nope\" is not another flow"), "{}", text(&out));
+}
