@@ -344,6 +344,16 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
             }
             Reply::ok("")
         }
+        ("docker", ["tag", source, target]) => {
+            if !image_known(source, state, scenario) {
+                return Reply::fail(format!("Error response from daemon: No such image: {source}\n"));
+            }
+            let target = target.to_string();
+            if !state.images.contains(&target) {
+                state.images.push(target);
+            }
+            Reply::ok("")
+        }
         ("docker", ["image", "inspect", images @ ..]) => {
             for image in images.iter().filter(|i| !i.starts_with('-')) {
                 if !image_known(image, state, scenario) {

@@ -559,6 +559,7 @@ fn profile_tasks(profile: &Profile, fake: &mut FakeWorld, scale: f64) -> Result<
             "build" => {
                 fake.rule("docker", &format!("^build -t {name}:bench "), ms)?;
                 Action::Build {
+                    name: name.to_string(),
                     tag: format!("{name}:bench"),
                     dockerfile: PathBuf::from(format!("docker/{name}.Dockerfile")),
                     context: PathBuf::from("."),

@@ -229,6 +229,20 @@ impl FakeToolchain {
         Ok(self)
     }
 
+    /// Pretends the Docker engine has this image (a prebuilt one CI handed in).
+    pub fn with_image(&self, tag: &str) -> Result<&FakeToolchain> {
+        let path = self.dir.path().join("state.json");
+        let mut state: serde_json::Value = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let mut images = state["images"].as_array().cloned().unwrap_or_default();
+        images.push(tag.into());
+        state["images"] = images.into();
+        fs::write(&path, state.to_string())?;
+        Ok(self)
+    }
+
     /// Pretends a kind cluster already exists.
     pub fn with_cluster(&self, name: &str) -> Result<&FakeToolchain> {
         let path = self.dir.path().join("state.json");

@@ -19,8 +19,11 @@ pub(crate) type SetupTask = Task<Action>;
 /// What a task does.
 #[derive(Debug, Clone)]
 pub(crate) enum Action {
-    /// Optional prebuild commands, then `docker build`.
+    /// Optional prebuild commands, then `docker build`; or, when `E2E_IMAGE_<NAME>` names a
+    /// prebuilt image (CI built it in an earlier job), that image tagged as `tag`.
     Build {
+        /// The image's name in the definition (`demo` reads `E2E_IMAGE_DEMO`).
+        name: String,
         tag: String,
         dockerfile: PathBuf,
         context: PathBuf,
@@ -77,6 +80,12 @@ impl Env {
         if let Ok(path) = sh.var("PATH") {
             vars.push(("PATH".into(), path));
         }
+        // Prebuilt images handed in by CI (`E2E_IMAGE_<NAME>=<ref>`).
+        for (k, v) in std::env::vars() {
+            if k.starts_with("E2E_IMAGE_") {
+                vars.push((k, v));
+            }
+        }
         Env {
             vars,
             cwd: cwd.to_path_buf(),
@@ -103,7 +112,19 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
         Ok(exec::cmd(c).log(log).timeout(left).cancel_token(job.cancel).dry_run(job.dry_run).run()?)
     };
     match &task.action {
-        Action::Build { tag, dockerfile, context, build_args, prebuild, prebuild_env } => {
+        Action::Build { name, tag, dockerfile, context, build_args, prebuild, prebuild_env } => {
+            if let Some(prebuilt) = prebuilt_image(env, name) {
+                // Handed in: it must be in the local engine; the definition's tag then names it,
+                // so loads and manifests need no change.
+                job.note(&format!(
+                    "=== {} names a prebuilt image: {prebuilt}; not built",
+                    prebuilt_var(name)
+                ));
+                call(cmd!(sh, "docker image inspect {prebuilt}"))
+                    .with_context(|| format!("{}={prebuilt}: no such image in the local Docker engine (docker load or pull it first)", prebuilt_var(name)))?;
+                call(cmd!(sh, "docker tag {prebuilt} {tag}"))?;
+                return Ok(());
+            }
             // Built for the kind node's platform: the node is a container of this Docker engine.
             let platform = node_platform(&call, job.dry_run, &env.platform)?;
             let vars = [("NODE_PLATFORM", platform.clone()), ("NODE_RUST_TARGET", rust_target(&platform)?)];
@@ -206,6 +227,17 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `E2E_IMAGE_<NAME>`: `demo-probe` → `E2E_IMAGE_DEMO_PROBE`.
+pub(crate) fn prebuilt_var(name: &str) -> String {
+    format!("E2E_IMAGE_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The prebuilt image handed in for `name`, if any (from the run's environment).
+fn prebuilt_image(env: &Env, name: &str) -> Option<String> {
+    let var = prebuilt_var(name);
+    env.vars.iter().rev().find(|(k, _)| *k == var).map(|(_, v)| v.clone()).filter(|v| !v.trim().is_empty())
 }
 
 /// A deploy's `wait`s, whatever kind of deploy it is: `kubectl wait` each, in the deploy's

@@ -613,6 +613,7 @@ impl Section<'_> {
                 bail!("{shown}: {key}.prebuild: a command is empty");
             }
             let action = Action::Build {
+                name: img.name.clone(),
                 tag: img.tag.clone(),
                 dockerfile: self.existing(&format!("{key}.dockerfile"), &img.dockerfile)?,
                 context: self.existing(&format!("{key}.context"), &img.context)?,

@@ -404,3 +404,35 @@ fn wait_is_honoured_on_every_kind_of_deploy_and_manifests_take_urls() {
             < at("kubectl wait --namespace cert-manager")
     );
 }
+
+#[test]
+fn a_prebuilt_image_handed_in_by_ci_replaces_the_build() {
+    let fake = crate::harness::fake();
+    fake.with_image("registry.ci/app@sha256:abc").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let def = definition(dir.path(), &[("a", true), ("b", true)], "");
+    let sandbox = Sandbox::with_fake(&fake);
+    let defs = def.to_str().unwrap();
+    let out = sandbox
+        .xtask(&["setup", "--definition", defs])
+        .env("E2E_IMAGE_A", "registry.ci/app@sha256:abc")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    // `a` is not built: the prebuilt image is checked and tagged as a:t, which is what loads use.
+    assert!(!calls.iter().any(|c| c.line().starts_with("docker build -t a:t")));
+    assert!(find(&calls, "docker tag registry.ci/app@sha256:abc a:t").exit == 0);
+    assert_eq!(find(&calls, "kind load docker-image a:t").exit, 0);
+    // `b` is built as usual.
+    find(&calls, "docker build -t b:t");
+    // A prebuilt image that is not there is said plainly.
+    let out =
+        sandbox.xtask(&["setup", "--definition", defs]).env("E2E_IMAGE_B", "missing:1").output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("E2E_IMAGE_B=missing:1: no such image in the local Docker engine"),
+        "{}",
+        text(&out)
+    );
+}
