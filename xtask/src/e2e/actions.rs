@@ -148,8 +148,13 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
             if !job.dry_run && existing.stdout.lines().any(|l| l.trim() == name) {
                 job.note(&format!("=== cluster {name} exists: reused"));
             } else {
-                let config: Vec<String> =
-                    config.iter().flat_map(|c| ["--config".into(), c.display().to_string()]).collect();
+                let config: Vec<String> = match config {
+                    Some(c) => vec![
+                        "--config".into(),
+                        render_kind_config(c, env, job.dry_run)?.display().to_string(),
+                    ],
+                    None => Vec::new(),
+                };
                 let wait = format!("{}s", wait.as_secs());
                 call(cmd!(sh, "kind create cluster --name {name} {config...} --wait {wait}"))?;
             }
@@ -227,6 +232,33 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The kind config as a template: `${REPO_ROOT}` (the repository, for `extraMounts` host paths,
+/// what Makefiles substitute as HOST_PROJECT_PATH) and the environment's variables are expanded
+/// (an unknown one is an error) into `target/e2e/kind/<file>`; a config without `${` is used as
+/// it is.
+fn render_kind_config(config: &Path, env: &Env, dry_run: bool) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("reading the kind config {}", config.display()))?;
+    if !text.contains("${") {
+        return Ok(config.to_path_buf());
+    }
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    vars.extend(env.vars.iter().cloned());
+    vars.push(("REPO_ROOT".into(), env.cwd.display().to_string()));
+    let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let rendered =
+        expand_strict(&text, &vars).with_context(|| format!("the kind config {}", config.display()))?;
+    let dir = crate::paths::state_root().join("kind");
+    let name =
+        config.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "kind.yaml".into());
+    let out = dir.join(name);
+    if !dry_run {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(&out, rendered).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(out)
 }
 
 /// `E2E_IMAGE_<NAME>`: `demo-probe` → `E2E_IMAGE_DEMO_PROBE`.

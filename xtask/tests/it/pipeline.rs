@@ -436,3 +436,41 @@ fn a_prebuilt_image_handed_in_by_ci_replaces_the_build() {
         text(&out)
     );
 }
+
+#[test]
+fn the_kind_config_is_a_template_rendered_into_the_state_dir() {
+    let fake = crate::harness::fake();
+    let dir = tempfile::tempdir().unwrap();
+    let def = definition(dir.path(), &[], "");
+    std::fs::write(
+        dir.path().join("kind.yaml"),
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraMounts:\n  - hostPath: ${REPO_ROOT}/charts\n    containerPath: /charts\n",
+    )
+    .unwrap();
+    let edited =
+        std::fs::read_to_string(&def).unwrap().replace("[cluster]\n", "[cluster]\nconfig = \"kind.yaml\"\n");
+    std::fs::write(&def, edited).unwrap();
+    let sandbox = Sandbox::with_fake(&fake);
+    let out = setup_in(&sandbox, &def, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    let create = find(&calls, "kind create cluster");
+    let config = create.argv.windows(2).find(|w| w[0] == "--config").map(|w| w[1].clone()).unwrap();
+    assert!(
+        config.starts_with(sandbox.state.path().to_str().unwrap()),
+        "rendered into the state dir: {config}"
+    );
+    let rendered = std::fs::read_to_string(&config).unwrap();
+    let root = dir.path().canonicalize().unwrap_or(dir.path().to_path_buf());
+    assert!(rendered.contains("hostPath: ") && !rendered.contains("${REPO_ROOT}"), "{rendered}");
+    assert!(
+        rendered.contains(&format!("{}/charts", root.display()))
+            || rendered.contains(&format!("{}/charts", dir.path().display())),
+        "{rendered}"
+    );
+    // An unknown variable is an error naming it.
+    std::fs::write(dir.path().join("kind.yaml"), "kind: Cluster\nname: ${NO_SUCH_VAR_XYZ}\n").unwrap();
+    let out = setup(&crate::harness::fake(), &def, &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("unknown variable ${NO_SUCH_VAR_XYZ}"), "{}", text(&out));
+}
