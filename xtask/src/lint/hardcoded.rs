@@ -190,20 +190,15 @@ pub(crate) fn lint_files(
     let rules = Rules::new(config)?;
     walk::scan_files(files, cwd, contents, |file, display, text| {
         let lang = lang(file, &text);
-        if lang == Lang::Docs || !rules.prefilter.is_match(&text) {
+        if lang == Lang::Docs {
             return Ok(Report::default());
         }
-        // Nothing any rule could find: not parsed at all.
-        let present = FileRules::new(&rules, &text).present;
-        if !(present.tmp
-            || present.host
-            || present.command
-            || present.namespace
-            || !rules.forbidden.is_empty())
-        {
+        // One prefilter pass; a file nothing could be found in is not parsed at all.
+        let file_rules = FileRules::new(&rules, &text);
+        if !file_rules.worth_reading() {
             return Ok(Report::default());
         }
-        let (findings, parse_errors) = lint_text(&text, &display, lang, &rules);
+        let (findings, parse_errors) = lint_file(&text, &display, lang, &file_rules);
         Ok(Report { findings, parse_errors, ..Report::default() })
     })
 }
@@ -222,6 +217,10 @@ pub(crate) struct Rules {
     tmp_join: Regex,
     /// A published port spec somewhere in a file (`-p 8080:80`, `"-p", "8080:80"`).
     publish_hint: Regex,
+    /// Quoted strings on a line of unknown format.
+    quoted: Regex,
+    /// A YAML `key:` (or `- key:`) at the start of a line.
+    key_value: Regex,
     run_id: Regex,
     port: Regex,
     git_global: Regex,
@@ -268,6 +267,8 @@ impl Rules {
             forbidden,
             prefilter: Regex::new(&prefilter.join("|"))?,
             tmp: Regex::new(r"(?:^|[^\w.~/$-])(/tmp/[\w.${}-])")?,
+            quoted: Regex::new(r#""([^"\n]*)"|'([^'\n]*)'"#)?,
+            key_value: Regex::new(r#"^\s*(?:-\s+)?(?:"[^"]*"|'[^']*'|[^\s:'"][^:]*?)\s*:(?:\s+|$)"#)?,
             publish_hint: Regex::new(r"(?:-p|--publish)[^\w\n]{0,4}[\d.]*\d+:")?,
             tmpdir_var: Regex::new(r"\$\{?TMPDIR(?::-[^}]*)?\}?/[\w.-]")?,
             tmp_join: Regex::new(
@@ -302,31 +303,54 @@ struct Present {
 struct FileRules<'a> {
     rules: &'a Rules,
     present: Present,
+    /// Where the prefilter's literals occur (sorted starts): a piece, line or command without one
+    /// cannot hold a finding and is not examined.
+    hits: Vec<usize>,
 }
 
 impl<'a> FileRules<'a> {
+    /// One pass of the prefilter over the file: where its literals are, and which kinds of rule
+    /// they can feed.
     fn new(rules: &'a Rules, text: &str) -> FileRules<'a> {
-        let has = |needle: &str| memchr::memmem::find(text.as_bytes(), needle.as_bytes()).is_some();
-        let lower_has_kubectl = has("kubectl") || has("KUBECTL") || has("Kubectl");
-        FileRules {
-            rules,
-            present: Present {
-                tmp: has("/tmp") || has("TMPDIR") || has("TempDir") || has("temp_dir"),
-                host: has("localhost")
-                    || has("127.0.0.1")
-                    || has("[::1]")
-                    || has("port-forward")
-                    || ((has("-p") || has("--publish")) && rules.publish_hint.is_match(text)),
+        let mut hits = Vec::new();
+        let mut present = Present { tmp: false, host: false, command: false, namespace: false };
+        let (mut kubectl, mut publish) = (false, false);
+        for m in rules.prefilter.find_iter(text) {
+            hits.push(m.start());
+            match m.as_str() {
+                "/tmp" | "TMPDIR" | "TempDir" | "temp_dir" => present.tmp = true,
+                "localhost:" | "127.0.0.1:" | "[::1]:" | "port-forward" => present.host = true,
+                "-p " | "-p=" | "\"-p\"" | "--publish" => publish = true,
                 // What the command rules need: `git config --global|--system`, `pkill|killall`,
                 // `kubectl ... delete` (a Go file's "github.com/..." imports are not commands).
-                command: has("--global")
-                    || has("--system")
-                    || has("pkill")
-                    || has("killall")
-                    || (lower_has_kubectl && has("delete")),
-                namespace: rules.namespaces.iter().any(|ns| has(ns)),
-            },
+                "--global" | "--system" | "pkill" | "killall" => present.command = true,
+                "kubectl" | "KUBECTL" | "Kubectl" => kubectl = true,
+                other if rules.namespaces.iter().any(|ns| ns == other) => present.namespace = true,
+                _ => {}
+            }
         }
+        if publish && !present.host {
+            present.host = rules.publish_hint.is_match(text);
+        }
+        if kubectl && !present.command {
+            present.command = memchr::memmem::find(text.as_bytes(), b"delete").is_some();
+        }
+        FileRules { rules, hits, present }
+    }
+
+    /// Could any rule find anything in this file?
+    fn worth_reading(&self) -> bool {
+        let p = &self.present;
+        p.tmp || p.host || p.command || p.namespace || !self.rules.forbidden.is_empty()
+    }
+}
+
+impl FileRules<'_> {
+    /// Does a prefilter literal start within `range` (or end in it, starting a little before)?
+    fn any_hit(&self, range: std::ops::Range<usize>) -> bool {
+        let from = range.start.saturating_sub(16);
+        let i = self.hits.partition_point(|&h| h < from);
+        self.hits.get(i).is_some_and(|&h| h < range.end)
     }
 }
 
@@ -340,8 +364,17 @@ impl std::ops::Deref for FileRules<'_> {
 /// A hit before it becomes a finding: rule, file offset, message.
 type Hit = (&'static Rule, usize, String);
 
+#[cfg(test)]
 fn lint_text(text: &str, path: &str, lang: Lang, rules: &Rules) -> (Vec<Finding>, Vec<ParseErrorEntry>) {
-    let rules = &FileRules::new(rules, text);
+    lint_file(text, path, lang, &FileRules::new(rules, text))
+}
+
+fn lint_file(
+    text: &str,
+    path: &str,
+    lang: Lang,
+    rules: &FileRules<'_>,
+) -> (Vec<Finding>, Vec<ParseErrorEntry>) {
     let source = Source::new(text);
     let mut hits: Vec<Hit> = Vec::new();
     let mut errors = Vec::new();
@@ -381,19 +414,19 @@ fn lint_text(text: &str, path: &str, lang: Lang, rules: &Rules) -> (Vec<Finding>
                 });
                 lines_fallback(text, rules, &mut hits);
             }
-            blank_hash_comments(text)
+            code_for_forbidden(text, rules)
         }
         Lang::Make => {
             makefile(text, rules, &mut hits);
-            blank_hash_comments(text)
+            code_for_forbidden(text, rules)
         }
         Lang::Yaml => {
             yaml(text, rules, &mut hits);
-            blank_hash_comments(text)
+            code_for_forbidden(text, rules)
         }
         Lang::Text => {
             lines_fallback(text, rules, &mut hits);
-            blank_hash_comments(text)
+            code_for_forbidden(text, rules)
         }
         Lang::Docs => return (Vec::new(), Vec::new()),
     };
@@ -446,6 +479,9 @@ fn piece_where(
     hits: &mut Vec<Hit>,
 ) {
     let base = range.start;
+    if !rules.any_hit(range.clone()) {
+        return; // nothing any rule looks for is in it
+    }
     let s = &text[range];
     let trimmed = s.trim();
     if s.is_empty() {
@@ -730,6 +766,14 @@ fn shell_script(
     let tokens = shell::tokenize(src)
         .map_err(|e| shell::ShellError { offset: from + e.offset, message: e.message })?;
     for cmd in shell::commands(&tokens) {
+        for doc in &cmd.heredocs {
+            // Here-document bodies are data (manifests, configs): read line by line.
+            lines_fallback_range(text, from + doc.body.start, from + doc.body.end, rules, hits);
+        }
+        // A command holding no literal any rule looks for holds no finding.
+        if !rules.any_hit(from + cmd.span.start..from + cmd.span.end) {
+            continue;
+        }
         // Assignments: `NS=sut`.
         for w in &cmd.words[..cmd.words.len() - cmd.argv().len()] {
             if let Some((_, value)) = w.value.split_once('=') {
@@ -746,10 +790,6 @@ fn shell_script(
                 }
                 piece(rules, text, from + w.span.start + value_at..from + w.span.end, false, hits);
             }
-        }
-        for doc in &cmd.heredocs {
-            // Here-document bodies are data (manifests, configs): read line by line.
-            lines_fallback_range(text, from + doc.body.start, from + doc.body.end, rules, hits);
         }
         // Redirection targets and here-strings are files (and values) this machine writes:
         // `> /tmp/x.json`, `2>/tmp/err`, `exec 9>/tmp/lock`, `<<< "$x"`. Even for `echo`.
@@ -1016,7 +1056,7 @@ fn run_key(body: &str) -> Option<(usize, &str)> {
 }
 
 fn yaml(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
-    let key_value = Regex::new(r#"^\s*(?:-\s+)?(?:"[^"]*"|'[^']*'|[^\s:'"][^:]*?)\s*:(?:\s+|$)"#).ok();
+    let key_value = Some(&rules.key_value);
     let mut offset = 0;
     // The end of a `run: |` block being read as shell: its lines are skipped here.
     let mut script_until = 0;
@@ -1024,6 +1064,13 @@ fn yaml(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
         let start = offset;
         offset += line.len();
         if start < script_until {
+            continue;
+        }
+        // A line with no literal any rule looks for holds no finding (a `run: |` block is judged
+        // by its own lines below).
+        let trimmed_line = line.trim_start();
+        let maybe_run = trimmed_line.starts_with("run:") || trimmed_line.starts_with("- run:");
+        if !maybe_run && !rules.any_hit(start..offset) {
             continue;
         }
         let body = strip_hash_comment(line.trim_end_matches(['\n', '\r']));
@@ -1044,7 +1091,9 @@ fn yaml(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
                     }
                     end += next.len();
                 }
-                if shell_script(text, block_start, end, rules, hits).is_err() {
+                if rules.any_hit(block_start..end)
+                    && shell_script(text, block_start, end, rules, hits).is_err()
+                {
                     lines_fallback_range(text, block_start, end, rules, hits);
                 }
                 script_until = end;
@@ -1097,11 +1146,14 @@ fn lines_fallback(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
 }
 
 fn lines_fallback_range(text: &str, from: usize, to: usize, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
-    let quoted = Regex::new(r#""([^"\n]*)"|'([^'\n]*)'"#).ok();
+    let quoted = Some(&rules.quoted);
     let mut offset = from;
     for line in text[from..to].split_inclusive('\n') {
         let start = offset;
         offset += line.len();
+        if !rules.any_hit(start..offset) {
+            continue;
+        }
         let body = strip_hash_comment(line.trim_end_matches(['\n', '\r']));
         let body = strip_slash_comment(body);
         if body.trim().is_empty() {
@@ -1150,6 +1202,15 @@ fn strip_slash_comment(line: &str) -> &str {
     match line.find(" //") {
         Some(i) if !line[..i].contains('"') => &line[..i],
         _ => line,
+    }
+}
+
+/// The text forbidden patterns are matched on (comments blanked), only when there are any.
+fn code_for_forbidden(text: &str, rules: &FileRules<'_>) -> String {
+    if rules.forbidden.is_empty() {
+        String::new()
+    } else {
+        blank_hash_comments(text)
     }
 }
 
