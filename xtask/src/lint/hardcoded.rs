@@ -1055,22 +1055,26 @@ fn run_key(body: &str) -> Option<(usize, &str)> {
     Some((indent, value))
 }
 
+/// The starts of the lines holding a prefilter literal or a `run:` key, in order: the only lines
+/// of a YAML file that can hold a finding (a `run: |` block is judged by its own lines).
+fn yaml_candidate_lines(text: &str, rules: &FileRules<'_>) -> Vec<usize> {
+    let b = text.as_bytes();
+    let line_start = |at: usize| memchr::memrchr(b'\n', &b[..at]).map_or(0, |i| i + 1);
+    let mut starts: Vec<usize> = rules.hits.iter().map(|&h| line_start(h)).collect();
+    starts.extend(memchr::memmem::find_iter(b, b"run:").map(line_start));
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
 fn yaml(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
     let key_value = Some(&rules.key_value);
-    let mut offset = 0;
     // The end of a `run: |` block being read as shell: its lines are skipped here.
     let mut script_until = 0;
-    for line in text.split_inclusive('\n') {
-        let start = offset;
-        offset += line.len();
+    for start in yaml_candidate_lines(text, rules) {
+        let offset = memchr::memchr(b'\n', &text.as_bytes()[start..]).map_or(text.len(), |i| start + i + 1);
+        let line = &text[start..offset];
         if start < script_until {
-            continue;
-        }
-        // A line with no literal any rule looks for holds no finding (a `run: |` block is judged
-        // by its own lines below).
-        let trimmed_line = line.trim_start();
-        let maybe_run = trimmed_line.starts_with("run:") || trimmed_line.starts_with("- run:");
-        if !maybe_run && !rules.any_hit(start..offset) {
             continue;
         }
         let body = strip_hash_comment(line.trim_end_matches(['\n', '\r']));
