@@ -657,7 +657,6 @@ fn c_like(text: &str, lang: Lang) -> (String, Vec<(usize, usize)>) {
     let b = text.as_bytes();
     let mut code = b.to_vec();
     let mut literals = Vec::new();
-    let mut i = 0;
     let blank = |code: &mut Vec<u8>, from: usize, to: usize| {
         for c in &mut code[from..to] {
             if *c != b'\n' {
@@ -665,54 +664,71 @@ fn c_like(text: &str, lang: Lang) -> (String, Vec<(usize, usize)>) {
             }
         }
     };
+    // Jump from one byte that can open a comment or a literal to the next (memchr: fast even in
+    // the debug build); everything between is code.
+    let go = lang == Lang::Go;
+    let next = |from: usize| -> usize {
+        let rest = &b[from.min(b.len())..];
+        let hit =
+            if go { memchr::memchr3(b'/', b'"', b'`', rest) } else { memchr::memchr2(b'/', b'"', rest) };
+        hit.map_or(b.len(), |n| from + n)
+    };
+    // A quote inside a character literal (`'"'`, `'\"'`, Go's `'`'`) opens nothing.
+    let in_char = |i: usize| {
+        (i >= 1 && b[i - 1] == b'\'' && b.get(i + 1) == Some(&b'\''))
+            || (i >= 2 && b[i - 1] == b'\\' && b[i - 2] == b'\'' && b.get(i + 1) == Some(&b'\''))
+    };
+    let mut i = next(0);
     while i < b.len() {
         match b[i] {
             b'/' if b.get(i + 1) == Some(&b'/') => {
-                let end = text[i..].find('\n').map(|n| i + n).unwrap_or(b.len());
+                let end = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |n| i + n);
                 blank(&mut code, i, end);
                 i = end;
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                let end = text[i + 2..].find("*/").map(|n| i + 2 + n + 2).unwrap_or(b.len());
+                let end = memchr::memmem::find(&b[i + 2..], b"*/").map_or(b.len(), |n| i + 2 + n + 2);
                 blank(&mut code, i, end);
                 i = end;
             }
-            b'"' => {
+            b'"' if !in_char(i) => {
+                // Rust raw strings: `r"..."`, `r#"..."#` (the `r` and hashes are just before).
+                let hashes = b[..i].iter().rev().take_while(|c| **c == b'#').count();
+                let raw = lang == Lang::Rust && i > hashes && b[i - hashes - 1] == b'r';
                 let start = i + 1;
-                let mut j = start;
-                while j < b.len() && b[j] != b'"' {
-                    if b[j] == b'\\' {
+                if raw {
+                    let mut closing = vec![b'"'];
+                    closing.extend(std::iter::repeat_n(b'#', hashes));
+                    let end = memchr::memmem::find(&b[start..], &closing).map_or(b.len(), |n| start + n);
+                    literals.push((start, end));
+                    i = end + closing.len();
+                } else {
+                    let mut j = start;
+                    while j < b.len() && b[j] != b'"' {
+                        if b[j] == b'\\' {
+                            j += 1;
+                        }
                         j += 1;
                     }
-                    j += 1;
+                    literals.push((start, j.min(b.len())));
+                    i = j + 1;
                 }
-                literals.push((start, j.min(b.len())));
-                i = j + 1;
             }
-            b'`' if lang == Lang::Go => {
-                let end = text[i + 1..].find('`').map(|n| i + 1 + n).unwrap_or(b.len());
+            b'`' if go && !in_char(i) => {
+                let end = memchr::memchr(b'`', &b[i + 1..]).map_or(b.len(), |n| i + 1 + n);
                 literals.push((i + 1, end));
-                i = end + 1;
-            }
-            b'r' if lang == Lang::Rust && (b.get(i + 1) == Some(&b'"') || b.get(i + 1) == Some(&b'#')) => {
-                let hashes = b[i + 1..].iter().take_while(|c| **c == b'#').count();
-                if b.get(i + 1 + hashes) != Some(&b'"') {
-                    i += 1;
-                    continue;
-                }
-                let start = i + 2 + hashes;
-                let closing = format!("\"{}", "#".repeat(hashes));
-                let end = text[start..].find(&closing).map(|n| start + n).unwrap_or(b.len());
-                literals.push((start, end));
-                i = end + closing.len();
-            }
-            b'\'' if lang == Lang::Go => {
-                let end = text[i + 1..].find('\'').map(|n| i + 1 + n).unwrap_or(b.len());
                 i = end + 1;
             }
             _ => i += 1,
         }
+        i = next(i);
     }
+    // Literal ranges end on char boundaries (quotes are ASCII); a cut multi-byte character cannot
+    // occur, and a malformed file only yields odd ranges, never a panic.
+    let literals = literals
+        .into_iter()
+        .filter(|(s, e)| s <= e && text.is_char_boundary(*s) && text.is_char_boundary(*e))
+        .collect();
     (String::from_utf8(code).unwrap_or_default(), literals)
 }
 
@@ -1277,6 +1293,23 @@ mod tests {
 
     fn rules_of(text: &str, lang: Lang) -> Vec<&'static str> {
         rules_in(text, lang).into_iter().map(|(r, _, _)| r).collect()
+    }
+
+    #[test]
+    fn code_literals_and_comments_are_told_apart() {
+        // A Rust raw string holding a quote is one literal; the comment after it is blanked.
+        let (code, lits) = c_like("let s = r#\"a\"b\"#; // \"x\"\n", Lang::Rust);
+        assert_eq!(lits.len(), 1, "{lits:?}");
+        assert_eq!(&"let s = r#\"a\"b\"#;"[lits[0].0..lits[0].1], "a\"b");
+        assert!(!code.contains('x'));
+        // A quote in a character literal opens no string: the literal after it is still found.
+        let text = "let q = '\"'; let p = \"/tmp/cache\";\n";
+        let (_, lits) = c_like(text, Lang::Rust);
+        assert_eq!(lits.iter().map(|(a, b)| &text[*a..*b]).collect::<Vec<_>>(), ["/tmp/cache"]);
+        // Go: a backquote in a rune is not a raw string; a real raw string is a literal.
+        let text = "r := '`'; s := `/tmp/x`\n";
+        let (_, lits) = c_like(text, Lang::Go);
+        assert_eq!(lits.iter().map(|(a, b)| &text[*a..*b]).collect::<Vec<_>>(), ["/tmp/x"]);
     }
 
     #[test]
