@@ -81,7 +81,7 @@ impl Env {
             vars.push(("PATH".into(), path));
         }
         // Prebuilt images handed in by CI (`E2E_IMAGE_<NAME>=<ref>`).
-        for (k, v) in std::env::vars() {
+        for (k, v) in process_env() {
             if k.starts_with("E2E_IMAGE_") {
                 vars.push((k, v));
             }
@@ -127,7 +127,12 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
             }
             // Built for the kind node's platform: the node is a container of this Docker engine.
             let platform = node_platform(&call, job.dry_run, &env.platform)?;
-            let vars = [("NODE_PLATFORM", platform.clone()), ("NODE_RUST_TARGET", rust_target(&platform)?)];
+            let node = [
+                ("NODE_PLATFORM".to_string(), platform.clone()),
+                ("NODE_RUST_TARGET".into(), rust_target(&platform)?),
+            ];
+            let vars = known_vars(env, &node);
+            let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             for argv in prebuild {
                 let argv = argv.iter().map(|a| expand_strict(a, &vars)).collect::<Result<Vec<_>>>()?;
                 let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty prebuild command"))?;
@@ -207,7 +212,10 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
             for v in values {
                 args.extend(["--values".to_string(), v.display().to_string()]);
             }
+            let vars = known_vars(env, &[]);
+            let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             for (k, v) in set {
+                let v = expand_strict(v, &vars).with_context(|| format!("helm set {k}"))?;
                 args.extend(["--set".to_string(), format!("{k}={v}")]);
             }
             let timeout = format!("{}s", timeout.as_secs());
@@ -244,9 +252,7 @@ fn render_kind_config(config: &Path, env: &Env, dry_run: bool) -> Result<PathBuf
     if !text.contains("${") {
         return Ok(config.to_path_buf());
     }
-    let mut vars: Vec<(String, String)> = std::env::vars().collect();
-    vars.extend(env.vars.iter().cloned());
-    vars.push(("REPO_ROOT".into(), env.cwd.display().to_string()));
+    let vars = known_vars(env, &[("REPO_ROOT".into(), env.cwd.display().to_string())]);
     let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let rendered =
         expand_strict(&text, &vars).with_context(|| format!("the kind config {}", config.display()))?;
@@ -328,6 +334,22 @@ pub(crate) fn rust_target(platform: &str) -> Result<String> {
         _ => bail!("no Rust target for the node platform {platform:?}"),
     };
     Ok(format!("{arch}-unknown-linux-gnu"))
+}
+
+/// The process environment as text; a variable whose name or value is not UTF-8 is left out
+/// (`std::env::vars` would panic on it).
+pub(crate) fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
+}
+
+/// What `${VAR}` can name when a setup command runs: the environment, the run's variables and
+/// `extra`, later ones winning.
+fn known_vars(env: &Env, extra: &[(String, String)]) -> Vec<(String, String)> {
+    let mut vars = process_env();
+    vars.extend(env.vars.iter().cloned());
+    vars.extend(extra.iter().cloned());
+    vars.reverse(); // expand_strict takes the first match
+    vars
 }
 
 /// `${NAME}` replaced by its value from `vars`; an unknown `${NAME}` is an error, never an empty

@@ -389,8 +389,9 @@ fn load_checked(path: &Path) -> Result<Definition> {
     let shown = path.display().to_string();
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading the e2e definition {shown}"))?;
-    let file: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let mut file: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let root = crate::paths::repository_of(path);
+    template_images(&mut file, &shown, &root)?;
     let forwards = forwards(&file, &shown)?;
     let flows = flows(&file, &shown)?;
     let cluster = file.cluster.name.clone();
@@ -534,6 +535,57 @@ fn flows(file: &File, shown: &str) -> Result<Vec<Flow>> {
         }
     }
     Ok(out)
+}
+
+/// `${GIT_SHA}` (the checkout's commit, 12 hex digits, asked of git once and only when named) in
+/// image tags, build args, prebuild commands and helm `set` values; then the tags' other
+/// `${VAR}`s from the environment, strictly (a tag is fixed before anything runs: loads and
+/// charts name it). Build args, prebuild arguments and `set` values keep their other variables
+/// for when they run (`${NODE_*}` is known only then).
+fn template_images(file: &mut File, shown: &str, root: &Path) -> Result<()> {
+    const SHA: &str = "${GIT_SHA}";
+    let mut fields: Vec<&mut String> = Vec::new();
+    for img in &mut file.images {
+        fields.push(&mut img.tag);
+        fields.extend(img.build_args.values_mut());
+        fields.extend(img.prebuild.iter_mut().flatten());
+        fields.extend(img.prebuild_env.values_mut());
+    }
+    for d in &mut file.deploys {
+        if let Some(h) = &mut d.helm {
+            fields.extend(h.set.values_mut());
+        }
+    }
+    if fields.iter().any(|f| f.contains(SHA)) {
+        let sha = git_sha(root).with_context(|| format!("{shown}: ${{GIT_SHA}} is used"))?;
+        for f in fields {
+            *f = f.replace(SHA, &sha);
+        }
+    }
+    let env = super::actions::process_env();
+    let vars: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    for (i, img) in file.images.iter_mut().enumerate() {
+        if img.tag.contains("${") {
+            img.tag = super::actions::expand_strict(&img.tag, &vars)
+                .map_err(|e| anyhow::anyhow!("{shown}: image[{i}] ({}).tag: {e}", img.name))?;
+        }
+    }
+    Ok(())
+}
+
+/// The commit checked out at `root`, as image tags carry it.
+fn git_sha(root: &Path) -> Result<String> {
+    let sh = xshell::Shell::new()?;
+    let out = crate::exec::cmd(xshell::cmd!(sh, "git -C {root} rev-parse --short=12 HEAD"))
+        .run()
+        .with_context(|| {
+            format!("asking git for the commit of {} (is it a git checkout with a commit?)", root.display())
+        })?;
+    let sha = out.stdout.trim().to_string();
+    if sha.is_empty() || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("`git rev-parse --short=12 HEAD` in {} printed {sha:?}, not a commit", root.display());
+    }
+    Ok(sha)
 }
 
 fn dns_label(s: &str) -> bool {

@@ -447,7 +447,7 @@ fn flow_steps(
     // The flow's own env, expanded strictly with the run's variables and the environment's.
     if !flow.env.is_empty() {
         let mut known: Vec<(String, String)> =
-            std::env::vars().filter(|(k, _)| !k.starts_with("E2E_")).collect();
+            super::actions::process_env().into_iter().filter(|(k, _)| !k.starts_with("E2E_")).collect();
         known.extend(vars.iter().cloned());
         let known: Vec<(&str, String)> = known.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         for (k, v) in &flow.env {

@@ -474,3 +474,60 @@ fn the_kind_config_is_a_template_rendered_into_the_state_dir() {
     assert!(!out.status.success());
     assert!(text(&out).contains("unknown variable ${NO_SUCH_VAR_XYZ}"), "{}", text(&out));
 }
+
+#[test]
+fn tags_build_args_and_set_values_take_the_git_sha_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "c"]);
+    let sha = git(&["rev-parse", "--short=12", "HEAD"]);
+    std::fs::create_dir_all(repo.join("docker")).unwrap();
+    std::fs::write(repo.join("docker/a.Dockerfile"), "FROM scratch\n").unwrap();
+    let write = |tag: &str| {
+        let text = format!(
+            "[cluster]\nname = \"e2e\"\n\n[[image]]\nname = \"a\"\ntag = \"{tag}\"\ndockerfile = \"docker/a.Dockerfile\"\n\
+             build-args = {{ VERSION = \"${{GIT_SHA}}\", CHANNEL = \"${{RELEASE_CHANNEL}}\" }}\n\
+             \n[[deploy]]\nname = \"app\"\nnamespace = \"app\"\nimages = [\"a\"]\n\
+             helm = {{ chart = \"app\", set = {{ \"image.tag\" = \"${{GIT_SHA}}\", owner = \"${{RELEASE_CHANNEL}}\" }} }}\n"
+        );
+        std::fs::write(repo.join("e2e.toml"), text).unwrap();
+        repo.join("e2e.toml")
+    };
+    let def = write("ghcr.io/acme/op-${RELEASE_CHANNEL}:${GIT_SHA}");
+    let fake = crate::harness::fake();
+    let sandbox = Sandbox::with_fake(&fake);
+    let defs = def.to_str().unwrap();
+    let out =
+        sandbox.xtask(&["setup", "--definition", defs]).env("RELEASE_CHANNEL", "beta").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    let tag = format!("ghcr.io/acme/op-beta:{sha}");
+    let build = find(&calls, &format!("docker build -t {tag} "));
+    assert!(build.line().contains(&format!("--build-arg VERSION={sha}")), "{}", build.line());
+    assert!(build.line().contains("--build-arg CHANNEL=beta"), "{}", build.line());
+    find(&calls, &format!("kind load docker-image {tag}"));
+    let helm = find(&calls, "helm upgrade --install app app");
+    assert!(helm.line().contains(&format!("--set image.tag={sha}")), "{}", helm.line());
+    assert!(helm.line().contains("--set owner=beta"), "{}", helm.line());
+    // A variable nobody set is an error naming the key, never an empty string.
+    let out = sandbox.xtask(&["setup", "--definition", defs]).env_remove("RELEASE_CHANNEL").output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("image[0] (a).tag: unknown variable ${RELEASE_CHANNEL}"), "{}", text(&out));
+    // ${GIT_SHA} outside a git checkout says so.
+    std::fs::remove_dir_all(repo.join(".git")).unwrap();
+    let out =
+        sandbox.xtask(&["setup", "--definition", defs]).env("RELEASE_CHANNEL", "beta").output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("${GIT_SHA} is used"), "{}", text(&out));
+}
