@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::e2e::{flows, gitea, metrics, port_forward, quickstart, run_context_cmd, runs, setup};
+use xtask::e2e::{check_cmd, flows, gitea, metrics, port_forward, quickstart, run_context_cmd, runs, setup};
 use xtask::lint::commands::{DockerfilesArgs, HardcodedArgs, LintArgs};
 use xtask::{bench, ci, doctor, exec, paths, usage};
 
@@ -33,6 +33,7 @@ enum Command {
     PortForward(port_forward::Args),
     Quickstart(quickstart::Args),
     Metrics(metrics::Args),
+    Check(check_cmd::Args),
     Lint(LintArgs),
     LintDockerfiles(DockerfilesArgs),
     LintHardcoded(HardcodedArgs),
@@ -116,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::PortForward(args) => args.run(),
         Command::Quickstart(args) => args.run(&sh),
         Command::Metrics(args) => args.run(&sh),
+        Command::Check(args) => args.run(&sh),
         Command::Lint(args) => args.run(&sh),
         Command::LintDockerfiles(args) => args.run(),
         Command::LintHardcoded(args) => args.run(),

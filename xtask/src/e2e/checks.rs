@@ -28,19 +28,19 @@ pub struct Checks<'a> {
 pub struct Expect {
     pub status: String,
     pub reason: Option<String>,
-    /// A substring the condition's message must contain (an actionable message).
-    pub message_contains: Option<String>,
+    /// What the condition's message must match (an actionable message).
+    pub message: Option<regex::Regex>,
 }
 
 impl Expect {
     pub fn is_true() -> Expect {
-        Expect { status: "True".into(), reason: None, message_contains: None }
+        Expect { status: "True".into(), reason: None, message: None }
     }
     pub fn is_false(reason: &str, message_contains: &str) -> Expect {
         Expect {
             status: "False".into(),
             reason: Some(reason.into()),
-            message_contains: Some(message_contains.into()),
+            message: regex::Regex::new(&regex::escape(message_contains)).ok(),
         }
     }
 }
@@ -50,6 +50,8 @@ impl Expect {
 pub enum FileState {
     Appears,
     Contains(String),
+    /// Exists and does not hold this.
+    Lacks(String),
     /// Exists with content other than this (it changed).
     Differs(String),
     Vanishes,
@@ -168,7 +170,7 @@ impl Checks<'_> {
                         seen = format!("{kind_of}={status} reason={reason:?} message={message:?}");
                         let ok = status == expect.status
                             && expect.reason.as_deref().is_none_or(|r| r == reason)
-                            && expect.message_contains.as_deref().is_none_or(|m| message.contains(m));
+                            && expect.message.as_ref().is_none_or(|m| m.is_match(message));
                         if ok {
                             return Ok(());
                         }
@@ -183,8 +185,8 @@ impl Checks<'_> {
                 if let Some(r) = &expect.reason {
                     want.push_str(&format!(" reason={r:?}"));
                 }
-                if let Some(m) = &expect.message_contains {
-                    want.push_str(&format!(" message containing {m:?}"));
+                if let Some(m) = &expect.message {
+                    want.push_str(&format!(" message matching /{m}/"));
                 }
                 bail!(
                     "{object} {name} in {ns}: expected {want} within {}s; last seen {seen}",
@@ -205,6 +207,23 @@ pub fn commit_count(sh: &Shell, checkout: &Path, log: &Path) -> Result<u32> {
 /// The file's content in the checkout now (after the last pull), if it exists.
 pub fn read_checkout_file(checkout: &Path, file: &str) -> Option<String> {
     std::fs::read_to_string(checkout.join(file)).ok()
+}
+
+/// The secret values `text` holds, as written or base64-encoded (standard or URL alphabet, with
+/// or without padding): a file meant to be encrypted must show neither.
+pub fn leaked_secrets<'a>(text: &str, secrets: &'a [(String, String)]) -> Vec<(&'a str, &'static str)> {
+    let mut leaks = Vec::new();
+    for (name, value) in secrets.iter().filter(|(_, v)| !v.is_empty()) {
+        let b64 = super::gitea::base64(value.as_bytes());
+        let unpadded = b64.trim_end_matches('=').to_string();
+        let url = unpadded.replace('+', "-").replace('/', "_");
+        if text.contains(value.as_str()) {
+            leaks.push((name.as_str(), "in plaintext"));
+        } else if text.contains(&unpadded) || text.contains(&url) {
+            leaks.push((name.as_str(), "base64-encoded"));
+        }
+    }
+    leaks
 }
 
 /// Pulls the run's checkout until `file` reaches `state` with more commits than `after_commits`;
@@ -231,6 +250,7 @@ pub fn file_in_checkout(
         let reached = match (state, &content) {
             (FileState::Appears, Some(_)) => true,
             (FileState::Contains(text), Some(c)) => c.contains(text.as_str()),
+            (FileState::Lacks(text), Some(c)) => !c.contains(text.as_str()),
             (FileState::Differs(before), Some(c)) => c != before,
             (FileState::Vanishes, None) => true,
             _ => false,
@@ -242,6 +262,7 @@ pub fn file_in_checkout(
             let what = match state {
                 FileState::Appears => "appear".to_string(),
                 FileState::Contains(t) => format!("contain {t:?}"),
+                FileState::Lacks(t) => format!("exist without {t:?}"),
                 FileState::Differs(_) => "change".to_string(),
                 FileState::Vanishes => "vanish".to_string(),
             };

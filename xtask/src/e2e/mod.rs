@@ -3,9 +3,10 @@
 //!
 //! Subcommands and their modules: `setup` → [`setup`], `e2e` → [`flows`], `runs`/`cleanup` →
 //! [`runs`], `run-context` → [`run_context_cmd`], `gitea` → [`gitea`], `port-forward` →
-//! [`port_forward`], `quickstart` → [`quickstart`], `metrics` → [`metrics`].
+//! [`port_forward`], `quickstart` → [`quickstart`], `metrics` → [`metrics`], `check` → [`check_cmd`].
 
 pub mod actions;
+pub mod check_cmd;
 pub mod checks;
 pub mod definition;
 pub mod diagnostics;

@@ -190,3 +190,111 @@ fn a_file_must_appear_change_and_vanish_each_with_a_new_commit() {
     .to_string();
     assert!(err.contains("did not contain \"v3\"") && err.contains("it does not exist"), "{err}");
 }
+
+/// `cargo xtask check …` as a Go or shell flow calls it: the run context from the run id.
+#[test]
+fn the_check_command_runs_conditions_and_git_checks_for_a_run() {
+    let fake = fake();
+    fake.rule(Rule::new("kubectl", "^get gitprovider bad").stdout(&condition_json(
+        "False",
+        "ConnectionFailed",
+        "authentication failed: check the credentials in secret git-creds-invalid",
+    )))
+    .unwrap();
+    let sandbox = crate::harness::Sandbox::with_fake(&fake);
+    let id = "chk1";
+    let check = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = sandbox.xtask(&[&["check", "--run-id", id], args].concat());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), crate::harness::text(&out))
+    };
+
+    // A condition with status, exact reason and a message regex; the run's namespace and context.
+    let (code, _, text) = check(
+        &[
+            "condition",
+            "gitprovider/bad",
+            "--status",
+            "False",
+            "--reason",
+            "ConnectionFailed",
+            "--message",
+            "authenti\\w+ failed",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let lines: Vec<String> = fake.journal().unwrap().iter().map(|c| c.line()).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("kubectl get gitprovider bad --namespace ")
+            && l.contains(id)
+            && l.ends_with("--context kind-e2e")),
+        "{lines:?}"
+    );
+    // Not matching within the deadline: exit 1, what was expected and what was seen.
+    let (code, _, text) = check(
+        &["condition", "gitprovider/bad", "--status", "False", "--message", "^timeout", "--timeout", "1s"],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("message matching /^timeout/") && text.contains("reason=\"ConnectionFailed\""),
+        "{text}"
+    );
+    // A check that cannot be right is a usage error.
+    assert_eq!(check(&["condition", "gitprovider/bad", "--message", "("], &[]).0, Some(2));
+    assert_eq!(check(&["condition", "bad"], &[]).0, Some(2));
+    assert_eq!(check(&["promql", "up", "--expect", "positive"], &[]).0, Some(2));
+
+    // Git checks read the run's checkout (what `gitea setup` clones), pulled until they hold.
+    let (code, _, text) = check(&["git-file", "a.yaml"], &[]);
+    assert_eq!(code, Some(2), "no checkout yet: {text}");
+    assert!(text.contains("gitea setup --run-id chk1"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, writer) = (dir.path().join("repo.git"), dir.path().join("writer"));
+    let checkout = sandbox.run_dir(id).join("checkout");
+    std::fs::create_dir_all(sandbox.run_dir(id)).unwrap();
+    git(dir.path(), &["init", "-q", "--bare", "--initial-branch=main", bare.to_str().unwrap()]);
+    git(dir.path(), &["clone", "-q", bare.to_str().unwrap(), writer.to_str().unwrap()]);
+    let commit = |file: &str, content: &str| {
+        std::fs::create_dir_all(writer.join(file).parent().unwrap()).unwrap();
+        std::fs::write(writer.join(file), content).unwrap();
+        git(&writer, &["add", "-A"]);
+        git(&writer, &["commit", "-q", "-m", file]);
+        git(&writer, &["push", "-q", "origin", "HEAD:main"]);
+    };
+    commit("README.md", "x\n");
+    git(dir.path(), &["clone", "-q", bare.to_str().unwrap(), checkout.to_str().unwrap()]);
+    commit("live/cm.yaml", "data:\n  key: v1\n");
+    let (code, stdout, text) = check(&["git-file", "live/cm.yaml", "--contains", "key: v1"], &[]);
+    assert_eq!((code, stdout.trim()), (Some(0), "2"), "{text}");
+    // --after-commits: the same content without a new commit is not enough.
+    let (code, _, text) = check(
+        &["git-file", "live/cm.yaml", "--not-contains", "v2", "--after-commits", "2", "--timeout", "1s"],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("needed more than 2"), "{text}");
+
+    // A secret's file: its value neither plain nor base64 ("s3cret" is czNjcmV0).
+    commit("live/secret.yaml", "data:\n  password: czNjcmV0\n");
+    let secret = [("DB_PASSWORD", "s3cret")];
+    let (code, _, text) =
+        check(&["git-no-secret", "live/secret.yaml", "--secret-env", "DB_PASSWORD"], &secret);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("$DB_PASSWORD base64-encoded") && !text.contains("s3cret"), "{text}");
+    commit("live/secret.yaml", "sops:\n  data: ENC[AES256_GCM,data:q83v,iv:Zm9v,tag:YmFy,type:str]\n");
+    let (code, _, text) =
+        check(&["git-no-secret", "live/secret.yaml", "--secret-env", "DB_PASSWORD"], &secret);
+    assert_eq!(code, Some(0), "{text}");
+    commit("live/secret.yaml", "password: s3cret\n");
+    let (code, _, text) =
+        check(&["git-no-secret", "live/secret.yaml", "--secret-env", "DB_PASSWORD"], &secret);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("$DB_PASSWORD in plaintext"), "{text}");
+    // The value must come from somewhere.
+    assert_eq!(check(&["git-no-secret", "live/secret.yaml", "--secret-env", "NOPE_UNSET"], &[]).0, Some(2));
+}

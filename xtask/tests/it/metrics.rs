@@ -63,6 +63,23 @@ fn each_runs_queries_see_only_its_own_series_and_the_filter_is_what_isolates() {
         "the expression and one series: {text}"
     );
     assert!(!text.contains("run-a1") && !text.contains("run-c3"), "{text}");
+
+    // `check promql`: the run's series only (unscoped, the count would be 3), against a predicate.
+    let check = |args: &[&str]| {
+        let out = sandbox
+            .xtask(&[&["check", "promql", "--run-id", "run-b2"], args].concat())
+            .env("E2E_PROMETHEUS_URL", prom.url())
+            .output()
+            .unwrap();
+        (out.status.code(), crate::harness::text(&out))
+    };
+    let (code, text) = check(&["count(e2e_demo_up)", "--expect", "== 1"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = check(&["e2e_demo_up", "--expect", "> 1", "--timeout", "2s"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("did not become > 1") && text.contains("run-b2"), "{text}");
+    assert_eq!(check(&["e2e_demo_up{job=\"nope\"}", "--expect", "empty"]).0, Some(0));
+    assert_eq!(check(&["e2e_demo_up", "--expect", "empty", "--timeout", "1s"]).0, Some(1));
 }
 
 #[test]
