@@ -5,11 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use xshell::Shell;
 
-use super::checks::{self, Checks, Expect, FileState};
-use super::metrics::{self, Matcher};
+use super::checks::{Expect, GitState, Predicate, Runner, Step, StepDef};
 use super::run_context::{Request, RunContext};
 use crate::e2e::definition::parse_timeout;
 
@@ -28,6 +27,7 @@ use crate::e2e::definition::parse_timeout;
 ///   cargo xtask check git-file live/configmaps/demo.yaml --absent --after-commits "$n"
 ///   DB_PASSWORD=s3cret cargo xtask check git-no-secret live/secrets/db.yaml --secret-env DB_PASSWORD
 ///   cargo xtask check promql 'sum(gitops_reverser_writes_total)' --expect '> 0'
+///   cargo xtask check apply test/e2e/gitprovider.yaml   # ${E2E_TEST_NAMESPACE} etc. expanded
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -104,6 +104,11 @@ pub(crate) enum Check {
         #[arg(long = "secret-env", value_name = "VAR", required = true)]
         secret_env: Vec<String>,
     },
+    /// Apply a manifest with `${E2E_*}` expanded from the run context (unknown variables refused)
+    Apply {
+        /// The manifest file
+        file: PathBuf,
+    },
     /// A PromQL expression, scoped to the run's series, meets --expect on every sample
     Promql {
         /// The expression, without the run matcher (it is added to every selector)
@@ -112,49 +117,6 @@ pub(crate) enum Check {
         #[arg(long, default_value = "> 0")]
         expect: String,
     },
-}
-
-/// `--expect` of `check promql`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Predicate {
-    Empty,
-    Compare(&'static str, f64),
-}
-
-impl Predicate {
-    pub(crate) fn parse(text: &str) -> Result<Predicate> {
-        let text = text.trim();
-        if text == "empty" {
-            return Ok(Predicate::Empty);
-        }
-        for op in [">=", "<=", "==", "!=", ">", "<"] {
-            if let Some(rest) = text.strip_prefix(op) {
-                let value: f64 = rest
-                    .trim()
-                    .parse()
-                    .map_err(|_| anyhow!("--expect {text:?}: {:?} is not a number", rest.trim()))?;
-                return Ok(Predicate::Compare(op, value));
-            }
-        }
-        bail!("--expect {text:?}: write `> 0`, `>= 3`, `== 1`, `!= 0`, `< 5`, `<= 5` or `empty`")
-    }
-
-    pub(crate) fn holds(&self, values: &[f64]) -> bool {
-        match *self {
-            Predicate::Empty => values.is_empty(),
-            Predicate::Compare(op, want) => {
-                !values.is_empty()
-                    && values.iter().all(|v| match op {
-                        ">=" => *v >= want,
-                        "<=" => *v <= want,
-                        "==" => *v == want,
-                        "!=" => *v != want,
-                        ">" => *v > want,
-                        _ => *v < want,
-                    })
-            }
-        }
-    }
 }
 
 impl Args {
@@ -171,27 +133,12 @@ impl Args {
         let log = ctx.logs_dir().join("checks.log");
         std::fs::create_dir_all(ctx.logs_dir())
             .with_context(|| format!("creating {}", ctx.logs_dir().display()))?;
-        let checks = Checks {
-            sh,
-            context: ctx.kube_context.clone(),
-            namespace: self.namespace.clone().unwrap_or_else(|| ctx.test_namespace.clone()),
-            log: log.clone(),
-            poll: Duration::from_secs(1),
-        };
-        let deadline = self.timeout;
-        let result = match self.check {
-            Check::Rollout { deployment } => checks.rollout_status(&deployment, deadline),
-            Check::Available { deployment } => checks.deployment_available(&deployment, deadline),
-            Check::PodsReady { selector } => checks.pods_ready(&selector, deadline),
-            Check::Crds { names } => {
-                checks.crds_present(&names.iter().map(String::as_str).collect::<Vec<_>>())
-            }
+        let step = match self.check {
+            Check::Rollout { deployment } => Step::Rollout(deployment),
+            Check::Available { deployment } => Step::Available(deployment),
+            Check::PodsReady { selector } => Step::PodsReady(selector),
+            Check::Crds { names } => Step::Crds(names),
             Check::Condition { object, kind, status, reason, message } => {
-                let (object, name) =
-                    object
-                        .split_once('/')
-                        .filter(|(k, n)| !k.is_empty() && !n.is_empty())
-                        .ok_or_else(|| usage(anyhow!("{object:?}: give the object as kind/name")))?;
                 let message = match message {
                     Some(m) => Some(
                         regex::Regex::new(&m)
@@ -199,64 +146,35 @@ impl Args {
                     ),
                     None => None,
                 };
-                let expect = Expect { status, reason, message };
-                checks.condition(object, name, &kind, &expect, deadline)
+                Step::Condition { object, kind, expect: Expect { status, reason, message } }
             }
             Check::GitFile { path, present: _, absent, contains, not_contains, after_commits } => {
                 let state = match (contains, not_contains) {
-                    (Some(t), _) => FileState::Contains(t),
-                    (_, Some(t)) => FileState::Lacks(t),
-                    _ if absent => FileState::Vanishes,
-                    _ => FileState::Appears, // --present, the default
+                    (Some(t), _) => GitState::Contains(t),
+                    (_, Some(t)) => GitState::NotContains(t),
+                    _ if absent => GitState::Absent,
+                    _ => GitState::Present, // --present, the default
                 };
-                let checkout = checkout(&ctx)?;
-                checks::file_in_checkout(sh, &checkout, &path, &state, after_commits, deadline, &log).map(
-                    |commits| {
-                        println!("{commits}");
-                    },
-                )
+                Step::GitFile { path, state, after: Some(after_commits), new_commit: false }
             }
-            Check::GitNoSecret { path, secret_env } => {
-                let mut secrets = Vec::new();
-                for var in &secret_env {
-                    let value = sh
-                        .var(var)
-                        .map_err(|_| usage(anyhow!("--secret-env {var}: the variable is not set")))?;
-                    if value.is_empty() {
-                        return Err(usage(anyhow!("--secret-env {var}: the variable is empty")));
-                    }
-                    crate::exec::register_secret(&value);
-                    secrets.push((var.clone(), value));
+            Check::GitNoSecret { path, secret_env } => Step::GitNoSecret { path, secret_env },
+            Check::Apply { file } => {
+                if !file.is_file() {
+                    return Err(usage(anyhow!("{}: no such manifest", file.display())));
                 }
-                let checkout = checkout(&ctx)?;
-                let at =
-                    checks::file_in_checkout(sh, &checkout, &path, &FileState::Appears, 0, deadline, &log)
-                        .map(|_| ());
-                at.and_then(|()| {
-                    let text = checks::read_checkout_file(&checkout, &path).unwrap_or_default();
-                    let leaks = checks::leaked_secrets(&text, &secrets);
-                    if leaks.is_empty() {
-                        Ok(())
-                    } else {
-                        let said: Vec<String> = leaks.iter().map(|(n, how)| format!("${n} {how}")).collect();
-                        Err(anyhow!("{path} in the run's repository holds {}", said.join(", ")))
-                    }
-                })
+                Step::Apply(std::path::absolute(&file).unwrap_or(file))
             }
             Check::Promql { expr, expect } => {
-                let predicate = Predicate::parse(&expect).map_err(usage)?;
-                let scoped = metrics::scope(&expr, &Matcher::run(&ctx.run_id)?).map_err(usage)?;
-                let prometheus = metrics::Client::new(&ctx.prometheus_url);
-                prometheus
-                    .wait_for(
-                        &scoped,
-                        &expect,
-                        |d| predicate.holds(&d.samples().iter().map(|s| s.value).collect::<Vec<_>>()),
-                        deadline,
-                    )
-                    .map(|_| ())
+                Step::Promql { expr, expect: Predicate::parse(&expect).map_err(usage)? }
             }
         };
+        let mut runner = Runner::new(sh, &ctx, log.clone());
+        let def = StepDef { step, namespace: self.namespace.clone(), timeout: Some(self.timeout) };
+        let result = runner.run(&def).map(|commits| {
+            if let Some(n) = commits {
+                println!("{n}");
+            }
+        });
         match result {
             Ok(()) => Ok(0),
             Err(e) if crate::usage::is_usage(&e) => Err(e),
@@ -269,23 +187,9 @@ impl Args {
     }
 }
 
-/// The run's Git checkout (made by `cargo xtask gitea setup`).
-fn checkout(ctx: &RunContext) -> Result<PathBuf> {
-    let dir = ctx.checkout_dir();
-    if !dir.join(".git").exists() {
-        return Err(crate::usage::usage(format!(
-            "run {} has no Git checkout at {}: run `cargo xtask gitea setup --run-id {}` first",
-            ctx.run_id,
-            dir.display(),
-            ctx.run_id
-        )));
-    }
-    Ok(dir)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::Predicate;
+    use crate::e2e::checks::Predicate;
 
     #[test]
     fn predicates() {

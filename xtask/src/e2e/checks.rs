@@ -12,6 +12,9 @@ use xshell::{cmd, Shell};
 
 use crate::exec;
 
+pub use super::check_steps::Expect;
+pub(crate) use super::check_steps::{GitState, Predicate, Step, StepDef};
+
 /// Checks against one namespace; every command goes to `log`.
 pub struct Checks<'a> {
     pub sh: &'a Shell,
@@ -21,28 +24,6 @@ pub struct Checks<'a> {
     pub log: std::path::PathBuf,
     /// How often conditions and files are polled.
     pub poll: Duration,
-}
-
-/// What a condition must show.
-#[derive(Debug, Clone)]
-pub struct Expect {
-    pub status: String,
-    pub reason: Option<String>,
-    /// What the condition's message must match (an actionable message).
-    pub message: Option<regex::Regex>,
-}
-
-impl Expect {
-    pub fn is_true() -> Expect {
-        Expect { status: "True".into(), reason: None, message: None }
-    }
-    pub fn is_false(reason: &str, message_contains: &str) -> Expect {
-        Expect {
-            status: "False".into(),
-            reason: Some(reason.into()),
-            message: regex::Regex::new(&regex::escape(message_contains)).ok(),
-        }
-    }
 }
 
 /// What a file in the checkout must do.
@@ -276,5 +257,198 @@ pub fn file_in_checkout(
             );
         }
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Runs steps for one run, carrying what one Git check tells the next.
+pub(crate) struct Runner<'a> {
+    pub(crate) sh: &'a Shell,
+    pub(crate) ctx: &'a super::run_context::RunContext,
+    /// What `${VAR}` can name: the run context and the caller's extras.
+    pub(crate) vars: Vec<(String, String)>,
+    pub(crate) log: std::path::PathBuf,
+    pub(crate) poll: Duration,
+    pub(crate) default_timeout: Duration,
+    commits: Option<u32>,
+    seen: std::collections::BTreeMap<String, Option<String>>,
+}
+
+impl<'a> Runner<'a> {
+    pub(crate) fn new(
+        sh: &'a Shell,
+        ctx: &'a super::run_context::RunContext,
+        log: std::path::PathBuf,
+    ) -> Runner<'a> {
+        Runner {
+            sh,
+            ctx,
+            vars: ctx.env().into_iter().collect(),
+            log,
+            poll: Duration::from_secs(1),
+            default_timeout: Duration::from_secs(120),
+            commits: None,
+            seen: Default::default(),
+        }
+    }
+
+    fn expand(&self, text: &str) -> Result<String> {
+        let vars: Vec<(&str, String)> =
+            self.vars.iter().rev().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        // A variable the run does not have is a mistake in the check, not a failed check.
+        super::actions::expand_strict(text, &vars).map_err(|e| crate::usage::usage(format!("{e:#}")))
+    }
+
+    fn checkout(&self) -> Result<std::path::PathBuf> {
+        let dir = self.ctx.checkout_dir();
+        if !dir.join(".git").exists() {
+            return Err(crate::usage::usage(format!(
+                "run {} has no Git checkout at {}: run `cargo xtask gitea setup --run-id {}` first",
+                self.ctx.run_id,
+                dir.display(),
+                self.ctx.run_id
+            )));
+        }
+        Ok(dir)
+    }
+
+    /// Runs the steps in order; the first failure is the error, naming the step. A Git check that
+    /// wants a new commit counts from the commits there were before the first step.
+    pub(crate) fn run_all(&mut self, steps: &[StepDef]) -> Result<()> {
+        if steps.iter().any(|s| matches!(s.step, Step::GitFile { new_commit: true, after: None, .. })) {
+            let checkout = self.checkout()?;
+            self.commits = Some(commit_count(self.sh, &checkout, &self.log)?);
+        }
+        for (i, step) in steps.iter().enumerate() {
+            self.run(step)
+                .with_context(|| format!("check {} of {} ({})", i + 1, steps.len(), step.step.name()))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one step; a Git file check returns the commit count it saw.
+    pub(crate) fn run(&mut self, def: &StepDef) -> Result<Option<u32>> {
+        let deadline = def.timeout.unwrap_or(self.default_timeout);
+        let namespace = match &def.namespace {
+            Some(ns) => self.expand(ns)?,
+            None => self.ctx.test_namespace.clone(),
+        };
+        let checks = Checks {
+            sh: self.sh,
+            context: self.ctx.kube_context.clone(),
+            namespace,
+            log: self.log.clone(),
+            poll: self.poll,
+        };
+        match &def.step {
+            Step::Rollout(d) => checks.rollout_status(&self.expand(d)?, deadline)?,
+            Step::Available(d) => checks.deployment_available(&self.expand(d)?, deadline)?,
+            Step::PodsReady(s) => checks.pods_ready(&self.expand(s)?, deadline)?,
+            Step::Crds(names) => {
+                let names = names.iter().map(|n| self.expand(n)).collect::<Result<Vec<_>>>()?;
+                checks.crds_present(&names.iter().map(String::as_str).collect::<Vec<_>>())?
+            }
+            Step::Condition { object, kind, expect } => {
+                let object = self.expand(object)?;
+                let (kind_of, name) =
+                    object.split_once('/').filter(|(k, n)| !k.is_empty() && !n.is_empty()).ok_or_else(
+                        || crate::usage::usage(format!("{object:?}: give the object as kind/name")),
+                    )?;
+                checks.condition(kind_of, name, kind, expect, deadline)?
+            }
+            Step::GitFile { path, state, after, new_commit } => {
+                let path = self.expand(path)?;
+                let checkout = self.checkout()?;
+                let after = match (after, new_commit) {
+                    (Some(n), _) => *n,
+                    (None, false) => 0,
+                    (None, true) => match self.commits {
+                        Some(n) => n,
+                        None => commit_count(self.sh, &checkout, &self.log)?,
+                    },
+                };
+                let file_state = match state {
+                    GitState::Present => FileState::Appears,
+                    GitState::Absent => FileState::Vanishes,
+                    GitState::Contains(t) => FileState::Contains(self.expand(t)?),
+                    GitState::NotContains(t) => FileState::Lacks(self.expand(t)?),
+                    GitState::Changed => match self.seen.get(&path).cloned().flatten() {
+                        Some(before) => FileState::Differs(before),
+                        None => bail!("git-file {path}: `changed` needs an earlier check of the same file"),
+                    },
+                };
+                let commits =
+                    file_in_checkout(self.sh, &checkout, &path, &file_state, after, deadline, &self.log)?;
+                self.commits = Some(commits);
+                self.seen.insert(path.clone(), read_checkout_file(&checkout, &path));
+                return Ok(Some(commits));
+            }
+            Step::GitNoSecret { path, secret_env } => {
+                let path = self.expand(path)?;
+                let mut secrets = Vec::new();
+                for var in secret_env {
+                    let value = self.sh.var(var).map_err(|_| {
+                        crate::usage::usage(format!("secret-env {var}: the variable is not set"))
+                    })?;
+                    if value.is_empty() {
+                        return Err(crate::usage::usage(format!("secret-env {var}: the variable is empty")));
+                    }
+                    exec::register_secret(&value);
+                    secrets.push((var.clone(), value));
+                }
+                let checkout = self.checkout()?;
+                file_in_checkout(self.sh, &checkout, &path, &FileState::Appears, 0, deadline, &self.log)?;
+                let text = read_checkout_file(&checkout, &path).unwrap_or_default();
+                let leaks = leaked_secrets(&text, &secrets);
+                if !leaks.is_empty() {
+                    let said: Vec<String> = leaks.iter().map(|(n, how)| format!("${n} {how}")).collect();
+                    bail!("{path} in the run's repository holds {}", said.join(", "));
+                }
+            }
+            Step::Promql { expr, expect } => {
+                use super::metrics;
+                let expr = self.expand(expr)?;
+                let scoped = metrics::scope(&expr, &metrics::Matcher::run(&self.ctx.run_id)?)
+                    .map_err(|e| crate::usage::usage(format!("{e:#}")))?;
+                let prometheus = metrics::Client::new(&self.ctx.prometheus_url);
+                let shown = match expect {
+                    Predicate::Empty => "empty".to_string(),
+                    Predicate::Compare(op, v) => format!("{op} {v}"),
+                };
+                let data = prometheus.wait_for(
+                    &scoped,
+                    &shown,
+                    |d| expect.holds(&d.samples().iter().map(|s| s.value).collect::<Vec<_>>()),
+                    deadline,
+                )?;
+                let foreign: Vec<String> = data
+                    .samples()
+                    .iter()
+                    .filter_map(|s| {
+                        s.labels.get(metrics::RUN_LABEL).filter(|r| **r != self.ctx.run_id).cloned()
+                    })
+                    .collect();
+                if !foreign.is_empty() {
+                    bail!("the run's query `{scoped}` saw series of other runs: {}", foreign.join(", "));
+                }
+            }
+            Step::Apply(file) => {
+                let text =
+                    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+                let text = self
+                    .expand(&text)
+                    .map_err(|e| crate::usage::usage(format!("templating {}: {e:#}", file.display())))?;
+                let (sh, ns) = (self.sh, &checks.namespace);
+                exec::cmd(
+                    cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e --namespace {ns} -f -")
+                        .args(self.ctx.kubectl_args()),
+                )
+                .stdin(text)
+                .log(&self.log)
+                .timeout(deadline)
+                .run()
+                .with_context(|| format!("applying {}", file.display()))?;
+            }
+        }
+        Ok(None)
     }
 }

@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::actions::{Action, SetupTask as Task, Wait};
+use super::check_steps::StepDef;
 use super::run_context::Request;
 
 #[derive(Debug, Deserialize)]
@@ -41,13 +42,9 @@ struct QuickstartDef {
     base: Option<PathBuf>,
     /// The Deployment that must roll out (its name before the run suffix).
     deployment: String,
-    /// Shared CRDs that must be present.
-    #[serde(default)]
-    crds: Vec<String>,
-    #[serde(default = "status_file")]
-    status_file: String,
-    #[serde(default = "writes_metric")]
-    metric: String,
+    /// What proves the install works, in order (`[[quickstart.check]]`).
+    #[serde(default, rename = "check")]
+    checks: Vec<CheckDef>,
     #[serde(default = "d300")]
     timeout: String,
     /// Extra `--set` values for the chart.
@@ -58,11 +55,152 @@ struct QuickstartDef {
     gitea_api: String,
 }
 
-fn status_file() -> String {
-    "e2e-status.txt".into()
+/// One `[[quickstart.check]]`: exactly one kind key (`rollout`, `available`, `pods-ready`, `crds`,
+/// `condition`, `git-file`, `git-no-secret`, `promql`, `apply`) and the keys of that kind.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CheckDef {
+    rollout: Option<String>,
+    available: Option<String>,
+    pods_ready: Option<String>,
+    crds: Option<Vec<String>>,
+    condition: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    status: Option<String>,
+    reason: Option<String>,
+    message: Option<String>,
+    git_file: Option<String>,
+    state: Option<String>,
+    text: Option<String>,
+    new_commit: Option<bool>,
+    git_no_secret: Option<String>,
+    secret_env: Option<Vec<String>>,
+    promql: Option<String>,
+    expect: Option<String>,
+    apply: Option<PathBuf>,
+    namespace: Option<String>,
+    timeout: Option<String>,
 }
-fn writes_metric() -> String {
-    "e2e_demo_git_writes_total".into()
+
+impl CheckDef {
+    fn step(&self, key: &str, root: &Path) -> Result<StepDef> {
+        use super::check_steps::{Expect, GitState, Predicate, Step};
+        let kinds: Vec<&str> = [
+            ("rollout", self.rollout.is_some()),
+            ("available", self.available.is_some()),
+            ("pods-ready", self.pods_ready.is_some()),
+            ("crds", self.crds.is_some()),
+            ("condition", self.condition.is_some()),
+            ("git-file", self.git_file.is_some()),
+            ("git-no-secret", self.git_no_secret.is_some()),
+            ("promql", self.promql.is_some()),
+            ("apply", self.apply.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(k, _)| k)
+        .collect();
+        let kind = match kinds.as_slice() {
+            [one] => *one,
+            [] => bail!("{key}: say what to check: one of rollout, available, pods-ready, crds, condition, git-file, git-no-secret, promql, apply"),
+            many => bail!("{key}: one check per entry, this one has {}", many.join(", ")),
+        };
+        // A key of another kind would be ignored: refused instead.
+        let belongs = [
+            ("type", self.kind.is_some(), "condition"),
+            ("status", self.status.is_some(), "condition"),
+            ("reason", self.reason.is_some(), "condition"),
+            ("message", self.message.is_some(), "condition"),
+            ("state", self.state.is_some(), "git-file"),
+            ("text", self.text.is_some(), "git-file"),
+            ("new-commit", self.new_commit.is_some(), "git-file"),
+            ("secret-env", self.secret_env.is_some(), "git-no-secret"),
+            ("expect", self.expect.is_some(), "promql"),
+        ];
+        for (k, set, owner) in belongs {
+            if set && owner != kind {
+                bail!("{key}: `{k}` belongs to a {owner} check, this is a {kind} check");
+            }
+        }
+        let text = || -> Result<String> {
+            self.text.clone().ok_or_else(|| {
+                anyhow::anyhow!("{key}: state {:?} needs `text`", self.state.as_deref().unwrap_or(""))
+            })
+        };
+        let step = match kind {
+            "rollout" => Step::Rollout(self.rollout.clone().unwrap_or_default()),
+            "available" => Step::Available(self.available.clone().unwrap_or_default()),
+            "pods-ready" => Step::PodsReady(self.pods_ready.clone().unwrap_or_default()),
+            "crds" => Step::Crds(self.crds.clone().unwrap_or_default()),
+            "condition" => {
+                let message = match &self.message {
+                    Some(m) => Some(
+                        regex::Regex::new(m)
+                            .map_err(|e| anyhow::anyhow!("{key}.message: {m:?} is not a regex: {e}"))?,
+                    ),
+                    None => None,
+                };
+                Step::Condition {
+                    object: self.condition.clone().unwrap_or_default(),
+                    kind: self.kind.clone().unwrap_or_else(|| "Ready".into()),
+                    expect: Expect {
+                        status: self.status.clone().unwrap_or_else(|| "True".into()),
+                        reason: self.reason.clone(),
+                        message,
+                    },
+                }
+            }
+            "git-file" => {
+                let state = match self.state.as_deref().unwrap_or("present") {
+                    "present" => GitState::Present,
+                    "absent" => GitState::Absent,
+                    "changed" => GitState::Changed,
+                    "contains" => GitState::Contains(text()?),
+                    "not-contains" => GitState::NotContains(text()?),
+                    other => bail!("{key}.state: {other:?} is not one of present, absent, contains, not-contains, changed"),
+                };
+                if self.text.is_some() && !matches!(state, GitState::Contains(_) | GitState::NotContains(_)) {
+                    bail!("{key}: `text` goes with state contains or not-contains");
+                }
+                Step::GitFile {
+                    path: self.git_file.clone().unwrap_or_default(),
+                    state,
+                    after: None,
+                    new_commit: self.new_commit.unwrap_or(true),
+                }
+            }
+            "git-no-secret" => Step::GitNoSecret {
+                path: self.git_no_secret.clone().unwrap_or_default(),
+                secret_env: match &self.secret_env {
+                    Some(v) if !v.is_empty() => v.clone(),
+                    _ => bail!("{key}: secret-env: name the variables holding the secret values"),
+                },
+            },
+            "promql" => Step::Promql {
+                expr: self.promql.clone().unwrap_or_default(),
+                expect: Predicate::parse(self.expect.as_deref().unwrap_or("> 0"))
+                    .map_err(|e| anyhow::anyhow!("{key}.{e}"))?,
+            },
+            _ => {
+                let file = self.apply.clone().unwrap_or_default();
+                let abs = root.join(&file);
+                if !abs.is_file() {
+                    bail!(
+                        "{key}.apply: {} does not exist (paths are relative to {})",
+                        file.display(),
+                        root.display()
+                    );
+                }
+                Step::Apply(abs)
+            }
+        };
+        let timeout = match &self.timeout {
+            Some(t) => Some(parse_timeout(t).map_err(|e| anyhow::anyhow!("{key}.timeout: {e}"))?),
+            None => None,
+        };
+        Ok(StepDef { step, namespace: self.namespace.clone(), timeout })
+    }
 }
 fn cluster_gitea() -> String {
     "http://gitea-http.gitea-e2e.svc.cluster.local:3000/api/v1".into()
@@ -303,9 +441,7 @@ pub(crate) struct Quickstart {
     pub(crate) chart: Option<PathBuf>,
     pub(crate) base: Option<PathBuf>,
     pub(crate) deployment: String,
-    pub(crate) crds: Vec<String>,
-    pub(crate) status_file: String,
-    pub(crate) metric: String,
+    pub(crate) checks: Vec<StepDef>,
     pub(crate) timeout: Duration,
     pub(crate) values: Vec<(String, String)>,
     pub(crate) gitea_api: String,
@@ -407,6 +543,9 @@ fn load_checked(path: &Path) -> Result<Definition> {
                     None => Ok(None),
                 }
             };
+            if q.checks.is_empty() {
+                bail!("{shown}: quickstart: no [[quickstart.check]]: an install nothing checks proves nothing (see `cargo xtask check --help` for the kinds)");
+            }
             if q.chart.is_none() && q.base.is_none() {
                 bail!("{shown}: quickstart: give chart (helm mode), base (manifest mode), or both");
             }
@@ -414,9 +553,12 @@ fn load_checked(path: &Path) -> Result<Definition> {
                 chart: path("chart", &q.chart)?,
                 base: path("base", &q.base)?,
                 deployment: q.deployment.clone(),
-                crds: q.crds.clone(),
-                status_file: q.status_file.clone(),
-                metric: q.metric.clone(),
+                checks: q
+                    .checks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| c.step(&format!("{shown}: quickstart.check[{i}]"), &root))
+                    .collect::<Result<_>>()?,
                 timeout: parse_timeout(&q.timeout)
                     .map_err(|e| anyhow::anyhow!("{shown}: quickstart.timeout: {e}"))?,
                 values: q.values.clone().into_iter().collect(),
@@ -809,6 +951,52 @@ impl Section<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(text: &str) -> Result<StepDef> {
+        let def: CheckDef = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        def.step("quickstart.check[0]", Path::new("/nonexistent-root"))
+    }
+
+    #[test]
+    fn quickstart_checks_say_exactly_one_thing_and_only_with_their_own_keys() {
+        use super::super::check_steps::{GitState, Step};
+        let step =
+            check("git-file = \"a.txt\"\nstate = \"contains\"\ntext = \"v1\"\ntimeout = \"30s\"").unwrap();
+        assert!(
+            matches!(&step.step, Step::GitFile { state: GitState::Contains(t), new_commit: true, after: None, .. } if t == "v1")
+        );
+        assert_eq!(step.timeout, Some(Duration::from_secs(30)));
+        let step =
+            check("condition = \"gitprovider/bad\"\nstatus = \"False\"\nmessage = \"auth.*\"").unwrap();
+        assert!(
+            matches!(&step.step, Step::Condition { kind, expect, .. } if kind == "Ready" && expect.status == "False")
+        );
+        let errors = [
+            ("", "say what to check"),
+            ("rollout = \"a\"\npromql = \"up\"", "one check per entry, this one has rollout, promql"),
+            (
+                "rollout = \"a\"\nreason = \"X\"",
+                "`reason` belongs to a condition check, this is a rollout check",
+            ),
+            ("git-file = \"a\"\nstate = \"contains\"", "state \"contains\" needs `text`"),
+            ("git-file = \"a\"\nstate = \"gone\"", "\"gone\" is not one of present"),
+            ("git-file = \"a\"\ntext = \"x\"", "`text` goes with state contains"),
+            ("condition = \"a/b\"\nmessage = \"(\"", "is not a regex"),
+            ("promql = \"up\"\nexpect = \"big\"", "write `> 0`"),
+            ("git-no-secret = \"a\"\nsecret-env = []", "name the variables"),
+            ("apply = \"missing.yaml\"", "missing.yaml does not exist"),
+            ("rollout = \"a\"\ntimeout = \"soon\"", "quickstart.check[0].timeout"),
+        ];
+        for (text, want) in errors {
+            let err = check(text).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+        // An unknown key is refused by name, never ignored.
+        assert!(check("rollout = \"a\"\nwait = \"1m\"")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `wait`"));
+    }
 
     #[test]
     fn durations() {

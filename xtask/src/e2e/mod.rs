@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod check_cmd;
+pub mod check_steps;
 pub mod checks;
 pub mod definition;
 pub mod diagnostics;

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
 use super::{diagnostics, gitea};
-use crate::e2e::checks::{self, Checks, FileState};
+use crate::e2e::checks;
 use crate::e2e::definition::{self, Quickstart};
-use crate::e2e::metrics::{self, Matcher};
+use crate::e2e::metrics;
 use crate::e2e::run_context::RunContext;
 use crate::exec;
 
@@ -97,7 +97,6 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
         })?;
     let repo = format!("{}/{}", record.org, record.repo);
     let log = ctx.logs_dir().join("quickstart.log");
-    let deployment = format!("{}-{}", qs.deployment, ctx.run_id);
     match mode {
         Mode::Helm => helm_install(sh, ctx, qs, &repo, &log)?,
         Mode::Manifest => manifest_install(sh, ctx, qs, &repo, &log)?,
@@ -112,53 +111,17 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
     .timeout(Duration::from_secs(60))
     .run()
     .context("applying the run's ServiceMonitor")?;
-    let checks = Checks {
-        sh,
-        context: ctx.kube_context.clone(),
-        namespace: ctx.test_namespace.clone(),
-        log: log.clone(),
-        poll: Duration::from_secs(2),
-    };
-    let crds: Vec<&str> = qs.crds.iter().map(String::as_str).collect();
-    if !crds.is_empty() {
-        checks.crds_present(&crds)?;
-    }
-    checks.rollout_status(&deployment, qs.timeout)?;
-    let checkout = ctx.checkout_dir();
-    let start = checks::commit_count(sh, &checkout, &log)?;
-    let first = checks::file_in_checkout(
-        sh,
-        &checkout,
-        &qs.status_file,
-        &FileState::Appears,
-        start,
-        qs.timeout,
-        &log,
-    )?;
-    let content = checks::read_checkout_file(&checkout, &qs.status_file).unwrap_or_default();
-    checks::file_in_checkout(
-        sh,
-        &checkout,
-        &qs.status_file,
-        &FileState::Differs(content),
-        first,
-        qs.timeout,
-        &log,
-    )?;
-    let prometheus = metrics::Client::new(&ctx.prometheus_url);
-    let run = Matcher::run(&ctx.run_id)?;
-    let expr = metrics::scope(&qs.metric, &run)?;
-    let data =
-        prometheus.wait_for(&expr, "> 0", |d| d.samples().iter().any(|s| s.value > 0.0), qs.timeout)?;
-    let foreign: Vec<String> = data
-        .samples()
-        .iter()
-        .filter_map(|s| s.labels.get(metrics::RUN_LABEL).filter(|r| **r != ctx.run_id).cloned())
-        .collect();
-    if !foreign.is_empty() {
-        bail!("the run's query `{expr}` saw series of other runs: {}", foreign.join(", "));
-    }
-    Ok(())
+    let mut runner = checks::Runner::new(sh, ctx, log);
+    runner.poll = Duration::from_secs(2);
+    runner.default_timeout = qs.timeout;
+    // What the definition's checks can name besides the run context.
+    runner.vars.extend([
+        ("E2E_GIT_REPO".to_string(), repo.clone()),
+        ("E2E_GIT_SECRET".to_string(), ctx.secret_http()),
+        ("E2E_GIT_SECRET_SSH".to_string(), ctx.secret_ssh()),
+        ("E2E_GIT_SECRET_INVALID".to_string(), ctx.secret_invalid()),
+    ]);
+    runner.run_all(&qs.checks)
 }
 
 fn helm_install(sh: &Shell, ctx: &RunContext, qs: &Quickstart, repo: &str, log: &Path) -> Result<()> {

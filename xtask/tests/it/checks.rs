@@ -249,6 +249,30 @@ fn the_check_command_runs_conditions_and_git_checks_for_a_run() {
     assert_eq!(check(&["condition", "bad"], &[]).0, Some(2));
     assert_eq!(check(&["promql", "up", "--expect", "positive"], &[]).0, Some(2));
 
+    // A manifest templated with the run context, applied into the run's namespace; a variable the
+    // run does not have is refused before kubectl runs.
+    let manifests = tempfile::tempdir().unwrap();
+    let provider = manifests.path().join("provider.yaml");
+    std::fs::write(
+        &provider,
+        "kind: GitProvider\nmetadata: { name: p-${E2E_RUN_ID}, namespace: ${E2E_TEST_NAMESPACE} }\n",
+    )
+    .unwrap();
+    let (code, _, text) = check(&["apply", provider.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let calls = fake.journal().unwrap();
+    let apply =
+        calls.iter().find(|c| c.line().starts_with("kubectl apply --server-side")).expect("kubectl apply");
+    let stdin = apply.stdin.clone().unwrap_or_default();
+    assert!(stdin.contains("name: p-chk1,") && stdin.contains("namespace: run-e2e-"), "{stdin}");
+    assert!(!stdin.contains("${"), "{stdin}");
+    std::fs::write(&provider, "metadata: { name: ${E2E_NO_SUCH} }\n").unwrap();
+    let before = fake.journal().unwrap().len();
+    let (code, _, text) = check(&["apply", provider.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("unknown variable ${E2E_NO_SUCH}"), "{text}");
+    assert_eq!(fake.journal().unwrap().len(), before, "nothing ran");
+
     // Git checks read the run's checkout (what `gitea setup` clones), pulled until they hold.
     let (code, _, text) = check(&["git-file", "a.yaml"], &[]);
     assert_eq!(code, Some(2), "no checkout yet: {text}");

@@ -42,9 +42,12 @@ impl World {
         copy_dir(&root().join("test/e2e/quickstart"), &dir.path().join("base"));
         copy_dir(&root().join("test/e2e/charts/demo"), &dir.path().join("chart"));
         let def = dir.path().join("e2e.toml");
+        // The checks are the repository's own definition's: what proves the demo works.
+        let ours = std::fs::read_to_string(root().join("test/e2e/e2e.toml")).unwrap();
+        let checks = &ours[ours.find("[[quickstart.check]]").expect("the demo's checks")..];
         std::fs::write(
             &def,
-            format!("[cluster]\nname = \"e2e\"\n\n[quickstart]\nchart = \"chart\"\nbase = \"base\"\ndeployment = \"demo\"\ntimeout = \"{timeout}\"\n"),
+            format!("[cluster]\nname = \"e2e\"\n\n[quickstart]\nchart = \"chart\"\nbase = \"base\"\ndeployment = \"demo\"\ntimeout = \"{timeout}\"\n\n{checks}"),
         )
         .unwrap();
         let fake = crate::harness::fake();
@@ -230,6 +233,8 @@ fn without_the_workloads_writes_the_quickstart_fails_within_its_deadline_with_a_
     assert!(start.elapsed() < Duration::from_secs(30), "gave up late: {:?}", start.elapsed());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("e2e-status.txt") && err.contains("did not appear"), "{err}");
+    // The failing check is named by its place in the definition.
+    assert!(err.contains("check 2 of 4 (git-file)"), "{err}");
     let index = w.sandbox.state.path().join("runs").join(id).join("artifacts/index.json");
     let index: Value = serde_json::from_str(&std::fs::read_to_string(index).unwrap()).unwrap();
     assert!(index["reason"].as_str().unwrap().contains("did not appear"));
