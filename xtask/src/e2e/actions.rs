@@ -360,7 +360,16 @@ pub(crate) fn expand_strict(text: &str, vars: &[(&str, String)]) -> Result<Strin
     while let Some(at) = rest.find("${") {
         out.push_str(&rest[..at]);
         let after = &rest[at + 2..];
-        let end = after.find('}').ok_or_else(|| anyhow!("unclosed `${{` in {text:?}"))?;
+        // A long text (a manifest) is shown by the line that holds the variable.
+        let at_abs = text.len() - rest.len() + at;
+        let shown = if text.len() <= 120 {
+            format!("{text:?}")
+        } else {
+            let line_no = text[..at_abs].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("");
+            format!("line {line_no} {:?}", line.trim())
+        };
+        let end = after.find('}').ok_or_else(|| anyhow!("unclosed `${{` in {shown}"))?;
         let name = &after[..end];
         let value = vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v).ok_or_else(|| {
             let known: Vec<&str> = vars
@@ -369,7 +378,7 @@ pub(crate) fn expand_strict(text: &str, vars: &[(&str, String)]) -> Result<Strin
                 .filter(|k| k.starts_with("E2E_") || k.starts_with("NODE_") || vars.len() <= 12)
                 .collect();
             anyhow!(
-                "unknown variable ${{{name}}} in {text:?} (known here: {}, and the environment's)",
+                "unknown variable ${{{name}}} in {shown} (known here: {}, and the environment's)",
                 known.join(", ")
             )
         })?;

@@ -291,7 +291,7 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn expand(&self, text: &str) -> Result<String> {
+    pub(crate) fn expand(&self, text: &str) -> Result<String> {
         let vars: Vec<(&str, String)> =
             self.vars.iter().rev().map(|(k, v)| (k.as_str(), v.clone())).collect();
         // A variable the run does not have is a mistake in the check, not a failed check.

@@ -40,19 +40,24 @@ struct QuickstartDef {
     chart: Option<PathBuf>,
     /// Kustomize base a per-run overlay points at (`--mode manifest`).
     base: Option<PathBuf>,
-    /// The Deployment that must roll out (its name before the run suffix).
-    deployment: String,
     /// What proves the install works, in order (`[[quickstart.check]]`).
     #[serde(default, rename = "check")]
     checks: Vec<CheckDef>,
     #[serde(default = "d300")]
     timeout: String,
-    /// Extra `--set` values for the chart.
+    /// `--set` values for the chart (typed by helm), templated with the run context.
     #[serde(default)]
     values: BTreeMap<String, String>,
-    /// Gitea's API as the cluster reaches it (the workload writes through it).
-    #[serde(default = "cluster_gitea")]
-    gitea_api: String,
+    /// `--set-string` values for the chart (kept as strings), templated with the run context.
+    #[serde(default)]
+    set_string: BTreeMap<String, String>,
+    /// Kustomize patch files (templated with the run context) the manifest mode's overlay applies
+    /// over the base: how the run's Git settings and namespace-bound references get in.
+    #[serde(default)]
+    patches: Vec<PathBuf>,
+    /// The Service port name a per-run ServiceMonitor scrapes (Prometheus Operator); absent: none
+    /// (plain Prometheus with a static scrape).
+    service_monitor: Option<String>,
 }
 
 /// One `[[quickstart.check]]`: exactly one kind key (`rollout`, `available`, `pods-ready`, `crds`,
@@ -201,9 +206,6 @@ impl CheckDef {
         };
         Ok(StepDef { step, namespace: self.namespace.clone(), timeout })
     }
-}
-fn cluster_gitea() -> String {
-    "http://gitea-http.gitea-e2e.svc.cluster.local:3000/api/v1".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -440,11 +442,12 @@ impl Definition {
 pub(crate) struct Quickstart {
     pub(crate) chart: Option<PathBuf>,
     pub(crate) base: Option<PathBuf>,
-    pub(crate) deployment: String,
     pub(crate) checks: Vec<StepDef>,
     pub(crate) timeout: Duration,
     pub(crate) values: Vec<(String, String)>,
-    pub(crate) gitea_api: String,
+    pub(crate) set_string: Vec<(String, String)>,
+    pub(crate) patches: Vec<PathBuf>,
+    pub(crate) service_monitor: Option<String>,
 }
 
 /// A fixed local port forwarded to a service, kept alive by a supervisor.
@@ -552,7 +555,6 @@ fn load_checked(path: &Path) -> Result<Definition> {
             Some(Quickstart {
                 chart: path("chart", &q.chart)?,
                 base: path("base", &q.base)?,
-                deployment: q.deployment.clone(),
                 checks: q
                     .checks
                     .iter()
@@ -562,7 +564,16 @@ fn load_checked(path: &Path) -> Result<Definition> {
                 timeout: parse_timeout(&q.timeout)
                     .map_err(|e| anyhow::anyhow!("{shown}: quickstart.timeout: {e}"))?,
                 values: q.values.clone().into_iter().collect(),
-                gitea_api: q.gitea_api.clone(),
+                set_string: q.set_string.clone().into_iter().collect(),
+                patches: q
+                    .patches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        path(&format!("patches[{i}]"), &Some(p.clone())).map(|p| p.unwrap_or_default())
+                    })
+                    .collect::<Result<_>>()?,
+                service_monitor: q.service_monitor.clone(),
             })
         }
     };

@@ -25,13 +25,14 @@ pub enum Mode {
 
 /// Install the system under test into a run's namespace and check it end to end.
 ///
-/// helm: release qs-<run-id> of the definition's chart, with the run's labels and values.
+/// helm: release qs-<run-id> of the definition's chart, with the run label and the definition's
+/// `set-string`/`values` templated with the run context (${E2E_RUN_ID}, ${E2E_GIT_REPO}, ...).
 /// manifest: a kustomize overlay generated under the run's state dir (namespace, run label,
-/// name suffix -<run-id>, the run's Git settings) over the definition's base, applied with
-/// `kubectl apply -k`. Per-run cluster-scoped objects get the suffix and label; shared CRDs belong
-/// to shared infra. Then: CRDs present -> rollout -> the status file appears and changes in the
-/// run's repository (a new commit each time) -> the run's write metric > 0 in Prometheus -> no
-/// other run's series is visible to this run's queries. Any failure writes the diagnostics bundle.
+/// name suffix -<run-id>, the definition's `patches` templated the same way) over the
+/// definition's base, applied with `kubectl apply -k`. With `service-monitor = "<port>"`, a
+/// per-run ServiceMonitor too. Then the definition's [[quickstart.check]] entries, in order
+/// (rollout, crds, condition, git-file, git-no-secret, promql, apply: see `cargo xtask check`).
+/// Any failure names the check and writes the diagnostics bundle.
 /// Needs `cargo xtask gitea setup` for the run first (the repository and the credentials secret).
 ///
 /// Examples:
@@ -97,50 +98,58 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
         })?;
     let repo = format!("{}/{}", record.org, record.repo);
     let log = ctx.logs_dir().join("quickstart.log");
-    match mode {
-        Mode::Helm => helm_install(sh, ctx, qs, &repo, &log)?,
-        Mode::Manifest => manifest_install(sh, ctx, qs, &repo, &log)?,
-    }
-    // The run's ServiceMonitor puts the run label on the workload's series.
-    let monitor = metrics::service_monitor(ctx, "http");
-    exec::cmd(
-        cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -f -").args(ctx.kubectl_args()),
-    )
-    .stdin(monitor.to_string())
-    .log(&log)
-    .timeout(Duration::from_secs(60))
-    .run()
-    .context("applying the run's ServiceMonitor")?;
-    let mut runner = checks::Runner::new(sh, ctx, log);
+    let mut runner = checks::Runner::new(sh, ctx, log.clone());
     runner.poll = Duration::from_secs(2);
     runner.default_timeout = qs.timeout;
-    // What the definition's checks can name besides the run context.
+    // What the definition can name besides the run context.
     runner.vars.extend([
         ("E2E_GIT_REPO".to_string(), repo.clone()),
         ("E2E_GIT_SECRET".to_string(), ctx.secret_http()),
         ("E2E_GIT_SECRET_SSH".to_string(), ctx.secret_ssh()),
         ("E2E_GIT_SECRET_INVALID".to_string(), ctx.secret_invalid()),
     ]);
+    let expand = |text: &str| runner.expand(text);
+    match mode {
+        Mode::Helm => helm_install(sh, ctx, qs, &expand, &log)?,
+        Mode::Manifest => manifest_install(sh, ctx, qs, &expand, &log)?,
+    }
+    if let Some(port) = &qs.service_monitor {
+        // The run's ServiceMonitor puts the run label on the workload's series.
+        let monitor = metrics::service_monitor(ctx, port);
+        exec::cmd(
+            cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -f -").args(ctx.kubectl_args()),
+        )
+        .stdin(monitor.to_string())
+        .log(&log)
+        .timeout(Duration::from_secs(60))
+        .run()
+        .context("applying the run's ServiceMonitor")?;
+    }
     runner.run_all(&qs.checks)
 }
 
-fn helm_install(sh: &Shell, ctx: &RunContext, qs: &Quickstart, repo: &str, log: &Path) -> Result<()> {
+/// `${VAR}` expansion with the run's variables (unknown ones refused).
+type Expand<'a> = dyn Fn(&str) -> Result<String> + 'a;
+
+fn helm_install(
+    sh: &Shell,
+    ctx: &RunContext,
+    qs: &Quickstart,
+    expand: &Expand<'_>,
+    log: &Path,
+) -> Result<()> {
     let chart = qs.chart.as_ref().ok_or_else(|| anyhow!("[quickstart] has no chart for --mode helm"))?;
     let release = ctx.scoped_name("qs");
     let ns = &ctx.test_namespace;
-    // The run's identifiers are strings whatever they look like: `--set` parses values by type
-    // (helm strvals: `0123` becomes 123, `true` a bool), `--set-string` keeps them as written.
-    let strings = vec![
-        format!("runId={}", ctx.run_id),
-        format!("runLabel={}", ctx.label_key),
-        format!("git.repo={repo}"),
-        format!("git.secret={}", ctx.secret_http()),
-        format!("git.api={}", qs.gitea_api),
-    ];
-    let mut set_args: Vec<String> =
-        strings.into_iter().flat_map(|s| ["--set-string".to_string(), s]).collect();
-    // The definition's own values: typed as the user wrote them.
-    set_args.extend(qs.values.iter().flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]));
+    // `set-string` keeps identifiers strings whatever they look like (helm strvals would make
+    // `0123` a number and `true` a bool); `values` are typed as the user wrote them.
+    let mut set_args = Vec::new();
+    for (flag, pairs) in [("--set-string", &qs.set_string), ("--set", &qs.values)] {
+        for (k, v) in pairs {
+            let v = expand(v).with_context(|| format!("quickstart {flag} {k}"))?;
+            set_args.extend([flag.to_string(), format!("{k}={v}")]);
+        }
+    }
     let timeout = format!("{}s", qs.timeout.as_secs());
     let labels = format!("{}={}", ctx.label_key, ctx.run_id);
     exec::cmd(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {ns} --labels {labels} --wait --timeout {timeout} {set_args...}").args(ctx.helm_args()))
@@ -152,24 +161,9 @@ fn helm_install(sh: &Shell, ctx: &RunContext, qs: &Quickstart, repo: &str, log: 
 }
 
 /// The per-run overlay: JSON is YAML, so kustomize reads it as written; nothing rewrites YAML.
-pub(crate) fn overlay(
-    ctx: &RunContext,
-    qs: &Quickstart,
-    repo: &str,
-    base_relative: &str,
-) -> serde_json::Value {
-    let env = json!([
-        { "name": "E2E_RUN_ID", "value": ctx.run_id },
-        { "name": "DEMO_GITEA_API", "value": qs.gitea_api },
-        { "name": "DEMO_GIT_REPO", "value": repo },
-        { "name": "DEMO_GIT_TOKEN", "valueFrom": { "secretKeyRef": { "name": ctx.secret_http(), "key": "password" } } },
-    ]);
-    let patch = json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": { "name": qs.deployment },
-        "spec": { "template": { "spec": { "containers": [{ "name": qs.deployment, "env": env }] } } },
-    });
+/// `patches` are the definition's patch files, templated into the overlay's directory.
+pub(crate) fn overlay(ctx: &RunContext, base_relative: &str, patches: &[String]) -> serde_json::Value {
+    let patches: Vec<serde_json::Value> = patches.iter().map(|p| json!({ "path": p })).collect();
     json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -177,16 +171,32 @@ pub(crate) fn overlay(
         "nameSuffix": format!("-{}", ctx.run_id),
         "labels": [{ "pairs": { ctx.label_key.clone(): ctx.run_id }, "includeSelectors": true, "includeTemplates": true }],
         "resources": [base_relative],
-        "patches": [{ "target": { "kind": "Deployment", "name": qs.deployment }, "patch": patch.to_string() }],
+        "patches": patches,
     })
 }
 
-fn manifest_install(sh: &Shell, ctx: &RunContext, qs: &Quickstart, repo: &str, log: &Path) -> Result<()> {
+fn manifest_install(
+    sh: &Shell,
+    ctx: &RunContext,
+    qs: &Quickstart,
+    expand: &Expand<'_>,
+    log: &Path,
+) -> Result<()> {
     let base = qs.base.as_ref().ok_or_else(|| anyhow!("[quickstart] has no base for --mode manifest"))?;
     let dir = ctx.state_dir().join("quickstart");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let relative = relative_path(&dir, base);
-    let text = serde_json::to_string_pretty(&overlay(ctx, qs, repo, &relative))?;
+    let mut patches = Vec::new();
+    for (i, patch) in qs.patches.iter().enumerate() {
+        let text = std::fs::read_to_string(patch)
+            .with_context(|| format!("reading the patch {}", patch.display()))?;
+        let text = expand(&text).with_context(|| format!("templating the patch {}", patch.display()))?;
+        let name = format!("patch-{i}.yaml");
+        std::fs::write(dir.join(&name), text)
+            .with_context(|| format!("writing {}", dir.join(&name).display()))?;
+        patches.push(name);
+    }
+    let text = serde_json::to_string_pretty(&overlay(ctx, &relative, &patches))?;
     std::fs::write(dir.join("kustomization.yaml"), text).context("writing the run's kustomization")?;
     exec::cmd(
         cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -k {dir}").args(ctx.kubectl_args()),

@@ -42,14 +42,20 @@ impl World {
         copy_dir(&root().join("test/e2e/quickstart"), &dir.path().join("base"));
         copy_dir(&root().join("test/e2e/charts/demo"), &dir.path().join("chart"));
         let def = dir.path().join("e2e.toml");
-        // The checks are the repository's own definition's: what proves the demo works.
+        // The repository's own [quickstart], what installs the demo and proves it works, with the
+        // chart and base copied here and the deadline this test wants.
         let ours = std::fs::read_to_string(root().join("test/e2e/e2e.toml")).unwrap();
-        let checks = &ours[ours.find("[[quickstart.check]]").expect("the demo's checks")..];
-        std::fs::write(
-            &def,
-            format!("[cluster]\nname = \"e2e\"\n\n[quickstart]\nchart = \"chart\"\nbase = \"base\"\ndeployment = \"demo\"\ntimeout = \"{timeout}\"\n\n{checks}"),
-        )
-        .unwrap();
+        let section = &ours[ours.find("[quickstart]").expect("the demo's quickstart")..];
+        let patches = root().join("test/e2e/quickstart-patches/");
+        let section = section
+            .replace("chart = \"test/e2e/charts/demo\"", "chart = \"chart\"")
+            .replace("base = \"test/e2e/quickstart\"", "base = \"base\"")
+            .replace("timeout = \"5m\"", &format!("timeout = \"{timeout}\""))
+            .replace("\"test/e2e/quickstart-patches/", &format!("\"{}", patches.display()));
+        assert!(
+            section.contains(&format!("timeout = \"{timeout}\"")) && section.contains("chart = \"chart\"")
+        );
+        std::fs::write(&def, format!("[cluster]\nname = \"e2e\"\n\n{section}")).unwrap();
         let fake = crate::harness::fake();
         fake.with_cluster("e2e").unwrap();
         let sandbox = Sandbox::with_fake(&fake);
@@ -179,6 +185,15 @@ fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_o
         overlay_dir.join(overlay["resources"][0].as_str().unwrap()).join("kustomization.yaml").exists(),
         "the base resolves"
     );
+    // The definition's patch, templated with the run's repository and secret, is the overlay's.
+    assert_eq!(overlay["patches"][0]["path"], "patch-0.yaml");
+    let patch = std::fs::read_to_string(overlay_dir.join("patch-0.yaml")).unwrap();
+    assert!(
+        patch.contains(&format!("value: \"testorg/e2e-quickstart-manifest-{a}\""))
+            && patch.contains("name: \"git-creds\"")
+            && !patch.contains("${"),
+        "{patch}"
+    );
     for (id, flow) in [(a, "quickstart-manifest"), (b, "quickstart-helm")] {
         assert!(
             lines.iter().any(|l| l.starts_with(&format!(
@@ -224,6 +239,10 @@ fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_o
 #[test]
 fn without_the_workloads_writes_the_quickstart_fails_within_its_deadline_with_a_bundle() {
     let w = World::new("3s");
+    // Plain Prometheus (a static scrape): no ServiceMonitor is asked for, none is applied.
+    let def = std::fs::read_to_string(&w.def).unwrap();
+    assert!(def.contains("service-monitor = \"http\"\n"));
+    std::fs::write(&w.def, def.replace("service-monitor = \"http\"\n", "")).unwrap();
     let id = "qsf-c3";
     let _token = w.setup(id, "quickstart-manifest");
     let prom = PrometheusServer::start(&[]).unwrap();
@@ -238,6 +257,9 @@ fn without_the_workloads_writes_the_quickstart_fails_within_its_deadline_with_a_
     let index = w.sandbox.state.path().join("runs").join(id).join("artifacts/index.json");
     let index: Value = serde_json::from_str(&std::fs::read_to_string(index).unwrap()).unwrap();
     assert!(index["reason"].as_str().unwrap().contains("did not appear"));
+    let calls = w.fake.journal().unwrap();
+    assert!(calls.iter().any(|c| c.line().contains("-k ")), "the overlay was applied");
+    assert!(!calls.iter().any(|c| c.stdin.as_deref().unwrap_or("").contains("ServiceMonitor")));
     assert_eq!(index["namespace"], format!("run-e2e-quickstart-manifest-{id}"));
 }
 
