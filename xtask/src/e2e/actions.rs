@@ -353,11 +353,18 @@ fn known_vars(env: &Env, extra: &[(String, String)]) -> Vec<(String, String)> {
 }
 
 /// `${NAME}` replaced by its value from `vars`; an unknown `${NAME}` is an error, never an empty
-/// string.
+/// string. `$${` stays a literal `${`.
 pub(crate) fn expand_strict(text: &str, vars: &[(&str, String)]) -> Result<String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find("${") {
+        // `$${` is a literal `${` (a shell's own variable in a `sh -c` step).
+        if at > 0 && rest.as_bytes()[at - 1] == b'$' {
+            out.push_str(&rest[..at - 1]);
+            out.push_str("${");
+            rest = &rest[at + 2..];
+            continue;
+        }
         out.push_str(&rest[..at]);
         let after = &rest[at + 2..];
         // A long text (a manifest) is shown by the line that holds the variable.
@@ -431,6 +438,10 @@ mod tests {
             "--target=aarch64-unknown-linux-gnu"
         );
         assert_eq!(expand_strict("no vars", &vars).unwrap(), "no vars");
+        assert_eq!(
+            expand_strict("echo $${HOME} ${NODE_RUST_TARGET} $$x", &vars).unwrap(),
+            format!("echo ${{HOME}} {} $$x", vars[0].1)
+        );
         let err = expand_strict("${NODE_ARCH}", &vars).unwrap_err().to_string();
         assert!(err.contains("unknown variable ${NODE_ARCH}") && err.contains("NODE_RUST_TARGET"), "{err}");
         assert!(expand_strict("${NODE_RUST_TARGET", &vars).is_err());

@@ -232,7 +232,9 @@ struct ForwardDef {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FlowDef {
     name: String,
-    /// Commands run in order with the run's environment; `${E2E_...}` in arguments is expanded.
+    /// Commands run in order with the run's environment; `${E2E_*}`, the flow's `env`,
+    /// `${GIT_SHA}` and the environment's variables are expanded in arguments (strictly; `$${` is
+    /// a literal `${`).
     #[serde(default)]
     steps: Vec<Vec<String>>,
     #[serde(default = "d1800")]
@@ -709,10 +711,23 @@ fn template_images(file: &mut File, shown: &str, root: &Path) -> Result<()> {
             fields.extend(h.set.values_mut());
         }
     }
+    for f in &mut file.flows {
+        fields.extend(f.steps.iter_mut().flatten());
+    }
     if fields.iter().any(|f| f.contains(SHA)) {
         let sha = git_sha(root).with_context(|| format!("{shown}: ${{GIT_SHA}} is used"))?;
         for f in fields {
-            *f = f.replace(SHA, &sha);
+            // `$${GIT_SHA}` is the escape for a literal `${GIT_SHA}`: left for expand_strict.
+            let mut out = String::new();
+            let mut rest = f.as_str();
+            while let Some(at) = rest.find(SHA) {
+                let escaped = rest[..at].ends_with('$');
+                out.push_str(&rest[..at]);
+                out.push_str(if escaped { SHA } else { &sha });
+                rest = &rest[at + SHA.len()..];
+            }
+            out.push_str(rest);
+            *f = out;
         }
     }
     let env = super::actions::process_env();

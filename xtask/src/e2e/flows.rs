@@ -292,15 +292,6 @@ fn check_shared_gitea(
     Ok(())
 }
 
-/// `${E2E_RUN_ID}` and friends in a step's arguments.
-fn expand(arg: &str, vars: &[(String, String)]) -> String {
-    let mut out = arg.to_string();
-    for (k, v) in vars {
-        out = out.replace(&format!("${{{k}}}"), v);
-    }
-    out
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
@@ -444,20 +435,25 @@ fn flow_steps(
     }
     let mut vars: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     vars.push(("E2E_LOCAL_PORT".into(), local_port.into()));
-    // The flow's own env, expanded strictly with the run's variables and the environment's.
-    if !flow.env.is_empty() {
-        let mut known: Vec<(String, String)> =
-            super::actions::process_env().into_iter().filter(|(k, _)| !k.starts_with("E2E_")).collect();
-        known.extend(vars.iter().cloned());
-        let known: Vec<(&str, String)> = known.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        for (k, v) in &flow.env {
-            let value = super::actions::expand_strict(v, &known)
-                .with_context(|| format!("env {k} of flow {}", flow.name))?;
-            sh.set_var(k, &value);
-        }
+    // The flow's own env, then its steps' arguments, expanded strictly with the run's variables
+    // and the environment's (the run's win; later ones first for expand_strict).
+    let mut known: Vec<(String, String)> =
+        super::actions::process_env().into_iter().filter(|(k, _)| !k.starts_with("E2E_")).collect();
+    known.extend(vars.iter().cloned());
+    for (k, v) in &flow.env {
+        let lookup: Vec<(&str, String)> = known.iter().rev().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let value = super::actions::expand_strict(v, &lookup)
+            .with_context(|| format!("env {k} of flow {}", flow.name))?;
+        sh.set_var(k, &value);
+        known.push((k.clone(), value));
     }
+    let lookup: Vec<(&str, String)> = known.iter().rev().map(|(k, v)| (k.as_str(), v.clone())).collect();
     for (i, step) in flow.steps.iter().enumerate() {
-        let argv: Vec<String> = step.iter().map(|a| expand(a, &vars)).collect();
+        let argv = step
+            .iter()
+            .map(|a| super::actions::expand_strict(a, &lookup))
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("step {} of flow {}", i + 1, flow.name))?;
         let (program, args) = argv.split_first().context("empty step")?;
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

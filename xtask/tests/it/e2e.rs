@@ -885,22 +885,37 @@ fn flow_env_is_expanded_per_run_and_an_unknown_variable_fails_the_flow_naming_it
 name = "full"
 gitea = false
 env = { GREETING = "run ${E2E_RUN_ID} in ${E2E_TEST_NAMESPACE}" }
-steps = [["sh", "-c", "test \"$GREETING\" = \"run $E2E_RUN_ID in $E2E_TEST_NAMESPACE\""]]
+steps = [
+  ["sh", "-c", "test \"$GREETING\" = \"run $E2E_RUN_ID in $E2E_TEST_NAMESPACE\""],
+  # Step arguments: the flow's env and the run's variables expanded; $${ is the shell's own.
+  ["sh", "-c", "test \"$${GREETING}\" = \"${GREETING}\" && test \"${E2E_FLOW}\" = full"],
+]
 
 [[flow]]
 name = "quickstart-helm"
 gitea = false
 env = { BAD = "${NOT_A_VARIABLE_ANYWHERE}" }
 steps = [["true"]]
+
+[[flow]]
+name = "quickstart-manifest"
+gitea = false
+steps = [["echo", "${NOT_IN_ANY_STEP_SCOPE}"]]
 "#;
     let w = World::new(flows);
     let out = w.e2e(&["--parallel"]).output().unwrap();
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("1 of 2 flow(s) passed"), "the full flow saw its env: {said}");
+    assert!(said.contains("1 of 3 flow(s) passed"), "the full flow saw its env: {said}");
     assert!(
         said.contains("unknown variable ${NOT_A_VARIABLE_ANYWHERE}")
             && said.contains("env BAD of flow quickstart-helm"),
+        "{said}"
+    );
+    // An unknown variable in a step argument fails the flow before the step runs.
+    assert!(
+        said.contains("unknown variable ${NOT_IN_ANY_STEP_SCOPE}")
+            && said.contains("step 1 of flow quickstart-manifest"),
         "{said}"
     );
 }
