@@ -21,6 +21,7 @@ use crate::e2e::definition::parse_timeout;
 /// Examples:
 ///   cargo xtask check rollout gitops-reverser --namespace "$E2E_CONTROLLER_NAMESPACE"
 ///   cargo xtask check crds gittargets.configbutler.ai watchrules.configbutler.ai
+///   cargo xtask check exists validatingwebhookconfiguration/gitops-reverser-validating-webhook-configuration
 ///   cargo xtask check condition gitprovider/bad --type Ready --status False \
 ///       --reason ConnectionFailed --message 'authentication|credentials'
 ///   n=$(cargo xtask check git-file live/configmaps/demo.yaml --contains 'key: v1')
@@ -104,6 +105,16 @@ pub(crate) enum Check {
         #[arg(long = "secret-env", value_name = "VAR", required = true)]
         secret_env: Vec<String>,
     },
+    /// KIND/NAME exists (namespaced, or cluster-scoped such as a webhook configuration)
+    Exists {
+        /// The object, `kind/name`
+        object: String,
+    },
+    /// Delete KIND/NAME and wait until it is gone (nothing to delete is fine)
+    Delete {
+        /// The object, `kind/name`
+        object: String,
+    },
     /// Apply a manifest with `${E2E_*}` expanded from the run context (unknown variables refused)
     Apply {
         /// The manifest file
@@ -158,6 +169,8 @@ impl Args {
                 Step::GitFile { path, state, after: Some(after_commits), new_commit: false }
             }
             Check::GitNoSecret { path, secret_env } => Step::GitNoSecret { path, secret_env },
+            Check::Exists { object } => Step::Exists(object),
+            Check::Delete { object } => Step::Delete(object),
             Check::Apply { file } => {
                 if !file.is_file() {
                     return Err(usage(anyhow!("{}: no such manifest", file.display())));

@@ -112,6 +112,10 @@ pub(crate) enum Step {
     },
     /// A manifest (templated with the run context) applied into the namespace.
     Apply(std::path::PathBuf),
+    /// `kind/name` exists (namespaced in the step's namespace, or cluster-scoped).
+    Exists(String),
+    /// `kind/name` is deleted (and gone) if it exists.
+    Delete(String),
 }
 
 impl Step {
@@ -127,6 +131,8 @@ impl Step {
             Step::GitNoSecret { .. } => "git-no-secret",
             Step::Promql { .. } => "promql",
             Step::Apply(_) => "apply",
+            Step::Exists(_) => "exists",
+            Step::Delete(_) => "delete",
         }
     }
 }

@@ -115,6 +115,37 @@ impl Checks<'_> {
         Ok(())
     }
 
+    /// Polls until `KIND NAME` exists (in the namespace, or cluster-scoped).
+    pub fn exists(&self, object: &str, name: &str, deadline: Duration) -> Result<()> {
+        let (sh, ns) = (self.sh, &self.namespace);
+        let start = Instant::now();
+        loop {
+            let out = exec::cmd(
+                cmd!(sh, "kubectl get {object} {name} --namespace {ns} --output name --ignore-not-found")
+                    .args(self.kube()),
+            )
+            .log(&self.log)
+            .timeout(Duration::from_secs(60))
+            .allow_failure()
+            .run()?;
+            if out.success() && !out.stdout.trim().is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= deadline || exec::cancelled() {
+                let seen = if out.success() {
+                    "it does not exist".to_string()
+                } else {
+                    out.stderr.lines().last().unwrap_or("kubectl get failed").to_string()
+                };
+                bail!(
+                    "{object} {name} (namespace {ns} if namespaced): expected to exist within {}s; {seen}",
+                    secs(deadline)
+                );
+            }
+            std::thread::sleep(self.poll);
+        }
+    }
+
     /// Polls `KIND NAME` until its condition `kind_of` matches `expect`.
     pub fn condition(
         &self,
@@ -177,6 +208,14 @@ impl Checks<'_> {
             std::thread::sleep(self.poll);
         }
     }
+}
+
+/// `kind/name` as its two parts.
+fn split_object(object: &str) -> Result<(&str, &str)> {
+    object
+        .split_once('/')
+        .filter(|(k, n)| !k.is_empty() && !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| crate::usage::usage(format!("{object:?}: give the object as kind/name")))
 }
 
 /// Commits on the checkout's HEAD.
@@ -349,10 +388,7 @@ impl<'a> Runner<'a> {
             }
             Step::Condition { object, kind, expect } => {
                 let object = self.expand(object)?;
-                let (kind_of, name) =
-                    object.split_once('/').filter(|(k, n)| !k.is_empty() && !n.is_empty()).ok_or_else(
-                        || crate::usage::usage(format!("{object:?}: give the object as kind/name")),
-                    )?;
+                let (kind_of, name) = split_object(&object)?;
                 checks.condition(kind_of, name, kind, expect, deadline)?
             }
             Step::GitFile { path, state, after, new_commit } => {
@@ -430,6 +466,25 @@ impl<'a> Runner<'a> {
                 if !foreign.is_empty() {
                     bail!("the run's query `{scoped}` saw series of other runs: {}", foreign.join(", "));
                 }
+            }
+            Step::Exists(object) => {
+                let object = self.expand(object)?;
+                let (kind_of, name) = split_object(&object)?;
+                checks.exists(kind_of, name, deadline)?
+            }
+            Step::Delete(object) => {
+                let object = self.expand(object)?;
+                let (kind_of, name) = split_object(&object)?;
+                let (sh, ns) = (self.sh, &checks.namespace);
+                let timeout = format!("--timeout={}s", secs(deadline));
+                exec::cmd(
+                    cmd!(sh, "kubectl delete {kind_of} {name} --namespace {ns} --ignore-not-found --wait=true {timeout}")
+                        .args(self.ctx.kubectl_args()),
+                )
+                .log(&self.log)
+                .timeout(deadline + Duration::from_secs(10))
+                .run()
+                .with_context(|| format!("deleting {object} in {ns}"))?;
             }
             Step::Apply(file) => {
                 let text =

@@ -61,7 +61,8 @@ struct QuickstartDef {
 }
 
 /// One `[[quickstart.check]]`: exactly one kind key (`rollout`, `available`, `pods-ready`, `crds`,
-/// `condition`, `git-file`, `git-no-secret`, `promql`, `apply`) and the keys of that kind.
+/// `condition`, `git-file`, `git-no-secret`, `promql`, `apply`, `exists`, `delete`) and the keys of
+/// that kind.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct CheckDef {
@@ -84,6 +85,8 @@ struct CheckDef {
     promql: Option<String>,
     expect: Option<String>,
     apply: Option<PathBuf>,
+    exists: Option<String>,
+    delete: Option<String>,
     namespace: Option<String>,
     timeout: Option<String>,
 }
@@ -101,6 +104,8 @@ impl CheckDef {
             ("git-no-secret", self.git_no_secret.is_some()),
             ("promql", self.promql.is_some()),
             ("apply", self.apply.is_some()),
+            ("exists", self.exists.is_some()),
+            ("delete", self.delete.is_some()),
         ]
         .into_iter()
         .filter(|(_, set)| *set)
@@ -108,7 +113,7 @@ impl CheckDef {
         .collect();
         let kind = match kinds.as_slice() {
             [one] => *one,
-            [] => bail!("{key}: say what to check: one of rollout, available, pods-ready, crds, condition, git-file, git-no-secret, promql, apply"),
+            [] => bail!("{key}: say what to check: one of rollout, available, pods-ready, crds, condition, git-file, git-no-secret, promql, apply, exists, delete"),
             many => bail!("{key}: one check per entry, this one has {}", many.join(", ")),
         };
         // A key of another kind would be ignored: refused instead.
@@ -187,6 +192,8 @@ impl CheckDef {
                 expect: Predicate::parse(self.expect.as_deref().unwrap_or("> 0"))
                     .map_err(|e| anyhow::anyhow!("{key}.{e}"))?,
             },
+            "exists" => Step::Exists(self.exists.clone().unwrap_or_default()),
+            "delete" => Step::Delete(self.delete.clone().unwrap_or_default()),
             _ => {
                 let file = self.apply.clone().unwrap_or_default();
                 let abs = root.join(&file);
@@ -992,6 +999,12 @@ mod tests {
             matches!(&step.step, Step::GitFile { state: GitState::Contains(t), new_commit: true, after: None, .. } if t == "v1")
         );
         assert_eq!(step.timeout, Some(Duration::from_secs(30)));
+        assert!(
+            matches!(check("exists = \"validatingwebhookconfiguration/w\"").unwrap().step, Step::Exists(o) if o == "validatingwebhookconfiguration/w")
+        );
+        assert!(
+            matches!(check("delete = \"configmap/c\"").unwrap().step, Step::Delete(o) if o == "configmap/c")
+        );
         let step =
             check("condition = \"gitprovider/bad\"\nstatus = \"False\"\nmessage = \"auth.*\"").unwrap();
         assert!(

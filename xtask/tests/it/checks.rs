@@ -273,6 +273,31 @@ fn the_check_command_runs_conditions_and_git_checks_for_a_run() {
     assert!(text.contains("unknown variable ${E2E_NO_SUCH}"), "{text}");
     assert_eq!(fake.journal().unwrap().len(), before, "nothing ran");
 
+    // A cluster-scoped object exists (polled); one that never appears fails at the deadline.
+    fake.rule(
+        Rule::new("kubectl", "^get validatingwebhookconfiguration op-webhook ")
+            .stdout("validatingwebhookconfiguration.admissionregistration.k8s.io/op-webhook\n"),
+    )
+    .unwrap();
+    let (code, _, text) = check(&["exists", "validatingwebhookconfiguration/op-webhook"], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, _, text) = check(&["exists", "validatingwebhookconfiguration/gone", "--timeout", "1s"], &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("validatingwebhookconfiguration gone") && text.contains("it does not exist"),
+        "{text}"
+    );
+    // Delete waits for the object to be gone and tolerates its absence.
+    let (code, _, text) = check(&["delete", "configmap/cm-${E2E_RUN_ID}"], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let lines: Vec<String> = fake.journal().unwrap().iter().map(|c| c.line()).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("kubectl delete configmap cm-chk1 --namespace run-e2e-")
+            && l.contains("--ignore-not-found --wait=true --timeout=120s")
+            && l.ends_with("--context kind-e2e")),
+        "{lines:?}"
+    );
+
     // Git checks read the run's checkout (what `gitea setup` clones), pulled until they hold.
     let (code, _, text) = check(&["git-file", "a.yaml"], &[]);
     assert_eq!(code, Some(2), "no checkout yet: {text}");
