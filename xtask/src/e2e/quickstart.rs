@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
@@ -29,7 +29,8 @@ pub enum Mode {
 /// `set-string`/`values` templated with the run context (${E2E_RUN_ID}, ${E2E_GIT_REPO}, ...).
 /// manifest: a kustomize overlay generated under the run's state dir (namespace, run label,
 /// name suffix -<run-id>, the definition's `patches` templated the same way) over the
-/// definition's base, applied with `kubectl apply -k`. With `service-monitor = "<port>"`, a
+/// definition's base (without a base: the chart rendered by `helm template` with the same values,
+/// as an operator's install.yaml is made), applied with `kubectl apply -k`. With `service-monitor = "<port>"`, a
 /// per-run ServiceMonitor too. Then the definition's [[quickstart.check]] entries, in order
 /// (rollout, crds, condition, git-file, git-no-secret, promql, apply: see `cargo xtask check`).
 /// Any failure names the check and writes the diagnostics bundle.
@@ -141,15 +142,7 @@ fn helm_install(
     let chart = qs.chart.as_ref().ok_or_else(|| anyhow!("[quickstart] has no chart for --mode helm"))?;
     let release = ctx.scoped_name("qs");
     let ns = &ctx.test_namespace;
-    // `set-string` keeps identifiers strings whatever they look like (helm strvals would make
-    // `0123` a number and `true` a bool); `values` are typed as the user wrote them.
-    let mut set_args = Vec::new();
-    for (flag, pairs) in [("--set-string", &qs.set_string), ("--set", &qs.values)] {
-        for (k, v) in pairs {
-            let v = expand(v).with_context(|| format!("quickstart {flag} {k}"))?;
-            set_args.extend([flag.to_string(), format!("{k}={v}")]);
-        }
-    }
+    let set_args = chart_values(qs, expand)?;
     let timeout = format!("{}s", qs.timeout.as_secs());
     let labels = format!("{}={}", ctx.label_key, ctx.run_id);
     exec::cmd(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {ns} --labels {labels} --wait --timeout {timeout} {set_args...}").args(ctx.helm_args()))
@@ -158,6 +151,19 @@ fn helm_install(
         .run()
         .with_context(|| format!("installing helm release {release} in {ns}"))?;
     Ok(())
+}
+
+/// The chart's values for one run: `set-string` keeps identifiers strings whatever they look like
+/// (helm strvals would make `0123` a number and `true` a bool); `values` are typed as written.
+fn chart_values(qs: &Quickstart, expand: &Expand<'_>) -> Result<Vec<String>> {
+    let mut set_args = Vec::new();
+    for (flag, pairs) in [("--set-string", &qs.set_string), ("--set", &qs.values)] {
+        for (k, v) in pairs {
+            let v = expand(v).with_context(|| format!("quickstart {flag} {k}"))?;
+            set_args.extend([flag.to_string(), format!("{k}={v}")]);
+        }
+    }
+    Ok(set_args)
 }
 
 /// The per-run overlay: JSON is YAML, so kustomize reads it as written; nothing rewrites YAML.
@@ -182,10 +188,31 @@ fn manifest_install(
     expand: &Expand<'_>,
     log: &Path,
 ) -> Result<()> {
-    let base = qs.base.as_ref().ok_or_else(|| anyhow!("[quickstart] has no base for --mode manifest"))?;
     let dir = ctx.state_dir().join("quickstart");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let relative = relative_path(&dir, base);
+    // The overlay's resource: the kustomize base, or else the chart rendered (`helm template`, as
+    // an operator's "install.yaml" is made) with the run's values.
+    let relative = match (&qs.base, &qs.chart) {
+        (Some(base), _) => relative_path(&dir, base),
+        (None, Some(chart)) => {
+            let release = ctx.scoped_name("qs");
+            let ns = &ctx.test_namespace;
+            let set_args = chart_values(qs, expand)?;
+            let rendered =
+                exec::cmd(cmd!(sh, "helm template {release} {chart} --namespace {ns} {set_args...}"))
+                    .log(log)
+                    .timeout(Duration::from_secs(120))
+                    .withhold_stdout()
+                    .run()
+                    .with_context(|| {
+                        format!("rendering the chart {} for the manifest mode", chart.display())
+                    })?;
+            std::fs::write(dir.join("rendered.yaml"), &rendered.stdout)
+                .with_context(|| format!("writing {}", dir.join("rendered.yaml").display()))?;
+            "rendered.yaml".to_string()
+        }
+        (None, None) => bail!("[quickstart] has neither a base nor a chart for --mode manifest"),
+    };
     let mut patches = Vec::new();
     for (i, patch) in qs.patches.iter().enumerate() {
         let text = std::fs::read_to_string(patch)

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use testkit::gitea::GiteaServer;
 use testkit::prometheus::{demo_binary, Demo, PrometheusServer};
-use testkit::FakeToolchain;
+use testkit::{FakeToolchain, Rule};
 
 const LABEL: &str = "configbutler.ai/e2e-run-id";
 
@@ -299,4 +299,49 @@ fn the_charts_cluster_scoped_objects_are_named_per_run() {
         }
     }
     assert!(seen >= 1, "the chart has a cluster-scoped object to check");
+}
+
+/// Without a kustomize base, the manifest mode renders the chart (`helm template`, the way an
+/// operator's install.yaml is made) with the run's values and puts its overlay over that.
+#[test]
+fn without_a_base_the_manifest_mode_renders_the_chart_with_the_runs_values() {
+    let w = World::new("1s");
+    let def = std::fs::read_to_string(&w.def).unwrap();
+    assert!(def.contains("base = \"base\"\n"));
+    std::fs::write(&w.def, def.replace("base = \"base\"\n", "")).unwrap();
+    // helm renders; the fake answers with what a render of the chart looks like.
+    w.fake
+        .rule(Rule::new("helm", "^template ").stdout(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: demo\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: demo\n",
+        ))
+        .unwrap();
+    let id = "qsr-d4";
+    let _token = w.setup(id, "quickstart-manifest");
+    let prom = PrometheusServer::start(&[]).unwrap();
+    // No workload runs here: the checks fail; the install before them is what this test reads.
+    let out = w.quickstart("manifest", id, &prom.url()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let calls = w.fake.journal().unwrap();
+    let render = calls.iter().find(|c| c.tool == "helm").expect("helm template ran");
+    let line = render.line();
+    assert!(
+        line.starts_with(&format!("helm template qs-{id} "))
+            && line.contains(&format!("--namespace run-e2e-quickstart-manifest-{id}")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("--set-string runId={id}")) && line.contains("--set-string git.repo=testorg/"),
+        "{line}"
+    );
+    assert!(!calls.iter().any(|c| c.line().starts_with("helm upgrade")), "rendered, not installed by helm");
+    let dir = w.sandbox.state.path().join("runs").join(id).join("quickstart");
+    assert!(std::fs::read_to_string(dir.join("rendered.yaml")).unwrap().contains("kind: Service"));
+    let overlay: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).unwrap();
+    assert_eq!(overlay["resources"][0], "rendered.yaml");
+    assert_eq!(overlay["nameSuffix"], format!("-{id}"));
+    assert!(calls.iter().any(|c| c.line().starts_with(&format!(
+        "kubectl apply --server-side --field-manager=xtask-e2e -k {}",
+        dir.display()
+    ))));
 }
