@@ -92,7 +92,7 @@ struct CheckDef {
 }
 
 impl CheckDef {
-    fn step(&self, key: &str, root: &Path) -> Result<StepDef> {
+    fn step(&self, key: &str, paths: &Paths) -> Result<StepDef> {
         use super::check_steps::{Expect, GitState, Predicate, Step};
         let kinds: Vec<&str> = [
             ("rollout", self.rollout.is_some()),
@@ -196,15 +196,7 @@ impl CheckDef {
             "delete" => Step::Delete(self.delete.clone().unwrap_or_default()),
             _ => {
                 let file = self.apply.clone().unwrap_or_default();
-                let abs = root.join(&file);
-                if !abs.is_file() {
-                    bail!(
-                        "{key}.apply: {} does not exist (paths are relative to {})",
-                        file.display(),
-                        root.display()
-                    );
-                }
-                Step::Apply(abs)
+                Step::Apply(paths.locate(&file).map_err(|e| anyhow::anyhow!("{key}.apply: {e}"))?)
             }
         };
         let timeout = match &self.timeout {
@@ -540,6 +532,11 @@ fn load_checked(path: &Path) -> Result<Definition> {
     let mut file: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let root = crate::paths::repository_of(path);
     template_images(&mut file, &shown, &root)?;
+    let absolute = crate::paths::normalize(&std::env::current_dir().unwrap_or_default().join(path));
+    let paths = Paths {
+        root: root.clone(),
+        dir: absolute.parent().map(Path::to_path_buf).unwrap_or_else(|| root.clone()),
+    };
     let forwards = forwards(&file, &shown)?;
     let flows = flows(&file, &shown)?;
     let cluster = file.cluster.name.clone();
@@ -548,10 +545,9 @@ fn load_checked(path: &Path) -> Result<Definition> {
         Some(q) => {
             let path = |key: &str, p: &Option<PathBuf>| -> Result<Option<PathBuf>> {
                 match p {
-                    Some(p) if !root.join(p).exists() => {
-                        bail!("{shown}: quickstart.{key}: {} does not exist", p.display())
-                    }
-                    Some(p) => Ok(Some(root.join(p))),
+                    Some(p) => Ok(Some(
+                        paths.locate(p).map_err(|e| anyhow::anyhow!("{shown}: quickstart.{key}: {e}"))?,
+                    )),
                     None => Ok(None),
                 }
             };
@@ -568,7 +564,7 @@ fn load_checked(path: &Path) -> Result<Definition> {
                     .checks
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| c.step(&format!("{shown}: quickstart.check[{i}]"), &root))
+                    .map(|(i, c)| c.step(&format!("{shown}: quickstart.check[{i}]"), &paths))
                     .collect::<Result<_>>()?,
                 timeout: parse_timeout(&q.timeout)
                     .map_err(|e| anyhow::anyhow!("{shown}: quickstart.timeout: {e}"))?,
@@ -586,7 +582,7 @@ fn load_checked(path: &Path) -> Result<Definition> {
             })
         }
     };
-    let tasks = build(file, &shown, &root)?;
+    let tasks = build(file, &shown, &paths)?;
     Ok(Definition {
         path: path.to_path_buf(),
         root,
@@ -772,8 +768,8 @@ fn dns_label(s: &str) -> bool {
 }
 
 /// The definition's sections as one graph: builds → cluster → loads → deploys.
-fn build(file: File, shown: &str, root: &Path) -> Result<Vec<Task>> {
-    let at = Section { shown, root };
+fn build(file: File, shown: &str, paths: &Paths) -> Result<Vec<Task>> {
+    let at = Section { shown, paths };
     let mut tasks = at.image_builds(&file.images)?;
     let builds: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
     tasks.push(at.cluster(&file.cluster, builds)?);
@@ -795,11 +791,40 @@ fn build(file: File, shown: &str, root: &Path) -> Result<Vec<Task>> {
     Ok(tasks)
 }
 
+/// Where a definition's relative paths are looked up: the repository root first, then the
+/// definition's own directory.
+struct Paths {
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl Paths {
+    /// The first of root/p, dir/p that exists; the error says where it looked.
+    fn locate(&self, p: &Path) -> Result<PathBuf, String> {
+        for base in [&self.root, &self.dir] {
+            let abs = base.join(p);
+            if abs.exists() {
+                return Ok(abs);
+            }
+        }
+        let looked = if self.root == self.dir || p.is_absolute() {
+            format!("paths are relative to the repository root {}", self.root.display())
+        } else {
+            format!(
+                "looked in the repository root {} and the definition's directory {}",
+                self.root.display(),
+                self.dir.display()
+            )
+        };
+        Err(format!("{} does not exist ({looked})", p.display()))
+    }
+}
+
 /// Reading one section of a definition file: errors name the file (`shown`) and the key; paths
-/// are relative to `root`.
+/// are found by [`Paths::locate`].
 struct Section<'a> {
     shown: &'a str,
-    root: &'a Path,
+    paths: &'a Paths,
 }
 
 impl Section<'_> {
@@ -808,16 +833,7 @@ impl Section<'_> {
     }
 
     fn existing(&self, key: &str, p: &Path) -> Result<PathBuf> {
-        let abs = self.root.join(p);
-        if !abs.exists() {
-            bail!(
-                "{}: {key}: {} does not exist (paths are relative to {})",
-                self.shown,
-                p.display(),
-                self.root.display()
-            );
-        }
-        Ok(abs)
+        self.paths.locate(p).map_err(|e| anyhow::anyhow!("{}: {key}: {e}", self.shown))
     }
 
     /// `[[image]]`: one build task each, names unique DNS labels.
@@ -987,7 +1003,8 @@ mod tests {
 
     fn check(text: &str) -> Result<StepDef> {
         let def: CheckDef = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        def.step("quickstart.check[0]", Path::new("/nonexistent-root"))
+        let paths = Paths { root: "/nonexistent-root".into(), dir: "/nonexistent-root/test".into() };
+        def.step("quickstart.check[0]", &paths)
     }
 
     #[test]

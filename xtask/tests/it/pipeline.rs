@@ -531,3 +531,41 @@ fn tags_build_args_and_set_values_take_the_git_sha_and_the_environment() {
     assert!(!out.status.success());
     assert!(text(&out).contains("${GIT_SHA} is used"), "{}", text(&out));
 }
+
+#[test]
+fn paths_resolve_from_the_repository_root_or_the_definitions_directory_and_errors_say_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    std::fs::create_dir_all(repo.join(".git")).unwrap(); // what marks the repository root
+    std::fs::create_dir_all(repo.join("docker")).unwrap();
+    std::fs::create_dir_all(repo.join("test/e2e/docker")).unwrap();
+    std::fs::write(repo.join("docker/root.Dockerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(repo.join("test/e2e/docker/local.Dockerfile"), "FROM scratch\n").unwrap();
+    let def = repo.join("test/e2e/e2e.toml");
+    let write = |local: &str| {
+        std::fs::write(
+            &def,
+            format!(
+                "[cluster]\nname = \"e2e\"\n\n[[image]]\nname = \"r\"\ntag = \"r:t\"\ndockerfile = \"docker/root.Dockerfile\"\n\
+                 \n[[image]]\nname = \"l\"\ntag = \"l:t\"\ndockerfile = \"{local}\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("docker/local.Dockerfile");
+    let fake = crate::harness::fake();
+    let out = setup(&fake, &def, &["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains(&format!("{}", repo.join("docker/root.Dockerfile").display())), "{said}");
+    assert!(said.contains(&format!("{}", repo.join("test/e2e/docker/local.Dockerfile").display())), "{said}");
+    write("docker/missing.Dockerfile");
+    let out = setup(&fake, &def, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("image[1] (l).dockerfile: docker/missing.Dockerfile does not exist (looked in the repository root")
+            && said.contains(&format!("and the definition's directory {}", repo.join("test/e2e").display())),
+        "{said}"
+    );
+}
