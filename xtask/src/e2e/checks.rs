@@ -210,6 +210,23 @@ impl Checks<'_> {
     }
 }
 
+/// What checks and templates can name besides the run context: the run's Git repository
+/// (`org/repo`, once `gitea setup` made it) and its secrets' names.
+pub(crate) fn git_vars(ctx: &super::run_context::RunContext) -> Vec<(String, String)> {
+    let mut vars = vec![
+        ("E2E_GIT_SECRET".to_string(), ctx.secret_http()),
+        ("E2E_GIT_SECRET_SSH".to_string(), ctx.secret_ssh()),
+        ("E2E_GIT_SECRET_INVALID".to_string(), ctx.secret_invalid()),
+    ];
+    let record: Option<super::gitea::Record> = std::fs::read_to_string(ctx.state_dir().join("gitea.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    if let Some(r) = record {
+        vars.push(("E2E_GIT_REPO".to_string(), format!("{}/{}", r.org, r.repo)));
+    }
+    vars
+}
+
 /// `kind/name` as its two parts.
 fn split_object(object: &str) -> Result<(&str, &str)> {
     object

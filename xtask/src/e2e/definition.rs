@@ -252,6 +252,9 @@ struct FlowDef {
     /// Flows that must have finished before this one starts.
     #[serde(default)]
     needs: Vec<String>,
+    /// Checks run after the steps, in order (`[[flow.check]]`, the kinds of `[[quickstart.check]]`).
+    #[serde(default, rename = "check")]
+    checks: Vec<CheckDef>,
 }
 
 fn d1800() -> String {
@@ -506,6 +509,7 @@ pub(crate) struct Flow {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) exclusive: bool,
     pub(crate) needs: Vec<String>,
+    pub(crate) checks: Vec<StepDef>,
 }
 
 /// The kube context of the default definition's cluster, for commands that take no definition
@@ -537,8 +541,8 @@ fn load_checked(path: &Path) -> Result<Definition> {
         root: root.clone(),
         dir: absolute.parent().map(Path::to_path_buf).unwrap_or_else(|| root.clone()),
     };
+    let flows = flows(&file, &shown, &paths)?;
     let forwards = forwards(&file, &shown)?;
-    let flows = flows(&file, &shown)?;
     let cluster = file.cluster.name.clone();
     let quickstart = match &file.quickstart {
         None => None,
@@ -647,7 +651,7 @@ fn forwards(file: &File, shown: &str) -> Result<Vec<Forward>> {
     Ok(out)
 }
 
-fn flows(file: &File, shown: &str) -> Result<Vec<Flow>> {
+fn flows(file: &File, shown: &str, paths: &Paths) -> Result<Vec<Flow>> {
     let mut out: Vec<Flow> = Vec::new();
     for (i, f) in file.flows.iter().enumerate() {
         let key = format!("flow[{i}] ({})", f.name);
@@ -678,6 +682,12 @@ fn flows(file: &File, shown: &str) -> Result<Vec<Flow>> {
             env: f.env.clone().into_iter().collect(),
             exclusive: f.exclusive,
             needs: f.needs.clone(),
+            checks: f
+                .checks
+                .iter()
+                .enumerate()
+                .map(|(c, check)| check.step(&format!("{shown}: flow[{i}] ({}).check[{c}]", f.name), paths))
+                .collect::<Result<_>>()?,
         });
     }
     let names: Vec<&str> = out.iter().map(|f| f.name.as_str()).collect();

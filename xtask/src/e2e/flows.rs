@@ -465,6 +465,16 @@ fn flow_steps(
             .run()
             .with_context(|| format!("step {} of flow {}", i + 1, flow.name))?;
     }
+    if !flow.checks.is_empty() {
+        // The flow's checks, after its steps, with what the steps had (the run, the flow's env,
+        // E2E_LOCAL_PORT) and the run's Git names; by default each may take what the flow has left.
+        let mut runner = super::checks::Runner::new(sh, ctx, logs.join("checks.log"));
+        runner.vars = known.clone();
+        runner.vars.extend(super::checks::git_vars(ctx));
+        runner.default_timeout =
+            deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        runner.run_all(&flow.checks).with_context(|| format!("flow {}", flow.name))?;
+    }
     Ok(())
 }
 

@@ -103,12 +103,8 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
     runner.poll = Duration::from_secs(2);
     runner.default_timeout = qs.timeout;
     // What the definition can name besides the run context.
-    runner.vars.extend([
-        ("E2E_GIT_REPO".to_string(), repo.clone()),
-        ("E2E_GIT_SECRET".to_string(), ctx.secret_http()),
-        ("E2E_GIT_SECRET_SSH".to_string(), ctx.secret_ssh()),
-        ("E2E_GIT_SECRET_INVALID".to_string(), ctx.secret_invalid()),
-    ]);
+    runner.vars.extend(checks::git_vars(ctx));
+    runner.vars.push(("E2E_GIT_REPO".to_string(), repo.clone()));
     let expand = |text: &str| runner.expand(text);
     match mode {
         Mode::Helm => helm_install(sh, ctx, qs, &expand, &log)?,

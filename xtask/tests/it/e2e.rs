@@ -992,3 +992,54 @@ steps = [["kubectl", "wait", "--for=condition=ready", "pod", "--all", "--namespa
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("needs: \"nope\" is not another flow"), "{}", text(&out));
 }
+
+#[test]
+fn flow_checks_run_after_the_steps_and_a_failing_one_fails_its_flow_saying_what_it_saw() {
+    let flows = r#"
+[[flow]]
+name = "full"
+gitea = false
+env = { PROVIDER = "p-${E2E_RUN_ID}" }
+steps = [["kubectl", "get", "namespaces"]]
+[[flow.check]]
+condition = "gitprovider/${PROVIDER}"
+status = "False"
+reason = "ConnectionFailed"
+message = "auth\\w* failed"
+
+[[flow]]
+name = "quickstart-helm"
+gitea = false
+steps = [["true"]]
+[[flow.check]]
+exists = "validatingwebhookconfiguration/never-there"
+timeout = "1s"
+"#;
+    let w = World::new(flows);
+    w.fake
+        .rule(Rule::new("kubectl", "^get gitprovider p-").stdout(
+            &serde_json::json!({ "status": { "conditions": [
+                { "type": "Ready", "status": "False", "reason": "ConnectionFailed", "message": "authentication failed" }
+            ]}})
+            .to_string(),
+        ))
+        .unwrap();
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("1 of 2 flow(s) passed"), "{said}");
+    assert!(
+        said.contains("check 1 of 1 (exists)")
+            && said.contains("validatingwebhookconfiguration never-there")
+            && said.contains("it does not exist"),
+        "{said}"
+    );
+    // The full flow's check ran after its step, on the run's object name, in the run's namespace.
+    let lines: Vec<String> = w.fake.journal().unwrap().iter().map(|c| c.line()).collect();
+    let step = lines.iter().position(|l| l.starts_with("kubectl get namespaces")).expect("the step ran");
+    let check = lines
+        .iter()
+        .position(|l| l.starts_with("kubectl get gitprovider p-") && l.contains("--namespace run-e2e-full-"))
+        .unwrap_or_else(|| panic!("the check ran: {lines:#?}"));
+    assert!(step < check);
+}
