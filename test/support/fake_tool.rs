@@ -249,8 +249,9 @@ fn finish(
     print!("{}", reply.stdout);
     eprint!("{}", reply.stderr);
     let _ = std::io::stdout().flush();
-    let env: BTreeMap<String, String> =
-        std::env::vars().filter(|(k, _)| k.starts_with("E2E_") || k == "KUBECONFIG").collect();
+    let env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("E2E_") || k.starts_with("DOCKER_") || k == "KUBECONFIG")
+        .collect();
     let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
     append_line(
         &dir.join("journal.jsonl"),

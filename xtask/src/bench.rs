@@ -566,6 +566,7 @@ fn profile_tasks(profile: &Profile, fake: &mut FakeWorld, scale: f64) -> Result<
                     build_args: Vec::new(),
                     prebuild: Vec::new(),
                     prebuild_env: Vec::new(),
+                    env: Vec::new(),
                 }
             }
             "cluster" => {

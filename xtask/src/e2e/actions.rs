@@ -30,6 +30,8 @@ pub(crate) enum Action {
         build_args: Vec<(String, String)>,
         prebuild: Vec<Vec<String>>,
         prebuild_env: Vec<(String, String)>,
+        /// Environment of the prebuild commands and `docker build` (`DOCKER_BUILDKIT`, ...).
+        env: Vec<(String, String)>,
     },
     /// Reuse the kind cluster if it exists, else create it.
     Cluster { name: String, config: Option<PathBuf>, wait: Duration },
@@ -112,7 +114,16 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
         Ok(exec::cmd(c).log(log).timeout(left).cancel_token(job.cancel).dry_run(job.dry_run).run()?)
     };
     match &task.action {
-        Action::Build { name, tag, dockerfile, context, build_args, prebuild, prebuild_env } => {
+        Action::Build {
+            name,
+            tag,
+            dockerfile,
+            context,
+            build_args,
+            prebuild,
+            prebuild_env,
+            env: image_env,
+        } => {
             if let Some(prebuilt) = prebuilt_image(env, name) {
                 // Handed in: it must be in the local engine; the definition's tag then names it,
                 // so loads and manifests need no change.
@@ -133,6 +144,10 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
             ];
             let vars = known_vars(env, &node);
             let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            // This task's own Shell: the image's env reaches only its commands.
+            for (k, v) in image_env {
+                sh.set_var(k, expand_strict(v, &vars).with_context(|| format!("image {name}: env {k}"))?);
+            }
             for argv in prebuild {
                 let argv = argv.iter().map(|a| expand_strict(a, &vars)).collect::<Result<Vec<_>>>()?;
                 let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty prebuild command"))?;

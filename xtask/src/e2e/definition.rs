@@ -286,6 +286,9 @@ struct ImageDef {
     prebuild: Vec<Vec<String>>,
     #[serde(default)]
     prebuild_env: BTreeMap<String, String>,
+    /// Environment of the prebuild commands and `docker build`; values expanded like build args.
+    #[serde(default)]
+    env: BTreeMap<String, String>,
     #[serde(default = "yes")]
     load: bool,
     #[serde(default = "d900")]
@@ -718,6 +721,7 @@ fn template_images(file: &mut File, shown: &str, root: &Path) -> Result<()> {
         fields.extend(img.build_args.values_mut());
         fields.extend(img.prebuild.iter_mut().flatten());
         fields.extend(img.prebuild_env.values_mut());
+        fields.extend(img.env.values_mut());
     }
     for d in &mut file.deploys {
         if let Some(h) = &mut d.helm {
@@ -873,6 +877,7 @@ impl Section<'_> {
                 build_args: img.build_args.clone().into_iter().collect(),
                 prebuild: img.prebuild.clone(),
                 prebuild_env: img.prebuild_env.clone().into_iter().collect(),
+                env: img.env.clone().into_iter().collect(),
             };
             let timeout = self.duration(&format!("{key}.timeout"), &img.timeout)?;
             tasks.push(Task::new(&format!("build:{}", img.name), Vec::new(), action, timeout));

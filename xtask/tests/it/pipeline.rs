@@ -498,6 +498,7 @@ fn tags_build_args_and_set_values_take_the_git_sha_and_the_environment() {
         let text = format!(
             "[cluster]\nname = \"e2e\"\n\n[[image]]\nname = \"a\"\ntag = \"{tag}\"\ndockerfile = \"docker/a.Dockerfile\"\n\
              build-args = {{ VERSION = \"${{GIT_SHA}}\", CHANNEL = \"${{RELEASE_CHANNEL}}\" }}\n\
+             env = {{ DOCKER_BUILDKIT = \"1\", DOCKER_E2E_NOTE = \"${{RELEASE_CHANNEL}}-${{GIT_SHA}}\" }}\n\
              \n[[deploy]]\nname = \"app\"\nnamespace = \"app\"\nimages = [\"a\"]\n\
              helm = {{ chart = \"app\", set = {{ \"image.tag\" = \"${{GIT_SHA}}\", owner = \"${{RELEASE_CHANNEL}}\" }} }}\n"
         );
@@ -516,6 +517,9 @@ fn tags_build_args_and_set_values_take_the_git_sha_and_the_environment() {
     let build = find(&calls, &format!("docker build -t {tag} "));
     assert!(build.line().contains(&format!("--build-arg VERSION={sha}")), "{}", build.line());
     assert!(build.line().contains("--build-arg CHANNEL=beta"), "{}", build.line());
+    // The image's env reaches its build, expanded.
+    assert_eq!(build.env.get("DOCKER_BUILDKIT").map(String::as_str), Some("1"));
+    assert_eq!(build.env.get("DOCKER_E2E_NOTE"), Some(&format!("beta-{sha}")));
     find(&calls, &format!("kind load docker-image {tag}"));
     let helm = find(&calls, "helm upgrade --install app app");
     assert!(helm.line().contains(&format!("--set image.tag={sha}")), "{}", helm.line());
