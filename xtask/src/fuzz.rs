@@ -210,7 +210,7 @@ mod tests {
             let _ = crate::e2e::definition::parse_duration(text);
             let _ = crate::tools::parse_version(text);
             let _ = crate::e2e::run_context::split_endpoint(text);
-            let _ = crate::e2e::actions::expand_strict(text, &[("A", "b".into())]);
+            let _ = crate::e2e::actions::expand_strict(text, &[("A".into(), "b".into())]);
             let _ = crate::e2e::actions::top_level_keys(text);
         });
         assert!(n > 100);

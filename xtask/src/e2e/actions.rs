@@ -143,7 +143,6 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 ("NODE_RUST_TARGET".into(), rust_target(&platform)?),
             ];
             let vars = known_vars(env, &node);
-            let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             // This task's own Shell: the image's env reaches only its commands.
             for (k, v) in image_env {
                 sh.set_var(k, expand_strict(v, &vars).with_context(|| format!("image {name}: env {k}"))?);
@@ -228,7 +227,6 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 args.extend(["--values".to_string(), v.display().to_string()]);
             }
             let vars = known_vars(env, &[]);
-            let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             for (k, v) in set {
                 let v = expand_strict(v, &vars).with_context(|| format!("helm set {k}"))?;
                 args.extend(["--set".to_string(), format!("{k}={v}")]);
@@ -268,7 +266,6 @@ fn render_kind_config(config: &Path, env: &Env, dry_run: bool) -> Result<PathBuf
         return Ok(config.to_path_buf());
     }
     let vars = known_vars(env, &[("REPO_ROOT".into(), env.cwd.display().to_string())]);
-    let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let rendered =
         expand_strict(&text, &vars).with_context(|| format!("the kind config {}", config.display()))?;
     let dir = crate::paths::state_root().join("kind");
@@ -363,13 +360,12 @@ fn known_vars(env: &Env, extra: &[(String, String)]) -> Vec<(String, String)> {
     let mut vars = process_env();
     vars.extend(env.vars.iter().cloned());
     vars.extend(extra.iter().cloned());
-    vars.reverse(); // expand_strict takes the first match
     vars
 }
 
-/// `${NAME}` replaced by its value from `vars`; an unknown `${NAME}` is an error, never an empty
-/// string. `$${` stays a literal `${`.
-pub(crate) fn expand_strict(text: &str, vars: &[(&str, String)]) -> Result<String> {
+/// `${NAME}` replaced by its value from `vars` (the last entry of a name wins, so callers append
+/// overrides); an unknown `${NAME}` is an error, never an empty string. `$${` stays a literal `${`.
+pub(crate) fn expand_strict(text: &str, vars: &[(String, String)]) -> Result<String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find("${") {
@@ -382,25 +378,28 @@ pub(crate) fn expand_strict(text: &str, vars: &[(&str, String)]) -> Result<Strin
         }
         out.push_str(&rest[..at]);
         let after = &rest[at + 2..];
-        // A long text (a manifest) is shown by the line that holds the variable.
+        // Only for an error: a long text (a manifest) is shown by the line that holds the variable.
         let at_abs = text.len() - rest.len() + at;
-        let shown = if text.len() <= 120 {
-            format!("{text:?}")
-        } else {
-            let line_no = text[..at_abs].matches('\n').count() + 1;
-            let line = text.lines().nth(line_no - 1).unwrap_or("");
-            format!("line {line_no} {:?}", line.trim())
+        let shown = || {
+            if text.len() <= 120 {
+                format!("{text:?}")
+            } else {
+                let line_no = text[..at_abs].matches('\n').count() + 1;
+                let line = text.lines().nth(line_no - 1).unwrap_or("");
+                format!("line {line_no} {:?}", line.trim())
+            }
         };
-        let end = after.find('}').ok_or_else(|| anyhow!("unclosed `${{` in {shown}"))?;
+        let end = after.find('}').ok_or_else(|| anyhow!("unclosed `${{` in {}", shown()))?;
         let name = &after[..end];
-        let value = vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v).ok_or_else(|| {
+        let value = vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v).ok_or_else(|| {
             let known: Vec<&str> = vars
                 .iter()
-                .map(|(k, _)| *k)
+                .map(|(k, _)| k.as_str())
                 .filter(|k| k.starts_with("E2E_") || k.starts_with("NODE_") || vars.len() <= 12)
                 .collect();
             anyhow!(
-                "unknown variable ${{{name}}} in {shown} (known here: {}, and the environment's)",
+                "unknown variable ${{{name}}} in {} (known here: {}, and the environment's)",
+                shown(),
                 known.join(", ")
             )
         })?;
@@ -447,7 +446,7 @@ mod tests {
 
     #[test]
     fn variables_expand_strictly_and_platforms_map_to_rust_targets() {
-        let vars = [("NODE_RUST_TARGET", "aarch64-unknown-linux-gnu".to_string())];
+        let vars = [("NODE_RUST_TARGET".to_string(), "aarch64-unknown-linux-gnu".to_string())];
         assert_eq!(
             expand_strict("--target=${NODE_RUST_TARGET}", &vars).unwrap(),
             "--target=aarch64-unknown-linux-gnu"
@@ -460,6 +459,9 @@ mod tests {
         let err = expand_strict("${NODE_ARCH}", &vars).unwrap_err().to_string();
         assert!(err.contains("unknown variable ${NODE_ARCH}") && err.contains("NODE_RUST_TARGET"), "{err}");
         assert!(expand_strict("${NODE_RUST_TARGET", &vars).is_err());
+        // The last entry of a name wins: callers append their overrides.
+        let layered = [("A".to_string(), "env".to_string()), ("A".to_string(), "run".to_string())];
+        assert_eq!(expand_strict("${A}", &layered).unwrap(), "run");
         assert_eq!(rust_target("linux/arm64").unwrap(), "aarch64-unknown-linux-gnu");
         assert_eq!(rust_target("linux/amd64").unwrap(), "x86_64-unknown-linux-gnu");
         assert!(rust_target("windows").is_err());

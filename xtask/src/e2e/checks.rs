@@ -218,11 +218,8 @@ pub(crate) fn git_vars(ctx: &super::run_context::RunContext) -> Vec<(String, Str
         ("E2E_GIT_SECRET_SSH".to_string(), ctx.secret_ssh()),
         ("E2E_GIT_SECRET_INVALID".to_string(), ctx.secret_invalid()),
     ];
-    let record: Option<super::gitea::Record> = std::fs::read_to_string(ctx.state_dir().join("gitea.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    if let Some(r) = record {
-        vars.push(("E2E_GIT_REPO".to_string(), format!("{}/{}", r.org, r.repo)));
+    if let Some(r) = super::gitea::Record::read(&ctx.state_dir()) {
+        vars.push(("E2E_GIT_REPO".to_string(), r.full_name()));
     }
     vars
 }
@@ -348,10 +345,8 @@ impl<'a> Runner<'a> {
     }
 
     pub(crate) fn expand(&self, text: &str) -> Result<String> {
-        let vars: Vec<(&str, String)> =
-            self.vars.iter().rev().map(|(k, v)| (k.as_str(), v.clone())).collect();
         // A variable the run does not have is a mistake in the check, not a failed check.
-        super::actions::expand_strict(text, &vars).map_err(|e| crate::usage::usage(format!("{e:#}")))
+        super::actions::expand_strict(text, &self.vars).map_err(|e| crate::usage::usage(format!("{e:#}")))
     }
 
     fn checkout(&self) -> Result<std::path::PathBuf> {

@@ -747,8 +747,7 @@ fn template_images(file: &mut File, shown: &str, root: &Path) -> Result<()> {
             *f = out;
         }
     }
-    let env = super::actions::process_env();
-    let vars: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let vars = super::actions::process_env();
     for (i, img) in file.images.iter_mut().enumerate() {
         if img.tag.contains("${") {
             img.tag = super::actions::expand_strict(&img.tag, &vars)

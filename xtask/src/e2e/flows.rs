@@ -436,22 +436,20 @@ fn flow_steps(
     let mut vars: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     vars.push(("E2E_LOCAL_PORT".into(), local_port.into()));
     // The flow's own env, then its steps' arguments, expanded strictly with the run's variables
-    // and the environment's (the run's win; later ones first for expand_strict).
+    // and the environment's (later entries win: the run's over the environment's, the flow's last).
     let mut known: Vec<(String, String)> =
         super::actions::process_env().into_iter().filter(|(k, _)| !k.starts_with("E2E_")).collect();
     known.extend(vars.iter().cloned());
     for (k, v) in &flow.env {
-        let lookup: Vec<(&str, String)> = known.iter().rev().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let value = super::actions::expand_strict(v, &lookup)
+        let value = super::actions::expand_strict(v, &known)
             .with_context(|| format!("env {k} of flow {}", flow.name))?;
         sh.set_var(k, &value);
         known.push((k.clone(), value));
     }
-    let lookup: Vec<(&str, String)> = known.iter().rev().map(|(k, v)| (k.as_str(), v.clone())).collect();
     for (i, step) in flow.steps.iter().enumerate() {
         let argv = step
             .iter()
-            .map(|a| super::actions::expand_strict(a, &lookup))
+            .map(|a| super::actions::expand_strict(a, &known))
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("step {} of flow {}", i + 1, flow.name))?;
         let (program, args) = argv.split_first().context("empty step")?;

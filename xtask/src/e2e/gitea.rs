@@ -251,6 +251,18 @@ fn record_path(ctx_state: &Path) -> PathBuf {
     ctx_state.join("gitea.json")
 }
 
+impl Record {
+    /// What setup recorded in the run's state dir `state`, if it did (unreadable counts as not).
+    pub(crate) fn read(state: &Path) -> Option<Record> {
+        std::fs::read_to_string(record_path(state)).ok().and_then(|t| serde_json::from_str(&t).ok())
+    }
+
+    /// The run's repository as `org/repo`.
+    pub(crate) fn full_name(&self) -> String {
+        format!("{}/{}", self.org, self.repo)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Setup.
 // ---------------------------------------------------------------------------------------------
@@ -674,8 +686,7 @@ pub(crate) fn teardown(
 ) -> Result<()> {
     run_context::validate_run_id(run_id)?;
     let state = run_context::run_dir(run_id);
-    let recorded: Option<Record> =
-        std::fs::read_to_string(record_path(&state)).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let recorded = Record::read(&state);
     let flows: Vec<String> = match (&recorded, flow) {
         (Some(r), _) => vec![r.flow.clone()],
         (None, Some(f)) => vec![f.to_string()],

@@ -86,25 +86,20 @@ impl Args {
 
 /// Install, then check; the first failing step is the error.
 pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> Result<()> {
-    let record: gitea::Record = std::fs::read_to_string(ctx.state_dir().join("gitea.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .ok_or_else(|| {
-            anyhow!(
-                "run {} has no Gitea repository: run `cargo xtask gitea setup --run-id {} --flow {}` first",
-                ctx.run_id,
-                ctx.run_id,
-                ctx.flow
-            )
-        })?;
-    let repo = format!("{}/{}", record.org, record.repo);
+    if gitea::Record::read(&ctx.state_dir()).is_none() {
+        bail!(
+            "run {} has no Gitea repository: run `cargo xtask gitea setup --run-id {} --flow {}` first",
+            ctx.run_id,
+            ctx.run_id,
+            ctx.flow
+        );
+    }
     let log = ctx.logs_dir().join("quickstart.log");
     let mut runner = checks::Runner::new(sh, ctx, log.clone());
     runner.poll = Duration::from_secs(2);
     runner.default_timeout = qs.timeout;
-    // What the definition can name besides the run context.
+    // What the definition can name besides the run context (the repository among them).
     runner.vars.extend(checks::git_vars(ctx));
-    runner.vars.push(("E2E_GIT_REPO".to_string(), repo.clone()));
     let expand = |text: &str| runner.expand(text);
     match mode {
         Mode::Helm => helm_install(sh, ctx, qs, &expand, &log)?,
