@@ -30,6 +30,8 @@ use serde_json::json;
 
 #[path = "fake_charts.rs"]
 mod charts;
+#[path = "fake_kube.rs"]
+mod kube;
 
 #[derive(Deserialize, Default)]
 struct Scenario {
@@ -57,6 +59,9 @@ struct Scenario {
     /// every platform, fail on import; an archive of the node's platform loads.
     #[serde(default)]
     containerd_store: bool,
+    /// kubectl keeps objects (`fake_kube.rs`): apply, get, delete and status patches act on them.
+    #[serde(default)]
+    objects: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -86,6 +91,9 @@ struct State {
     /// Services the modelled charts made: `namespace/name` → how port-forwards resolve them.
     #[serde(default)]
     services: BTreeMap<String, charts::Service>,
+    /// The API server's objects, when the scenario keeps them.
+    #[serde(default)]
+    objects: kube::Objects,
 }
 
 struct Reply {
@@ -228,7 +236,14 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
             stdout: rule.stdout.clone().unwrap_or_default(),
             stderr: rule.stderr.clone().unwrap_or_default(),
         },
-        _ => with_state(dir, |state| Ok(builtin(tool, argv, state, &scenario)))?,
+        _ => with_state(dir, |state| {
+            let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let stored = match (tool, scenario.objects) {
+                ("kubectl", true) => kube::kubectl(&args, stdin.as_deref(), &mut state.objects),
+                _ => None,
+            };
+            Ok(stored.unwrap_or_else(|| builtin(tool, argv, state, &scenario)))
+        })?,
     };
 
     finish(dir, tool, argv, pid, pgid, start, stdin, reply)

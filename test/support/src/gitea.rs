@@ -556,7 +556,7 @@ fn route(shared: &Shared, req: &Request, auth: &Auth) -> (u16, Value) {
                 None => Err(msg(404, "not found")),
             }
         }),
-        (m @ ("GET" | "POST" | "PUT"), ["repos", org, name, "contents", file @ ..]) => {
+        (m @ ("GET" | "POST" | "PUT" | "DELETE"), ["repos", org, name, "contents", file @ ..]) => {
             contents(shared, &state, auth, m, (org, name, &file.join("/")), &body)
         }
         ("POST", ["users", user, "tokens"]) => create_token(&mut state, auth, user, &body),
@@ -672,6 +672,11 @@ fn create_repo(
 
 /// Runs git on a bare repository (optionally with its own index file); stdout trimmed.
 fn git_at(path: &Path, args: &[&str], stdin: Option<&str>, index: Option<&Path>) -> Result<String> {
+    Ok(git_raw(path, args, stdin, index)?.trim_end_matches('\n').to_string())
+}
+
+/// Runs git on a bare repository; stdout as it is (a blob's exact content).
+fn git_raw(path: &Path, args: &[&str], stdin: Option<&str>, index: Option<&Path>) -> Result<String> {
     let mut cmd = Command::new("git");
     cmd.arg("--git-dir").arg(path).args(args);
     if let Some(index) = index {
@@ -693,7 +698,7 @@ fn git_at(path: &Path, args: &[&str], stdin: Option<&str>, index: Option<&Path>)
     if !out.status.success() {
         bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A real bare repository; with `auto_init`, one commit holding a README on `branch`.
@@ -714,7 +719,7 @@ fn init_bare(path: &Path, branch: &str, auto_init: bool, name: &str) -> Result<(
 fn read_file(repo: &Path, file: &str) -> Option<(String, String)> {
     let line = git_at(repo, &["ls-tree", "main", "--", file], None, None).ok()?;
     let sha = line.split_whitespace().nth(2)?.to_string();
-    let content = git_at(repo, &["cat-file", "blob", &sha], None, None).ok()?;
+    let content = git_raw(repo, &["cat-file", "blob", &sha], None, None).ok()?;
     Some((sha, content))
 }
 
@@ -734,6 +739,21 @@ fn write_file(repo: &Path, file: &str, content: &str, message: &str) -> Result<(
     git_at(repo, &["update-ref", "refs/heads/main", &commit], None, None)?;
     let _ = std::fs::remove_file(&index);
     Ok((blob, commit))
+}
+
+/// Commits the removal of `file` from `main`. Returns the commit.
+fn remove_file(repo: &Path, file: &str, message: &str) -> Result<String> {
+    let index = repo.join(format!("index-rm-{}", std::process::id()));
+    git_at(repo, &["read-tree", "main"], None, Some(&index))?;
+    // Mode 0 removes the entry (`git update-index --index-info`); a bare repository has no work
+    // tree for `--force-remove`.
+    let line = format!("0 {}\t{file}\n", "0".repeat(40));
+    git_at(repo, &["update-index", "--index-info"], Some(&line), Some(&index))?;
+    let tree = git_at(repo, &["write-tree"], None, Some(&index))?;
+    let commit = git_at(repo, &["commit-tree", &tree, "-p", "main", "-m", message], None, None)?;
+    git_at(repo, &["update-ref", "refs/heads/main", &commit], None, None)?;
+    let _ = std::fs::remove_file(&index);
+    Ok(commit)
 }
 
 fn encode_base64(bytes: &[u8]) -> String {
@@ -780,6 +800,9 @@ fn contents(
             None => Err(msg(404, &format!("object does not exist [id: , rel_path: {file}]"))),
         };
     }
+    if method == "DELETE" {
+        return delete_file(&repo, file, existing, body);
+    }
     let encoded = body["content"].as_str().ok_or_else(|| msg(422, "Content: Required"))?;
     let content = decode_base64(encoded).ok_or_else(|| msg(422, "content is not valid base64"))?;
     match (method, &existing) {
@@ -803,6 +826,27 @@ fn contents(
         status,
         json!({ "content": contents_json(file, &blob, &content), "commit": { "sha": commit, "message": message } }),
     ))
+}
+
+/// `DELETE /repos/{o}/{r}/contents/{path}` (Gitea `routers/api/v1/repo/file.go` DeleteFile:
+/// `sha` is required, 404 for a missing file, 422 when the sha does not match; 200 with
+/// `content: null` and the commit).
+fn delete_file(
+    repo: &Path,
+    file: &str,
+    existing: Option<(String, String)>,
+    body: &Value,
+) -> Result<(u16, Value), (u16, Value)> {
+    let given = body["sha"].as_str().ok_or_else(|| msg(422, "SHA: Required"))?;
+    let Some((sha, _)) = existing else {
+        return Err(msg(404, &format!("repository file does not exist [path: {file}]")));
+    };
+    if given != sha {
+        return Err(msg(422, &format!("sha does not match [given: {given}, expected: {sha}]")));
+    }
+    let message = body["message"].as_str().unwrap_or("delete via API");
+    let commit = remove_file(repo, file, message).map_err(|e| msg(500, &e.to_string()))?;
+    Ok((200, json!({ "content": null, "commit": { "sha": commit, "message": message } })))
 }
 
 fn key_json(k: &DeployKey) -> Value {

@@ -85,6 +85,7 @@ struct Scenario {
     removed_contexts: Vec<String>,
     platform: Option<String>,
     containerd_store: bool,
+    objects: bool,
 }
 
 /// One journaled call of a fake tool.
@@ -225,6 +226,14 @@ impl FakeToolchain {
     /// Docker uses the containerd image store (kind#3795).
     pub fn containerd_store(&self) -> Result<&FakeToolchain> {
         self.scenario.borrow_mut().containerd_store = true;
+        self.save()?;
+        Ok(self)
+    }
+
+    /// kubectl keeps objects like an API server (apply, get, delete, status patches): the world
+    /// an operator and the checks share.
+    pub fn with_objects(&self) -> Result<&FakeToolchain> {
+        self.scenario.borrow_mut().objects = true;
         self.save()?;
         Ok(self)
     }

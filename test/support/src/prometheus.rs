@@ -57,21 +57,26 @@ impl Drop for PrometheusServer {
 
 /// The demo workload's binary, built (debug) if needed.
 pub fn demo_binary() -> Result<PathBuf> {
+    workspace_binary("e2e-demo")
+}
+
+/// The binary of a workspace package (named like the package), built (debug) if needed.
+pub fn workspace_binary(package: &str) -> Result<PathBuf> {
     let root =
         Path::new(env!("CARGO_MANIFEST_DIR")).parent().and_then(Path::parent).context("workspace root")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "e2e-demo"])
+        .args(["build", "--quiet", "-p", package])
         .current_dir(root)
         .stdin(Stdio::null())
         .status()
-        .context("building e2e-demo")?;
+        .with_context(|| format!("building {package}"))?;
     if !status.success() {
-        bail!("cargo build -p e2e-demo failed");
+        bail!("cargo build -p {package} failed");
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    Ok(target.join("debug").join("e2e-demo"))
+    Ok(target.join("debug").join(package))
 }
 
 /// A running demo process; killed on drop.

@@ -61,6 +61,8 @@ pub(crate) enum Action {
 pub(crate) struct Wait {
     pub(crate) resource: String,
     pub(crate) condition: String,
+    /// The wait's own namespace; else the deploy's.
+    pub(crate) namespace: Option<String>,
     pub(crate) timeout: Duration,
 }
 
@@ -299,8 +301,14 @@ fn wait_for(
     waits: &[Wait],
 ) -> Result<()> {
     let sh = Shell::new()?;
-    let ns: Vec<String> = namespace.iter().flat_map(|n| ["--namespace".to_string(), n.to_string()]).collect();
     for w in waits {
+        let ns: Vec<String> = w
+            .namespace
+            .as_deref()
+            .or(namespace)
+            .iter()
+            .flat_map(|n| ["--namespace".to_string(), n.to_string()])
+            .collect();
         let resource = &w.resource;
         let condition = format!("--for={}", w.condition);
         let timeout = format!("--timeout={}s", w.timeout.as_secs());

@@ -168,7 +168,9 @@ impl Args {
                 };
                 Step::GitFile { path, state, after: Some(after_commits), new_commit: false }
             }
-            Check::GitNoSecret { path, secret_env } => Step::GitNoSecret { path, secret_env },
+            Check::GitNoSecret { path, secret_env } => {
+                Step::GitNoSecret { path, secret_env, secret_values: Vec::new() }
+            }
             Check::Exists { object } => Step::Exists(object),
             Check::Delete { object } => Step::Delete(object),
             Check::Apply { file } => {

@@ -102,9 +102,12 @@ pub(crate) enum Step {
         after: Option<u32>,
         new_commit: bool,
     },
+    /// The file must hold none of the secrets (variables naming them, or templated values), in
+    /// plaintext or base64.
     GitNoSecret {
         path: String,
         secret_env: Vec<String>,
+        secret_values: Vec<String>,
     },
     Promql {
         expr: String,

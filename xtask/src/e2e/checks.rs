@@ -430,9 +430,17 @@ impl<'a> Runner<'a> {
                 self.seen.insert(path.clone(), read_checkout_file(&checkout, &path));
                 return Ok(Some(commits));
             }
-            Step::GitNoSecret { path, secret_env } => {
+            Step::GitNoSecret { path, secret_env, secret_values } => {
                 let path = self.expand(path)?;
                 let mut secrets = Vec::new();
+                for template in secret_values {
+                    let value = self.expand(template)?;
+                    if value.is_empty() {
+                        return Err(crate::usage::usage(format!("secret-values {template:?} is empty")));
+                    }
+                    exec::register_secret(&value);
+                    secrets.push((format!("the secret value {template:?}"), value));
+                }
                 for var in secret_env {
                     let value = self.sh.var(var).map_err(|_| {
                         crate::usage::usage(format!("secret-env {var}: the variable is not set"))
@@ -441,14 +449,14 @@ impl<'a> Runner<'a> {
                         return Err(crate::usage::usage(format!("secret-env {var}: the variable is empty")));
                     }
                     exec::register_secret(&value);
-                    secrets.push((var.clone(), value));
+                    secrets.push((format!("${var}"), value));
                 }
                 let checkout = self.checkout()?;
                 file_in_checkout(self.sh, &checkout, &path, &FileState::Appears, 0, deadline, &self.log)?;
                 let text = read_checkout_file(&checkout, &path).unwrap_or_default();
                 let leaks = leaked_secrets(&text, &secrets);
                 if !leaks.is_empty() {
-                    let said: Vec<String> = leaks.iter().map(|(n, how)| format!("${n} {how}")).collect();
+                    let said: Vec<String> = leaks.iter().map(|(n, how)| format!("{n} {how}")).collect();
                     bail!("{path} in the run's repository holds {}", said.join(", "));
                 }
             }

@@ -82,6 +82,7 @@ struct CheckDef {
     new_commit: Option<bool>,
     git_no_secret: Option<String>,
     secret_env: Option<Vec<String>>,
+    secret_values: Option<Vec<String>>,
     promql: Option<String>,
     expect: Option<String>,
     apply: Option<PathBuf>,
@@ -126,6 +127,7 @@ impl CheckDef {
             ("text", self.text.is_some(), "git-file"),
             ("new-commit", self.new_commit.is_some(), "git-file"),
             ("secret-env", self.secret_env.is_some(), "git-no-secret"),
+            ("secret-values", self.secret_values.is_some(), "git-no-secret"),
             ("expect", self.expect.is_some(), "promql"),
         ];
         for (k, set, owner) in belongs {
@@ -180,13 +182,18 @@ impl CheckDef {
                     new_commit: self.new_commit.unwrap_or(true),
                 }
             }
-            "git-no-secret" => Step::GitNoSecret {
-                path: self.git_no_secret.clone().unwrap_or_default(),
-                secret_env: match &self.secret_env {
-                    Some(v) if !v.is_empty() => v.clone(),
-                    _ => bail!("{key}: secret-env: name the variables holding the secret values"),
-                },
-            },
+            "git-no-secret" => {
+                let secret_env = self.secret_env.clone().unwrap_or_default();
+                let secret_values = self.secret_values.clone().unwrap_or_default();
+                if secret_env.is_empty() && secret_values.is_empty() {
+                    bail!("{key}: say which secrets must not show: `secret-env` (variables holding them) or `secret-values` (test secrets, templated like `fixture-${{E2E_RUN_ID}}`)");
+                }
+                Step::GitNoSecret {
+                    path: self.git_no_secret.clone().unwrap_or_default(),
+                    secret_env,
+                    secret_values,
+                }
+            }
             "promql" => Step::Promql {
                 expr: self.promql.clone().unwrap_or_default(),
                 expect: Predicate::parse(self.expect.as_deref().unwrap_or("> 0"))
@@ -340,6 +347,9 @@ struct WaitDef {
     resource: String,
     #[serde(rename = "for")]
     condition: String,
+    /// Where the resource is, when not in the deploy's namespace (a release manifest spanning
+    /// namespaces is applied without one).
+    namespace: Option<String>,
     #[serde(default = "d300")]
     timeout: String,
 }
@@ -959,6 +969,7 @@ impl Section<'_> {
                 Ok(Wait {
                     resource: w.resource.clone(),
                     condition: w.condition.clone(),
+                    namespace: w.namespace.clone(),
                     timeout: self.duration(&format!("{key}.wait"), &w.timeout)?,
                 })
             })
@@ -1053,7 +1064,9 @@ mod tests {
             ("git-file = \"a\"\ntext = \"x\"", "`text` goes with state contains"),
             ("condition = \"a/b\"\nmessage = \"(\"", "is not a regex"),
             ("promql = \"up\"\nexpect = \"big\"", "write `> 0`"),
-            ("git-no-secret = \"a\"\nsecret-env = []", "name the variables"),
+            ("git-no-secret = \"a\"\nsecret-env = []", "say which secrets must not show"),
+            ("git-no-secret = \"a\"", "`secret-values` (test secrets"),
+            ("rollout = \"a\"\nsecret-values = [\"x\"]", "`secret-values` belongs to a git-no-secret check"),
             ("apply = \"missing.yaml\"", "missing.yaml does not exist"),
             ("rollout = \"a\"\ntimeout = \"soon\"", "quickstart.check[0].timeout"),
         ];

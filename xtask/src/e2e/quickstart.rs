@@ -33,6 +33,9 @@ pub enum Mode {
 /// as an operator's install.yaml is made), applied with `kubectl apply -k`. With `service-monitor = "<port>"`, a
 /// per-run ServiceMonitor too. Then the definition's [[quickstart.check]] entries, in order
 /// (rollout, crds, condition, git-file, git-no-secret, promql, apply: see `cargo xtask check`).
+/// Besides the run context, definitions can name ${E2E_GIT_REPO}, ${E2E_GIT_SECRET},
+/// ${E2E_GIT_SECRET_INVALID}, ${E2E_QUICKSTART_MODE} (helm or manifest) and ${E2E_NAME_SUFFIX}
+/// (-<run-id> in manifest mode, where the overlay suffixes every name; empty in helm mode).
 /// Any failure names the check and writes the diagnostics bundle.
 /// Needs `cargo xtask gitea setup` for the run first (the repository and the credentials secret).
 ///
@@ -98,8 +101,15 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
     let mut runner = checks::Runner::new(sh, ctx, log.clone());
     runner.poll = Duration::from_secs(2);
     runner.default_timeout = qs.timeout;
-    // What the definition can name besides the run context (the repository among them).
+    // What the definition can name besides the run context (the repository among them), and
+    // what differs between the modes: the manifest overlay suffixes every name with -<run-id>.
     runner.vars.extend(checks::git_vars(ctx));
+    let (mode_name, suffix) = match mode {
+        Mode::Helm => ("helm", String::new()),
+        Mode::Manifest => ("manifest", format!("-{}", ctx.run_id)),
+    };
+    runner.vars.push(("E2E_QUICKSTART_MODE".into(), mode_name.into()));
+    runner.vars.push(("E2E_NAME_SUFFIX".into(), suffix));
     let expand = |text: &str| runner.expand(text);
     match mode {
         Mode::Helm => helm_install(sh, ctx, qs, &expand, &log)?,

@@ -10,6 +10,7 @@ mod exec;
 mod gitea;
 mod lint;
 mod metrics;
+mod operator;
 mod pipeline;
 mod quickstart;
 mod tidy;

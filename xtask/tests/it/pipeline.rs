@@ -377,9 +377,9 @@ fn wait_is_honoured_on_every_kind_of_deploy_and_manifests_take_urls() {
         &[],
         "\n[[deploy]]\nname = \"gitea\"\nnamespace = \"gitea-e2e\"\nhelm = { chart = \"gitea\" }\n\
          wait = [{ resource = \"statefulset/gitea\", for = \"jsonpath={.status.readyReplicas}=1\", timeout = \"2m\" }]\n\
-         \n[[deploy]]\nname = \"cert-manager\"\nnamespace = \"cert-manager\"\n\
+         \n[[deploy]]\nname = \"cert-manager\"\n\
          manifests = [\"https://github.com/cert-manager/cert-manager/releases/download/v1.16.2/cert-manager.yaml\"]\n\
-         wait = [{ resource = \"deployment/cert-manager-webhook\", for = \"condition=available\", timeout = \"3m\" }]\n\
+         wait = [{ resource = \"deployment/cert-manager-webhook\", namespace = \"cert-manager\", for = \"condition=available\", timeout = \"3m\" }]\n\
          \n[[deploy]]\nname = \"custom\"\nnamespace = \"custom\"\ncommand = [\"kubectl\", \"get\", \"configmap\", \"custom-marker\"]\n\
          wait = [{ resource = \"deployment/custom\", for = \"condition=available\", timeout = \"1m\" }]\n",
     );
@@ -398,10 +398,12 @@ fn wait_is_honoured_on_every_kind_of_deploy_and_manifests_take_urls() {
     assert!(
         at("kubectl get configmap custom-marker") < at("kubectl wait --namespace custom deployment/custom")
     );
-    // A manifest URL goes to kubectl as it is.
+    // A manifest URL goes to kubectl as it is; without a deploy namespace there is no
+    // `--namespace` (kubectl would refuse the release manifest's objects in kube-system), and the
+    // wait names its own.
     assert!(
-        at("kubectl apply --server-side --namespace cert-manager -f https://github.com/cert-manager/")
-            < at("kubectl wait --namespace cert-manager")
+        at("kubectl apply --server-side -f https://github.com/cert-manager/")
+            < at("kubectl wait --namespace cert-manager deployment/cert-manager-webhook")
     );
 }
 

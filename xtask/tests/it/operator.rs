@@ -1,0 +1,456 @@
+//! The fixture operator (test/operator) installed and proven by its own definition
+//! (test/operator/e2e.toml), with declarative checks only. The fake kubectl keeps objects like
+//! an API server; the operator runs as a process (what its pod would run) against that store and
+//! the Gitea test server; the checks read both.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+use testkit::gitea::GiteaServer;
+use testkit::prometheus::workspace_binary;
+use testkit::{FakeToolchain, Rule};
+
+use crate::harness::{root, text, Sandbox};
+
+const LABEL: &str = "configbutler.ai/e2e-run-id";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The fixture operator's process; killed on drop.
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct World {
+    fake: FakeToolchain,
+    gitea: GiteaServer,
+    sandbox: Sandbox,
+    /// A copy of test/operator (its definition, deploy/ and quickstart/), paths relative to it.
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    /// The fixture's definition with every check's deadline `timeout`; `crd`: the shared infra's
+    /// CRD is installed.
+    fn new(timeout: &str, crd: bool) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        for part in ["deploy", "quickstart"] {
+            copy_dir(&root().join("test/operator").join(part), &dir.path().join(part));
+        }
+        let def = std::fs::read_to_string(root().join("test/operator/e2e.toml")).unwrap();
+        assert!(def.contains("timeout = \"2m\"\n"));
+        let def = def.replace("timeout = \"2m\"\n", &format!("timeout = \"{timeout}\"\n"));
+        std::fs::write(dir.path().join("e2e.toml"), def).unwrap();
+        let fake = crate::harness::fake();
+        fake.with_cluster("e2e").unwrap();
+        fake.with_objects().unwrap();
+        let sandbox = Sandbox::with_fake(&fake);
+        let world = World { fake, gitea: GiteaServer::start().unwrap(), sandbox, dir };
+        if crd {
+            world.kubectl(&["apply", "--server-side", "-f", world.path("deploy/crd.json").to_str().unwrap()]);
+        }
+        world
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// The fake kubectl, as anything in the cluster would call it.
+    fn kubectl(&self, args: &[&str]) -> String {
+        let out = Command::new(self.fake.bin_dir().join("kubectl"))
+            .args(args)
+            .args(["--context", "kind-e2e"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn xtask(&self, args: &[&str]) -> Command {
+        let mut cmd = self.sandbox.xtask(args);
+        cmd.current_dir(self.dir.path());
+        for (k, v) in self.gitea.env() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Gitea setup for a run: its repository, token and secrets (in the fake's object store).
+    fn setup(&self, id: &str, flow: &str) {
+        let out = self.xtask(&["gitea", "setup", "--run-id", id, "--flow", flow]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    /// What the run's operator pod would run: the fixture operator watching the run's namespace.
+    fn operator(&self, namespace: &str, fault: &str) -> Operator {
+        let path = format!("{}:{}", self.fake.bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        let child = Command::new(workspace_binary("fixture-operator").unwrap())
+            .args(["--namespace", namespace, "--gitea-api", &self.gitea.api_url()])
+            .args(["--context", "kind-e2e", "--interval-ms", "150"])
+            .env("PATH", path)
+            .env("FIXTURE_FAULT", fault)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join(format!("operator-{namespace}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        Operator(child)
+    }
+
+    /// What the operators said (their stderr), for failure messages.
+    fn operator_logs(&self) -> String {
+        crate::harness::files_ending(self.dir.path(), "log")
+            .iter()
+            .map(|f| format!("== {}\n{}", f.display(), std::fs::read_to_string(f).unwrap_or_default()))
+            .collect()
+    }
+
+    fn quickstart(&self, mode: &str, id: &str) -> Command {
+        let mut cmd = self.xtask(&["quickstart", "--mode", mode, "--run-id", id, "--definition", "e2e.toml"]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+
+    /// The commit subjects of the run's repository, oldest first.
+    fn history(&self, repo: &str) -> Vec<String> {
+        let (org, name) = repo.split_once('/').unwrap();
+        let out = Command::new("git")
+            .arg("--git-dir")
+            .arg(self.gitea.repo_path(org, name))
+            .args(["log", "--reverse", "--format=%s", "main"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+    }
+}
+
+fn namespace(flow: &str, id: &str) -> String {
+    format!("run-e2e-{flow}-{id}")
+}
+
+#[test]
+fn the_fixture_operators_quickstart_passes_in_both_modes_with_declarative_checks_only() {
+    let w = World::new("30s", true);
+    let (h, m) = ("fxh-a1", "fxm-b2");
+    w.setup(h, "quickstart-helm");
+    w.setup(m, "quickstart-manifest");
+    let _op_h = w.operator(&namespace("quickstart-helm", h), "");
+    let _op_m = w.operator(&namespace("quickstart-manifest", m), "");
+    let helm = w.quickstart("helm", h).spawn().unwrap();
+    let manifest = w.quickstart("manifest", m).spawn().unwrap();
+    for child in [helm, manifest] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}\noperator logs:\n{}", text(&out), w.operator_logs());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("passed"), "{}", text(&out));
+    }
+
+    // Each run's repository holds the round trip, one commit per change, and nothing of the other.
+    for (id, flow) in [(h, "quickstart-helm"), (m, "quickstart-manifest")] {
+        let history = w.history(&format!("testorg/e2e-{flow}-{id}"));
+        let mirrored: Vec<&str> =
+            history.iter().map(String::as_str).filter(|s| s.contains("mirror/")).collect();
+        assert_eq!(
+            mirrored,
+            [
+                "mirror mirror/configmaps/quickstart-settings.json",
+                "mirror mirror/configmaps/quickstart-settings.json",
+                "unmirror mirror/configmaps/quickstart-settings.json",
+                "mirror mirror/secrets/quickstart-token.json",
+            ],
+            "{history:#?}"
+        );
+        // The store holds the run's mirrors with the conditions the operator set.
+        let ns = namespace(flow, id);
+        let invalid: Value = serde_json::from_str(&w.kubectl(&[
+            "get",
+            "gitmirror",
+            "quickstart-invalid",
+            "-n",
+            &ns,
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        assert_eq!(invalid["status"]["conditions"][0]["reason"], "ConnectionFailed");
+        // The checks' manifests were templated with the run: the mirror points at its repository.
+        let mirror: Value =
+            serde_json::from_str(&w.kubectl(&["get", "gitmirror", "quickstart", "-n", &ns, "-o", "json"]))
+                .unwrap();
+        assert_eq!(mirror["spec"]["repository"], format!("testorg/e2e-{flow}-{id}"));
+    }
+
+    // The install per mode: a release of the chart, or the overlay with the fixture's patches.
+    let calls = w.fake.journal().unwrap();
+    let lines: Vec<String> = calls.iter().map(|c| c.line()).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("helm upgrade --install qs-{h} ")) && l.contains("deploy/chart")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "kubectl rollout status deployment/fixture-operator --namespace {}",
+            namespace("quickstart-helm", h)
+        ))),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "kubectl rollout status deployment/fixture-operator-{m} --namespace {}",
+            namespace("quickstart-manifest", m)
+        ))),
+        "{lines:#?}"
+    );
+    let overlay_dir = w.sandbox.run_dir(m).join("quickstart");
+    let overlay: Value =
+        serde_json::from_str(&std::fs::read_to_string(overlay_dir.join("kustomization.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(overlay["patches"].as_array().unwrap().len(), 4);
+    rendered_overlay_follows_the_run(&overlay_dir, m, &namespace("quickstart-manifest", m));
+}
+
+/// Rendered by the real kubectl (kustomize) where this machine has one: every namespace-bound
+/// reference of the fixture's manifests follows the run's namespace and suffixed names.
+fn rendered_overlay_follows_the_run(overlay_dir: &Path, id: &str, ns: &str) {
+    let real = Path::new("/usr/bin/kubectl");
+    if !real.exists() {
+        eprintln!("no /usr/bin/kubectl here: the overlay is not rendered");
+        return;
+    }
+    let out = Command::new(real).arg("kustomize").arg(overlay_dir).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        format!("- fixture-operator-webhook-{id}.{ns}.svc\n"),
+        format!("cert-manager.io/inject-ca-from: {ns}/fixture-operator-serving-cert-{id}\n"),
+        format!("name: fixture-operator-selfsigned-{id}\n"),
+        format!("      name: fixture-operator-webhook-{id}\n      namespace: {ns}\n"),
+        format!("- kind: ServiceAccount\n  name: fixture-operator-{id}\n  namespace: {ns}\n"),
+        format!("- --namespace={ns}\n"),
+        format!("{LABEL}: {id}"),
+    ] {
+        assert!(yaml.contains(&want), "the render lacks {want:?}:\n{yaml}");
+    }
+    assert!(!yaml.contains("fixture-system"), "the base's namespace leaks:\n{yaml}");
+}
+
+/// Each check is there to catch one kind of bug: an operator with that bug fails the quickstart
+/// at that check, whose message says what it expected and what it saw.
+#[test]
+fn each_check_catches_the_operator_bug_it_is_for_and_says_what_it_saw() {
+    let w = World::new("4s", true);
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("fxf-nr", "never-ready", &[
+            "check 4 of 15 (condition)",
+            "gitmirror quickstart in run-e2e-quickstart-helm-fxf-nr: expected Ready=True reason=\"Connected\" within 4s; last seen no Ready condition yet",
+        ]),
+        ("fxf-nu", "no-update", &[
+            "check 8 of 15 (git-file)",
+            "mirror/configmaps/quickstart-settings.json in the run's repository did not contain \"green\" with a new commit within 4s",
+            "\\\"color\\\": \\\"blue\\\"",
+        ]),
+        ("fxf-nd", "no-delete", &[
+            "check 10 of 15 (git-file)",
+            "mirror/configmaps/quickstart-settings.json in the run's repository did not vanish with a new commit within 4s",
+        ]),
+        ("fxf-pt", "plaintext-secrets", &[
+            "check 13 of 15 (git-no-secret)",
+            "mirror/secrets/quickstart-token.json in the run's repository holds the secret value \"fixture-secret-${E2E_RUN_ID}\" in plaintext",
+        ]),
+        ("fxf-b6", "base64-secrets", &[
+            "check 13 of 15 (git-no-secret)",
+            "holds the secret value \"fixture-secret-${E2E_RUN_ID}\" base64-encoded",
+        ]),
+        ("fxf-wr", "wrong-reason", &[
+            "check 15 of 15 (condition)",
+            "expected Ready=False reason=\"ConnectionFailed\" message matching /authentication failed/ within 4s; last seen Ready=False reason=\"Error\" message=\"authentication failed",
+        ]),
+    ];
+    let mut running = Vec::new();
+    for (id, fault, _) in cases {
+        w.setup(id, "quickstart-helm");
+        let operator = w.operator(&namespace("quickstart-helm", id), fault);
+        running.push((operator, w.quickstart("helm", id).spawn().unwrap()));
+    }
+    for ((_operator, child), (id, fault, wants)) in running.into_iter().zip(cases) {
+        let out = child.wait_with_output().unwrap();
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{fault}: {all}");
+        for want in *wants {
+            assert!(all.contains(want), "{fault}: wanted {want:?} in:\n{all}");
+        }
+        // No secret value is ever printed, whatever leaked.
+        assert!(!all.contains(&format!("fixture-secret-{id}")), "{fault}: {all}");
+    }
+}
+
+/// The checks before the operator's: its Deployment rolling out, the shared CRD, the first apply.
+#[test]
+fn install_checks_say_what_is_missing() {
+    // No CRD installed: the crds check names it and where it belongs.
+    let w = World::new("3s", false);
+    w.setup("fxc-nc", "quickstart-helm");
+    let out = w.quickstart("helm", "fxc-nc").output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("check 2 of 15 (crds)") && all.contains("CRDs missing: gitmirrors.fixture.example.com"),
+        "{all}"
+    );
+    assert!(all.contains("shared infra"), "{all}");
+
+    // A Deployment that does not roll out.
+    let w = World::new("3s", true);
+    w.fake
+        .rule(
+            Rule::new("kubectl", "^rollout status")
+                .exit(1)
+                .stderr("error: timed out waiting for the condition\n"),
+        )
+        .unwrap();
+    w.setup("fxc-ro", "quickstart-manifest");
+    let out = w.quickstart("manifest", "fxc-ro").output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("check 1 of 15 (rollout)")
+            && all.contains("deployment fixture-operator-fxc-ro in run-e2e-quickstart-manifest-fxc-ro did not roll out within 3s"),
+        "{all}"
+    );
+
+    // The API server refusing the run's GitMirror: the apply check names the file and kubectl's words.
+    let w = World::new("3s", true);
+    w.fake
+        .rule(
+            Rule::new("kubectl", "^apply --server-side --field-manager=xtask-e2e --namespace")
+                .exit(1)
+                .stderr("Error from server (Forbidden): gitmirrors.fixture.example.com is forbidden\n"),
+        )
+        .unwrap();
+    w.setup("fxc-ap", "quickstart-helm");
+    let out = w.quickstart("helm", "fxc-ap").output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("check 3 of 15 (apply)") && all.contains("mirror.json") && all.contains("is forbidden"),
+        "{all}"
+    );
+}
+
+/// The object store refuses what an API server and kubectl refuse, in their words, so that code
+/// passing against it does not fail on its first real cluster.
+#[test]
+fn the_fake_api_server_refuses_what_the_real_one_refuses() {
+    let w = World::new("1s", false);
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(w.fake.bin_dir().join("kubectl"))
+            .args(args)
+            .args(["--context", "kind-e2e"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let mirror = std::fs::read_to_string(w.path("quickstart/mirror.json")).unwrap();
+    // A custom resource before its CRD.
+    let out = run(&["apply", "--server-side", "--namespace", "default", "-f", "-"], &mirror);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("no matches for kind \"GitMirror\"")
+            && text(&out).contains("ensure CRDs are installed first")
+    );
+    // Into a namespace that does not exist.
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"nowhere"},"data":{"k":"v"}}"#;
+    let out = run(&["apply", "--server-side", "-f", "-"], cm);
+    assert!(
+        !out.status.success() && text(&out).contains("namespaces \"nowhere\" not found"),
+        "{}",
+        text(&out)
+    );
+    // An object naming another namespace than --namespace (a release manifest spanning namespaces).
+    let out = run(
+        &["apply", "--server-side", "--namespace", "cert-manager", "-f", "-"],
+        &cm.replace("nowhere", "kube-system"),
+    );
+    assert!(
+        !out.status.success() && text(&out).contains("the namespace from the provided object \"kube-system\" does not match the namespace \"cert-manager\""),
+        "{}",
+        text(&out)
+    );
+    // A Secret's stringData is stored as data, base64-encoded.
+    let secret =
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},"stringData":{"password":"token"}}"#;
+    assert!(run(&["apply", "--server-side", "-f", "-"], secret).status.success());
+    let stored: Value = serde_json::from_str(&w.kubectl(&["get", "secret", "s", "-o", "json"])).unwrap();
+    assert_eq!(stored["data"]["password"], "dG9rZW4=");
+    assert!(stored.get("stringData").is_none());
+    // A missing object: NotFound, exit 1; with --ignore-not-found, nothing.
+    let out = run(&["get", "configmap", "missing", "-o", "json"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("Error from server (NotFound): configmaps \"missing\" not found"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(w.kubectl(&["get", "configmap", "missing", "--ignore-not-found", "-o", "name"]), "");
+    // Status is written through the status subresource only.
+    w.kubectl(&["apply", "--server-side", "-f", w.path("deploy/crd.json").to_str().unwrap()]);
+    let out = run(
+        &["apply", "--server-side", "--namespace", "default", "-f", "-"],
+        &mirror.replace("${E2E_GIT_REPO}", "o/r").replace("${E2E_GIT_SECRET}", "s"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    w.kubectl(&[
+        "patch",
+        "gitmirror",
+        "quickstart",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"phase":"x"},"spec":{"path":"p"}}"#,
+    ]);
+    let stored: Value = serde_json::from_str(&w.kubectl(&["get", "gm", "quickstart", "-o", "json"])).unwrap();
+    assert!(
+        stored.get("status").is_none()
+            && stored["spec"]["path"] == "p"
+            && stored["metadata"]["generation"] == 2,
+        "{stored}"
+    );
+    w.kubectl(&[
+        "patch",
+        "gitmirrors.fixture.example.com",
+        "quickstart",
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"phase":"x"}}"#,
+    ]);
+    let stored: Value =
+        serde_json::from_str(&w.kubectl(&["get", "gitmirror", "quickstart", "-o", "json"])).unwrap();
+    assert_eq!(stored["status"]["phase"], "x");
+    assert_eq!(stored["metadata"]["generation"], 2, "a status write is no new generation");
+}
