@@ -19,7 +19,7 @@
 //!
 //! `FIXTURE_FAULT` makes it misbehave in one way, so that tests can show each check catches the
 //! bug it is there for: `never-ready`, `wrong-reason`, `no-update`, `no-delete`,
-//! `plaintext-secrets`, `base64-secrets`.
+//! `skip-secrets`, `plaintext-secrets`, `base64-secrets`.
 // A workload under test, not part of the xtask: the exec-layer rule (every process through
 // `exec::cmd`) is the xtask's; this program calls kubectl as a controller calls its API.
 #![allow(clippy::disallowed_methods)]
@@ -43,7 +43,7 @@ struct Config {
 fn usage() -> ! {
     eprintln!(
         "usage: fixture-operator --namespace NS --gitea-api URL [--context CTX] [--interval-ms N]\n\
-         (FIXTURE_FAULT=never-ready|wrong-reason|no-update|no-delete|plaintext-secrets|base64-secrets to misbehave)"
+         (FIXTURE_FAULT=never-ready|wrong-reason|no-update|no-delete|skip-secrets|plaintext-secrets|base64-secrets to misbehave)"
     );
     std::process::exit(2)
 }
@@ -154,7 +154,9 @@ impl Operator {
         let selector = spec["selector"].as_str().unwrap_or_default();
         let folder = spec["path"].as_str().unwrap_or("mirror").trim_matches('/');
         let mut desired = BTreeMap::new();
-        for plural in ["configmaps", "secrets"] {
+        let kinds: &[&str] =
+            if self.config.fault == "skip-secrets" { &["configmaps"] } else { &["configmaps", "secrets"] };
+        for plural in kinds {
             let mut args = vec!["get", plural];
             if !selector.is_empty() {
                 args.extend(["--selector", selector]);

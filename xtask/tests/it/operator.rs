@@ -272,6 +272,16 @@ fn each_check_catches_the_operator_bug_it_is_for_and_says_what_it_saw() {
             "check 10 of 15 (git-file)",
             "mirror/configmaps/quickstart-settings.json in the run's repository did not vanish with a new commit within 4s",
         ]),
+        ("fxf-ss", "skip-secrets", &[
+            "check 12 of 15 (git-file)",
+            "mirror/secrets/quickstart-token.json in the run's repository did not appear with a new commit within 4s (it does not exist",
+        ]),
+        // A healthy operator, but the API server does not finish the delete.
+        ("fxf-dl", "", &[
+            "check 9 of 15 (delete)",
+            "deleting configmap/quickstart-settings in run-e2e-quickstart-helm-fxf-dl",
+            "timed out waiting for the condition on configmaps/quickstart-settings",
+        ]),
         ("fxf-pt", "plaintext-secrets", &[
             "check 13 of 15 (git-no-secret)",
             "mirror/secrets/quickstart-token.json in the run's repository holds the secret value \"fixture-secret-${E2E_RUN_ID}\" in plaintext",
@@ -285,6 +295,16 @@ fn each_check_catches_the_operator_bug_it_is_for_and_says_what_it_saw() {
             "expected Ready=False reason=\"ConnectionFailed\" message matching /authentication failed/ within 4s; last seen Ready=False reason=\"Error\" message=\"authentication failed",
         ]),
     ];
+    w.fake
+        .rule(
+            Rule::new(
+                "kubectl",
+                "^delete configmap quickstart-settings --namespace run-e2e-quickstart-helm-fxf-dl ",
+            )
+            .exit(1)
+            .stderr("error: timed out waiting for the condition on configmaps/quickstart-settings\n"),
+        )
+        .unwrap();
     let mut running = Vec::new();
     for (id, fault, _) in cases {
         w.setup(id, "quickstart-helm");
