@@ -94,6 +94,19 @@ struct State {
     /// The API server's objects, when the scenario keeps them.
     #[serde(default)]
     objects: kube::Objects,
+    /// Image ID per tag: each build makes a new image, `docker tag` shares one.
+    #[serde(default)]
+    image_ids: BTreeMap<String, String>,
+    #[serde(default)]
+    builds: u64,
+    /// Each cluster's kube-system namespace UID, new with each `kind create cluster`.
+    #[serde(default)]
+    cluster_uids: BTreeMap<String, String>,
+    #[serde(default)]
+    clusters_made: u64,
+    /// Helm releases (`<cluster>/<namespace>/<release>` → chart).
+    #[serde(default)]
+    releases: BTreeMap<String, String>,
 }
 
 struct Reply {
@@ -239,7 +252,10 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
         _ => with_state(dir, |state| {
             let args: Vec<&str> = argv.iter().map(String::as_str).collect();
             let stored = match (tool, scenario.objects) {
-                ("kubectl", true) => kube::kubectl(&args, stdin.as_deref(), &mut state.objects),
+                // The cluster's identity (kube-system's UID) is the cluster's, not a stored object's.
+                ("kubectl", true) if !args.starts_with(&["get", "namespace", "kube-system"]) => {
+                    kube::kubectl(&args, stdin.as_deref(), &mut state.objects)
+                }
                 _ => None,
             };
             Ok(stored.unwrap_or_else(|| builtin(tool, argv, state, &scenario)))
@@ -353,7 +369,10 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
         }
         ("docker", ["info", ..]) => Reply::ok("28.0.0-fake\n"),
         ("docker", ["build", rest @ ..]) | ("docker", ["buildx", "build", rest @ ..]) => {
+            state.builds += 1;
+            let id = format!("sha256:{:064x}", 0xb1d0_0000_u64 + state.builds);
             for tag in flag_values(rest, &["-t", "--tag"]) {
+                state.image_ids.insert(tag.clone(), id.clone());
                 if !state.images.contains(&tag) {
                     state.images.push(tag);
                 }
@@ -365,18 +384,32 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                 return Reply::fail(format!("Error response from daemon: No such image: {source}\n"));
             }
             let target = target.to_string();
+            let id = image_id(source, state);
+            state.image_ids.insert(target.clone(), id);
             if !state.images.contains(&target) {
                 state.images.push(target);
             }
             Reply::ok("")
         }
-        ("docker", ["image", "inspect", images @ ..]) => {
-            for image in images.iter().filter(|i| !i.starts_with('-')) {
+        ("docker", ["image", "inspect", rest @ ..]) => {
+            let format = flag_values(rest, &["--format", "-f"]).into_iter().next();
+            let images = positional(rest, &["--format", "-f"]);
+            let mut out = String::new();
+            for image in images {
                 if !image_known(image, state, scenario) {
                     return Reply::fail(format!("Error: No such image: {image}\n"));
                 }
+                out.push_str(&match &format {
+                    Some(f) if f.contains(".Id") => format!("{}\n", image_id(image, state)),
+                    Some(f) => {
+                        return Reply::fail(format!(
+                            "fake docker: image inspect models --format {{{{.Id}}}}, not {f}\n"
+                        ))
+                    }
+                    None => format!("[{{\"Id\":\"{}\"}}]\n", image_id(image, state)),
+                });
             }
-            Reply::ok("[{\"Id\":\"sha256:fake\"}]\n")
+            Reply::ok(out)
         }
         ("docker", ["save", rest @ ..]) | ("docker", ["image", "save", rest @ ..]) => {
             let out = flag_values(rest, &["-o", "--output"]);
@@ -415,11 +448,17 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                 ));
             }
             state.clusters.push(name.clone());
+            state.clusters_made += 1;
+            state
+                .cluster_uids
+                .insert(name.clone(), format!("5e7c1a00-0000-4000-8000-{:012}", state.clusters_made));
             Reply { exit: 0, stdout: String::new(), stderr: format!("Creating cluster \"{name}\" ...\n") }
         }
         ("kind", ["delete", "cluster", rest @ ..]) => {
             let name = cluster_name(rest);
             state.clusters.retain(|c| c != &name);
+            state.cluster_uids.remove(&name);
+            state.releases.retain(|k, _| !k.starts_with(&format!("{name}/")));
             Reply { exit: 0, stdout: String::new(), stderr: format!("Deleting cluster \"{name}\" ...\n") }
         }
         ("kind", ["load", "docker-image", rest @ ..]) => {
@@ -485,9 +524,43 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
             match charts::install(chart, release, &namespace, &values, &sets) {
                 Ok(services) => {
                     state.services.extend(services);
+                    let cluster = kube_cluster(argv, "--kube-context");
+                    state.releases.insert(format!("{cluster}/{namespace}/{release}"), chart.to_string());
                     Reply::ok(format!("Release \"{release}\" has been upgraded. Happy Helming!\n"))
                 }
                 Err(e) => Reply::fail(e),
+            }
+        }
+        ("helm", ["status", release, rest @ ..]) => {
+            let namespace =
+                flag_values(rest, &["--namespace", "-n"]).into_iter().next().unwrap_or("default".into());
+            let cluster = kube_cluster(argv, "--kube-context");
+            match state.releases.get(&format!("{cluster}/{namespace}/{release}")) {
+                Some(_) => Reply::ok(format!("NAME: {release}\nNAMESPACE: {namespace}\nSTATUS: deployed\n")),
+                None => Reply::fail("Error: release: not found\n"),
+            }
+        }
+        ("helm", ["uninstall", release, rest @ ..]) => {
+            let namespace =
+                flag_values(rest, &["--namespace", "-n"]).into_iter().next().unwrap_or("default".into());
+            let cluster = kube_cluster(argv, "--kube-context");
+            match state.releases.remove(&format!("{cluster}/{namespace}/{release}")) {
+                Some(_) => Reply::ok(format!("release \"{release}\" uninstalled\n")),
+                None => Reply::fail(format!(
+                    "Error: uninstall: Release not loaded: {release}: release: not found\n"
+                )),
+            }
+        }
+        // A cluster's identity: its kube-system namespace UID.
+        ("kubectl", ["get", "namespace", "kube-system", rest @ ..])
+            if flag_values(rest, &["--output", "-o"])
+                .first()
+                .is_some_and(|o| o.contains(".metadata.uid")) =>
+        {
+            let cluster = kube_cluster(argv, "--context");
+            match state.cluster_uids.get(&cluster) {
+                Some(uid) => Reply::ok(uid.clone()),
+                None => Reply::fail("Error from server (NotFound): namespaces \"kube-system\" not found\n"),
             }
         }
         ("kubectl", ["version", ..]) => Reply::ok("Client Version: v1.32.0-fake\n"),
@@ -573,6 +646,27 @@ fn port_forward(
         });
     }
     Ok(0)
+}
+
+/// An image's ID: the one its build or `docker tag` gave it (images the real engine has, or
+/// that a test put there, get one from their name).
+fn image_id(image: &str, state: &State) -> String {
+    state.image_ids.get(image).cloned().unwrap_or_else(|| {
+        let h = image
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        format!("sha256:{h:064x}")
+    })
+}
+
+/// The kind cluster a call's context names (`--context kind-e2e` → `e2e`; none: `kind`).
+fn kube_cluster(argv: &[String], flag: &str) -> String {
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    flag_values(&args, &[flag])
+        .into_iter()
+        .next()
+        .map(|c| c.trim_start_matches("kind-").to_string())
+        .unwrap_or_else(|| "kind".into())
 }
 
 fn image_known(image: &str, state: &State, scenario: &Scenario) -> bool {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use xshell::{cmd, Shell};
 
+use super::incremental::{self, DeployRecord, ImageRecord, LoadRecord, Store};
 use super::kube::{helm_args, kubectl_args};
 use super::run_context::RunContext;
 use crate::exec;
@@ -32,12 +33,15 @@ pub(crate) enum Action {
         prebuild_env: Vec<(String, String)>,
         /// Environment of the prebuild commands and `docker build` (`DOCKER_BUILDKIT`, ...).
         env: Vec<(String, String)>,
+        /// What the prebuild commands read (globs, each with the directory it is relative to):
+        /// part of the digest.
+        inputs: Vec<(PathBuf, String)>,
     },
     /// Reuse the kind cluster if it exists, else create it.
     Cluster { name: String, config: Option<PathBuf>, wait: Duration },
     /// `kind load docker-image`, falling back to `docker save` + `kind load image-archive` (the
     /// containerd image store breaks the former).
-    Load { tag: String, cluster: String },
+    Load { image: String, tag: String, cluster: String },
     /// `helm upgrade --install --wait`.
     Helm {
         release: String,
@@ -52,7 +56,8 @@ pub(crate) enum Action {
         waits: Vec<Wait>,
     },
     /// `kubectl apply` of manifests (files or http(s) URLs), then `kubectl wait`s.
-    Manifests { files: Vec<PathBuf>, namespace: Option<String>, waits: Vec<Wait> },
+    /// `template`: local files are expanded (`${IMAGE_<NAME>}`, ...) into the state dir first.
+    Manifests { files: Vec<PathBuf>, namespace: Option<String>, waits: Vec<Wait>, template: bool },
     /// A plain command (benchmarks, custom steps), then `kubectl wait`s.
     Command { argv: Vec<String>, namespace: Option<String>, waits: Vec<Wait> },
 }
@@ -74,6 +79,13 @@ pub(crate) struct Env {
     pub(crate) kube_context: String,
     /// The Docker engine's platform, asked once per setup run (every build and load needs it).
     pub(crate) platform: std::sync::OnceLock<String>,
+    /// The incremental records: tasks whose work is already done say so and do nothing.
+    pub(crate) store: Option<std::sync::Arc<Store>>,
+    /// Tasks of this setup run that ran (not up to date): what comes after them runs too.
+    pub(crate) ran: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// `setup --explain`: each task's decision (would it run, and why), and nothing run or
+    /// recorded.
+    pub(crate) explain: Option<std::sync::Mutex<std::collections::BTreeMap<String, (bool, String)>>>,
 }
 
 impl Env {
@@ -95,18 +107,67 @@ impl Env {
             cwd: cwd.to_path_buf(),
             kube_context: ctx.kube_context.clone(),
             platform: std::sync::OnceLock::new(),
+            store: None,
+            ran: Default::default(),
+            explain: None,
+        }
+    }
+
+    /// In `--explain` mode, records the task's decision and says the caller should stop there.
+    fn explained(&self, job: &Job<'_, Action>, runs: bool, why: &str) -> bool {
+        let Some(decisions) = &self.explain else { return false };
+        if let Ok(mut d) = decisions.lock() {
+            d.insert(job.task.id.clone(), (runs, why.to_string()));
+        }
+        true
+    }
+
+    /// A task after one that ran (or, in `--explain` mode, would run) runs too: everything
+    /// downstream of a change runs again. The cluster comes after the builds only to start late,
+    /// and does not change with them.
+    fn runs_after(&self, job: &Job<'_, Action>) -> Option<String> {
+        if matches!(job.task.action, Action::Cluster { .. }) {
+            return None;
+        }
+        match &self.explain {
+            Some(decisions) => {
+                let decisions = decisions.lock().ok()?;
+                job.task.deps.iter().find(|d| decisions.get(*d).is_some_and(|(runs, _)| *runs)).cloned()
+            }
+            None => {
+                let ran = self.ran.lock().ok()?;
+                job.task.deps.iter().find(|d| ran.contains(*d)).cloned()
+            }
         }
     }
 }
 
 /// Runs one attempt of a task's action.
 pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
+    let after = if env.explain.is_none() { env.runs_after(job) } else { None };
+    run_task(job, env, after.as_deref())?;
+    if !job.is_up_to_date() {
+        if let Ok(mut ran) = env.ran.lock() {
+            ran.insert(job.task.id.clone());
+        }
+    }
+    Ok(())
+}
+
+/// One attempt; `after`: a task this one needs ran in this setup, so this one runs too.
+fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()> {
     let task = job.task;
     let log = job.log;
     let sh = Shell::new()?;
     sh.change_dir(&env.cwd);
     for (k, v) in &env.vars {
         sh.set_var(k, v);
+    }
+    if env.explain.is_some() {
+        if let Some(dep) = env.runs_after(job) {
+            env.explained(job, true, &format!("after {dep}, which runs"));
+            return Ok(());
+        }
     }
     let call = |c: xshell::Cmd<'_>| -> Result<exec::Output> {
         let left = job.remaining();
@@ -125,8 +186,13 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
             prebuild,
             prebuild_env,
             env: image_env,
+            inputs,
         } => {
             if let Some(prebuilt) = prebuilt_image(env, name) {
+                if env.explained(job, true, &format!("{} names a prebuilt image: tagged", prebuilt_var(name)))
+                {
+                    return Ok(());
+                }
                 // Handed in: it must be in the local engine; the definition's tag then names it,
                 // so loads and manifests need no change.
                 job.note(&format!(
@@ -135,17 +201,81 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 ));
                 call(cmd!(sh, "docker image inspect {prebuilt}"))
                     .with_context(|| format!("{}={prebuilt}: no such image in the local Docker engine (docker load or pull it first)", prebuilt_var(name)))?;
+                let tag = match &env.store {
+                    // A prebuilt image's identity is its image ID.
+                    Some(store) => {
+                        let id = image_id(&sh, &call, &prebuilt)?;
+                        let tag = incremental::resolve_tag(tag, id.trim_start_matches("sha256:"));
+                        store.update(|s| {
+                            s.images.insert(
+                                name.clone(),
+                                ImageRecord {
+                                    digest: id.clone(),
+                                    tag: tag.clone(),
+                                    image_id: id,
+                                    inputs: Default::default(),
+                                },
+                            );
+                        })?;
+                        tag
+                    }
+                    None => tag.clone(),
+                };
                 call(cmd!(sh, "docker tag {prebuilt} {tag}"))?;
                 return Ok(());
             }
             // Built for the kind node's platform: the node is a container of this Docker engine.
-            let platform = node_platform(&call, job.dry_run, &env.platform)?;
+            let platform = node_platform(&sh, &call, job.dry_run, &env.platform)?;
             let node = [
                 ("NODE_PLATFORM".to_string(), platform.clone()),
                 ("NODE_RUST_TARGET".into(), rust_target(&platform)?),
             ];
-            let vars = known_vars(env, &node);
             // This task's own Shell: the image's env reaches only its commands.
+            let vars = known_vars(env, &node);
+            let mut args = Vec::new();
+            let mut scalars = vec![("platform".to_string(), platform.clone())];
+            for (k, v) in build_args {
+                let v = expand_strict(v, &vars)?;
+                scalars.push((format!("build-arg:{k}"), v.clone()));
+                args.extend(["--build-arg".to_string(), format!("{k}={v}")]);
+            }
+            for (i, argv) in prebuild.iter().enumerate() {
+                let argv = argv.iter().map(|a| expand_strict(a, &vars)).collect::<Result<Vec<_>>>()?;
+                scalars.push((format!("prebuild:{i}"), argv.join("\u{0}")));
+            }
+            for (k, v) in prebuild_env {
+                scalars.push((format!("prebuild-env:{k}"), v.clone()));
+            }
+            for (k, v) in image_env {
+                scalars.push((format!("env:{k}"), expand_strict(v, &vars)?));
+            }
+            let spec = incremental::ImageSpec {
+                dockerfile: &env.cwd.join(dockerfile),
+                context: &env.cwd.join(context),
+                inputs,
+                root: &env.cwd,
+                scalars,
+            };
+            let store = env.store.as_ref().filter(|_| !job.dry_run);
+            let mut before_prebuild = None;
+            if let Some(store) = store {
+                let (digest, keyed) = incremental::image_inputs(&sh, &spec, log)?;
+                before_prebuild = Some((digest.clone(), keyed.clone()));
+                match build_fresh(&sh, &call, store, name, tag, &digest, &keyed)? {
+                    Ok(why) => {
+                        if !env.explained(job, false, &why) {
+                            job.up_to_date(&why);
+                        }
+                        return Ok(());
+                    }
+                    Err(why) => {
+                        if env.explained(job, true, &why) {
+                            return Ok(());
+                        }
+                        job.note(&format!("=== builds: {why}"));
+                    }
+                }
+            }
             for (k, v) in image_env {
                 sh.set_var(k, expand_strict(v, &vars).with_context(|| format!("image {name}: env {k}"))?);
             }
@@ -155,18 +285,38 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 let _env: Vec<_> = prebuild_env.iter().map(|(k, v)| sh.push_env(k, v)).collect();
                 call(cmd!(sh, "{program} {args...}"))?;
             }
-            let mut args = Vec::new();
-            for (k, v) in build_args {
-                args.extend(["--build-arg".to_string(), format!("{k}={}", expand_strict(v, &vars)?)]);
-            }
+            // The digest of what the build reads now (the prebuild's output among it): the tag
+            // carries it and the record keeps it.
+            let built = match store {
+                Some(_) if prebuild.is_empty() => before_prebuild,
+                Some(_) => Some(incremental::image_inputs(&sh, &spec, log)?),
+                None => None,
+            };
+            let tag = match &built {
+                Some((digest, _)) => incremental::resolve_tag(tag, digest),
+                None => tag.clone(),
+            };
             call(cmd!(
                 sh,
                 "docker build -t {tag} --platform {platform} -f {dockerfile} {args...} {context}"
             ))?;
+            if let (Some(store), Some((digest, keyed))) = (store, built) {
+                let id = image_id(&sh, &call, &tag)?;
+                store.update(|s| {
+                    s.images.insert(
+                        name.clone(),
+                        ImageRecord { digest, tag: tag.clone(), image_id: id, inputs: keyed },
+                    );
+                })?;
+            }
         }
         Action::Cluster { name, config, wait } => {
             let existing = call(cmd!(sh, "kind get clusters"))?;
-            if !job.dry_run && existing.stdout.lines().any(|l| l.trim() == name) {
+            let reused = !job.dry_run && existing.stdout.lines().any(|l| l.trim() == name);
+            if !reused && env.explained(job, true, &format!("cluster {name} does not exist: created")) {
+                return Ok(());
+            }
+            if reused {
                 job.note(&format!("=== cluster {name} exists: reused"));
             } else {
                 let config: Vec<String> = match config {
@@ -184,8 +334,66 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
             if !job.dry_run {
                 super::kube::require_context(&sh, &env.kube_context, job.log)?;
             }
+            if let Some(store) = env.store.as_ref().filter(|_| !job.dry_run) {
+                // Its identity: a recreated cluster has a new kube-system UID, and nothing loaded
+                // or deployed into the old one counts.
+                let jsonpath = "jsonpath={.metadata.uid}";
+                let uid = call(
+                    cmd!(sh, "kubectl get namespace kube-system --output {jsonpath}")
+                        .args(kubectl_args(&env.kube_context)),
+                )
+                .map(|o| o.stdout.trim().to_string())
+                .unwrap_or_default();
+                let before = store.cluster_uid(name);
+                if env.explain.is_some() {
+                    let same = before.as_deref() == Some(uid.as_str()) && !uid.is_empty();
+                    let why = if same {
+                        format!("cluster {name} exists (kube-system {uid})")
+                    } else {
+                        format!("cluster {name} exists but is not the one recorded: what was loaded and deployed is not counted")
+                    };
+                    env.explained(job, !same, &why);
+                    return Ok(());
+                }
+                store.update(|s| {
+                    s.clusters.insert(name.clone(), uid.clone());
+                })?;
+                match (reused, before) {
+                    (true, Some(b)) if b == uid => {
+                        job.up_to_date(&format!("cluster {name} exists (kube-system {uid})"))
+                    }
+                    (true, _) => job.note(&format!(
+                        "=== cluster {name} exists but is not the one recorded: loads and deploys run"
+                    )),
+                    _ => {}
+                }
+            }
         }
-        Action::Load { tag, cluster } => {
+        Action::Load { image, tag, cluster } => {
+            let store = env.store.as_ref().filter(|_| !job.dry_run);
+            let built = store.and_then(|s| s.snapshot().images.get(image).cloned());
+            let tag = built.as_ref().map(|b| b.tag.clone()).unwrap_or_else(|| tag.clone());
+            let key = format!("{cluster}/{image}");
+            let want =
+                store.and_then(|s| s.cluster_uid(cluster)).zip(built.as_ref().map(|b| b.image_id.clone()));
+            if let (Some(store), Some((uid, id))) = (store, &want) {
+                let recorded = store.snapshot().loads.get(&key).cloned();
+                if !store.force
+                    && after.is_none()
+                    && recorded.as_ref()
+                        == Some(&LoadRecord { cluster_uid: uid.clone(), image_id: id.clone() })
+                {
+                    let why = format!("{tag} ({}) is already in cluster {cluster}", short(id));
+                    if !env.explained(job, false, &why) {
+                        job.up_to_date(&why);
+                    }
+                    return Ok(());
+                }
+            }
+            if env.explained(job, true, &format!("{tag} is not in cluster {cluster}")) {
+                return Ok(());
+            }
+            let tag = &tag;
             let direct = call(cmd!(sh, "kind load docker-image {tag} --name {cluster}"));
             if let Err(e) = direct {
                 let text = format!("{e:#}");
@@ -202,12 +410,17 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 // alone is the documented way out (kind pkg/cmd/kind/load/docker-image, nodeutils;
                 // kind#3795, PR #4247).
                 job.note("=== kind load docker-image failed on the containerd store: saving the node's platform to an archive");
-                let platform = node_platform(&call, job.dry_run, &env.platform)?;
+                let platform = node_platform(&sh, &call, job.dry_run, &env.platform)?;
                 let archive = log.with_extension("tar");
                 call(cmd!(sh, "docker image save --platform {platform} -o {archive} {tag}"))?;
                 let loaded = call(cmd!(sh, "kind load image-archive {archive} --name {cluster}"));
                 let _ = std::fs::remove_file(&archive);
                 loaded?;
+            }
+            if let (Some(store), Some((uid, id))) = (store, want) {
+                store.update(|s| {
+                    s.loads.insert(key, LoadRecord { cluster_uid: uid, image_id: id });
+                })?;
             }
         }
         Action::Helm { release, chart, repo, version, namespace, values, set, timeout, waits } => {
@@ -234,11 +447,79 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 args.extend(["--set".to_string(), format!("{k}={v}")]);
             }
             let timeout = format!("{}s", timeout.as_secs());
+            let mut keyed = deploy_inputs(job, env, waits);
+            keyed.insert("helm".into(), format!("{release} {chart} {namespace} {}", args.join(" ")));
+            for v in values {
+                let text = std::fs::read_to_string(env.cwd.join(v))
+                    .with_context(|| format!("reading {}", v.display()))?;
+                keyed.insert(format!("values:{}", v.display()), text);
+            }
+            let fresh = deploy_fresh(job, env, after, &keyed, &|| {
+                call(
+                    cmd!(sh, "helm status {release} --namespace {namespace}")
+                        .args(helm_args(&env.kube_context)),
+                )
+                .map(|_| ())
+                .map_err(|_| format!("helm release {release} is missing in {namespace}"))
+            })?;
+            if fresh {
+                return Ok(());
+            }
             call(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {namespace} --create-namespace --wait --timeout {timeout} {args...}").args(helm_args(&env.kube_context)))?;
             wait_for(&call, env, Some(namespace), waits)?;
+            record_deploy(job, env, &keyed)?;
         }
-        Action::Manifests { files, namespace, waits } => {
+        Action::Manifests { files, namespace, waits, template } => {
             let ns: Vec<String> = namespace.iter().flat_map(|n| ["--namespace".into(), n.clone()]).collect();
+            let mut keyed = deploy_inputs(job, env, waits);
+            keyed.insert("namespace".into(), namespace.clone().unwrap_or_default());
+            let mut applied = Vec::new();
+            for (i, f) in files.iter().enumerate() {
+                let shown = f.display().to_string();
+                if shown.starts_with("http://") || shown.starts_with("https://") {
+                    // A URL: what it names is its content (a versioned release manifest).
+                    keyed.insert(format!("manifest:{shown}"), String::new());
+                    applied.push(f.clone());
+                    continue;
+                }
+                let text =
+                    std::fs::read_to_string(env.cwd.join(f)).with_context(|| format!("reading {shown}"))?;
+                if !template {
+                    keyed.insert(format!("manifest:{shown}"), text);
+                    applied.push(f.clone());
+                    continue;
+                }
+                let vars = known_vars(env, &[]);
+                let text = match expand_strict(&text, &vars) {
+                    Ok(t) => t,
+                    Err(_) if job.dry_run => text, // names built images: known when it runs
+                    Err(e) => return Err(e.context(format!("templating {shown}"))),
+                };
+                let dir = crate::paths::state_root().join("rendered").join(task.id.replace(':', "-"));
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let out = dir.join(format!("{i}-{name}"));
+                if !job.dry_run {
+                    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                    std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+                }
+                keyed.insert(format!("manifest:{shown}"), text);
+                applied.push(out);
+            }
+            let files = &applied;
+            let fresh = deploy_fresh(job, env, after, &keyed, &|| {
+                for f in files {
+                    let ns = &ns;
+                    call(
+                        cmd!(sh, "kubectl get {ns...} -f {f} --output name")
+                            .args(kubectl_args(&env.kube_context)),
+                    )
+                    .map_err(|_| format!("objects of {} are missing", f.display()))?;
+                }
+                Ok(())
+            })?;
+            if fresh {
+                return Ok(());
+            }
             for f in files {
                 let ns = &ns;
                 call(
@@ -247,8 +528,12 @@ pub(crate) fn run(job: &Job<'_, Action>, env: &Env) -> Result<()> {
                 )?;
             }
             wait_for(&call, env, namespace.as_deref(), waits)?;
+            record_deploy(job, env, &keyed)?;
         }
         Action::Command { argv, namespace, waits } => {
+            if env.explained(job, true, "a command deploy always runs (what it did cannot be checked)") {
+                return Ok(());
+            }
             let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
             call(cmd!(sh, "{program} {args...}"))?;
             wait_for(&call, env, namespace.as_deref(), waits)?;
@@ -279,6 +564,142 @@ fn render_kind_config(config: &Path, env: &Env, dry_run: bool) -> Result<PathBuf
         std::fs::write(&out, rendered).with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(out)
+}
+
+/// The first 12 hex digits of an ID or digest.
+fn short(id: &str) -> &str {
+    let hex = id.trim_start_matches("sha256:");
+    hex.get(..12).unwrap_or(hex)
+}
+
+/// The local engine's ID of an image.
+fn image_id(
+    sh: &Shell,
+    call: &dyn Fn(xshell::Cmd<'_>) -> Result<exec::Output>,
+    image: &str,
+) -> Result<String> {
+    let format = "{{.Id}}";
+    let out = call(cmd!(sh, "docker image inspect --format {format} {image}"))?;
+    Ok(out.stdout.trim().to_string())
+}
+
+/// `Ok(why)` when the image `name` is built from these inputs and in the engine with the recorded
+/// ID; `Err(why)` says what makes it build.
+fn build_fresh(
+    sh: &Shell,
+    call: &dyn Fn(xshell::Cmd<'_>) -> Result<exec::Output>,
+    store: &Store,
+    name: &str,
+    template: &str,
+    digest: &str,
+    keyed: &std::collections::BTreeMap<String, String>,
+) -> Result<std::result::Result<String, String>> {
+    let Some(record) = store.snapshot().images.get(name).cloned() else {
+        return Ok(Err("no earlier build recorded".into()));
+    };
+    if store.force {
+        return Ok(Err("--force".into()));
+    }
+    if record.digest != digest {
+        let changed = incremental::changed_inputs(&record.inputs, keyed);
+        return Ok(Err(format!("digest changed: {}", incremental::some(&changed))));
+    }
+    let tag = incremental::resolve_tag(template, digest);
+    if tag != record.tag {
+        return Ok(Err(format!("the tag changed: {} -> {tag}", record.tag)));
+    }
+    match image_id(sh, call, &tag) {
+        Err(_) => Ok(Err(format!("{tag} is not in the Docker engine"))),
+        Ok(id) if id != record.image_id => Ok(Err(format!(
+            "{tag} is {} in the engine, not the {} built here",
+            short(&id),
+            short(&record.image_id)
+        ))),
+        Ok(_) => Ok(Ok(format!("digest {} unchanged; {tag} is in the engine", short(digest)))),
+    }
+}
+
+/// What a deploy's digest covers besides its own definition: the images it uses (their tags and
+/// IDs, through its `load:`/`build:` dependencies) and its waits.
+fn deploy_inputs(
+    job: &Job<'_, Action>,
+    env: &Env,
+    waits: &[Wait],
+) -> std::collections::BTreeMap<String, String> {
+    let mut keyed = std::collections::BTreeMap::new();
+    let images = env.store.as_ref().map(|s| s.snapshot().images).unwrap_or_default();
+    for dep in &job.task.deps {
+        let image = dep.strip_prefix("load:").or_else(|| dep.strip_prefix("build:"));
+        if let Some(record) = image.and_then(|i| images.get(i)) {
+            keyed.insert(
+                format!("image:{}", image.unwrap_or_default()),
+                format!("{} {}", record.tag, record.image_id),
+            );
+        }
+    }
+    for (i, w) in waits.iter().enumerate() {
+        keyed.insert(format!("wait:{i}"), format!("{} {} {:?}", w.resource, w.condition, w.namespace));
+    }
+    keyed
+}
+
+/// Whether the deploy is up to date (and says so): recorded for this cluster with these inputs,
+/// and `present` (one cheap look) agrees.
+fn deploy_fresh(
+    job: &Job<'_, Action>,
+    env: &Env,
+    after: Option<&str>,
+    keyed: &std::collections::BTreeMap<String, String>,
+    present: &dyn Fn() -> std::result::Result<(), String>,
+) -> Result<bool> {
+    let Some(store) = env.store.as_ref().filter(|_| !job.dry_run) else { return Ok(false) };
+    let cluster = env.kube_context.trim_start_matches("kind-");
+    let Some(uid) = store.cluster_uid(cluster) else {
+        if env.explained(job, true, "the cluster's identity is unknown") {
+            return Ok(true);
+        }
+        job.note("=== deploys: the cluster's identity is unknown");
+        return Ok(false);
+    };
+    let digest = incremental::digest_of(keyed);
+    let recorded = store.snapshot().deploys.get(&job.task.id).cloned();
+    let why = match recorded {
+        _ if store.force => "--force".to_string(),
+        _ if after.is_some() => format!("after {}, which ran", after.unwrap_or_default()),
+        None => "no earlier deploy recorded".into(),
+        Some(r) if r.cluster_uid != uid => "the cluster is not the one it was deployed to".into(),
+        Some(r) if r.digest != digest => "its inputs changed (chart, values, manifests or images)".into(),
+        Some(_) => match present() {
+            Ok(()) => {
+                let why = format!("inputs {} unchanged and deployed", short(&digest));
+                if !env.explained(job, false, &why) {
+                    job.up_to_date(&why);
+                }
+                return Ok(true);
+            }
+            Err(drift) => format!("{drift} (changed outside the tool)"),
+        },
+    };
+    if env.explained(job, true, &why) {
+        return Ok(true);
+    }
+    job.note(&format!("=== deploys: {why}"));
+    Ok(false)
+}
+
+/// Records a finished deploy for this cluster.
+fn record_deploy(
+    job: &Job<'_, Action>,
+    env: &Env,
+    keyed: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let Some(store) = env.store.as_ref().filter(|_| !job.dry_run) else { return Ok(()) };
+    let cluster = env.kube_context.trim_start_matches("kind-");
+    let Some(uid) = store.cluster_uid(cluster) else { return Ok(()) };
+    let digest = incremental::digest_of(keyed);
+    store.update(|s| {
+        s.deploys.insert(job.task.id.clone(), DeployRecord { cluster_uid: uid, digest });
+    })
 }
 
 /// `E2E_IMAGE_<NAME>`: `demo-probe` → `E2E_IMAGE_DEMO_PROBE`.
@@ -323,6 +744,7 @@ fn wait_for(
 
 /// The platform (`linux/amd64`) of the Docker engine's host, where kind runs its nodes.
 fn node_platform(
+    sh: &Shell,
     call: &dyn Fn(xshell::Cmd<'_>) -> Result<exec::Output>,
     dry_run: bool,
     known: &std::sync::OnceLock<String>,
@@ -333,7 +755,7 @@ fn node_platform(
     if let Some(platform) = known.get() {
         return Ok(platform.clone());
     }
-    let sh = Shell::new()?;
+    // The task's shell: its PATH and environment are the run's.
     let format = "{{.Server.Os}}/{{.Server.Arch}}";
     let out = call(cmd!(sh, "docker version --format {format}"))?;
     let platform = out.stdout.trim().to_string();
@@ -367,6 +789,9 @@ pub(crate) fn process_env() -> Vec<(String, String)> {
 fn known_vars(env: &Env, extra: &[(String, String)]) -> Vec<(String, String)> {
     let mut vars = process_env();
     vars.extend(env.vars.iter().cloned());
+    if let Some(store) = &env.store {
+        vars.extend(store.image_vars());
+    }
     vars.extend(extra.iter().cloned());
     vars
 }
@@ -403,10 +828,17 @@ pub(crate) fn expand_strict(text: &str, vars: &[(String, String)]) -> Result<Str
             let known: Vec<&str> = vars
                 .iter()
                 .map(|(k, _)| k.as_str())
-                .filter(|k| k.starts_with("E2E_") || k.starts_with("NODE_") || vars.len() <= 12)
+                .filter(|k| {
+                    k.starts_with("E2E_") || k.starts_with("NODE_") || k.starts_with("IMAGE_") || vars.len() <= 12
+                })
                 .collect();
+            let hint = if name.starts_with("IMAGE_") {
+                "; an image's reference is known once `cargo xtask setup` has built it (or after the deploys that need it)"
+            } else {
+                ""
+            };
             anyhow!(
-                "unknown variable ${{{name}}} in {} (known here: {}, and the environment's)",
+                "unknown variable ${{{name}}} in {} (known here: {}, and the environment's){hint}",
                 shown(),
                 known.join(", ")
             )

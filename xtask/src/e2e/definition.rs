@@ -296,6 +296,10 @@ struct ImageDef {
     /// Environment of the prebuild commands and `docker build`; values expanded like build args.
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// What the prebuild commands read, as globs from the repository root (`test/demo/**`,
+    /// `Cargo.lock`): part of the image's digest, which cannot guess them.
+    #[serde(default)]
+    inputs: Vec<String>,
     #[serde(default = "yes")]
     load: bool,
     #[serde(default = "d900")]
@@ -312,6 +316,10 @@ struct DeployDef {
     helm: Option<HelmDef>,
     #[serde(default)]
     manifests: Vec<PathBuf>,
+    /// Expand `${VAR}` in the (local) manifests before applying them, strictly: `${IMAGE_<NAME>}`
+    /// names an image's digest tag, so its pods roll when it changes.
+    #[serde(default)]
+    template: bool,
     #[serde(default)]
     wait: Vec<WaitDef>,
     /// Images (by name) whose loads this deploy needs.
@@ -432,8 +440,6 @@ pub(crate) struct Definition {
     pub(crate) tasks: Vec<Task>,
     pub(crate) forwards: Vec<Forward>,
     pub(crate) flows: Vec<Flow>,
-    /// A fingerprint of the file: shared infra set up from another version is set up again.
-    pub(crate) fingerprint: String,
     pub(crate) quickstart: Option<Quickstart>,
 }
 
@@ -600,20 +606,7 @@ fn load_checked(path: &Path) -> Result<Definition> {
         }
     };
     let tasks = build(file, &shown, &paths)?;
-    Ok(Definition {
-        path: path.to_path_buf(),
-        root,
-        cluster,
-        tasks,
-        forwards,
-        flows,
-        fingerprint: format!("{:016x}", fnv1a(text.as_bytes())),
-        quickstart,
-    })
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    Ok(Definition { path: path.to_path_buf(), root, cluster, tasks, forwards, flows, quickstart })
 }
 
 fn forwards(file: &File, shown: &str) -> Result<Vec<Forward>> {
@@ -757,7 +750,9 @@ fn template_images(file: &mut File, shown: &str, root: &Path) -> Result<()> {
             *f = out;
         }
     }
-    let vars = super::actions::process_env();
+    let mut vars = super::actions::process_env();
+    // `${DIGEST}` stays for the build, which knows it.
+    vars.push(("DIGEST".into(), "${DIGEST}".into()));
     for (i, img) in file.images.iter_mut().enumerate() {
         if img.tag.contains("${") {
             img.tag = super::actions::expand_strict(&img.tag, &vars)
@@ -801,7 +796,11 @@ fn build(file: File, shown: &str, paths: &Paths) -> Result<Vec<Task>> {
         ..Task::new(
             &format!("load:{}", img.name),
             vec!["cluster".into(), format!("build:{}", img.name)],
-            Action::Load { tag: img.tag.clone(), cluster: file.cluster.name.clone() },
+            Action::Load {
+                image: img.name.clone(),
+                tag: img.tag.clone(),
+                cluster: file.cluster.name.clone(),
+            },
             Duration::from_secs(600),
         )
     }));
@@ -822,6 +821,23 @@ struct Paths {
 }
 
 impl Paths {
+    /// Where a glob's literal part (`test/demo` of `test/demo/**`) exists: the repository root,
+    /// else the definition's directory.
+    fn glob_base(&self, glob: &str) -> Result<PathBuf, String> {
+        let literal: Vec<&str> = glob
+            .split('/')
+            .take_while(|s| !s.contains(['*', '?', '[', '\\']))
+            .filter(|s| !s.is_empty() && *s != ".")
+            .collect();
+        if literal.contains(&"..") || glob.starts_with('/') {
+            return Err(format!("{glob:?}: inputs are globs inside the repository (no `..`, not absolute)"));
+        }
+        let prefix = literal.join("/");
+        self.locate(Path::new(if prefix.is_empty() { "." } else { &prefix }))
+            .map(|_| if self.root.join(&prefix).exists() { self.root.clone() } else { self.dir.clone() })
+            .map_err(|e| format!("{glob:?}: {e}"))
+    }
+
     /// The first of root/p, dir/p that exists; the error says where it looked.
     fn locate(&self, p: &Path) -> Result<PathBuf, String> {
         for base in [&self.root, &self.dir] {
@@ -887,6 +903,16 @@ impl Section<'_> {
                 prebuild: img.prebuild.clone(),
                 prebuild_env: img.prebuild_env.clone().into_iter().collect(),
                 env: img.env.clone().into_iter().collect(),
+                inputs: img
+                    .inputs
+                    .iter()
+                    .map(|glob| {
+                        self.paths
+                            .glob_base(glob)
+                            .map(|base| (base, glob.clone()))
+                            .map_err(|e| anyhow::anyhow!("{shown}: {key}.inputs: {e}"))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
             };
             let timeout = self.duration(&format!("{key}.timeout"), &img.timeout)?;
             tasks.push(Task::new(&format!("build:{}", img.name), Vec::new(), action, timeout));
@@ -960,6 +986,9 @@ impl Section<'_> {
         if kinds != 1 {
             bail!("{shown}: {key}: give exactly one of helm, manifests or command");
         }
+        if d.template && d.manifests.is_empty() {
+            bail!("{shown}: {key}.template: only manifests are templated (helm `set` values always are)");
+        }
         let timeout = self.duration(&format!("{key}.timeout"), &d.timeout)?;
         // `wait` is honoured on every kind of deploy (a key is honoured or refused, never ignored).
         let waits = d
@@ -1011,7 +1040,7 @@ impl Section<'_> {
                     }
                 })
                 .collect::<Result<Vec<_>>>()?;
-            (Action::Manifests { files, namespace: d.namespace.clone(), waits }, 0)
+            (Action::Manifests { files, namespace: d.namespace.clone(), waits, template: d.template }, 0)
         } else {
             (Action::Command { argv: d.command.clone(), namespace: d.namespace.clone(), waits }, 0)
         };

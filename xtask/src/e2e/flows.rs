@@ -222,38 +222,35 @@ impl SharedLock {
     }
 }
 
-/// Shared infra from this definition is up: reuse it; otherwise run the setup pipeline.
+/// Shared infra, incrementally: the setup graph runs, and what its records show done (and still
+/// there) is skipped, so a changed image is rebuilt, reloaded and redeployed and nothing else is.
 fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Report> {
     let marker = paths::state_root().join("shared.json");
-    let recorded: serde_json::Value =
-        std::fs::read_to_string(&marker).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-    let log = paths::logs_dir().join("e2e.log");
-    let start = Instant::now();
-    if recorded["fingerprint"] == def.fingerprint.as_str() && recorded["cluster"] == def.cluster.as_str() {
-        let clusters =
-            exec::cmd(cmd!(sh, "kind get clusters")).log(&log).timeout(Duration::from_secs(60)).run()?;
-        if clusters.stdout.lines().any(|l| l.trim() == def.cluster) {
-            println!(
-                "shared infra is up (set up {} by pid {}): reused",
-                recorded["completed"], recorded["pid"]
-            );
-            return Ok(Report::single("shared infra (reused)", start.elapsed().as_secs_f64()));
-        }
-    }
     let ctx = RunContext::resolve(sh, &def.request(None, Some("setup")))?;
-    println!("setting up shared infra ({} tasks)", def.tasks.len());
-    let report = setup::run_graph(sh, def, &ctx, false, false)?;
+    println!("ensuring shared infra ({} tasks; what is up to date is skipped)", def.tasks.len());
+    let report = setup::run_graph(sh, def, &ctx, setup::How::default())?;
     if let Some(error) = report.failure() {
         println!("{}", pipeline::gantt(&report));
         return Err(error.context("shared infra setup failed; no flow was run"));
     }
-    let record = json!({
-        "fingerprint": def.fingerprint,
-        "cluster": def.cluster,
-        "completed": clock::rfc3339(std::time::SystemTime::now()),
-        "pid": std::process::id(),
-    });
-    std::fs::write(&marker, serde_json::to_string_pretty(&record)?)?;
+    let fresh = report.tasks.iter().filter(|t| t.status == pipeline::Status::UpToDate).count();
+    println!(
+        "shared infra: {fresh} of {} task(s) up to date, {} run",
+        report.tasks.len(),
+        report.tasks.len() - fresh
+    );
+    let mut record: serde_json::Value = std::fs::read_to_string(&marker)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!({}));
+    if !record.is_object() {
+        record = json!({});
+    }
+    record["cluster"] = def.cluster.clone().into();
+    record["completed"] = clock::rfc3339(std::time::SystemTime::now()).into();
+    record["pid"] = std::process::id().into();
+    std::fs::write(&marker, serde_json::to_string_pretty(&record)?)
+        .with_context(|| format!("writing {}", marker.display()))?;
     Ok(report)
 }
 
@@ -435,6 +432,12 @@ fn flow_steps(
     }
     let mut vars: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     vars.push(("E2E_LOCAL_PORT".into(), local_port.into()));
+    // The images as setup built them (`IMAGE_DEMO=e2e-demo:<digest>`): steps name what runs.
+    let images = super::incremental::Store::open(super::setup::records_path(), false).image_vars();
+    for (k, v) in &images {
+        sh.set_var(k, v);
+    }
+    vars.extend(images);
     // The flow's own env, then its steps' arguments, expanded strictly with the run's variables
     // and the environment's (later entries win: the run's over the environment's, the flow's last).
     let mut known: Vec<(String, String)> =

@@ -13,6 +13,7 @@ pub mod definition;
 pub mod diagnostics;
 pub mod flows;
 pub mod gitea;
+pub mod incremental;
 pub mod kube;
 pub mod metrics;
 pub mod port_forward;

@@ -110,6 +110,8 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
     };
     runner.vars.push(("E2E_QUICKSTART_MODE".into(), mode_name.into()));
     runner.vars.push(("E2E_NAME_SUFFIX".into(), suffix));
+    // The images as setup built them (`${IMAGE_DEMO}`: its digest tag), for values and patches.
+    runner.vars.extend(super::incremental::Store::open(super::setup::records_path(), false).image_vars());
     let expand = |text: &str| runner.expand(text);
     match mode {
         Mode::Helm => helm_install(sh, ctx, qs, &expand, &log)?,

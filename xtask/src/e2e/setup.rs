@@ -7,6 +7,7 @@ use xshell::Shell;
 
 use super::actions::{self, Env};
 use super::definition::{self, Definition};
+use super::incremental::Store;
 use super::run_context::RunContext;
 use crate::paths;
 use crate::pipeline::{self, Options, ProgressMode, Report};
@@ -19,8 +20,15 @@ use crate::pipeline::{self, Options, ProgressMode, Report};
 /// first failure stops the rest; each task logs to target/e2e/runs/<id>/logs/; a timing report
 /// (JSON in target/e2e/timings/, and a Gantt chart with the critical path) ends every run.
 ///
+/// Incremental: each image is tagged by a digest of its inputs (`${DIGEST}` in its tag), and a
+/// task whose work is recorded as done (same inputs, same cluster) and still there (the image in
+/// the engine, the helm release, the manifests' objects) is up to date and skipped; everything
+/// after a changed task runs again. Records: target/e2e/incremental.json.
+///
 /// Examples:
 ///   cargo xtask setup
+///   cargo xtask setup --explain          # what would run, and why, without running it
+///   cargo xtask setup --force            # run every task, whatever is recorded
 ///   cargo xtask setup --dry-run
 ///   cargo xtask setup --sequential       # one task at a time, as the old Makefile did
 #[derive(clap::Args, Debug)]
@@ -35,6 +43,13 @@ pub struct Args {
     /// Run the same graph one task at a time
     #[arg(long)]
     pub(crate) sequential: bool,
+    /// Run every task, even those recorded as up to date
+    #[arg(long, conflicts_with = "explain")]
+    pub(crate) force: bool,
+    /// Say for each task whether it would run and why (digest changed, image not in the
+    /// cluster, release missing, up to date); runs only read-only checks
+    #[arg(long, conflicts_with = "dry_run")]
+    pub(crate) explain: bool,
     /// Run id for the logs (default: $E2E_RUN_ID or a new one)
     #[arg(long)]
     pub(crate) run_id: Option<String>,
@@ -50,7 +65,12 @@ impl Args {
         } else {
             super::preflight::check(sh, &def, &ctx.logs_dir().join("preflight.log"))?;
         }
-        let report = run_graph(sh, &def, &ctx, self.sequential || self.dry_run, self.dry_run)?;
+        if self.explain {
+            return explain(sh, &def, &ctx);
+        }
+        let how =
+            How { sequential: self.sequential || self.dry_run, dry_run: self.dry_run, force: self.force };
+        let report = run_graph(sh, &def, &ctx, how)?;
         if self.dry_run {
             return Ok(0);
         }
@@ -72,18 +92,57 @@ impl Args {
     }
 }
 
-/// Runs the definition's setup graph for run `ctx` (fail fast: the first failure stops the rest).
-pub(crate) fn run_graph(
-    sh: &Shell,
-    def: &Definition,
-    ctx: &RunContext,
-    sequential: bool,
-    dry_run: bool,
-) -> Result<Report> {
-    let progress = if dry_run { ProgressMode::Quiet } else { ProgressMode::detect(sh) };
-    let opts = Options { sequential, dry_run, ..Options::new(ctx.logs_dir(), progress) };
-    let env = Env::for_run(sh, ctx, &def.root);
+/// How the setup graph runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct How {
+    pub(crate) sequential: bool,
+    pub(crate) dry_run: bool,
+    /// Run every task whatever the records say (they are still written).
+    pub(crate) force: bool,
+}
+
+/// Where the incremental records live.
+pub(crate) fn records_path() -> PathBuf {
+    paths::state_root().join("incremental.json")
+}
+
+/// Runs the definition's setup graph for run `ctx` (fail fast: the first failure stops the rest),
+/// skipping what the records show done.
+pub(crate) fn run_graph(sh: &Shell, def: &Definition, ctx: &RunContext, how: How) -> Result<Report> {
+    let progress = if how.dry_run { ProgressMode::Quiet } else { ProgressMode::detect(sh) };
+    let opts = Options {
+        sequential: how.sequential,
+        dry_run: how.dry_run,
+        ..Options::new(ctx.logs_dir(), progress)
+    };
+    let mut env = Env::for_run(sh, ctx, &def.root);
+    if !how.dry_run {
+        env.store = Some(std::sync::Arc::new(Store::open(records_path(), how.force)));
+    }
     pipeline::run(&def.tasks, &opts, &|job| actions::run(job, &env))
+}
+
+/// `setup --explain`: each task's decision, in graph order, from read-only checks.
+fn explain(sh: &Shell, def: &Definition, ctx: &RunContext) -> Result<i32> {
+    let opts =
+        Options { sequential: true, ..Options::new(ctx.logs_dir().join("explain"), ProgressMode::Quiet) };
+    let mut env = Env::for_run(sh, ctx, &def.root);
+    env.store = Some(std::sync::Arc::new(Store::open(records_path(), false)));
+    env.explain = Some(Default::default());
+    let report = pipeline::run(&def.tasks, &opts, &|job| actions::run(job, &env))?;
+    if let Some(error) = report.failure() {
+        return Err(error.context("explaining the setup"));
+    }
+    let decisions = env.explain.and_then(|d| d.into_inner().ok()).unwrap_or_default();
+    let mut runs = 0;
+    println!("setup of {} ({} tasks):", def.path.display(), def.tasks.len());
+    for t in &def.tasks {
+        let (run, why) = decisions.get(&t.id).cloned().unwrap_or((true, "not reached".into()));
+        runs += usize::from(run);
+        println!("  {:<24} {:<10} {why}", t.id, if run { "runs" } else { "up to date" });
+    }
+    println!("{runs} of {} task(s) would run", def.tasks.len());
+    Ok(0)
 }
 
 fn print_plan(def: &definition::Definition) {

@@ -72,6 +72,8 @@ pub(crate) struct Job<'a, A> {
     /// When the task's time is up (across its attempts).
     pub(crate) deadline: Instant,
     pub(crate) dry_run: bool,
+    /// Set by [`Job::up_to_date`]: the task found its work already done.
+    fresh: std::cell::RefCell<Option<String>>,
 }
 
 impl<A> Job<'_, A> {
@@ -83,6 +85,17 @@ impl<A> Job<'_, A> {
     /// A line in the task's log.
     pub(crate) fn note(&self, line: &str) {
         append(self.log, line);
+    }
+
+    /// Whether [`Job::up_to_date`] was said.
+    pub(crate) fn is_up_to_date(&self) -> bool {
+        self.fresh.borrow().is_some()
+    }
+
+    /// The task's work is already done (say why): it ends as up to date, not run.
+    pub(crate) fn up_to_date(&self, why: &str) {
+        append(self.log, &format!("=== up to date: {why}"));
+        *self.fresh.borrow_mut() = Some(why.to_string());
     }
 }
 
@@ -171,12 +184,13 @@ pub(crate) fn run<A: Sync>(
             let took = end - times[i].0.unwrap_or(end);
             let verdict = match outcome.status {
                 Status::Ok => "done",
+                Status::UpToDate => "fresh",
                 Status::Failed => "FAILED",
                 Status::TimedOut => "TIMEOUT",
                 Status::Stopped | Status::Skipped => "stopped",
             };
             progress.finished(i, &tasks[i].id, took, verdict);
-            if outcome.status == Status::Ok {
+            if outcome.status.is_done() {
                 for &d in &dependents[i] {
                     remaining[d] -= 1;
                     if remaining[d] == 0 {
@@ -235,9 +249,11 @@ fn attempts<A>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = job(&Job { task, log, cancel, deadline, dry_run });
+        let this = Job { task, log, cancel, deadline, dry_run, fresh: Default::default() };
+        let result = job(&this);
         let Err(e) = result else {
-            return Ended { status: Status::Ok, attempts: attempt, error: None };
+            let status = if this.fresh.borrow().is_some() { Status::UpToDate } else { Status::Ok };
+            return Ended { status, attempts: attempt, error: None };
         };
         let status = classify(&e, cancel, deadline);
         let text = match status {

@@ -11,6 +11,8 @@ use serde::Serialize;
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Status {
     Ok,
+    /// Nothing to do: what it would make is already there (recorded, and checked).
+    UpToDate,
     Failed,
     /// Failed because its deadline passed.
     TimedOut,
@@ -24,6 +26,11 @@ impl Status {
     /// A failure of its own (not stopped or skipped because of another).
     pub(crate) fn is_failure(self) -> bool {
         matches!(self, Status::Failed | Status::TimedOut)
+    }
+
+    /// Done, by running or by finding it already done: what depends on it may start.
+    pub(crate) fn is_done(self) -> bool {
+        matches!(self, Status::Ok | Status::UpToDate)
     }
 }
 
@@ -80,10 +87,11 @@ impl Report {
         Some(anyhow!(text))
     }
 
-    /// A report of one finished step that ran no graph (shared infra found up and reused).
+    /// A report of one finished task (tests build reports from it).
+    #[cfg(test)]
     pub(crate) fn single(id: &str, seconds: f64) -> Report {
         Report {
-            mode: "reused",
+            mode: "graph",
             threads: 1,
             wall_s: seconds,
             critical_path: vec![id.to_string()],
@@ -173,12 +181,17 @@ pub(crate) fn gantt(report: &Report) -> String {
         let b = (((e / total) * width as f64).ceil() as usize).clamp(a + 1, width);
         let fill = match t.status {
             Status::Ok => '#',
+            Status::UpToDate => '=',
             Status::Failed | Status::TimedOut => 'X',
             Status::Stopped | Status::Skipped => '-',
         };
         let bar: String = (0..width).map(|c| if c >= a && c < b { fill } else { ' ' }).collect();
         let mark = if report.critical_path.contains(&t.id) { "*" } else { " " };
         let _ = writeln!(out, "{name:name_w$} {mark}|{bar}| {:>7.2}s", t.duration_s);
+    }
+    let fresh = report.tasks.iter().filter(|t| t.status == Status::UpToDate).count();
+    if fresh > 0 {
+        let _ = writeln!(out, "{fresh} of {} task(s) up to date (=), not run", report.tasks.len());
     }
     let _ = writeln!(
         out,

@@ -633,7 +633,8 @@ fn every_kubectl_and_helm_call_names_the_clusters_context_never_the_current_one(
     let out = w.e2e(&[]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let calls = w.fake.journal().unwrap();
-    let user_step = |c: &Call| c.tool == "kubectl" && c.argv.first().map(String::as_str) == Some("get");
+    let user_step =
+        |c: &Call| c.tool == "kubectl" && c.argv.starts_with(&["get".to_string(), "pods".to_string()]);
     let ours: Vec<&Call> = calls.iter().filter(|c| reaches_a_cluster(c) && !user_step(c)).collect();
     assert!(ours.len() > 5, "setup, forwards, namespaces, secrets, cleanup: {ours:#?}");
     for c in &ours {
@@ -1042,4 +1043,58 @@ timeout = "1s"
         .position(|l| l.starts_with("kubectl get gitprovider p-") && l.contains("--namespace run-e2e-full-"))
         .unwrap_or_else(|| panic!("the check ran: {lines:#?}"));
     assert!(step < check);
+}
+
+/// The daily loop: change an image's source, run the e2e again. The image is rebuilt with a new
+/// digest tag, loaded, and the flow runs against it; shared infra that did not change is not
+/// touched.
+#[test]
+fn the_next_e2e_after_a_source_change_runs_the_new_digest_and_nothing_stale() {
+    let flows = "\n[[flow]]\nname = \"full\"\ngitea = false\n\
+                 steps = [[\"sh\", \"-c\", \"echo ${IMAGE_APP} >> SEEN_FILE\"]]\n";
+    let w = World::new(flows);
+    let def = std::fs::read_to_string(&w.def).unwrap();
+    let static_tag = "tag = \"app:t\"\ndockerfile = \"docker/app.Dockerfile\"\n";
+    assert!(def.contains(static_tag));
+    let seen = w.dir.path().join("seen.txt");
+    std::fs::write(
+        &w.def,
+        def.replace(
+            static_tag,
+            "tag = \"app:${DIGEST}\"\ndockerfile = \"docker/app.Dockerfile\"\ncontext = \"ctx\"\n",
+        )
+        .replace("SEEN_FILE", seen.to_str().unwrap()),
+    )
+    .unwrap();
+    std::fs::create_dir_all(w.dir.path().join("ctx")).unwrap();
+    std::fs::write(w.dir.path().join("ctx/main.txt"), "v1\n").unwrap();
+    // The image the flow's step was handed, last run.
+    let seen_image = || std::fs::read_to_string(&seen).unwrap().lines().last().unwrap().to_string();
+    let built = |calls: &[Call]| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|c| c.line().starts_with("docker build -t app:"))
+            .map(|c| c.argv[2].clone())
+            .collect()
+    };
+
+    let out = w.e2e(&[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let first = w.fake.journal().unwrap();
+    let v1 = built(&first);
+    assert_eq!(v1.len(), 1);
+    assert_eq!(seen_image(), v1[0], "the flow ran what was built");
+
+    std::fs::write(w.dir.path().join("ctx/main.txt"), "v2\n").unwrap();
+    let out = w.e2e(&[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("shared infra: 2 of 4 task(s) up to date, 2 run"), "{}", text(&out));
+    let calls = w.fake.journal().unwrap();
+    let second = &calls[first.len()..];
+    let v2 = built(second);
+    assert_eq!(v2.len(), 1);
+    assert_ne!(v2[0], v1[0]);
+    assert!(second.iter().any(|c| c.line().starts_with(&format!("kind load docker-image {} ", v2[0]))));
+    assert!(!second.iter().any(|c| c.line().starts_with("helm upgrade")), "gitea was up to date");
+    assert_eq!(seen_image(), v2[0], "the flow ran the new image, not the stale one");
 }

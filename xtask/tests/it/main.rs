@@ -8,6 +8,7 @@ mod cli;
 mod e2e;
 mod exec;
 mod gitea;
+mod incremental;
 mod lint;
 mod metrics;
 mod operator;

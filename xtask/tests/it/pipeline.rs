@@ -269,19 +269,29 @@ fn the_real_docker_engine_builds_both_demo_images_in_parallel() {
     let fake =
         FakeToolchain::with_tools(env!("CARGO_BIN_EXE_fake-tool"), &["kind", "helm", "kubectl"]).unwrap();
     fake.real_docker_inspect(true).unwrap();
-    for tag in ["e2e-demo:dev", "e2e-demo-probe:dev"] {
-        let _ = Command::new("docker").args(["image", "rm", "-f", tag]).output();
-    }
     let sandbox = Sandbox::with_fake(&fake);
     let out = setup_in(&sandbox, &root().join("test/e2e/e2e.toml"), &[]);
     assert!(out.status.success(), "{}", text(&out));
-    for tag in ["e2e-demo:dev", "e2e-demo-probe:dev"] {
+    // kind loaded what the real engine built (the fake checks with `docker image inspect`),
+    // tagged by the digest of its inputs.
+    let calls = fake.journal().unwrap();
+    let loads = all(&calls, "kind load docker-image");
+    assert_eq!(loads.len(), 2);
+    for load in loads {
+        let tag = &load.argv[2];
+        assert!(tag.starts_with("e2e-demo") && tag.rsplit(':').next().unwrap().len() == 12, "{tag}");
         let inspect = Command::new("docker").args(["image", "inspect", tag]).output().unwrap();
         assert!(inspect.status.success(), "{tag} was not built");
     }
-    // kind loaded what the real engine built (the fake checks with `docker image inspect`).
-    let calls = fake.journal().unwrap();
-    assert_eq!(all(&calls, "kind load docker-image").len(), 2);
+    // The demo's manifest was applied templated with the digest tag it was built with.
+    let recorded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.state.path().join("incremental.json")).unwrap(),
+    )
+    .unwrap();
+    let demo_tag = recorded["images"]["demo"]["tag"].as_str().unwrap().to_string();
+    let applied = find(&calls, "kubectl apply --server-side --namespace demo-e2e -f ");
+    let rendered = std::fs::read_to_string(&applied.argv[5]).unwrap();
+    assert!(rendered.contains(&format!("image: \"{demo_tag}\"")), "{rendered}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report_line = stdout.lines().find(|l| l.starts_with("timing report: ")).unwrap();
     let report: serde_json::Value = serde_json::from_str(

@@ -59,6 +59,12 @@ impl World {
         let fake = crate::harness::fake();
         fake.with_cluster("e2e").unwrap();
         let sandbox = Sandbox::with_fake(&fake);
+        // What `cargo xtask setup` recorded of the demo image: the quickstart names its tag.
+        std::fs::write(
+            sandbox.state.path().join("incremental.json"),
+            r#"{"images": {"demo": {"digest": "0123456789abcdef", "tag": "e2e-demo:0123456789ab", "image_id": "sha256:1", "inputs": {}}}}"#,
+        )
+        .unwrap();
         World { fake, gitea: GiteaServer::start().unwrap(), sandbox, dir, def }
     }
 
@@ -159,6 +165,7 @@ fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_o
             && line.contains(&format!("--labels {LABEL}={b}")),
         "{line}"
     );
+    assert!(line.contains("--set-string image=e2e-demo:0123456789ab"), "the image setup built: {line}");
     assert!(
         // Identifiers as strings: `--set` would parse `0123` as a number and `true` as a bool.
         line.contains(&format!("--set-string runId={b}"))

@@ -1,0 +1,605 @@
+//! Incremental setup: what each task of the setup graph last made, so that a re-run does only
+//! what changed, and nothing goes stale.
+//!
+//! - An image's identity is a digest of what goes into it: the Dockerfile, the build-context
+//!   files that `.dockerignore` lets through (BuildKit reads `<Dockerfile>.dockerignore` first),
+//!   the build args, the prebuild commands, their environment and their declared `inputs`, the
+//!   image's `env` and the node platform. Files are hashed by git (`git hash-object
+//!   --stdin-paths`, in one process); the digest is a 128-bit hash of the sorted list.
+//! - A cluster's identity is its `kube-system` namespace UID: a recreated cluster is a new one.
+//! - Records (`target/e2e/incremental.json`): per image its digest, tag and image ID; per load
+//!   the cluster and image ID; per deploy the cluster and a digest of its rendered inputs (chart,
+//!   values, `--set` after expansion, manifests, the images it uses).
+//! - A task is up to date when its record matches and a cheap look at the world agrees (the image
+//!   is in the engine with that ID; the helm release exists; the manifests' objects exist).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use xshell::{cmd, Shell};
+
+use crate::exec;
+
+/// What the last successful tasks made.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct State {
+    /// Cluster name → its kube-system UID.
+    #[serde(default)]
+    pub(crate) clusters: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) images: BTreeMap<String, ImageRecord>,
+    /// `<cluster>/<image name>` → what was loaded.
+    #[serde(default)]
+    pub(crate) loads: BTreeMap<String, LoadRecord>,
+    /// Deploy name → what was deployed.
+    #[serde(default)]
+    pub(crate) deploys: BTreeMap<String, DeployRecord>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct ImageRecord {
+    pub(crate) digest: String,
+    /// The tag as built (`${DIGEST}` resolved).
+    pub(crate) tag: String,
+    pub(crate) image_id: String,
+    /// Every input by key (`context:src/main.rs` → blob hash, `build-arg:X` → value), for
+    /// saying what changed.
+    pub(crate) inputs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct LoadRecord {
+    pub(crate) cluster_uid: String,
+    pub(crate) image_id: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct DeployRecord {
+    pub(crate) cluster_uid: String,
+    pub(crate) digest: String,
+}
+
+/// The records, shared by the tasks of one setup run and written through after each change.
+pub(crate) struct Store {
+    path: PathBuf,
+    state: Mutex<State>,
+    /// Run everything (`--force`), still recording.
+    pub(crate) force: bool,
+}
+
+impl Store {
+    pub(crate) fn open(path: PathBuf, force: bool) -> Store {
+        let state = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        Store { path, state: Mutex::new(state), force }
+    }
+
+    pub(crate) fn snapshot(&self) -> State {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Changes the records and writes them (a temp file renamed over the old one).
+    pub(crate) fn update(&self, f: impl FnOnce(&mut State)) -> Result<()> {
+        let mut state =
+            self.state.lock().map_err(|_| anyhow::anyhow!("the incremental records are poisoned"))?;
+        f(&mut state);
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tmp = self.path.with_extension(format!("json.{}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_string_pretty(&*state)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path).with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    pub(crate) fn cluster_uid(&self, cluster: &str) -> Option<String> {
+        self.snapshot().clusters.get(cluster).cloned().filter(|u| !u.is_empty())
+    }
+
+    /// `IMAGE_<NAME>` (the built reference) and `IMAGE_TAG_<NAME>` (its tag part) for every
+    /// recorded image: what deploys name to follow the digest.
+    pub(crate) fn image_vars(&self) -> Vec<(String, String)> {
+        let mut vars = Vec::new();
+        for (name, image) in self.snapshot().images {
+            let var = name.to_ascii_uppercase().replace('-', "_");
+            let tag_part = image.tag.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or_default();
+            vars.push((format!("IMAGE_{var}"), image.tag.clone()));
+            vars.push((format!("IMAGE_TAG_{var}"), tag_part));
+        }
+        vars
+    }
+}
+
+/// `${DIGEST}` in a tag: the first 12 hex digits of the image's digest.
+pub(crate) fn resolve_tag(template: &str, digest: &str) -> String {
+    template.replace("${DIGEST}", digest.get(..12).unwrap_or(digest))
+}
+
+/// What goes into one image, as keyed inputs.
+pub(crate) struct ImageSpec<'a> {
+    pub(crate) dockerfile: &'a Path,
+    pub(crate) context: &'a Path,
+    /// Declared prebuild inputs: globs, each relative to its directory.
+    pub(crate) inputs: &'a [(PathBuf, String)],
+    /// Paths in keys are shown relative to this (the repository root), so that a checkout's
+    /// place does not change the digest.
+    pub(crate) root: &'a Path,
+    /// Build args, prebuild commands and env, image env, platform: already expanded.
+    pub(crate) scalars: Vec<(String, String)>,
+}
+
+/// The keyed inputs of an image and their digest.
+pub(crate) fn image_inputs(
+    sh: &Shell,
+    spec: &ImageSpec<'_>,
+    log: &Path,
+) -> Result<(String, BTreeMap<String, String>)> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let shown = |p: &Path| p.strip_prefix(spec.root).unwrap_or(p).display().to_string();
+    files.push((format!("dockerfile:{}", shown(spec.dockerfile)), spec.dockerfile.to_path_buf()));
+    let ignore = dockerignore_for(spec.dockerfile, spec.context)?;
+    for rel in context_files(spec.context, &ignore)? {
+        files.push((format!("context:{rel}"), spec.context.join(&rel)));
+    }
+    for (base, glob) in spec.inputs {
+        let matched = glob_files(base, glob)?;
+        if matched.is_empty() {
+            bail!("inputs {glob:?} matches no file under {}", base.display());
+        }
+        for rel in matched {
+            files.push((format!("input:{rel}"), base.join(&rel)));
+        }
+    }
+    let hashes = hash_files(sh, &files.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(), log)?;
+    let mut inputs: BTreeMap<String, String> = files.into_iter().map(|(k, _)| k).zip(hashes).collect();
+    for (k, v) in &spec.scalars {
+        inputs.insert(k.clone(), v.clone());
+    }
+    let digest = digest_of(&inputs);
+    Ok((digest, inputs))
+}
+
+/// The digest of keyed inputs (file contents enter as git's blob hashes): FNV-1a, 128 bits, over
+/// the sorted, length-prefixed `key value` pairs. Change detection, not a security boundary:
+/// 128 bits make an accidental collision negligible, and it costs no process.
+pub(crate) fn digest_of(inputs: &BTreeMap<String, String>) -> String {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let mut h = OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
+            h = (h ^ u128::from(*b)).wrapping_mul(PRIME);
+        }
+    };
+    for (k, v) in inputs {
+        eat(k.as_bytes());
+        eat(v.as_bytes());
+    }
+    format!("{h:032x}")
+}
+
+/// `git hash-object --stdin-paths`: one blob hash per file, in order.
+fn hash_files(sh: &Shell, files: &[PathBuf], log: &Path) -> Result<Vec<String>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut list = String::new();
+    for f in files {
+        let text =
+            f.to_str().with_context(|| format!("{}: not UTF-8, cannot be hashed by path", f.display()))?;
+        if text.contains('\n') {
+            bail!("{text:?}: a file name with a newline cannot be hashed");
+        }
+        list.push_str(text);
+        list.push('\n');
+    }
+    let out = exec::cmd(cmd!(sh, "git hash-object --no-filters --stdin-paths"))
+        .stdin(list)
+        .log(log)
+        .timeout(Duration::from_secs(300))
+        .run()
+        .context("hashing the image's files with git")?;
+    let hashes: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+    if hashes.len() != files.len() {
+        bail!("git hash-object gave {} hashes for {} files", hashes.len(), files.len());
+    }
+    Ok(hashes)
+}
+
+/// Differences between two input sets, for saying why a build runs ("digest changed: ...").
+pub(crate) fn changed_inputs(
+    before: &BTreeMap<String, String>,
+    now: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in now {
+        match before.get(k) {
+            None => out.push(format!("{k} (new)")),
+            Some(b) if b != v => out.push(k.clone()),
+            Some(_) => {}
+        }
+    }
+    for k in before.keys().filter(|k| !now.contains_key(*k)) {
+        out.push(format!("{k} (gone)"));
+    }
+    out
+}
+
+/// `a, b, c and 4 more`.
+pub(crate) fn some(items: &[String]) -> String {
+    match items.len() {
+        0 => "nothing".into(),
+        n if n <= 3 => items.join(", "),
+        n => format!("{} and {} more", items[..3].join(", "), n - 3),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// .dockerignore, as BuildKit reads it.
+// ---------------------------------------------------------------------------------------------
+
+/// One pattern of a `.dockerignore` (moby/patternmatcher: `*` and `?` stay within a path
+/// segment, `**` spans segments, a leading `**` matches a suffix, a trailing `**` a prefix; a
+/// pattern matching a parent directory matches everything below it; `!` re-includes).
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern {
+    exclusion: bool,
+    regex: regex::Regex,
+    /// The pattern's segments (`None`: a `**` one), for deciding whether a directory can hold a
+    /// match.
+    segments: Vec<Option<regex::Regex>>,
+}
+
+/// The patterns of a `.dockerignore`, in order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DockerIgnore {
+    patterns: Vec<Pattern>,
+}
+
+impl DockerIgnore {
+    /// moby/patternmatcher `ignorefile.ReadAll`: a BOM is dropped, `#` starts a comment only at
+    /// the start of a line, lines are trimmed and cleaned, a leading `/` is dropped.
+    pub(crate) fn parse(text: &str) -> Result<DockerIgnore> {
+        let mut patterns = Vec::new();
+        for line in text.trim_start_matches('\u{feff}').lines() {
+            if line.starts_with('#') {
+                continue;
+            }
+            let mut pattern = line.trim();
+            if pattern.is_empty() {
+                continue;
+            }
+            let exclusion = pattern.starts_with('!');
+            if exclusion {
+                pattern = pattern[1..].trim();
+                if pattern.is_empty() {
+                    bail!("illegal exclusion pattern: \"!\"");
+                }
+            }
+            let mut cleaned = clean(pattern);
+            if cleaned.len() > 1 && cleaned.starts_with('/') {
+                cleaned.remove(0);
+            }
+            let segments = cleaned
+                .split('/')
+                .map(|seg| if seg.contains("**") { Ok(None) } else { compile(seg).map(Some) })
+                .collect::<Result<Vec<_>>>()?;
+            patterns.push(Pattern { exclusion, regex: compile(&cleaned)?, segments });
+        }
+        Ok(DockerIgnore { patterns })
+    }
+
+    /// patternmatcher `MatchesOrParentMatches`: is `path` (slash-separated, relative to the
+    /// context) excluded from the context?
+    pub(crate) fn excludes(&self, path: &str) -> bool {
+        let parents: Vec<&str> = path.split('/').collect();
+        let mut matched = false;
+        for p in &self.patterns {
+            if p.exclusion != matched {
+                continue;
+            }
+            let mut hit = p.regex.is_match(path);
+            if !hit && parents.len() > 1 {
+                hit = (1..parents.len()).any(|i| p.regex.is_match(&parents[..i].join("/")));
+            }
+            if hit {
+                matched = !p.exclusion;
+            }
+        }
+        matched
+    }
+
+    /// Whether an excluded directory can still hold a re-included file (an exclusion pattern
+    /// could match something below it): if not, the walk skips it, as BuildKit's does.
+    fn may_reinclude_below(&self, dir: &str) -> bool {
+        let parts: Vec<&str> = dir.split('/').collect();
+        self.patterns.iter().filter(|p| p.exclusion).any(|p| {
+            for (i, part) in parts.iter().enumerate() {
+                match p.segments.get(i) {
+                    None => return false,
+                    Some(None) => return true,
+                    Some(Some(re)) if re.is_match(part) => {}
+                    Some(Some(_)) => return false,
+                }
+            }
+            true
+        })
+    }
+}
+
+/// Go's `filepath.Clean` on a slash path: no empty or `.` segments, `..` resolved.
+fn clean(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            ".." if absolute => {}
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (absolute, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// patternmatcher `Pattern.compile`, as one anchored regex.
+fn compile(pattern: &str) -> Result<regex::Regex> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut re = String::from("^");
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                i += 1;
+                if chars.get(i + 1) == Some(&'/') {
+                    i += 1;
+                }
+                if i + 1 >= chars.len() {
+                    re.push_str(".*");
+                } else {
+                    re.push_str("(.*/)?");
+                }
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '\\' => {
+                if let Some(next) = chars.get(i + 1) {
+                    re.push_str(&regex::escape(&next.to_string()));
+                    i += 1;
+                } else {
+                    re.push_str("\\\\");
+                }
+            }
+            // As patternmatcher's shouldEscape: only what is special to a regex but not to a path
+            // pattern is escaped; the rest (classes among them) is the regex's.
+            '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
+                re.push('\\');
+                re.push(c);
+            }
+            _ => re.push(c),
+        }
+        i += 1;
+    }
+    re.push('$');
+    regex::Regex::new(&re).with_context(|| format!("bad .dockerignore pattern {pattern:?}"))
+}
+
+/// BuildKit reads `<Dockerfile>.dockerignore` next to the Dockerfile when it exists, else the
+/// context's `.dockerignore` (Docker docs, "Build context": .dockerignore files).
+fn dockerignore_for(dockerfile: &Path, context: &Path) -> Result<DockerIgnore> {
+    let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
+    for path in [specific, context.join(".dockerignore")] {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                return DockerIgnore::parse(&text).with_context(|| format!("reading {}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+    Ok(DockerIgnore::default())
+}
+
+/// The context's files the build sees (relative, slash-separated, sorted).
+fn context_files(context: &Path, ignore: &DockerIgnore) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(context.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let kind = entry.file_type().with_context(|| format!("reading {}", entry.path().display()))?;
+            let excluded = ignore.excludes(&path);
+            if kind.is_dir() {
+                if !excluded || ignore.may_reinclude_below(&path) {
+                    stack.push((entry.path(), path));
+                }
+            } else if !excluded && (kind.is_file() || kind.is_symlink()) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Files under `root` matching `glob` (the `.dockerignore` syntax), walked from its literal
+/// prefix only.
+fn glob_files(root: &Path, glob: &str) -> Result<Vec<String>> {
+    let pattern = DockerIgnore::parse(glob)?;
+    let cleaned = clean(glob);
+    let literal: Vec<&str> = cleaned.split('/').take_while(|s| !s.contains(['*', '?', '[', '\\'])).collect();
+    let start = literal.join("/");
+    let base = root.join(&start);
+    if base.is_file() {
+        return Ok(if pattern.excludes(&start) { vec![start] } else { Vec::new() });
+    }
+    if !base.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![(base, start)];
+    while let Some((dir, rel)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() || rel == "." { name } else { format!("{rel}/{name}") };
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push((entry.path(), path));
+            } else if pattern.excludes(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ignore(text: &str) -> DockerIgnore {
+        DockerIgnore::parse(text).unwrap()
+    }
+
+    /// Cases from moby/patternmatcher's tests (TestMatches, TestMatchesOrParentMatches).
+    #[test]
+    fn dockerignore_matches_as_patternmatcher_does() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("**", "file", true),
+            ("**", "file/", true),
+            ("**/", "file", true),
+            ("**/", "dir/file", true),
+            ("**", "/", true),
+            ("**/", "/", true),
+            ("**", "dir/file", true),
+            ("**/", "dir/file", true),
+            ("**", "dir/file/", true),
+            ("dir/**", "dir/file", true),
+            ("dir/**", "dir/file/", true),
+            ("dir/**", "dir/dir2/file", true),
+            ("**/file", "file", true),
+            ("**/file", "dir/file", true),
+            ("**/file", "dir/dir/file", true),
+            ("**/dir/file", "dir/file", true),
+            ("**/dir/file", "dir/dir/file", true),
+            ("**/dir/file", "dir/file/other", true),
+            ("**/file*", "dir/dir/file", true),
+            ("**/file*", "dir/dir/file.txt", true),
+            ("**/file*txt", "dir/dir/file.txt", true),
+            ("**/file*.txt", "dir/dir/file.txt", true),
+            ("**/**/*.txt", "dir/dir/file.txt", true),
+            ("**/**/*.txt2", "dir/dir/file.txt", false),
+            ("**/*.txt", "file.txt", true),
+            ("**/**/*.txt", "file.txt", true),
+            ("a**/*.txt", "a/file.txt", true),
+            ("a**/*.txt", "a/dir/file.txt", true),
+            ("a**/*.txt", "a/dir/dir/file.txt", true),
+            ("a/*.txt", "a/dir/file.txt", false),
+            ("a/*.txt", "a/file.txt", true),
+            ("a/*.txt**", "a/file.txt", true),
+            ("a[b-d]e", "ae", false),
+            ("a[b-d]e", "ace", true),
+            ("a[b-d]e", "aae", false),
+            ("a[^b-d]e", "aze", true),
+            (".*", ".foo", true),
+            (".*", "foo", false),
+            ("abc.def", "abcdef", false),
+            ("abc.def", "abc.def", true),
+            ("abc.def", "abcZdef", false),
+            ("abc?def", "abcZdef", true),
+            ("abc?def", "abcdef", false),
+            ("a\\\\", "a\\", true),
+            ("**/foo/bar", "foo/bar", true),
+            ("**/foo/bar", "dir/foo/bar", true),
+            ("**/foo/bar", "dir/dir2/foo/bar", true),
+            ("abc/**", "abc", false),
+            ("abc/**", "abc/def", true),
+            ("abc/**", "abc/def/ghi", true),
+            ("**/.foo", ".foo", true),
+            ("**/.foo", "bar.foo", false),
+            ("a(b)c/def", "a(b)c/def", true),
+            ("a(b)c/def", "a(b)c/xyz", false),
+            ("a.|)$(}+{bc", "a.|)$(}+{bc", true),
+            (
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                true,
+            ),
+            // A pattern matching a parent directory matches below it.
+            ("dir", "dir/file", true),
+            ("dir/sub", "dir/sub/deep/file", true),
+            ("*", "any/thing", true),
+        ];
+        for (pattern, path, want) in cases {
+            assert_eq!(ignore(pattern).excludes(path), *want, "{pattern:?} on {path:?}");
+        }
+    }
+
+    #[test]
+    fn exclusions_reinclude_and_later_lines_win() {
+        let ig = ignore("# build only the binary\n*\n!target/x86_64-unknown-linux-gnu/release/e2e-demo\n");
+        assert!(ig.excludes("src/main.rs"));
+        assert!(ig.excludes("target/debug/xtask"));
+        assert!(!ig.excludes("target/x86_64-unknown-linux-gnu/release/e2e-demo"));
+        assert!(ig.may_reinclude_below("target"));
+        assert!(ig.may_reinclude_below("target/x86_64-unknown-linux-gnu"));
+        assert!(!ig.may_reinclude_below("target/debug"), "the walk skips what cannot hold an exception");
+        assert!(!ig.may_reinclude_below("src"));
+        let ig = ignore("/docs\n!docs/keep.md\n  \n#comment\n docs/keep.md \n");
+        assert!(ig.excludes("docs/keep.md"), "the last matching line wins");
+        assert!(ig.excludes("docs/a.md") && !ig.excludes("readme.md"));
+        assert!(DockerIgnore::parse("!\n").is_err());
+        assert!(ignore("\u{feff}secret\n").excludes("secret"), "a BOM is dropped");
+        assert!(ignore("./a/../b/\n").excludes("b/c"), "patterns are cleaned");
+    }
+
+    #[test]
+    fn context_walk_honours_the_ignore_file_and_globs_walk_their_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["src/a.rs", "src/b.txt", "target/debug/big", "target/rel/bin", "Dockerfile"] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, f).unwrap();
+        }
+        let ig = ignore("*\n!target/rel/bin\n!src/*.rs\n");
+        assert_eq!(context_files(dir.path(), &ig).unwrap(), ["src/a.rs", "target/rel/bin"]);
+        assert_eq!(glob_files(dir.path(), "src/**").unwrap(), ["src/a.rs", "src/b.txt"]);
+        assert_eq!(glob_files(dir.path(), "src/*.rs").unwrap(), ["src/a.rs"]);
+        assert_eq!(glob_files(dir.path(), "Dockerfile").unwrap(), ["Dockerfile"]);
+        assert!(glob_files(dir.path(), "nope/**").unwrap().is_empty());
+    }
+
+    #[test]
+    fn changes_are_named() {
+        let a: BTreeMap<String, String> =
+            [("context:a".to_string(), "1".to_string()), ("build-arg:X".into(), "1".into())].into();
+        let b: BTreeMap<String, String> =
+            [("context:a".to_string(), "2".to_string()), ("context:b".into(), "1".into())].into();
+        assert_eq!(changed_inputs(&a, &b), ["context:a", "context:b (new)", "build-arg:X (gone)"]);
+        assert_eq!(resolve_tag("demo:${DIGEST}", "0123456789abcdef"), "demo:0123456789ab");
+        // Keys and values cannot run into each other, and order does not matter.
+        let one: BTreeMap<String, String> = [("ab".to_string(), "c".to_string())].into();
+        let two: BTreeMap<String, String> = [("a".to_string(), "bc".to_string())].into();
+        assert_ne!(digest_of(&one), digest_of(&two));
+        assert_eq!(digest_of(&a), digest_of(&a.clone().into_iter().rev().collect()));
+        assert_eq!(digest_of(&a).len(), 32);
+    }
+}
