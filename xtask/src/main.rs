@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::e2e::{check_cmd, flows, gitea, metrics, port_forward, quickstart, run_context_cmd, runs, setup};
+use xtask::e2e::{
+    check_cmd, flows, gitea, metrics, port_forward, quickstart, run_context_cmd, runs, setup, shards,
+};
 use xtask::lint::commands::{DockerfilesArgs, HardcodedArgs, LintArgs};
 use xtask::{bench, ci, doctor, exec, paths, usage};
 
@@ -37,6 +39,7 @@ enum Command {
     Lint(LintArgs),
     LintDockerfiles(DockerfilesArgs),
     LintHardcoded(HardcodedArgs),
+    JunitMerge(shards::MergeArgs),
     Ci(ci::Args),
     Bench(bench::Args),
     /// The reaper of a running xtask (started by it; not for users)
@@ -121,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Lint(args) => args.run(&sh),
         Command::LintDockerfiles(args) => args.run(),
         Command::LintHardcoded(args) => args.run(),
+        Command::JunitMerge(args) => args.run(),
         Command::Ci(args) => args.run(&sh),
         Command::Bench(args) => args.run(&sh),
         Command::Reap => Ok(exec::reap_main()),

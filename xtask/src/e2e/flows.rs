@@ -62,6 +62,11 @@ pub struct Args {
     /// Where to write the JUnit XML report [default: target/e2e/junit.xml]
     #[arg(long, value_name = "PATH")]
     pub(crate) junit: Option<PathBuf>,
+    /// Run shard K of N (a CI matrix job): a deterministic subset of the flows, flows joined by
+    /// `needs` kept together; every shard ensures shared infra. Join the shards' JUnit reports
+    /// with `cargo xtask junit-merge`
+    #[arg(long, value_name = "K/N")]
+    pub(crate) shard: Option<super::shards::Shard>,
 }
 
 /// How one flow ended.
@@ -110,6 +115,39 @@ impl Args {
         };
         if flows.is_empty() {
             bail!("{} defines no [[flow]]", path.display());
+        }
+        let flows = match self.shard {
+            None => flows,
+            Some(shard) => {
+                let items: Vec<super::shards::Item<'_>> = flows
+                    .iter()
+                    .map(|f| super::shards::Item {
+                        name: &f.name,
+                        weight: f.timeout.as_secs(),
+                        needs: &f.needs,
+                    })
+                    .collect();
+                let mine: Vec<String> =
+                    super::shards::select(&items, shard).into_iter().map(String::from).collect();
+                println!(
+                    "shard {shard}: {} of {} flow(s): {}",
+                    mine.len(),
+                    flows.len(),
+                    if mine.is_empty() { "none".to_string() } else { mine.join(", ") }
+                );
+                flows.iter().filter(|f| mine.contains(&f.name)).cloned().collect()
+            }
+        };
+        let suite = match self.shard {
+            Some(shard) => format!("e2e shard {shard}"),
+            None => "e2e".to_string(),
+        };
+        let junit = self.junit.clone().unwrap_or_else(|| paths::state_root().join("junit.xml"));
+        if flows.is_empty() {
+            // More shards than flow groups: this one has nothing to do, and says so in its report.
+            write_junit(&junit, &suite, &[], 0.0)?;
+            println!("JUnit: {}", junit.display());
+            return Ok(0);
         }
         let start = Instant::now();
         super::preflight::check(sh, &def, &paths::logs_dir().join("preflight.log"))?;
@@ -183,8 +221,7 @@ impl Args {
         results.sort_by_key(|r| flows.iter().position(|f| f.name == r.flow));
 
         print_summary(&results);
-        let junit = self.junit.clone().unwrap_or_else(|| paths::state_root().join("junit.xml"));
-        write_junit(&junit, &results, start.elapsed().as_secs_f64())?;
+        write_junit(&junit, &suite, &results, start.elapsed().as_secs_f64())?;
         println!("JUnit: {}", junit.display());
         let report = setup_report.then("setup", flow_report, setup_end);
         let name = format!("e2e-{}", clock::unix_now());
@@ -542,7 +579,7 @@ fn xml(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn write_junit(path: &PathBuf, results: &[FlowResult], total: f64) -> Result<()> {
+fn write_junit(path: &PathBuf, suite: &str, results: &[FlowResult], total: f64) -> Result<()> {
     let failures = results.iter().filter(|r| r.outcome == Outcome::Failed).count();
     let errors = results.iter().filter(|r| r.outcome == Outcome::Interrupted).count();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -553,7 +590,8 @@ fn write_junit(path: &PathBuf, results: &[FlowResult], total: f64) -> Result<()>
     );
     let _ = writeln!(
         out,
-        "  <testsuite name=\"e2e\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{total:.3}\">",
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{total:.3}\">",
+        xml(suite),
         results.len()
     );
     for r in results {

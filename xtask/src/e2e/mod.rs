@@ -23,3 +23,4 @@ pub mod run_context;
 pub mod run_context_cmd;
 pub mod runs;
 pub mod setup;
+pub mod shards;

@@ -1098,3 +1098,50 @@ fn the_next_e2e_after_a_source_change_runs_the_new_digest_and_nothing_stale() {
     assert!(!second.iter().any(|c| c.line().starts_with("helm upgrade")), "gitea was up to date");
     assert_eq!(seen_image(), v2[0], "the flow ran the new image, not the stale one");
 }
+
+/// CI shards: `--shard 1/2` and `--shard 2/2` together run every flow exactly once, each after
+/// ensuring shared infra, and their JUnit reports join into one that counts every flow.
+#[test]
+fn two_shards_run_every_flow_exactly_once_and_their_junit_reports_merge() {
+    let mut flows = String::new();
+    for (name, timeout) in [("full", "30m"), ("quickstart-helm", "20m"), ("quickstart-manifest", "20m")] {
+        flows.push_str(&format!(
+            "\n[[flow]]\nname = \"{name}\"\ngitea = false\ntimeout = \"{timeout}\"\nsteps = [[\"sh\", \"-c\", \"echo {name} >> RAN_FILE\"]]\n"
+        ));
+    }
+    let w = World::new(&flows);
+    let ran = w.dir.path().join("ran.txt");
+    let def = std::fs::read_to_string(&w.def).unwrap();
+    std::fs::write(&w.def, def.replace("RAN_FILE", ran.to_str().unwrap())).unwrap();
+    let reports: Vec<PathBuf> = (1..=2).map(|k| w.dir.path().join(format!("junit-{k}.xml"))).collect();
+    for (k, report) in reports.iter().enumerate() {
+        let shard = format!("{}/2", k + 1);
+        let out =
+            w.e2e(&["--parallel", "--shard", &shard, "--junit", report.to_str().unwrap()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(text(&out).contains(&format!("shard {shard}:")), "{}", text(&out));
+        let junit = std::fs::read_to_string(report).unwrap();
+        assert!(junit.contains(&format!("<testsuite name=\"e2e shard {shard}\"")), "{junit}");
+    }
+    let mut seen: Vec<String> = std::fs::read_to_string(&ran).unwrap().lines().map(String::from).collect();
+    seen.sort();
+    assert_eq!(seen, ["full", "quickstart-helm", "quickstart-manifest"], "every flow exactly once");
+
+    let merged = w.dir.path().join("junit.xml");
+    let out = w.sandbox.run(&[
+        "junit-merge",
+        "--output",
+        merged.to_str().unwrap(),
+        reports[0].to_str().unwrap(),
+        reports[1].to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let junit = std::fs::read_to_string(&merged).unwrap();
+    assert!(junit.contains("<testsuites tests=\"3\" failures=\"0\" errors=\"0\""), "{junit}");
+    assert_eq!(junit.matches("<testcase ").count(), 3, "{junit}");
+    // A shard count above the flows leaves a shard with nothing: it says so and passes.
+    let out = w.e2e(&["--shard", "4/4"]).output().unwrap();
+    let said = text(&out);
+    assert!(out.status.success() && said.contains("shard 4/4: 0 of 3 flow(s): none"), "{said}");
+    assert!(w.sandbox.run(&["e2e", "--shard", "3/2"]).status.code() == Some(2));
+}
