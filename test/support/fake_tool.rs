@@ -107,6 +107,9 @@ struct State {
     /// Helm releases (`<cluster>/<namespace>/<release>` → chart).
     #[serde(default)]
     releases: BTreeMap<String, String>,
+    /// What `docker push` sent to registries (references).
+    #[serde(default)]
+    pushed: Vec<String>,
 }
 
 struct Reply {
@@ -391,6 +394,28 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
             }
             Reply::ok("")
         }
+        // docker push: the local image under that reference goes to its registry (docker's
+        // message when the tag is not local: `An image does not exist locally with the tag`).
+        ("docker", ["push", reference]) => {
+            if !image_known(reference, state, scenario) {
+                let repo = reference.rsplit_once(':').map(|(r, _)| r).unwrap_or(reference);
+                return Reply::fail(format!("An image does not exist locally with the tag: {repo}\n"));
+            }
+            state.pushed.push(reference.to_string());
+            let tag = reference.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+            Reply::ok(format!("{tag}: digest: {} size: 528\n", image_id(reference, state)))
+        }
+        ("kubectl", ["config", "view", rest @ ..]) if rest.contains(&"--minify") => {
+            let context = flag_values(rest, &["--context"]).into_iter().next().unwrap_or_default();
+            if !known.contains(&context) {
+                return Reply::fail(format!("error: context \"{context}\" does not exist\n"));
+            }
+            Reply::ok(format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://{context}.example.test:6443\n  name: {context}\n\
+                 contexts:\n- context:\n    cluster: {context}\n    user: {context}\n  name: {context}\ncurrent-context: {context}\n\
+                 users:\n- name: {context}\n  user:\n    token: RkFLRS1UT0tFTg==\n"
+            ))
+        }
         ("docker", ["image", "inspect", rest @ ..]) => {
             let format = flag_values(rest, &["--format", "-f"]).into_iter().next();
             let images = positional(rest, &["--format", "-f"]);
@@ -558,8 +583,14 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                 .is_some_and(|o| o.contains(".metadata.uid")) =>
         {
             let cluster = kube_cluster(argv, "--context");
+            let context = flag_values(&args, &["--context"]).into_iter().next().unwrap_or_default();
             match state.cluster_uids.get(&cluster) {
                 Some(uid) => Reply::ok(uid.clone()),
+                // A cluster of the user's (an existing context): its UID never changes here.
+                None if scenario.contexts.contains(&context) => {
+                    let h = context.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+                    Reply::ok(format!("e7157000-0000-4000-8000-{:012x}", h & 0xffff_ffff_ffff))
+                }
                 None => Reply::fail("Error from server (NotFound): namespaces \"kube-system\" not found\n"),
             }
         }

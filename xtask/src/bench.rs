@@ -593,11 +593,21 @@ fn profile_tasks(profile: &Profile, fake: &mut FakeWorld, scale: f64) -> Result<
             }
             "cluster" => {
                 fake.rule("kind", "^create cluster", ms)?;
-                Action::Cluster { name: "bench".into(), config: None, wait: Duration::from_secs(60) }
+                Action::Cluster {
+                    name: "bench".into(),
+                    config: None,
+                    wait: Duration::from_secs(60),
+                    existing: None,
+                }
             }
             "load" => {
                 fake.rule("kind", &format!("^load docker-image {name}:"), ms)?;
-                Action::Load { image: name.into(), tag: format!("{name}:bench"), cluster: "bench".into() }
+                Action::Load {
+                    image: name.into(),
+                    tag: format!("{name}:bench"),
+                    cluster: "bench".into(),
+                    registry: None,
+                }
             }
             _ => {
                 fake.rule("helm", &format!("^upgrade --install {name} "), ms)?;

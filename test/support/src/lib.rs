@@ -230,6 +230,13 @@ impl FakeToolchain {
         Ok(self)
     }
 
+    /// A context in the kubeconfig besides kind's (a shared cluster's), not the current one.
+    pub fn with_context(&self, context: &str) -> Result<&FakeToolchain> {
+        self.scenario.borrow_mut().contexts.push(context.into());
+        self.save()?;
+        Ok(self)
+    }
+
     /// kubectl keeps objects like an API server (apply, get, delete, status patches): the world
     /// an operator and the checks share.
     pub fn with_objects(&self) -> Result<&FakeToolchain> {

@@ -37,11 +37,13 @@ pub(crate) enum Action {
         /// part of the digest.
         inputs: Vec<(PathBuf, String)>,
     },
-    /// Reuse the kind cluster if it exists, else create it.
-    Cluster { name: String, config: Option<PathBuf>, wait: Duration },
+    /// Reuse the kind cluster if it exists, else create it; an existing cluster (its context) is
+    /// only checked, never created.
+    Cluster { name: String, config: Option<PathBuf>, wait: Duration, existing: Option<String> },
     /// `kind load docker-image`, falling back to `docker save` + `kind load image-archive` (the
     /// containerd image store breaks the former).
-    Load { image: String, tag: String, cluster: String },
+    /// With a `registry` (an existing cluster): `docker tag` + `docker push` there instead.
+    Load { image: String, tag: String, cluster: String, registry: Option<String> },
     /// `helm upgrade --install --wait`.
     Helm {
         release: String,
@@ -212,6 +214,7 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                                 ImageRecord {
                                     digest: id.clone(),
                                     tag: tag.clone(),
+                                    reference: String::new(),
                                     image_id: id,
                                     inputs: Default::default(),
                                 },
@@ -305,12 +308,47 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                 store.update(|s| {
                     s.images.insert(
                         name.clone(),
-                        ImageRecord { digest, tag: tag.clone(), image_id: id, inputs: keyed },
+                        ImageRecord {
+                            digest,
+                            tag: tag.clone(),
+                            reference: String::new(),
+                            image_id: id,
+                            inputs: keyed,
+                        },
                     );
                 })?;
             }
         }
-        Action::Cluster { name, config, wait } => {
+        Action::Cluster { name: _, config, wait, existing: Some(context) } => {
+            // Never created or deleted here: it must be there, and it is what it was.
+            if !job.dry_run {
+                super::kube::require_context(&sh, context, job.log)?;
+            }
+            let _ = (config, wait);
+            if let Some(store) = env.store.as_ref().filter(|_| !job.dry_run) {
+                let jsonpath = "jsonpath={.metadata.uid}";
+                let uid = call(
+                    cmd!(sh, "kubectl get namespace kube-system --output {jsonpath}")
+                        .args(kubectl_args(context)),
+                )
+                .map(|o| o.stdout.trim().to_string())
+                .unwrap_or_default();
+                let same = store.cluster_uid(&env.kube_context).is_some_and(|b| b == uid) && !uid.is_empty();
+                let why = format!("existing cluster {context} (kube-system {uid})");
+                if env.explained(job, !same, &why) {
+                    return Ok(());
+                }
+                store.update(|s| {
+                    s.clusters.insert(env.kube_context.clone(), uid.clone());
+                })?;
+                if same {
+                    job.up_to_date(&why);
+                }
+            } else if env.explained(job, false, &format!("existing cluster {context}")) {
+                return Ok(());
+            }
+        }
+        Action::Cluster { name, config, wait, existing: None } => {
             let existing = call(cmd!(sh, "kind get clusters"))?;
             let reused = !job.dry_run && existing.stdout.lines().any(|l| l.trim() == name);
             if !reused && env.explained(job, true, &format!("cluster {name} does not exist: created")) {
@@ -344,7 +382,7 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                 )
                 .map(|o| o.stdout.trim().to_string())
                 .unwrap_or_default();
-                let before = store.cluster_uid(name);
+                let before = store.cluster_uid(&env.kube_context);
                 if env.explain.is_some() {
                     let same = before.as_deref() == Some(uid.as_str()) && !uid.is_empty();
                     let why = if same {
@@ -356,7 +394,7 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                     return Ok(());
                 }
                 store.update(|s| {
-                    s.clusters.insert(name.clone(), uid.clone());
+                    s.clusters.insert(env.kube_context.clone(), uid.clone());
                 })?;
                 match (reused, before) {
                     (true, Some(b)) if b == uid => {
@@ -369,13 +407,14 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                 }
             }
         }
-        Action::Load { image, tag, cluster } => {
+        Action::Load { image, tag, cluster, registry } => {
             let store = env.store.as_ref().filter(|_| !job.dry_run);
             let built = store.and_then(|s| s.snapshot().images.get(image).cloned());
             let tag = built.as_ref().map(|b| b.tag.clone()).unwrap_or_else(|| tag.clone());
             let key = format!("{cluster}/{image}");
-            let want =
-                store.and_then(|s| s.cluster_uid(cluster)).zip(built.as_ref().map(|b| b.image_id.clone()));
+            let want = store
+                .and_then(|s| s.cluster_uid(&env.kube_context))
+                .zip(built.as_ref().map(|b| b.image_id.clone()));
             if let (Some(store), Some((uid, id))) = (store, &want) {
                 let recorded = store.snapshot().loads.get(&key).cloned();
                 if !store.force
@@ -394,6 +433,25 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                 return Ok(());
             }
             let tag = &tag;
+            if let Some(registry) = registry {
+                // An existing cluster pulls from the registry: push there, and deploys name it.
+                let remote = format!("{registry}/{tag}");
+                call(cmd!(sh, "docker tag {tag} {remote}"))?;
+                call(cmd!(sh, "docker push {remote}"))?;
+                if let Some(store) = store {
+                    store.update(|s| {
+                        if let Some(image) = s.images.get_mut(image) {
+                            image.reference = remote.clone();
+                        }
+                    })?;
+                }
+                if let (Some(store), Some((uid, id))) = (store, want) {
+                    store.update(|s| {
+                        s.loads.insert(key, LoadRecord { cluster_uid: uid, image_id: id });
+                    })?;
+                }
+                return Ok(());
+            }
             let direct = call(cmd!(sh, "kind load docker-image {tag} --name {cluster}"));
             if let Err(e) = direct {
                 let text = format!("{e:#}");
@@ -653,8 +711,7 @@ fn deploy_fresh(
     present: &dyn Fn() -> std::result::Result<(), String>,
 ) -> Result<bool> {
     let Some(store) = env.store.as_ref().filter(|_| !job.dry_run) else { return Ok(false) };
-    let cluster = env.kube_context.trim_start_matches("kind-");
-    let Some(uid) = store.cluster_uid(cluster) else {
+    let Some(uid) = store.cluster_uid(&env.kube_context) else {
         if env.explained(job, true, "the cluster's identity is unknown") {
             return Ok(true);
         }
@@ -694,8 +751,7 @@ fn record_deploy(
     keyed: &std::collections::BTreeMap<String, String>,
 ) -> Result<()> {
     let Some(store) = env.store.as_ref().filter(|_| !job.dry_run) else { return Ok(()) };
-    let cluster = env.kube_context.trim_start_matches("kind-");
-    let Some(uid) = store.cluster_uid(cluster) else { return Ok(()) };
+    let Some(uid) = store.cluster_uid(&env.kube_context) else { return Ok(()) };
     let digest = incremental::digest_of(keyed);
     store.update(|s| {
         s.deploys.insert(job.task.id.clone(), DeployRecord { cluster_uid: uid, digest });

@@ -272,6 +272,15 @@ fn d1800() -> String {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct ClusterDef {
     name: String,
+    /// `kind` (default: created or reused, images loaded with `kind load`) or `existing` (a
+    /// named kube context, never created or deleted; images pushed to `registry`).
+    #[serde(default = "kind")]
+    provider: String,
+    /// The kube context of an `existing` cluster.
+    context: Option<String>,
+    /// Where images go for an `existing` cluster (`registry.example.com/team`): tagged
+    /// `<registry>/<tag>` and pushed; deploys name that reference.
+    registry: Option<String>,
     config: Option<PathBuf>,
     #[serde(default = "d120")]
     wait: String,
@@ -362,6 +371,10 @@ struct WaitDef {
     timeout: String,
 }
 
+fn kind() -> String {
+    "kind".into()
+}
+
 fn d120() -> String {
     "120s".into()
 }
@@ -437,6 +450,8 @@ pub(crate) struct Definition {
     /// Paths in the definition are relative to this (its repository).
     pub(crate) root: PathBuf,
     pub(crate) cluster: String,
+    /// The named context of an `existing` cluster; `None` for kind.
+    pub(crate) existing: Option<String>,
     pub(crate) tasks: Vec<Task>,
     pub(crate) forwards: Vec<Forward>,
     pub(crate) flows: Vec<Flow>,
@@ -449,9 +464,9 @@ impl Definition {
         Request::new(run_id, flow).with_services(self.service_env()).with_kube_context(self.kube_context())
     }
 
-    /// The kube context of the definition's kind cluster.
+    /// The kube context of the definition's cluster (`kind-<name>`, or the existing one's).
     pub(crate) fn kube_context(&self) -> String {
-        super::kube::kind_context(&self.cluster)
+        cluster_context(&self.cluster, self.existing.as_deref())
     }
 
     /// What the forwards provide to every run (their `env`): the run context's defaults.
@@ -563,6 +578,12 @@ fn load_checked(path: &Path) -> Result<Definition> {
     let flows = flows(&file, &shown, &paths)?;
     let forwards = forwards(&file, &shown)?;
     let cluster = file.cluster.name.clone();
+    let existing = existing_context(&file.cluster, &shown)?;
+    if existing.is_some() && file.cluster.registry.is_none() && file.images.iter().any(|i| i.load) {
+        bail!(
+            "{shown}: cluster.registry: an existing cluster cannot be loaded with kind; name the registry its nodes pull from (images are pushed there), or set load = false on the images"
+        );
+    }
     let quickstart = match &file.quickstart {
         None => None,
         Some(q) => {
@@ -606,7 +627,49 @@ fn load_checked(path: &Path) -> Result<Definition> {
         }
     };
     let tasks = build(file, &shown, &paths)?;
-    Ok(Definition { path: path.to_path_buf(), root, cluster, tasks, forwards, flows, quickstart })
+    Ok(Definition { path: path.to_path_buf(), root, cluster, existing, tasks, forwards, flows, quickstart })
+}
+
+/// The kube context every call names: `kind-<name>` for kind, the named one for `existing`.
+fn cluster_context(name: &str, existing: Option<&str>) -> String {
+    match existing {
+        Some(context) => context.to_string(),
+        None => super::kube::kind_context(name),
+    }
+}
+
+/// `[cluster] provider`: `kind`, or `existing` with its `context` (and a `registry` when images
+/// are loaded); keys of the other provider are refused.
+fn existing_context(cluster: &ClusterDef, shown: &str) -> Result<Option<String>> {
+    match cluster.provider.as_str() {
+        "kind" => {
+            for (key, set) in
+                [("context", cluster.context.is_some()), ("registry", cluster.registry.is_some())]
+            {
+                if set {
+                    bail!("{shown}: cluster.{key}: belongs to provider = \"existing\" (kind clusters are named kind-<name> and loaded with kind load)");
+                }
+            }
+            Ok(None)
+        }
+        "existing" => {
+            let context = cluster.context.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{shown}: cluster.context: provider = \"existing\" needs the kube context to use"
+                )
+            })?;
+            if cluster.config.is_some() {
+                bail!("{shown}: cluster.config: an existing cluster is never created, so it takes no kind config");
+            }
+            if let Some(r) = &cluster.registry {
+                if r.is_empty() || r.contains(char::is_whitespace) || r.ends_with('/') {
+                    bail!("{shown}: cluster.registry: {r:?} is not a registry prefix (registry.example.com/team)");
+                }
+            }
+            Ok(Some(context))
+        }
+        other => bail!("{shown}: cluster.provider: {other:?} is not one of kind, existing"),
+    }
 }
 
 fn forwards(file: &File, shown: &str) -> Result<Vec<Forward>> {
@@ -651,7 +714,7 @@ fn forwards(file: &File, shown: &str) -> Result<Vec<Forward>> {
             env,
             ready_timeout: parse_timeout(&f.ready_timeout)
                 .map_err(|e| anyhow::anyhow!("{shown}: {key}.ready-timeout: {e}"))?,
-            context: super::kube::kind_context(&file.cluster.name),
+            context: cluster_context(&file.cluster.name, file.cluster.context.as_deref()),
         });
     }
     Ok(out)
@@ -800,6 +863,7 @@ fn build(file: File, shown: &str, paths: &Paths) -> Result<Vec<Task>> {
                 image: img.name.clone(),
                 tag: img.tag.clone(),
                 cluster: file.cluster.name.clone(),
+                registry: file.cluster.registry.clone().filter(|_| file.cluster.provider == "existing"),
             },
             Duration::from_secs(600),
         )
@@ -937,6 +1001,7 @@ impl Section<'_> {
             name: cluster.name.clone(),
             config,
             wait: self.duration("cluster.wait", &cluster.wait)?,
+            existing: cluster.context.clone().filter(|_| cluster.provider == "existing"),
         };
         Ok(Task::new("cluster", builds, action, self.duration("cluster.timeout", &cluster.timeout)?))
     }

@@ -166,7 +166,7 @@ impl Args {
         // processes get a kubeconfig that holds only it.
         let log = paths::logs_dir().join("e2e.log");
         kube::require_context(sh, &def.kube_context(), &log)?;
-        let kubeconfig = kube::write_kubeconfig(sh, &def.cluster, &log)?;
+        let kubeconfig = kube::write_kubeconfig(sh, &def.cluster, def.existing.as_deref(), &log)?;
         let settings = gitea::Settings::from_env(sh);
         if flows.iter().any(|f| f.gitea) {
             check_shared_gitea(sh, &def, &settings, &log)?;

@@ -27,7 +27,7 @@ use crate::exec;
 /// What the last successful tasks made.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct State {
-    /// Cluster name → its kube-system UID.
+    /// Kube context → its cluster's kube-system UID.
     #[serde(default)]
     pub(crate) clusters: BTreeMap<String, String>,
     #[serde(default)]
@@ -45,6 +45,10 @@ pub(crate) struct ImageRecord {
     pub(crate) digest: String,
     /// The tag as built (`${DIGEST}` resolved).
     pub(crate) tag: String,
+    /// What deploys name when it is not the tag: the registry reference an existing cluster
+    /// pulls (`registry.example.com/team/demo:<digest>`).
+    #[serde(default)]
+    pub(crate) reference: String,
     pub(crate) image_id: String,
     /// Every input by key (`context:src/main.rs` → blob hash, `build-arg:X` → value), for
     /// saying what changed.
@@ -109,7 +113,9 @@ impl Store {
         for (name, image) in self.snapshot().images {
             let var = name.to_ascii_uppercase().replace('-', "_");
             let tag_part = image.tag.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or_default();
-            vars.push((format!("IMAGE_{var}"), image.tag.clone()));
+            let reference =
+                if image.reference.is_empty() { image.tag.clone() } else { image.reference.clone() };
+            vars.push((format!("IMAGE_{var}"), reference));
             vars.push((format!("IMAGE_TAG_{var}"), tag_part));
         }
         vars

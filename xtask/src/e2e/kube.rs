@@ -45,15 +45,25 @@ pub(crate) fn require_context(sh: &Shell, context: &str, log: &Path) -> Result<(
     Ok(())
 }
 
-/// Writes a kubeconfig holding only `cluster`'s context (0600, under the state dir) for the
-/// run's child processes, and returns its path.
-pub(crate) fn write_kubeconfig(sh: &Shell, cluster: &str, log: &Path) -> Result<PathBuf> {
-    let out = exec::cmd(cmd!(sh, "kind get kubeconfig --name {cluster}"))
+/// Writes a kubeconfig holding only the cluster's context (0600, under the state dir) for the
+/// run's child processes, and returns its path: kind's for a kind cluster, the named context
+/// (`kubectl config view --minify --flatten`) for an existing one.
+pub(crate) fn write_kubeconfig(
+    sh: &Shell,
+    cluster: &str,
+    existing: Option<&str>,
+    log: &Path,
+) -> Result<PathBuf> {
+    let read = match existing {
+        None => cmd!(sh, "kind get kubeconfig --name {cluster}"),
+        Some(context) => cmd!(sh, "kubectl config view --minify --flatten --context {context}"),
+    };
+    let out = exec::cmd(read)
         .withhold_stdout()
         .log(log)
         .timeout(Duration::from_secs(60))
         .run()
-        .with_context(|| format!("reading the kubeconfig of kind cluster {cluster}"))?;
+        .with_context(|| format!("reading the kubeconfig of cluster {cluster}"))?;
     let dir = paths::state_root().join("kubeconfig");
     {
         use std::os::unix::fs::PermissionsExt;
@@ -61,7 +71,8 @@ pub(crate) fn write_kubeconfig(sh: &Shell, cluster: &str, log: &Path) -> Result<
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("restricting {} to its owner", dir.display()))?;
     }
-    let path = dir.join(kind_context(cluster));
+    let name = existing.map(|c| c.replace(['/', ':'], "_")).unwrap_or_else(|| kind_context(cluster));
+    let path = dir.join(name);
     write_private(&path, &out.stdout)?;
     Ok(path)
 }

@@ -14,7 +14,8 @@ use crate::tools::{self, Tool};
 
 /// The tools `def` needs, in the order they are checked.
 pub(crate) fn needed(def: &Definition) -> Vec<&'static str> {
-    let mut names = vec!["kind", "kubectl"];
+    // An existing cluster needs no kind: it is never created, loaded or deleted by us.
+    let mut names = if def.existing.is_some() { vec!["kubectl"] } else { vec!["kind", "kubectl"] };
     let mut add = |n: &'static str| {
         if !names.contains(&n) {
             names.push(n);

@@ -585,3 +585,96 @@ fn paths_resolve_from_the_repository_root_or_the_definitions_directory_and_error
         "{said}"
     );
 }
+
+/// An existing cluster (a named kube context, a dev or CI cluster): never created, loaded with
+/// kind or deleted; images are pushed to its registry and deploys name the registry image.
+#[test]
+fn an_existing_cluster_is_used_as_it_is_and_gets_its_images_from_the_registry() {
+    let fake = crate::harness::fake();
+    fake.with_context("shared-dev").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("ctx")).unwrap();
+    std::fs::write(dir.path().join("docker/app.Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
+    std::fs::write(dir.path().join("ctx/main.txt"), "v1\n").unwrap();
+    std::fs::write(dir.path().join("app.yaml"), "{\"kind\": \"List\", \"items\": []}\n").unwrap();
+    let def = dir.path().join("e2e.toml");
+    std::fs::write(
+        &def,
+        r#"[cluster]
+name = "dev"
+provider = "existing"
+context = "shared-dev"
+registry = "registry.example.test/e2e"
+
+[[image]]
+name = "app"
+tag = "app:${DIGEST}"
+dockerfile = "docker/app.Dockerfile"
+context = "ctx"
+
+[[deploy]]
+name = "app"
+namespace = "apps"
+images = ["app"]
+helm = { chart = "app", set = { "image" = "${IMAGE_APP}" } }
+
+[[deploy]]
+name = "raw"
+namespace = "apps"
+images = ["app"]
+manifests = ["app.yaml"]
+"#,
+    )
+    .unwrap();
+    let sandbox = Sandbox::with_fake(&fake);
+    let out = setup_in(&sandbox, &def, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    let lines: Vec<String> = calls.iter().map(|c| c.line()).collect();
+    assert!(!lines.iter().any(|l| l.starts_with("kind ")), "kind is never called: {lines:#?}");
+    let tag = find(&calls, "docker build -t app:").argv[2].clone();
+    let remote = format!("registry.example.test/e2e/{tag}");
+    assert!(lines.iter().any(|l| *l == format!("docker tag {tag} {remote}")), "{lines:#?}");
+    assert!(lines.iter().any(|l| *l == format!("docker push {remote}")), "{lines:#?}");
+    let helm = find(&calls, "helm upgrade --install app ");
+    assert!(
+        helm.line().contains(&format!("--set image={remote}")),
+        "the deploy names the registry image: {}",
+        helm.line()
+    );
+    // Every call that reaches the cluster names its context.
+    for c in calls.iter().filter(|c| c.tool == "kubectl" || c.tool == "helm") {
+        let flag = if c.tool == "helm" { "--kube-context" } else { "--context" };
+        let named = c.argv.windows(2).any(|w| w[0] == flag && w[1] == "shared-dev");
+        let local = c.argv.first().is_some_and(|a| a == "config" || a == "version");
+        assert!(named || local, "{}", c.line());
+    }
+    // A second setup: nothing changed, nothing pushed or installed again.
+    let before = calls.len();
+    let out = setup_in(&sandbox, &def, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let again: Vec<String> = fake.journal().unwrap()[before..].iter().map(|c| c.line()).collect();
+    assert!(
+        !again.iter().any(|l| l.starts_with("docker push")
+            || l.starts_with("helm upgrade")
+            || l.starts_with("docker build")),
+        "{again:#?}"
+    );
+    // The context must exist: a missing one is refused before anything runs.
+    std::fs::write(&def, std::fs::read_to_string(&def).unwrap().replace("shared-dev", "gone-ctx")).unwrap();
+    let out = setup_in(&sandbox, &def, &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("gone-ctx"), "{}", text(&out));
+    // An existing cluster with images needs a registry; a kind cluster takes no context.
+    let text_of = |body: &str| {
+        std::fs::write(&def, body).unwrap();
+        text(&setup_in(&sandbox, &def, &["--dry-run"]))
+    };
+    let said = text_of("[cluster]\nname = \"dev\"\nprovider = \"existing\"\ncontext = \"shared-dev\"\n[[image]]\nname = \"app\"\ntag = \"app:t\"\ndockerfile = \"docker/app.Dockerfile\"\n");
+    assert!(said.contains("cluster.registry: an existing cluster cannot be loaded with kind"), "{said}");
+    let said = text_of("[cluster]\nname = \"dev\"\ncontext = \"shared-dev\"\n");
+    assert!(said.contains("cluster.context: belongs to provider = \"existing\""), "{said}");
+    let said = text_of("[cluster]\nname = \"dev\"\nprovider = \"eks\"\n");
+    assert!(said.contains("cluster.provider: \"eks\" is not one of kind, existing"), "{said}");
+}
