@@ -205,7 +205,11 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>, objects: &mut Objects) -> Opt
     let namespace_flag = flag_values(args, &["--namespace", "-n"]).into_iter().next();
     let namespace = namespace_flag.clone().unwrap_or_else(|| "default".into());
     Some(match *args.first()? {
-        "apply" => apply(args, stdin, objects, namespace_flag.as_deref()),
+        "apply" => apply(args, stdin, objects, namespace_flag.as_deref(), Write::Apply),
+        "create" if args.iter().any(|a| *a == "-f" || *a == "--filename") => {
+            apply(args, stdin, objects, namespace_flag.as_deref(), Write::Create)
+        }
+        "replace" => apply(args, stdin, objects, namespace_flag.as_deref(), Write::Replace),
         "get" => get(args, objects, &namespace),
         "delete" => delete(args, objects, &namespace),
         "patch" => patch(args, objects, &namespace),
@@ -237,7 +241,23 @@ fn manifest(args: &[&str], stdin: Option<&str>) -> Result<Vec<Value>, String> {
     Ok(docs)
 }
 
-fn apply(args: &[&str], stdin: Option<&str>, objects: &mut Objects, namespace_flag: Option<&str>) -> Reply {
+/// How a manifest is written: `apply` (create or update), `create` (refused when it exists),
+/// `replace` (refused when it does not, or when the manifest's `resourceVersion` is not the
+/// stored one: optimistic concurrency, as the API server's 409 Conflict).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Apply,
+    Create,
+    Replace,
+}
+
+fn apply(
+    args: &[&str],
+    stdin: Option<&str>,
+    objects: &mut Objects,
+    namespace_flag: Option<&str>,
+    write: Write,
+) -> Reply {
     if args.iter().any(|a| *a == "-k" || a.starts_with("--kustomize")) {
         // Kustomize builds are not modelled: the call is journaled and nothing is stored.
         return Reply::ok("");
@@ -294,9 +314,39 @@ fn apply(args: &[&str], stdin: Option<&str>, objects: &mut Objects, namespace_fl
             merge_string_data(&mut doc);
         }
         let key = format!("{ns}/{name}");
+        let existing = objects.items.get(&t.key()).and_then(|m| m.get(&key)).cloned();
+        let what = format!("{} \"{name}\"", t.resource());
+        match (write, &existing) {
+            (Write::Create, Some(_)) => {
+                return Reply {
+                    exit: 1,
+                    stdout: out,
+                    stderr: format!("Error from server (AlreadyExists): error when creating \"STDIN\": {what} already exists\n"),
+                }
+            }
+            (Write::Replace, None) => {
+                return Reply {
+                    exit: 1,
+                    stdout: out,
+                    stderr: format!("Error from server (NotFound): error when replacing \"STDIN\": {what} not found\n"),
+                }
+            }
+            (Write::Replace, Some(old)) => {
+                let given = doc["metadata"]["resourceVersion"].as_str();
+                if given.is_some_and(|g| Some(g) != old["metadata"]["resourceVersion"].as_str()) {
+                    return Reply {
+                        exit: 1,
+                        stdout: out,
+                        stderr: format!(
+                            "Error from server (Conflict): error when replacing \"STDIN\": Operation cannot be fulfilled on {what}: the object has been modified; please apply your changes to the latest version and try again\n"
+                        ),
+                    };
+                }
+            }
+            _ => {}
+        }
         objects.resource_version += 1;
         let rv = objects.resource_version;
-        let existing = objects.items.get(&t.key()).and_then(|m| m.get(&key)).cloned();
         let verb = match existing {
             None => {
                 objects.next_uid += 1;
@@ -311,7 +361,7 @@ fn apply(args: &[&str], stdin: Option<&str>, objects: &mut Objects, namespace_fl
                     doc.as_object_mut().map(|o| o.remove("status"));
                 }
                 objects.items.entry(t.key()).or_default().insert(key, doc);
-                if server_side {
+                if server_side && write == Write::Apply {
                     "serverside-applied"
                 } else {
                     "created"
@@ -342,10 +392,11 @@ fn apply(args: &[&str], stdin: Option<&str>, objects: &mut Objects, namespace_fl
                 }
                 let unchanged = !changed && old["metadata"]["labels"] == new["metadata"]["labels"];
                 objects.items.entry(t.key()).or_default().insert(key, new);
-                match (server_side, unchanged) {
-                    (true, _) => "serverside-applied",
-                    (false, true) => "unchanged",
-                    (false, false) => "configured",
+                match (write, server_side, unchanged) {
+                    (Write::Replace, _, _) => "replaced",
+                    (_, true, _) => "serverside-applied",
+                    (_, false, true) => "unchanged",
+                    (_, false, false) => "configured",
                 }
             }
         };

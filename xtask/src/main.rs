@@ -113,7 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => args.run(&sh),
         Command::Setup(args) => args.run(&sh),
         Command::E2e(args) => args.run(&sh),
-        Command::Runs(args) => args.run(),
+        Command::Runs(args) => args.run(&sh),
         Command::Cleanup(args) => args.run(&sh),
         Command::RunContext(args) => args.run(&sh),
         Command::Gitea(args) => args.run(&sh),

@@ -136,9 +136,13 @@ impl Env {
                 let decisions = decisions.lock().ok()?;
                 job.task.deps.iter().find(|d| decisions.get(*d).is_some_and(|(runs, _)| *runs)).cloned()
             }
+            // Running, only a deploy after a deploy that ran must run for that alone: what a
+            // build, load or cluster change does to a task is in its own record (image digest
+            // and ID, cluster UID), and a load that ran to put the same image in place (a push
+            // from another machine) changes nothing downstream.
             None => {
                 let ran = self.ran.lock().ok()?;
-                job.task.deps.iter().find(|d| ran.contains(*d)).cloned()
+                job.task.deps.iter().find(|d| d.starts_with("deploy:") && ran.contains(*d)).cloned()
             }
         }
     }
@@ -689,9 +693,11 @@ fn deploy_inputs(
     for dep in &job.task.deps {
         let image = dep.strip_prefix("load:").or_else(|| dep.strip_prefix("build:"));
         if let Some(record) = image.and_then(|i| images.get(i)) {
+            // The tag and the content digest: the same on every machine that builds the same
+            // inputs (a local image ID is not), so a shared cluster's records hold for all.
             keyed.insert(
                 format!("image:{}", image.unwrap_or_default()),
-                format!("{} {}", record.tag, record.image_id),
+                format!("{} {}", record.tag, record.digest),
             );
         }
     }

@@ -281,6 +281,10 @@ struct ClusterDef {
     /// Where images go for an `existing` cluster (`registry.example.com/team`): tagged
     /// `<registry>/<tag>` and pushed; deploys name that reference.
     registry: Option<String>,
+    /// How long a Lease (shared-infra setup, a run) of an existing cluster holds without
+    /// renewal: a SIGKILLed owner's run is reapable after it.
+    #[serde(default = "d30")]
+    lease_duration: String,
     config: Option<PathBuf>,
     #[serde(default = "d120")]
     wait: String,
@@ -371,6 +375,10 @@ struct WaitDef {
     timeout: String,
 }
 
+fn d30() -> String {
+    "30s".into()
+}
+
 fn kind() -> String {
     "kind".into()
 }
@@ -452,6 +460,8 @@ pub(crate) struct Definition {
     pub(crate) cluster: String,
     /// The named context of an `existing` cluster; `None` for kind.
     pub(crate) existing: Option<String>,
+    /// How long its Leases hold without renewal.
+    pub(crate) lease_duration: Duration,
     pub(crate) tasks: Vec<Task>,
     pub(crate) forwards: Vec<Forward>,
     pub(crate) flows: Vec<Flow>,
@@ -579,6 +589,8 @@ fn load_checked(path: &Path) -> Result<Definition> {
     let forwards = forwards(&file, &shown)?;
     let cluster = file.cluster.name.clone();
     let existing = existing_context(&file.cluster, &shown)?;
+    let lease_duration = parse_timeout(&file.cluster.lease_duration)
+        .map_err(|e| anyhow::anyhow!("{shown}: cluster.lease-duration: {e}"))?;
     if existing.is_some() && file.cluster.registry.is_none() && file.images.iter().any(|i| i.load) {
         bail!(
             "{shown}: cluster.registry: an existing cluster cannot be loaded with kind; name the registry its nodes pull from (images are pushed there), or set load = false on the images"
@@ -627,7 +639,17 @@ fn load_checked(path: &Path) -> Result<Definition> {
         }
     };
     let tasks = build(file, &shown, &paths)?;
-    Ok(Definition { path: path.to_path_buf(), root, cluster, existing, tasks, forwards, flows, quickstart })
+    Ok(Definition {
+        path: path.to_path_buf(),
+        root,
+        cluster,
+        existing,
+        lease_duration,
+        tasks,
+        forwards,
+        flows,
+        quickstart,
+    })
 }
 
 /// The kube context every call names: `kind-<name>` for kind, the named one for `existing`.

@@ -152,9 +152,9 @@ impl Args {
         let start = Instant::now();
         super::preflight::check(sh, &def, &paths::logs_dir().join("preflight.log"))?;
 
-        // Shared infra, once.
+        // Shared infra, once: guarded by a file lock on kind, by a Lease in a shared cluster.
         let setup_report = {
-            let _lock = SharedLock::acquire()?;
+            let _guard = SharedGuard::acquire(sh, &def)?;
             let report = ensure_shared(sh, &def)?;
             port_forward::ensure(&def.forwards)?;
             report
@@ -233,6 +233,34 @@ impl Args {
             return Ok(130);
         }
         Ok(if results.iter().all(|r| r.outcome == Outcome::Passed) { 0 } else { 1 })
+    }
+}
+
+/// Whoever ensures shared infra holds this: the file lock on one machine (kind), the cluster's
+/// `e2e-shared-infra` Lease when the cluster is shared (`existing`), so two machines never race.
+struct SharedGuard {
+    _file: Option<SharedLock>,
+    _lease: Option<super::coordination::HeldLease>,
+}
+
+impl SharedGuard {
+    fn acquire(sh: &Shell, def: &Definition) -> Result<SharedGuard> {
+        let Some(context) = &def.existing else {
+            return Ok(SharedGuard { _file: Some(SharedLock::acquire()?), _lease: None });
+        };
+        let spec = super::coordination::LeaseSpec {
+            context: context.clone(),
+            namespace: super::coordination::NAMESPACE.into(),
+            name: super::coordination::SHARED_LEASE.into(),
+            holder: super::coordination::holder_identity("setup"),
+            duration: def.lease_duration,
+            labels: Default::default(),
+            annotations: Default::default(),
+            log: paths::logs_dir().join("coordination.log"),
+        };
+        let held = super::coordination::acquire(sh, spec, Duration::from_secs(3600))
+            .context("taking the shared-infra Lease")?;
+        Ok(SharedGuard { _file: None, _lease: Some(held) })
     }
 }
 
@@ -386,9 +414,55 @@ fn run_flow(run: &FlowRun<'_>, flow: &Flow, e2e_start: Instant, deadline: Instan
     let _ = record.save();
     let record = Arc::new(Mutex::new(record));
     let heartbeat = Heartbeat::start(record.clone());
+    // In a shared cluster the run is also recorded there, so every machine sees it: a Lease
+    // renewed while it lives (a SIGKILLed owner's expires and `cleanup --stale` reaps it).
+    let run_lease = match &def.existing {
+        None => None,
+        Some(context) => {
+            let mut labels = serde_json::Map::new();
+            labels.insert(super::coordination::RUN_LABEL.into(), ctx.run_id.clone().into());
+            let mut annotations = serde_json::Map::new();
+            for (k, v) in [
+                ("e2e.configbutler.ai/flow", flow.name.clone()),
+                // Recorded while it runs; the record goes when the run ends (or, its owner dead,
+                // when `cleanup --stale` reaps it after the Lease expired).
+                ("e2e.configbutler.ai/status", "running".to_string()),
+                (
+                    "e2e.configbutler.ai/namespaces",
+                    format!("{},{}", ctx.test_namespace, ctx.controller_namespace),
+                ),
+                ("e2e.configbutler.ai/host", super::runs::hostname()),
+                ("e2e.configbutler.ai/pid", std::process::id().to_string()),
+                ("e2e.configbutler.ai/started", clock::rfc3339(std::time::SystemTime::now())),
+            ] {
+                annotations.insert(k.into(), v.into());
+            }
+            let spec = super::coordination::LeaseSpec {
+                context: context.clone(),
+                namespace: super::coordination::NAMESPACE.into(),
+                name: format!("e2e-run-{}", ctx.run_id),
+                holder: super::coordination::holder_identity(&ctx.run_id),
+                duration: def.lease_duration,
+                labels,
+                annotations,
+                log: ctx.logs_dir().join("coordination.log"),
+            };
+            match super::coordination::acquire(&sh, spec, Duration::from_secs(60)) {
+                Ok(held) => Some(held),
+                Err(e) => {
+                    result.error = Some(format!("recording the run in the cluster: {e:#}"));
+                    result.end_s = e2e_start.elapsed().as_secs_f64();
+                    return result;
+                }
+            }
+        }
+    };
 
     let outcome = flow_steps(&sh, &ctx, flow, settings, &local_port, deadline);
     drop(heartbeat);
+    if let Some(lease) = run_lease {
+        lease.release(true);
+    }
     result.end_s = e2e_start.elapsed().as_secs_f64();
     let interrupted = exec::cancelled();
     result.outcome = match (&outcome, interrupted) {

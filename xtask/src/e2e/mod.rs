@@ -9,6 +9,7 @@ pub mod actions;
 pub mod check_cmd;
 pub mod check_steps;
 pub mod checks;
+pub mod coordination;
 pub mod definition;
 pub mod diagnostics;
 pub mod flows;

@@ -126,16 +126,7 @@ fn process_started_by(pid: u32, unix: u64) -> bool {
     boot.saturating_add(ticks / hz) <= unix.saturating_add(5)
 }
 
-pub(crate) fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is a valid writable buffer of the given length.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".into();
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
+pub(crate) use super::coordination::hostname;
 
 /// Keeps a run's heartbeat fresh while it lives (every 5 s); stops at once on drop.
 pub(crate) struct Heartbeat {
@@ -277,10 +268,55 @@ fn age(secs: u64) -> String {
 ///   cargo xtask runs
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
-pub struct RunsArgs {}
+pub struct RunsArgs {
+    /// The e2e definition; when its cluster is shared (`provider = "existing"`), the runs every
+    /// machine recorded there are listed too [default: test/e2e/e2e.toml]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) definition: Option<PathBuf>,
+}
+
+/// The definition's shared cluster (its context and Lease duration), when it has one; a missing
+/// default definition is no error (`runs` and `cleanup` work on local state alone).
+fn shared_cluster(definition: &Option<PathBuf>) -> Result<Option<String>> {
+    let path = definition.clone().unwrap_or_else(super::definition::default_path);
+    if definition.is_none() && !path.exists() {
+        return Ok(None);
+    }
+    Ok(super::definition::load(&path)?.existing)
+}
+
+/// The runs recorded in the shared cluster `context`, as rows.
+fn print_cluster_runs(sh: &Shell, context: &str) -> Result<()> {
+    let leases = super::coordination::run_leases(sh, context, &paths::logs_dir().join("runs.log"))?;
+    println!("\nruns recorded in {context} (every machine's):");
+    if leases.is_empty() {
+        println!("  none");
+        return Ok(());
+    }
+    println!("  {:<14} {:<20} {:<34} {:>9} {:<8}  NAMESPACES", "RUN", "FLOW", "HOLDER", "RENEWED", "STATE");
+    let now = clock::unix_now();
+    for lease in leases {
+        let held = super::coordination::Held::of(&lease);
+        let notes = &lease["metadata"]["annotations"];
+        println!(
+            "  {:<14} {:<20} {:<34} {:>9} {:<8}  {}",
+            lease["metadata"]["labels"][super::coordination::RUN_LABEL].as_str().unwrap_or("?"),
+            notes["e2e.configbutler.ai/flow"].as_str().unwrap_or("?"),
+            held.holder,
+            age(held.renewed),
+            if held.expired(now) { "expired" } else { "alive" },
+            notes["e2e.configbutler.ai/namespaces"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
 
 impl RunsArgs {
-    pub fn run(self) -> Result<i32> {
+    pub fn run(self, sh: &Shell) -> Result<i32> {
+        if let Some(context) = shared_cluster(&self.definition)? {
+            print_cluster_runs(sh, &context)?;
+            println!();
+        }
         let (runs, unreadable) = all();
         for (id, why) in &unreadable {
             eprintln!("run {id}: {why}; remove it with `cargo xtask cleanup --run-id {id}`");
@@ -340,6 +376,10 @@ pub struct CleanupArgs {
     /// Keep the run's artifacts and logs
     #[arg(long)]
     pub(crate) keep_artifacts: bool,
+    /// The e2e definition; with --stale and a shared cluster, runs of any machine whose Lease
+    /// expired are reaped there too [default: test/e2e/e2e.toml]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) definition: Option<PathBuf>,
 }
 
 fn parse_age(s: &str) -> Result<Duration, String> {
@@ -381,9 +421,69 @@ impl CleanupArgs {
                 }
             }
         }
+        if let Some(context) = shared_cluster(&self.definition)? {
+            match reap_cluster_runs(sh, &context, now) {
+                Ok(n) => reaped += n,
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("runs in {context}: {e:#}");
+                }
+            }
+        }
         println!("{reaped} stale run(s) reaped");
         Ok(if failed > 0 { 1 } else { 0 })
     }
+}
+
+/// Runs of any machine recorded in the shared cluster whose Lease expired (their owner stopped
+/// renewing it: it died or lost the cluster): their namespaces and their Lease are deleted. A run
+/// whose Lease is renewed is never touched.
+fn reap_cluster_runs(sh: &Shell, context: &str, now: u64) -> Result<usize> {
+    let log = paths::logs_dir().join("cleanup.log");
+    let mut reaped = 0;
+    for lease in super::coordination::run_leases(sh, context, &log)? {
+        let held = super::coordination::Held::of(&lease);
+        if !held.expired(now) {
+            continue;
+        }
+        let name = lease["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let run_id =
+            lease["metadata"]["labels"][super::coordination::RUN_LABEL].as_str().unwrap_or("?").to_string();
+        let namespaces: Vec<String> = lease["metadata"]["annotations"]["e2e.configbutler.ai/namespaces"]
+            .as_str()
+            .unwrap_or_default()
+            .split(',')
+            // Only the run's own (named `<prefix>-<run id>`), whatever the annotation says.
+            .filter(|n| n.ends_with(&format!("-{run_id}")) && !n.is_empty())
+            .map(String::from)
+            .collect();
+        for ns in &namespaces {
+            exec::cmd(cmd!(
+                sh,
+                "kubectl delete namespace {ns} --ignore-not-found --wait=false --context {context}"
+            ))
+            .log(&log)
+            .timeout(Duration::from_secs(120))
+            .run()
+            .with_context(|| format!("deleting namespace {ns} of run {run_id}"))?;
+        }
+        let lease_ns = super::coordination::NAMESPACE;
+        exec::cmd(cmd!(
+            sh,
+            "kubectl delete lease {name} --namespace {lease_ns} --ignore-not-found --context {context}"
+        ))
+        .log(&log)
+        .timeout(Duration::from_secs(60))
+        .run()
+        .with_context(|| format!("deleting the Lease of run {run_id}"))?;
+        println!(
+            "run {run_id} in {context} (held by {}): reaped (Lease expired {}s ago)",
+            held.holder,
+            now.saturating_sub(held.renewed + held.duration)
+        );
+        reaped += 1;
+    }
+    Ok(reaped)
 }
 
 /// A path to show in messages.

@@ -70,6 +70,24 @@ impl Args {
         }
         let how =
             How { sequential: self.sequential || self.dry_run, dry_run: self.dry_run, force: self.force };
+        // A shared cluster: one machine sets it up at a time (its shared-infra Lease).
+        let _lease = match (&def.existing, self.dry_run) {
+            (Some(context), false) => Some(super::coordination::acquire(
+                sh,
+                super::coordination::LeaseSpec {
+                    context: context.clone(),
+                    namespace: super::coordination::NAMESPACE.into(),
+                    name: super::coordination::SHARED_LEASE.into(),
+                    holder: super::coordination::holder_identity(&ctx.run_id),
+                    duration: def.lease_duration,
+                    labels: Default::default(),
+                    annotations: Default::default(),
+                    log: ctx.logs_dir().join("coordination.log"),
+                },
+                std::time::Duration::from_secs(3600),
+            )?),
+            _ => None,
+        };
         let report = run_graph(sh, &def, &ctx, how)?;
         if self.dry_run {
             return Ok(0);
@@ -117,9 +135,77 @@ pub(crate) fn run_graph(sh: &Shell, def: &Definition, ctx: &RunContext, how: How
     };
     let mut env = Env::for_run(sh, ctx, &def.root);
     if !how.dry_run {
-        env.store = Some(std::sync::Arc::new(Store::open(records_path(), how.force)));
+        let store = std::sync::Arc::new(Store::open(records_path(), how.force));
+        if let Some(context) = &def.existing {
+            // A shared cluster's deploys were perhaps made from another machine: its records are
+            // the cluster's (read here, written back after a successful setup).
+            shared_records(sh, context, &store, &ctx.logs_dir().join("records.log"), false)?;
+        }
+        env.store = Some(store);
     }
-    pipeline::run(&def.tasks, &opts, &|job| actions::run(job, &env))
+    let report = pipeline::run(&def.tasks, &opts, &|job| actions::run(job, &env))?;
+    if let (Some(context), Some(store), None) = (&def.existing, &env.store, report.failure()) {
+        shared_records(sh, context, store, &ctx.logs_dir().join("records.log"), true)?;
+    }
+    Ok(report)
+}
+
+/// The ConfigMap holding a shared cluster's setup records (its identity, its deploys).
+const SHARED_RECORDS: &str = "e2e-setup-records";
+
+/// Reads the shared cluster's records into `store` (`write` false), or writes the store's
+/// cluster and deploy records there (`write` true). Whoever writes holds the shared-infra Lease.
+fn shared_records(
+    sh: &Shell,
+    context: &str,
+    store: &Store,
+    log: &std::path::Path,
+    write: bool,
+) -> Result<()> {
+    use anyhow::Context as _;
+    use xshell::cmd;
+    let ns = super::coordination::NAMESPACE;
+    if write {
+        let state = store.snapshot();
+        let shared = super::incremental::State {
+            clusters: state.clusters,
+            deploys: state.deploys,
+            ..Default::default()
+        };
+        let map = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": SHARED_RECORDS, "namespace": ns },
+            "data": { "records.json": serde_json::to_string(&shared)? },
+        });
+        crate::exec::cmd(cmd!(
+            sh,
+            "kubectl apply --server-side --field-manager=xtask-e2e -f - --context {context}"
+        ))
+        .stdin(map.to_string())
+        .log(log)
+        .timeout(std::time::Duration::from_secs(60))
+        .run()
+        .with_context(|| format!("writing the setup records to {context}"))?;
+        return Ok(());
+    }
+    let out = crate::exec::cmd(cmd!(
+        sh,
+        "kubectl get configmap {SHARED_RECORDS} --namespace {ns} --ignore-not-found --output json --context {context}"
+    ))
+    .log(log)
+    .timeout(std::time::Duration::from_secs(60))
+    .run()
+    .with_context(|| format!("reading the setup records of {context}"))?;
+    if out.stdout.trim().is_empty() {
+        return Ok(());
+    }
+    let map: serde_json::Value = serde_json::from_str(&out.stdout).context("reading the setup records")?;
+    let shared: super::incremental::State =
+        serde_json::from_str(map["data"]["records.json"].as_str().unwrap_or("{}")).unwrap_or_default();
+    store.update(|s| {
+        s.clusters.extend(shared.clusters);
+        s.deploys.extend(shared.deploys);
+    })
 }
 
 /// `setup --explain`: each task's decision, in graph order, from read-only checks.

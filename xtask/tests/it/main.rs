@@ -14,4 +14,5 @@ mod metrics;
 mod operator;
 mod pipeline;
 mod quickstart;
+mod shared_cluster;
 mod tidy;
