@@ -426,7 +426,7 @@ fn merge_string_data(doc: &mut Value) {
     let data = map.entry("data").or_insert_with(|| json!({}));
     if let Some(data) = data.as_object_mut() {
         for (k, v) in string_data {
-            data.insert(k, json!(base64(v.as_str().unwrap_or_default().as_bytes())));
+            data.insert(k, json!(super::base64::encode(v.as_str().unwrap_or_default().as_bytes())));
         }
     }
 }
@@ -690,18 +690,4 @@ fn merge(target: &mut Value, patch: &Value) {
         }
         _ => *target = patch.clone(),
     }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
-    }
-    out
 }

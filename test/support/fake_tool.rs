@@ -28,6 +28,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+#[path = "base64.rs"]
+mod base64;
 #[path = "fake_charts.rs"]
 mod charts;
 #[path = "fake_kube.rs"]

@@ -30,6 +30,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+#[path = "../../support/base64.rs"]
+mod base64;
+
 const GROUP: &str = "fixture.example.com";
 
 struct Config {
@@ -199,7 +202,7 @@ impl Operator {
             Ok(v) => v,
             Err(e) => return fail("SecretNotFound", format!("secret {secret:?}: {e}")),
         };
-        let token = secret_json["data"]["password"].as_str().and_then(decode_base64).unwrap_or_default();
+        let token = secret_json["data"]["password"].as_str().and_then(base64::decode).unwrap_or_default();
         let url = format!("{}/repos/{repo}", self.config.gitea_api);
         let response = self.agent.get(&url).header("Authorization", format!("token {token}")).call();
         let (status, body) = match response {
@@ -273,7 +276,7 @@ impl Operator {
                 .flatten()
                 .map(|(k, v)| {
                     let b64 = v.as_str().unwrap_or_default();
-                    let plain = decode_base64(b64).unwrap_or_default();
+                    let plain = base64::decode(b64).unwrap_or_default();
                     let written = match self.config.fault.as_str() {
                         "plaintext-secrets" => plain,
                         "base64-secrets" => b64.to_string(),
@@ -341,7 +344,7 @@ impl Gitea<'_> {
         match status {
             200 => {
                 let sha = body["sha"].as_str().unwrap_or_default().to_string();
-                let content = body["content"].as_str().and_then(decode_base64).unwrap_or_default();
+                let content = body["content"].as_str().and_then(base64::decode).unwrap_or_default();
                 Ok(Some((sha, content)))
             }
             404 => Ok(None),
@@ -352,7 +355,7 @@ impl Gitea<'_> {
     /// Creates the file (no sha) or updates it (its current sha): one commit.
     fn write(&self, file: &str, content: &str, sha: Option<&str>) -> Result<(), String> {
         let mut body =
-            json!({ "content": encode_base64(content.as_bytes()), "message": format!("mirror {file}") });
+            json!({ "content": base64::encode(content.as_bytes()), "message": format!("mirror {file}") });
         let request = match sha {
             Some(sha) => {
                 body["sha"] = json!(sha);
@@ -388,41 +391,6 @@ impl Gitea<'_> {
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn encode_base64(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(B64[(n >> 18) as usize & 63] as char);
-        out.push(B64[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { B64[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { B64[n as usize & 63] as char } else { '=' });
-    }
-    out
-}
-
-/// Standard base64 (Gitea wraps long content in newlines: they are skipped).
-fn decode_base64(text: &str) -> Option<String> {
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        if c == b'=' {
-            break;
-        }
-        bits = (bits << 6) | B64.iter().position(|x| *x == c)? as u32;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,9 +398,9 @@ mod tests {
     #[test]
     fn base64_round_trips() {
         for text in ["", "a", "ab", "abc", "fixture-secret-é"] {
-            assert_eq!(decode_base64(&encode_base64(text.as_bytes())).as_deref(), Some(text));
+            assert_eq!(base64::decode(&base64::encode(text.as_bytes())).as_deref(), Some(text));
         }
-        assert_eq!(encode_base64(b"token"), "dG9rZW4=");
+        assert_eq!(base64::encode(b"token"), "dG9rZW4=");
     }
 
     #[test]
@@ -441,7 +409,7 @@ mod tests {
         let sealed = encrypt(b"uid-1", value.as_bytes());
         assert!(
             !sealed.contains(value)
-                && !sealed.contains(encode_base64(value.as_bytes()).trim_end_matches('='))
+                && !sealed.contains(base64::encode(value.as_bytes()).trim_end_matches('='))
         );
         assert_ne!(sealed, encrypt(b"uid-2", value.as_bytes()), "the key matters");
     }

@@ -423,7 +423,7 @@ fn authenticate(shared: &Shared, req: &Request) -> Auth {
     let (kind, value) = header.split_once(' ').unwrap_or((header.as_str(), ""));
     match kind.to_ascii_lowercase().as_str() {
         "basic" => {
-            let decoded = decode_base64(value).unwrap_or_default();
+            let decoded = crate::base64::decode(value).unwrap_or_default();
             if decoded == format!("{ADMIN_USER}:{ADMIN_PASSWORD}") {
                 Auth::Basic
             } else {
@@ -442,23 +442,6 @@ fn authenticate(shared: &Shared, req: &Request) -> Auth {
         }
         _ => Auth::Bad,
     }
-}
-
-fn decode_base64(s: &str) -> Option<String> {
-    const T: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.trim_end_matches('=').chars() {
-        bits = (bits << 6) | T.find(c)? as u32;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn msg(status: u16, message: &str) -> (u16, Value) {
@@ -756,24 +739,10 @@ fn remove_file(repo: &Path, file: &str, message: &str) -> Result<String> {
     Ok(commit)
 }
 
-fn encode_base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
-    }
-    out
-}
-
 fn contents_json(file: &str, sha: &str, content: &str) -> Value {
     json!({
         "name": file.rsplit('/').next().unwrap_or(file), "path": file, "sha": sha, "type": "file",
-        "size": content.len(), "encoding": "base64", "content": encode_base64(content.as_bytes()),
+        "size": content.len(), "encoding": "base64", "content": crate::base64::encode(content.as_bytes()),
     })
 }
 
@@ -804,7 +773,7 @@ fn contents(
         return delete_file(&repo, file, existing, body);
     }
     let encoded = body["content"].as_str().ok_or_else(|| msg(422, "Content: Required"))?;
-    let content = decode_base64(encoded).ok_or_else(|| msg(422, "content is not valid base64"))?;
+    let content = crate::base64::decode(encoded).ok_or_else(|| msg(422, "content is not valid base64"))?;
     match (method, &existing) {
         ("POST", Some(_)) => return Err(msg(422, &format!("repository file already exists [path: {file}]"))),
         ("PUT", None) => return Err(msg(404, &format!("repository file does not exist [path: {file}]"))),
@@ -876,7 +845,7 @@ fn add_key(
     if key.lines().count() != 1 {
         return Err(msg(422, "Invalid key content: only a single line with a single key please"));
     }
-    if fields.len() < 2 || decode_base64(fields[1]).is_none() && fields[1].len() < 16 {
+    if fields.len() < 2 || crate::base64::decode(fields[1]).is_none() && fields[1].len() < 16 {
         return Err(msg(422, "Invalid key content: Unable to verify key content"));
     }
     if !allowed.contains(&fields[0]) {

@@ -11,6 +11,8 @@
 //! ```
 #![allow(clippy::disallowed_methods)]
 
+#[path = "../base64.rs"]
+mod base64;
 pub mod gitea;
 pub mod prometheus;
 

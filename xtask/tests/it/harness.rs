@@ -76,6 +76,18 @@ impl Sandbox {
     }
 }
 
+/// A copy of the tree `from` at `to` (test fixtures copied into a test's temp dir).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 /// Every file under `dir` whose name ends in `.ext`, recursively.
 pub fn files_ending(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -12,20 +12,9 @@ use testkit::gitea::GiteaServer;
 use testkit::prometheus::workspace_binary;
 use testkit::{FakeToolchain, Rule};
 
-use crate::harness::{root, text, Sandbox};
+use crate::harness::{copy_dir, root, text, Sandbox};
 
 const LABEL: &str = "configbutler.ai/e2e-run-id";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
 
 /// The fixture operator's process; killed on drop.
 struct Operator(Child);

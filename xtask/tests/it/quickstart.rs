@@ -15,18 +15,7 @@ use testkit::{FakeToolchain, Rule};
 const LABEL: &str = "configbutler.ai/e2e-run-id";
 
 use crate::harness::text;
-use crate::harness::{root, Sandbox};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
+use crate::harness::{copy_dir, root, Sandbox};
 
 struct World {
     fake: FakeToolchain,
