@@ -40,6 +40,29 @@ pub(crate) struct LeaseSpec {
     pub(crate) log: PathBuf,
 }
 
+/// Takes the shared-infra Lease of the shared cluster `context` (waits up to an hour for another
+/// machine's setup).
+pub(crate) fn take_shared_infra(
+    sh: &Shell,
+    context: &str,
+    run_id: &str,
+    duration: Duration,
+    log: PathBuf,
+) -> Result<HeldLease> {
+    let spec = LeaseSpec {
+        context: context.to_string(),
+        namespace: NAMESPACE.into(),
+        name: SHARED_LEASE.into(),
+        holder: holder_identity(run_id),
+        duration,
+        labels: Default::default(),
+        annotations: Default::default(),
+        log,
+    };
+    acquire(sh, spec, Duration::from_secs(3600))
+        .with_context(|| format!("taking the shared-infra Lease of {context}"))
+}
+
 /// `<host>/<pid>/<run id>`.
 pub(crate) fn holder_identity(run_id: &str) -> String {
     format!("{}/{}/{run_id}", hostname(), std::process::id())

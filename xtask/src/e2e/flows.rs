@@ -248,18 +248,13 @@ impl SharedGuard {
         let Some(context) = &def.existing else {
             return Ok(SharedGuard { _file: Some(SharedLock::acquire()?), _lease: None });
         };
-        let spec = super::coordination::LeaseSpec {
-            context: context.clone(),
-            namespace: super::coordination::NAMESPACE.into(),
-            name: super::coordination::SHARED_LEASE.into(),
-            holder: super::coordination::holder_identity("setup"),
-            duration: def.lease_duration,
-            labels: Default::default(),
-            annotations: Default::default(),
-            log: paths::logs_dir().join("coordination.log"),
-        };
-        let held = super::coordination::acquire(sh, spec, Duration::from_secs(3600))
-            .context("taking the shared-infra Lease")?;
+        let held = super::coordination::take_shared_infra(
+            sh,
+            context,
+            "setup",
+            def.lease_duration,
+            paths::logs_dir().join("coordination.log"),
+        )?;
         Ok(SharedGuard { _file: None, _lease: Some(held) })
     }
 }

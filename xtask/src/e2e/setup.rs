@@ -72,19 +72,12 @@ impl Args {
             How { sequential: self.sequential || self.dry_run, dry_run: self.dry_run, force: self.force };
         // A shared cluster: one machine sets it up at a time (its shared-infra Lease).
         let _lease = match (&def.existing, self.dry_run) {
-            (Some(context), false) => Some(super::coordination::acquire(
+            (Some(context), false) => Some(super::coordination::take_shared_infra(
                 sh,
-                super::coordination::LeaseSpec {
-                    context: context.clone(),
-                    namespace: super::coordination::NAMESPACE.into(),
-                    name: super::coordination::SHARED_LEASE.into(),
-                    holder: super::coordination::holder_identity(&ctx.run_id),
-                    duration: def.lease_duration,
-                    labels: Default::default(),
-                    annotations: Default::default(),
-                    log: ctx.logs_dir().join("coordination.log"),
-                },
-                std::time::Duration::from_secs(3600),
+                context,
+                &ctx.run_id,
+                def.lease_duration,
+                ctx.logs_dir().join("coordination.log"),
             )?),
             _ => None,
         };
