@@ -116,6 +116,14 @@ const BUILTIN: &[Builtin] = &[
         false,
         false,
     ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        &[],
+        false,
+        false,
+    ),
     ("coordination.k8s.io", "Lease", "leases", &[], true, false),
 ];
 

@@ -426,6 +426,10 @@ fn run_flow(run: &FlowRun<'_>, flow: &Flow, e2e_start: Instant, deadline: Instan
                     "e2e.configbutler.ai/namespaces",
                     format!("{},{}", ctx.test_namespace, ctx.controller_namespace),
                 ),
+                // What a reaper on another machine needs: the run's label and whether it has a
+                // Gitea repository, token and key to remove.
+                ("e2e.configbutler.ai/label", ctx.label_key.clone()),
+                ("e2e.configbutler.ai/gitea", flow.gitea.to_string()),
                 ("e2e.configbutler.ai/host", super::runs::hostname()),
                 ("e2e.configbutler.ai/pid", std::process::id().to_string()),
                 ("e2e.configbutler.ai/started", clock::rfc3339(std::time::SystemTime::now())),

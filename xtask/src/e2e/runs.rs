@@ -200,29 +200,10 @@ pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Res
         .map(|r| r.kube_context.clone())
         .filter(|c| !c.is_empty())
         .unwrap_or_else(super::definition::default_kube_context);
-    let kube = super::kube::kubectl_args(&context);
     let log = run_context::run_dir(run_id).join("logs").join("cleanup.log");
-    let mut errors = Vec::new();
-    let timeout = Duration::from_secs(120);
-    let kubectl = |c: xshell::Cmd<'_>| exec::cmd(c.args(&kube)).cleanup().log(&log).timeout(timeout).run();
-    if let Err(e) =
-        kubectl(cmd!(sh, "kubectl delete namespace --selector {selector} --ignore-not-found --wait=false"))
-    {
-        errors.push(format!("namespaces: {e}"));
-    }
-    if let Err(e) =
-        kubectl(cmd!(sh, "kubectl delete {CLUSTER_KINDS} --selector {selector} --ignore-not-found"))
-    {
-        errors.push(format!("cluster-scoped objects: {e}"));
-    }
-    if record.as_ref().is_none_or(|r| r.gitea) {
-        let settings =
-            gitea::Settings { ready_timeout: Duration::from_secs(10), ..gitea::Settings::from_env(sh) };
-        let flow = record.as_ref().map(|r| r.flow.as_str());
-        if let Err(e) = gitea::teardown(sh, run_id, flow, &settings, &context) {
-            errors.push(format!("gitea: {e:#}"));
-        }
-    }
+    let gitea = record.as_ref().is_none_or(|r| r.gitea);
+    let flow = record.as_ref().map(|r| r.flow.as_str());
+    let mut errors = remove_run_objects(sh, run_id, &selector, &context, flow, gitea, &log);
     let dir = run_context::run_dir(run_id);
     if dir.exists() {
         for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?.flatten()
@@ -435,6 +416,42 @@ impl CleanupArgs {
     }
 }
 
+/// What a run made outside its state dir: its namespaces and cluster-scoped objects (selected by
+/// its label `selector`, never by broad name) and, when it used Gitea, its repository, token and
+/// deploy key (names derived from the run id and flow). Returns what could not be removed.
+fn remove_run_objects(
+    sh: &Shell,
+    run_id: &str,
+    selector: &str,
+    context: &str,
+    flow: Option<&str>,
+    gitea: bool,
+    log: &Path,
+) -> Vec<String> {
+    let kube = super::kube::kubectl_args(context);
+    let mut errors = Vec::new();
+    let timeout = Duration::from_secs(120);
+    let kubectl = |c: xshell::Cmd<'_>| exec::cmd(c.args(&kube)).cleanup().log(log).timeout(timeout).run();
+    if let Err(e) =
+        kubectl(cmd!(sh, "kubectl delete namespace --selector {selector} --ignore-not-found --wait=false"))
+    {
+        errors.push(format!("namespaces: {e}"));
+    }
+    if let Err(e) =
+        kubectl(cmd!(sh, "kubectl delete {CLUSTER_KINDS} --selector {selector} --ignore-not-found"))
+    {
+        errors.push(format!("cluster-scoped objects: {e}"));
+    }
+    if gitea {
+        let settings =
+            gitea::Settings { ready_timeout: Duration::from_secs(10), ..gitea::Settings::from_env(sh) };
+        if let Err(e) = gitea::teardown(sh, run_id, flow, &settings, context) {
+            errors.push(format!("gitea: {e:#}"));
+        }
+    }
+    errors
+}
+
 /// Runs of any machine recorded in the shared cluster whose Lease expired (their owner stopped
 /// renewing it: it died or lost the cluster): their namespaces and their Lease are deleted. A run
 /// whose Lease is renewed is never touched.
@@ -449,23 +466,19 @@ fn reap_cluster_runs(sh: &Shell, context: &str, now: u64) -> Result<usize> {
         let name = lease["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let run_id =
             lease["metadata"]["labels"][super::coordination::RUN_LABEL].as_str().unwrap_or("?").to_string();
-        let namespaces: Vec<String> = lease["metadata"]["annotations"]["e2e.configbutler.ai/namespaces"]
-            .as_str()
-            .unwrap_or_default()
-            .split(',')
-            // Only the run's own (named `<prefix>-<run id>`), whatever the annotation says.
-            .filter(|n| n.ends_with(&format!("-{run_id}")) && !n.is_empty())
-            .map(String::from)
-            .collect();
-        for ns in &namespaces {
-            exec::cmd(cmd!(
-                sh,
-                "kubectl delete namespace {ns} --ignore-not-found --wait=false --context {context}"
-            ))
-            .log(&log)
-            .timeout(Duration::from_secs(120))
-            .run()
-            .with_context(|| format!("deleting namespace {ns} of run {run_id}"))?;
+        if run_context::validate_run_id(&run_id).is_err() {
+            eprintln!("Lease {name} in {context}: {run_id:?} is not a run id; left alone");
+            continue;
+        }
+        let notes = &lease["metadata"]["annotations"];
+        let label = notes["e2e.configbutler.ai/label"].as_str().unwrap_or(run_context::DEFAULT_LABEL_KEY);
+        let selector = format!("{label}={run_id}");
+        let flow = notes["e2e.configbutler.ai/flow"].as_str();
+        let gitea = notes["e2e.configbutler.ai/gitea"].as_str() != Some("false");
+        let errors = remove_run_objects(sh, &run_id, &selector, context, flow, gitea, &log);
+        if !errors.is_empty() {
+            // The Lease stays: the next `cleanup --stale` tries again.
+            bail!("run {run_id} in {context}: not reaped:\n- {}", errors.join("\n- "));
         }
         let lease_ns = super::coordination::NAMESPACE;
         exec::cmd(cmd!(

@@ -90,6 +90,21 @@ steps = [["sh", "-c", "{step}"]]
     }
 }
 
+/// The namespaces the fake API server holds.
+fn namespaces(c: &Cluster) -> Vec<String> {
+    let out = Command::new(c.fake.bin_dir().join("kubectl"))
+        .args(["get", "namespaces", "--output", "json", "--context", "shared-dev"])
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["metadata"]["name"].as_str().map(String::from))
+        .collect()
+}
+
 /// Polls `what` for up to 20 s.
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -187,14 +202,21 @@ fn a_run_whose_owner_was_sigkilled_is_reaped_after_its_lease_expires_and_a_live_
     assert_ne!(left[0], victim, "the live run is still recorded");
     let calls = c.fake.journal().unwrap();
     let dead_id = victim.trim_start_matches("e2e-run-");
-    for prefix in ["run-e2e-full-", "ctl-e2e-full-"] {
+    // Its namespaces and cluster-scoped objects, by its label; not the live run's.
+    let by_label = format!("--selector configbutler.ai/e2e-run-id={dead_id} ");
+    for what in ["kubectl delete namespace ", "kubectl delete clusterrole,"] {
         assert!(
-            calls
-                .iter()
-                .any(|call| call.line().starts_with(&format!("kubectl delete namespace {prefix}{dead_id} "))),
-            "the dead run's namespace {prefix}{dead_id} is deleted"
+            calls.iter().any(|call| call.line().starts_with(what) && call.line().contains(&by_label)),
+            "{what}... {by_label}: {:#?}",
+            calls.iter().map(|c| c.line()).filter(|l| l.contains("delete")).collect::<Vec<_>>()
         );
     }
+    let namespaces = namespaces(&c);
+    assert!(!namespaces.iter().any(|n| n.ends_with(dead_id)), "{namespaces:?}");
+    assert!(
+        namespaces.iter().any(|n| n.starts_with("run-e2e-full-") && !n.ends_with(dead_id)),
+        "{namespaces:?}"
+    );
     let _ = alive.kill();
     let _ = alive.wait();
 }
