@@ -16,12 +16,19 @@ use crate::{exec, paths, tools};
 /// Examples:
 ///   cargo xtask doctor
 ///   cargo xtask doctor --cluster my-e2e --port 13000 --port 19090
+///   cargo xtask doctor --definition test/operator/e2e.toml
+///
+/// With a definition whose cluster is `existing` (a shared cluster's kube context), kind is not
+/// needed and the context is checked instead of a kind cluster.
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// kind cluster to look for [default: $KIND_CLUSTER, else "e2e"]
     #[arg(long)]
     pub(crate) cluster: Option<String>,
+    /// The e2e definition, for what it needs [default: test/e2e/e2e.toml, when it exists]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) definition: Option<std::path::PathBuf>,
     /// Shared-infra localhost port to check (repeatable) [default: 13000 19090]
     #[arg(long = "port")]
     pub(crate) ports: Vec<u16>,
@@ -42,8 +49,23 @@ struct Row {
 
 impl Args {
     pub fn run(self, sh: &Shell) -> Result<i32> {
+        let path = self.definition.clone().unwrap_or_else(crate::e2e::definition::default_path);
+        let def = if self.definition.is_some() || path.exists() {
+            Some(crate::e2e::definition::load(&path)?)
+        } else {
+            None
+        };
+        let existing = def.as_ref().and_then(|d| d.existing.clone());
         let mut rows = Vec::new();
         for tool in tools::TOOLS {
+            if existing.is_some() && tool.name == "kind" {
+                rows.push(Row {
+                    check: tool.name.into(),
+                    status: Status::Info,
+                    detail: "not needed: the definition's cluster is an existing one".into(),
+                });
+                continue;
+            }
             rows.push(check_tool(sh, tool));
         }
         if have("docker", &rows) {
@@ -54,7 +76,9 @@ impl Args {
             .cluster
             .or_else(|| sh.var("KIND_CLUSTER").ok().filter(|c| !c.is_empty()))
             .unwrap_or_else(|| "e2e".to_string());
-        rows.push(if have("kind", &rows) {
+        rows.push(if let Some(context) = &existing {
+            check_context(sh, context)
+        } else if have("kind", &rows) {
             check_cluster(sh, &cluster)
         } else {
             Row {
@@ -146,6 +170,26 @@ fn check_cluster(sh: &Shell, cluster: &str) -> Row {
         Err(e) => {
             Row { check, status: Status::Info, detail: format!("unknown: {}", first_line(&e.to_string())) }
         }
+    }
+}
+
+/// An existing cluster: its context must be in the kubeconfig (it is never created here).
+fn check_context(sh: &Shell, context: &str) -> Row {
+    let check = format!("context {context}");
+    let result = exec::cmd(cmd!(sh, "kubectl config get-contexts --output name"))
+        .timeout(Duration::from_secs(20))
+        .log(paths::logs_dir().join("doctor.log"))
+        .run();
+    match result {
+        Ok(out) if out.stdout.lines().any(|l| l.trim() == context) => {
+            Row { check, status: Status::Ok, detail: "in the kubeconfig (an existing cluster)".into() }
+        }
+        Ok(_) => Row {
+            check,
+            status: Status::Missing,
+            detail: "not in the kubeconfig: the definition's existing cluster cannot be reached".into(),
+        },
+        Err(e) => Row { check, status: Status::Missing, detail: first_line(&e.to_string()).to_string() },
     }
 }
 

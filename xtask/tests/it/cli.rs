@@ -133,3 +133,30 @@ fn ci_without_the_test_prerequisites_stops_before_compiling_and_names_them() {
     assert!(started.elapsed() < Duration::from_secs(10), "no gate ran: {stderr}");
     assert!(!stderr.contains("::group::"), "{stderr}");
 }
+
+#[test]
+fn doctor_with_an_existing_cluster_needs_no_kind_and_checks_the_context() {
+    let fake =
+        testkit::FakeToolchain::with_tools(env!("CARGO_BIN_EXE_fake-tool"), &["docker", "helm", "kubectl"])
+            .unwrap();
+    fake.with_context("shared-dev").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let def = dir.path().join("e2e.toml");
+    std::fs::write(&def, "[cluster]\nname = \"dev\"\nprovider = \"existing\"\ncontext = \"shared-dev\"\n")
+        .unwrap();
+    let sandbox = Sandbox::with_fake(&fake);
+    let out = sandbox.run(&["doctor", "--definition", def.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let row = |name: &str| {
+        stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {stdout}"))
+    };
+    assert!(row("kind ").contains("not needed"), "{stdout}");
+    assert!(row("context shared-dev").contains(" ok "), "{stdout}");
+    // A context the kubeconfig lacks is a missing piece.
+    std::fs::write(&def, "[cluster]\nname = \"dev\"\nprovider = \"existing\"\ncontext = \"gone\"\n").unwrap();
+    let out = sandbox.run(&["doctor", "--definition", def.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("not ready: missing context gone"), "{stdout}");
+}
