@@ -323,34 +323,12 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                 })?;
             }
         }
-        Action::Cluster { name: _, config, wait, existing: Some(context) } => {
+        Action::Cluster { name: _, config: _, wait: _, existing: Some(context) } => {
             // Never created or deleted here: it must be there, and it is what it was.
             if !job.dry_run {
                 super::kube::require_context(&sh, context, job.log)?;
             }
-            let _ = (config, wait);
-            if let Some(store) = env.store.as_ref().filter(|_| !job.dry_run) {
-                let jsonpath = "jsonpath={.metadata.uid}";
-                let uid = call(
-                    cmd!(sh, "kubectl get namespace kube-system --output {jsonpath}")
-                        .args(kubectl_args(context)),
-                )
-                .map(|o| o.stdout.trim().to_string())
-                .unwrap_or_default();
-                let same = store.cluster_uid(&env.kube_context).is_some_and(|b| b == uid) && !uid.is_empty();
-                let why = format!("existing cluster {context} (kube-system {uid})");
-                if env.explained(job, !same, &why) {
-                    return Ok(());
-                }
-                store.update(|s| {
-                    s.clusters.insert(env.kube_context.clone(), uid.clone());
-                })?;
-                if same {
-                    job.up_to_date(&why);
-                }
-            } else if env.explained(job, false, &format!("existing cluster {context}")) {
-                return Ok(());
-            }
+            cluster_identity(&sh, &call, job, env, &format!("existing cluster {context}"), true)?;
         }
         Action::Cluster { name, config, wait, existing: None } => {
             let existing = call(cmd!(sh, "kind get clusters"))?;
@@ -376,51 +354,18 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
             if !job.dry_run {
                 super::kube::require_context(&sh, &env.kube_context, job.log)?;
             }
-            if let Some(store) = env.store.as_ref().filter(|_| !job.dry_run) {
-                // Its identity: a recreated cluster has a new kube-system UID, and nothing loaded
-                // or deployed into the old one counts.
-                let jsonpath = "jsonpath={.metadata.uid}";
-                let uid = call(
-                    cmd!(sh, "kubectl get namespace kube-system --output {jsonpath}")
-                        .args(kubectl_args(&env.kube_context)),
-                )
-                .map(|o| o.stdout.trim().to_string())
-                .unwrap_or_default();
-                let before = store.cluster_uid(&env.kube_context);
-                if env.explain.is_some() {
-                    let same = before.as_deref() == Some(uid.as_str()) && !uid.is_empty();
-                    let why = if same {
-                        format!("cluster {name} exists (kube-system {uid})")
-                    } else {
-                        format!("cluster {name} exists but is not the one recorded: what was loaded and deployed is not counted")
-                    };
-                    env.explained(job, !same, &why);
-                    return Ok(());
-                }
-                store.update(|s| {
-                    s.clusters.insert(env.kube_context.clone(), uid.clone());
-                })?;
-                match (reused, before) {
-                    (true, Some(b)) if b == uid => {
-                        job.up_to_date(&format!("cluster {name} exists (kube-system {uid})"))
-                    }
-                    (true, _) => job.note(&format!(
-                        "=== cluster {name} exists but is not the one recorded: loads and deploys run"
-                    )),
-                    _ => {}
-                }
-            }
+            cluster_identity(&sh, &call, job, env, &format!("cluster {name}"), reused)?;
         }
         Action::Load { image, tag, cluster, registry } => {
             let store = env.store.as_ref().filter(|_| !job.dry_run);
-            let built = store.and_then(|s| s.snapshot().images.get(image).cloned());
+            let built = store.and_then(|s| s.read(|r| r.images.get(image).cloned()));
             let tag = built.as_ref().map(|b| b.tag.clone()).unwrap_or_else(|| tag.clone());
             let key = format!("{cluster}/{image}");
             let want = store
                 .and_then(|s| s.cluster_uid(&env.kube_context))
                 .zip(built.as_ref().map(|b| b.image_id.clone()));
             if let (Some(store), Some((uid, id))) = (store, &want) {
-                let recorded = store.snapshot().loads.get(&key).cloned();
+                let recorded = store.read(|r| r.loads.get(&key).cloned());
                 if !store.force
                     && after.is_none()
                     && recorded.as_ref()
@@ -449,35 +394,30 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                         }
                     })?;
                 }
-                if let (Some(store), Some((uid, id))) = (store, want) {
-                    store.update(|s| {
-                        s.loads.insert(key, LoadRecord { cluster_uid: uid, image_id: id });
-                    })?;
+            } else {
+                let direct = call(cmd!(sh, "kind load docker-image {tag} --name {cluster}"));
+                if let Err(e) = direct {
+                    let text = format!("{e:#}");
+                    // The containerd image store (Docker 29's default) breaks `kind load docker-image`.
+                    if !(text.contains("content digest")
+                        || text.contains("ctr: ")
+                        || text.contains("failed to load image"))
+                    {
+                        return Err(e);
+                    }
+                    // `kind load docker-image` is `docker save` + `ctr images import --all-platforms`,
+                    // and `kind load image-archive` imports the same way, so an archive saved without a
+                    // platform fails alike on the containerd image store; saving the node's platform
+                    // alone is the documented way out (kind pkg/cmd/kind/load/docker-image, nodeutils;
+                    // kind#3795, PR #4247).
+                    job.note("=== kind load docker-image failed on the containerd store: saving the node's platform to an archive");
+                    let platform = node_platform(&sh, &call, job.dry_run, &env.platform)?;
+                    let archive = log.with_extension("tar");
+                    call(cmd!(sh, "docker image save --platform {platform} -o {archive} {tag}"))?;
+                    let loaded = call(cmd!(sh, "kind load image-archive {archive} --name {cluster}"));
+                    let _ = std::fs::remove_file(&archive);
+                    loaded?;
                 }
-                return Ok(());
-            }
-            let direct = call(cmd!(sh, "kind load docker-image {tag} --name {cluster}"));
-            if let Err(e) = direct {
-                let text = format!("{e:#}");
-                // The containerd image store (Docker 29's default) breaks `kind load docker-image`.
-                if !(text.contains("content digest")
-                    || text.contains("ctr: ")
-                    || text.contains("failed to load image"))
-                {
-                    return Err(e);
-                }
-                // `kind load docker-image` is `docker save` + `ctr images import --all-platforms`,
-                // and `kind load image-archive` imports the same way, so an archive saved without a
-                // platform fails alike on the containerd image store; saving the node's platform
-                // alone is the documented way out (kind pkg/cmd/kind/load/docker-image, nodeutils;
-                // kind#3795, PR #4247).
-                job.note("=== kind load docker-image failed on the containerd store: saving the node's platform to an archive");
-                let platform = node_platform(&sh, &call, job.dry_run, &env.platform)?;
-                let archive = log.with_extension("tar");
-                call(cmd!(sh, "docker image save --platform {platform} -o {archive} {tag}"))?;
-                let loaded = call(cmd!(sh, "kind load image-archive {archive} --name {cluster}"));
-                let _ = std::fs::remove_file(&archive);
-                loaded?;
             }
             if let (Some(store), Some((uid, id))) = (store, want) {
                 store.update(|s| {
@@ -628,6 +568,45 @@ fn render_kind_config(config: &Path, env: &Env, dry_run: bool) -> Result<PathBuf
     Ok(out)
 }
 
+/// Records the cluster's identity, its kube-system UID (a recreated cluster has a new one, and
+/// nothing loaded or deployed into the old one counts), under its context; a cluster that existed
+/// before (`reused`) and is the recorded one is up to date. In `--explain` mode it only says so.
+fn cluster_identity(
+    sh: &Shell,
+    call: &dyn Fn(xshell::Cmd<'_>) -> Result<exec::Output>,
+    job: &Job<'_, Action>,
+    env: &Env,
+    described: &str,
+    reused: bool,
+) -> Result<()> {
+    let Some(store) = env.store.as_ref().filter(|_| !job.dry_run) else { return Ok(()) };
+    let jsonpath = "jsonpath={.metadata.uid}";
+    let uid = call(
+        cmd!(sh, "kubectl get namespace kube-system --output {jsonpath}")
+            .args(kubectl_args(&env.kube_context)),
+    )
+    .map(|o| o.stdout.trim().to_string())
+    .unwrap_or_default();
+    let same = !uid.is_empty() && store.cluster_uid(&env.kube_context).as_deref() == Some(uid.as_str());
+    let why = if same {
+        format!("{described} exists (kube-system {uid})")
+    } else {
+        format!("{described} exists but is not the one recorded: what was loaded and deployed is not counted")
+    };
+    if env.explained(job, !same, &why) {
+        return Ok(());
+    }
+    store.update(|s| {
+        s.clusters.insert(env.kube_context.clone(), uid.clone());
+    })?;
+    match (reused, same) {
+        (true, true) => job.up_to_date(&why),
+        (true, false) => job.note(&format!("=== {why}")),
+        (false, _) => {}
+    }
+    Ok(())
+}
+
 /// The first 12 hex digits of an ID or digest.
 fn short(id: &str) -> &str {
     let hex = id.trim_start_matches("sha256:");
@@ -656,7 +635,7 @@ fn build_fresh(
     digest: &str,
     keyed: &std::collections::BTreeMap<String, String>,
 ) -> Result<std::result::Result<String, String>> {
-    let Some(record) = store.snapshot().images.get(name).cloned() else {
+    let Some(record) = store.read(|r| r.images.get(name).cloned()) else {
         return Ok(Err("no earlier build recorded".into()));
     };
     if store.force {
@@ -682,24 +661,25 @@ fn build_fresh(
 }
 
 /// What a deploy's digest covers besides its own definition: the images it uses (their tags and
-/// IDs, through its `load:`/`build:` dependencies) and its waits.
+/// content digests, through its `load:`/`build:` dependencies) and its waits.
 fn deploy_inputs(
     job: &Job<'_, Action>,
     env: &Env,
     waits: &[Wait],
 ) -> std::collections::BTreeMap<String, String> {
     let mut keyed = std::collections::BTreeMap::new();
-    let images = env.store.as_ref().map(|s| s.snapshot().images).unwrap_or_default();
-    for dep in &job.task.deps {
-        let image = dep.strip_prefix("load:").or_else(|| dep.strip_prefix("build:"));
-        if let Some(record) = image.and_then(|i| images.get(i)) {
-            // The tag and the content digest: the same on every machine that builds the same
-            // inputs (a local image ID is not), so a shared cluster's records hold for all.
-            keyed.insert(
-                format!("image:{}", image.unwrap_or_default()),
-                format!("{} {}", record.tag, record.digest),
-            );
-        }
+    if let Some(store) = &env.store {
+        store.read(|records| {
+            for dep in &job.task.deps {
+                let image = dep.strip_prefix("load:").or_else(|| dep.strip_prefix("build:"));
+                if let Some((image, record)) = image.and_then(|i| Some((i, records.images.get(i)?))) {
+                    // The tag and the content digest: the same on every machine that builds the
+                    // same inputs (a local image ID is not), so a shared cluster's records hold
+                    // for all.
+                    keyed.insert(format!("image:{image}"), format!("{} {}", record.tag, record.digest));
+                }
+            }
+        });
     }
     for (i, w) in waits.iter().enumerate() {
         keyed.insert(format!("wait:{i}"), format!("{} {} {:?}", w.resource, w.condition, w.namespace));
@@ -725,7 +705,7 @@ fn deploy_fresh(
         return Ok(false);
     };
     let digest = incremental::digest_of(keyed);
-    let recorded = store.snapshot().deploys.get(&job.task.id).cloned();
+    let recorded = store.read(|r| r.deploys.get(&job.task.id).cloned());
     let why = match recorded {
         _ if store.force => "--force".to_string(),
         _ if after.is_some() => format!("after {}, which ran", after.unwrap_or_default()),

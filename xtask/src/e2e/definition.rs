@@ -910,15 +910,10 @@ impl Paths {
     /// Where a glob's literal part (`test/demo` of `test/demo/**`) exists: the repository root,
     /// else the definition's directory.
     fn glob_base(&self, glob: &str) -> Result<PathBuf, String> {
-        let literal: Vec<&str> = glob
-            .split('/')
-            .take_while(|s| !s.contains(['*', '?', '[', '\\']))
-            .filter(|s| !s.is_empty() && *s != ".")
-            .collect();
-        if literal.contains(&"..") || glob.starts_with('/') {
+        let prefix = super::incremental::literal_prefix(glob);
+        if glob.split('/').any(|s| s == "..") || glob.starts_with('/') {
             return Err(format!("{glob:?}: inputs are globs inside the repository (no `..`, not absolute)"));
         }
-        let prefix = literal.join("/");
         self.locate(Path::new(if prefix.is_empty() { "." } else { &prefix }))
             .map(|_| if self.root.join(&prefix).exists() { self.root.clone() } else { self.dir.clone() })
             .map_err(|e| format!("{glob:?}: {e}"))

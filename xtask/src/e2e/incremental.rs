@@ -85,7 +85,15 @@ impl Store {
     }
 
     pub(crate) fn snapshot(&self) -> State {
-        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+        self.read(State::clone)
+    }
+
+    /// A look at the records under the lock (no copy of every image's input list).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        match self.state.lock() {
+            Ok(state) => f(&state),
+            Err(_) => f(&State::default()),
+        }
     }
 
     /// Changes the records and writes them (a temp file renamed over the old one).
@@ -103,14 +111,14 @@ impl Store {
     }
 
     pub(crate) fn cluster_uid(&self, cluster: &str) -> Option<String> {
-        self.snapshot().clusters.get(cluster).cloned().filter(|u| !u.is_empty())
+        self.read(|s| s.clusters.get(cluster).cloned()).filter(|u| !u.is_empty())
     }
 
     /// `IMAGE_<NAME>` (the built reference) and `IMAGE_TAG_<NAME>` (its tag part) for every
     /// recorded image: what deploys name to follow the digest.
     pub(crate) fn image_vars(&self) -> Vec<(String, String)> {
         let mut vars = Vec::new();
-        for (name, image) in self.snapshot().images {
+        for (name, image) in self.read(|s| s.images.clone()) {
             let var = name.to_ascii_uppercase().replace('-', "_");
             let tag_part = image.tag.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or_default();
             let reference =
@@ -445,13 +453,20 @@ fn context_files(context: &Path, ignore: &DockerIgnore) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The part of a glob before its first wildcard (`test/demo` of `test/demo/**`), cleaned; empty
+/// when it starts with one.
+pub(crate) fn literal_prefix(glob: &str) -> String {
+    let cleaned = clean(glob);
+    let literal: Vec<&str> =
+        cleaned.split('/').take_while(|s| !s.contains(['*', '?', '[', '\\'])).filter(|s| *s != ".").collect();
+    literal.join("/")
+}
+
 /// Files under `root` matching `glob` (the `.dockerignore` syntax), walked from its literal
 /// prefix only.
 fn glob_files(root: &Path, glob: &str) -> Result<Vec<String>> {
     let pattern = DockerIgnore::parse(glob)?;
-    let cleaned = clean(glob);
-    let literal: Vec<&str> = cleaned.split('/').take_while(|s| !s.contains(['*', '?', '[', '\\'])).collect();
-    let start = literal.join("/");
+    let start = literal_prefix(glob);
     let base = root.join(&start);
     if base.is_file() {
         return Ok(if pattern.excludes(&start) { vec![start] } else { Vec::new() });
