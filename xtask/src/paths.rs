@@ -45,16 +45,4 @@ pub(crate) fn repository_of(file: &Path) -> PathBuf {
 }
 
 /// `a/./b/../c` → `a/c`, without touching the file system.
-pub(crate) fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
+pub(crate) use xtask_lint::walk::normalize;

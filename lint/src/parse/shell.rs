@@ -9,7 +9,7 @@ use std::ops::Range;
 
 /// A token and where it is in the source (byte offsets).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Token {
+pub enum Token {
     Word(Word),
     /// `&&`, `||`, `;`, `;;`, `|`, `|&`, `&`, `(`, `)`, or `\n`.
     Op(&'static str, Range<usize>),
@@ -20,30 +20,30 @@ pub(crate) enum Token {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Word {
+pub struct Word {
     /// Text with quoting removed (expansions kept as written).
-    pub(crate) value: String,
-    pub(crate) span: Range<usize>,
+    pub value: String,
+    pub span: Range<usize>,
     /// Any part of it was quoted or escaped.
-    pub(crate) quoted: bool,
+    pub quoted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Heredoc {
-    pub(crate) delimiter: String,
-    pub(crate) body: Range<usize>,
+pub struct Heredoc {
+    pub delimiter: String,
+    pub body: Range<usize>,
     /// Index (in the token list) of the redirect that opened it.
-    pub(crate) opener: usize,
+    pub opener: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ShellError {
-    pub(crate) offset: usize,
-    pub(crate) message: String,
+pub struct ShellError {
+    pub offset: usize,
+    pub message: String,
 }
 
 /// Reads `src` into tokens.
-pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ShellError> {
+pub fn tokenize(src: &str) -> Result<Vec<Token>, ShellError> {
     Lexer { src, bytes: src.as_bytes(), pos: 0, tokens: Vec::new(), pending: Vec::new() }.run()
 }
 
@@ -338,25 +338,25 @@ impl Lexer<'_> {
 /// One simple command: its words (assignments and the program included), redirections and the
 /// operators around it.
 #[derive(Debug, Clone)]
-pub(crate) struct Command {
-    pub(crate) words: Vec<Word>,
-    pub(crate) redirects: Vec<(Range<usize>, Option<Word>)>,
+pub struct Command {
+    pub words: Vec<Word>,
+    pub redirects: Vec<(Range<usize>, Option<Word>)>,
     /// Indices into the token list of the heredoc redirects this command opened.
-    pub(crate) heredocs: Vec<Heredoc>,
+    pub heredocs: Vec<Heredoc>,
     /// From the first to the last token of the command (reserved words excluded).
-    pub(crate) span: Range<usize>,
+    pub span: Range<usize>,
     /// The operator before it (None at the start of the script).
-    pub(crate) before: Option<&'static str>,
+    pub before: Option<&'static str>,
     /// The operator after it (None at the end of the script).
-    pub(crate) after: Option<&'static str>,
+    pub after: Option<&'static str>,
     /// Where the next command starts (for removing `cmd && ` up to it).
-    pub(crate) next_start: Option<usize>,
+    pub next_start: Option<usize>,
     /// Where the previous command ended (for removing ` && cmd` from it).
-    pub(crate) prev_end: Option<usize>,
+    pub prev_end: Option<usize>,
     /// Preceded by a reserved word (`then`, `do`, `else`, `!`, `{` ...).
-    pub(crate) after_keyword: bool,
+    pub after_keyword: bool,
     /// Followed directly by a closing reserved word (`fi`, `done`, `}`, `esac`).
-    pub(crate) before_closer: bool,
+    pub before_closer: bool,
 }
 
 const OPENERS: &[&str] = &["if", "then", "else", "elif", "do", "while", "until", "!", "{", "time"];
@@ -364,14 +364,14 @@ const CLOSERS: &[&str] = &["fi", "done", "}", "esac"];
 
 impl Command {
     /// The words after the assignments: `A=1 sudo dnf -y update` → `sudo dnf -y update`.
-    pub(crate) fn argv(&self) -> &[Word] {
+    pub fn argv(&self) -> &[Word] {
         let skip = self.words.iter().take_while(|w| is_assignment(&w.value)).count();
         &self.words[skip..]
     }
 }
 
 /// `NAME=value` with a valid shell name.
-pub(crate) fn is_assignment(word: &str) -> bool {
+pub fn is_assignment(word: &str) -> bool {
     match word.split_once('=') {
         Some((name, _)) => {
             !name.is_empty()
@@ -404,7 +404,7 @@ fn start(
 }
 
 /// Groups tokens into simple commands, in source order.
-pub(crate) fn commands(tokens: &[Token]) -> Vec<Command> {
+pub fn commands(tokens: &[Token]) -> Vec<Command> {
     let mut out: Vec<Command> = Vec::new();
     let mut current: Option<Command> = None;
     let mut before: Option<&'static str> = None;
@@ -475,12 +475,12 @@ pub(crate) fn commands(tokens: &[Token]) -> Vec<Command> {
 }
 
 /// `/usr/bin/dnf` → `dnf`.
-pub(crate) fn basename(word: &str) -> &str {
+pub fn basename(word: &str) -> &str {
     word.rsplit('/').next().unwrap_or(word)
 }
 
 /// Index of the program after `sudo`, `env A=B`, `command`, `exec`, `nice`, `nohup`, `time`.
-pub(crate) fn program_index(argv: &[Word]) -> Option<usize> {
+pub fn program_index(argv: &[Word]) -> Option<usize> {
     let mut i = 0;
     while i < argv.len() {
         match basename(&argv[i].value) {

@@ -24,19 +24,19 @@ use super::walk;
 /// are in `hack/lint.toml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub(crate) struct HardcodedConfig {
+pub struct HardcodedConfig {
     /// Namespaces a test must never hardcode (for example `sut`).
-    pub(crate) namespaces: Vec<String>,
+    pub namespaces: Vec<String>,
     /// localhost ports that are shared infra (port-forwards every run uses): allowed.
-    pub(crate) shared_ports: Vec<u16>,
+    pub shared_ports: Vec<u16>,
     /// Project-specific patterns (regex) with their message.
-    pub(crate) forbidden: Vec<Forbidden>,
+    pub forbidden: Vec<Forbidden>,
     /// Paths (relative to the repository root) scanned when no PATH is given.
-    pub(crate) scope: Vec<String>,
+    pub scope: Vec<String>,
     /// Files with these extensions anywhere in the repository are in scope too.
-    pub(crate) scope_extensions: Vec<String>,
+    pub scope_extensions: Vec<String>,
     /// gitignore-style patterns (relative to the repository root) never scanned by the walk.
-    pub(crate) exclude: Vec<String>,
+    pub exclude: Vec<String>,
 }
 
 impl Default for HardcodedConfig {
@@ -54,49 +54,49 @@ impl Default for HardcodedConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Forbidden {
-    pub(crate) pattern: String,
-    pub(crate) message: String,
+pub struct Forbidden {
+    pub pattern: String,
+    pub message: String,
 }
 
-pub(crate) const HARDCODED_NAMESPACE: Rule = Rule {
+pub const HARDCODED_NAMESPACE: Rule = Rule {
     id: "hardcoded-namespace",
     summary: "a fixed namespace used as a value: parallel runs collide in it",
     help: "take the run's namespace from the environment instead of a fixed name",
 };
-pub(crate) const FIXED_TMP_PATH: Rule = Rule {
+pub const FIXED_TMP_PATH: Rule = Rule {
     id: "fixed-tmp-path",
     summary: "a fixed file under /tmp: parallel runs overwrite each other's files",
     help: "create it with mktemp, or put it under the run's own state directory",
 };
-pub(crate) const GLOBAL_GIT_CONFIG: Rule = Rule {
+pub const GLOBAL_GIT_CONFIG: Rule = Rule {
     id: "global-git-config",
     summary: "git config --global/--system changes every user's and run's git",
     help: "scope settings to one command (GIT_CONFIG_COUNT/KEY/VALUE env) or use `git -C repo config`",
 };
-pub(crate) const BROAD_PROCESS_KILL: Rule = Rule {
+pub const BROAD_PROCESS_KILL: Rule = Rule {
     id: "broad-process-kill",
     summary: "pkill/killall stop other users' and other runs' processes",
     help: "kill the pid you started (`kill $PID`), or its process group",
 };
-pub(crate) const GLOBAL_DELETE: Rule = Rule {
+pub const GLOBAL_DELETE: Rule = Rule {
     id: "global-delete",
     summary: "kubectl delete --all/-A deletes other runs' objects",
     help: "delete by a label that names the run (-l <key>=<run id>) or in the run's own namespace",
 };
-pub(crate) const FIXED_LOCAL_PORT: Rule = Rule {
+pub const FIXED_LOCAL_PORT: Rule = Rule {
     id: "fixed-local-port",
     summary: "a fixed localhost port that is not shared infra: parallel runs collide on it",
     help: "pick a free port at run time, or add the port to [hardcoded] shared-ports if it is shared infra",
 };
-pub(crate) const FORBIDDEN_PATTERN: Rule = Rule {
+pub const FORBIDDEN_PATTERN: Rule = Rule {
     id: "forbidden-pattern",
     summary: "a project-specific forbidden pattern",
     help: "see the message; the pattern is in the lint config's [[hardcoded.forbidden]]",
 };
 
 /// This checker's rules.
-pub(crate) const RULES: &[&Rule] = &[
+pub const RULES: &[&Rule] = &[
     &HARDCODED_NAMESPACE,
     &FIXED_TMP_PATH,
     &GLOBAL_GIT_CONFIG,
@@ -107,7 +107,7 @@ pub(crate) const RULES: &[&Rule] = &[
 ];
 
 /// The files the config's scope covers under the repository `root`, minus its excludes.
-pub(crate) fn scope_files(root: &Path, config: &HardcodedConfig) -> Result<Vec<PathBuf>> {
+pub fn scope_files(root: &Path, config: &HardcodedConfig) -> Result<Vec<PathBuf>> {
     // One walk of the repository: the scope dirs and the scope extensions anywhere.
     let excluded = walk::exclude_matcher(root, &config.exclude)?;
     let scope = Scope::new(root, config)?;
@@ -115,23 +115,23 @@ pub(crate) fn scope_files(root: &Path, config: &HardcodedConfig) -> Result<Vec<P
 }
 
 /// The config's scope as a predicate (for one walk of the repository, and for staged files).
-pub(crate) struct Scope {
+pub struct Scope {
     dirs: Vec<PathBuf>,
     extensions: Vec<String>,
-    excluded: ignore::gitignore::Gitignore,
+    excluded: crate::gitignore::Gitignore,
 }
 
 impl Scope {
     /// The scope of `config` in the repository at `root`.
-    pub(crate) fn new(root: &Path, config: &HardcodedConfig) -> Result<Scope> {
+    pub fn new(root: &Path, config: &HardcodedConfig) -> Result<Scope> {
         Ok(Scope {
-            dirs: config.scope.iter().map(|s| crate::paths::normalize(&root.join(s))).collect(),
+            dirs: config.scope.iter().map(|s| crate::walk::normalize(&root.join(s))).collect(),
             extensions: config.scope_extensions.clone(),
             excluded: walk::exclude_matcher(root, &config.exclude)?,
         })
     }
 
-    pub(crate) fn contains(&self, path: &Path) -> bool {
+    pub fn contains(&self, path: &Path) -> bool {
         if walk::is_excluded(&self.excluded, path, false) {
             return false;
         }
@@ -181,7 +181,7 @@ fn lang(path: &Path, text: &str) -> Lang {
     }
 }
 
-pub(crate) fn lint_files(
+pub fn lint_files(
     files: &[PathBuf],
     config: &HardcodedConfig,
     cwd: &Path,
@@ -204,7 +204,7 @@ pub(crate) fn lint_files(
 }
 
 /// The compiled rules.
-pub(crate) struct Rules {
+pub struct Rules {
     namespaces: Vec<String>,
     shared_ports: Vec<u16>,
     forbidden: Vec<(Regex, String)>,
@@ -231,7 +231,7 @@ pub(crate) struct Rules {
 }
 
 impl Rules {
-    pub(crate) fn new(config: &HardcodedConfig) -> Result<Rules> {
+    pub fn new(config: &HardcodedConfig) -> Result<Rules> {
         let mut literals: Vec<String> = vec![
             "/tmp".into(),
             "TMPDIR".into(),
@@ -364,7 +364,6 @@ impl std::ops::Deref for FileRules<'_> {
 /// A hit before it becomes a finding: rule, file offset, message.
 type Hit = (&'static Rule, usize, String);
 
-#[cfg(test)]
 fn lint_text(text: &str, path: &str, lang: Lang, rules: &Rules) -> (Vec<Finding>, Vec<ParseErrorEntry>) {
     lint_file(text, path, lang, &FileRules::new(rules, text))
 }
@@ -1247,8 +1246,8 @@ fn blank_hash_comments(text: &str) -> String {
 }
 
 /// Every language's reading of `text` with namespace and port rules on: the fuzz test's entry.
-#[cfg(test)]
-pub(crate) fn lint_every_language(text: &str) -> usize {
+#[doc(hidden)]
+pub fn lint_every_language(text: &str) -> usize {
     let config = HardcodedConfig {
         namespaces: vec!["sut".into()],
         shared_ports: vec![13000],

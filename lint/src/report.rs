@@ -11,10 +11,10 @@ use serde_json::json;
 /// it finds, and how to fix it (the config's `[help]` table can reword the help for a project).
 /// Each checker defines its own rules beside its code.
 #[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Rule {
-    pub(crate) id: &'static str,
-    pub(crate) summary: &'static str,
-    pub(crate) help: &'static str,
+pub struct Rule {
+    pub id: &'static str,
+    pub summary: &'static str,
+    pub help: &'static str,
 }
 
 impl Serialize for Rule {
@@ -24,42 +24,42 @@ impl Serialize for Rule {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Finding {
-    pub(crate) rule: &'static Rule,
-    pub(crate) path: String,
-    pub(crate) line: usize,
-    pub(crate) column: usize,
-    pub(crate) severity: &'static str,
-    pub(crate) message: String,
+pub struct Finding {
+    pub rule: &'static Rule,
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    pub severity: &'static str,
+    pub message: String,
     #[serde(skip)]
-    pub(crate) source_line: String,
+    pub source_line: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct ParseErrorEntry {
-    pub(crate) path: String,
-    pub(crate) line: usize,
-    pub(crate) message: String,
+pub struct ParseErrorEntry {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Skipped {
-    pub(crate) path: String,
-    pub(crate) reason: String,
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Default, Serialize)]
-pub(crate) struct Report {
-    pub(crate) files_scanned: usize,
-    pub(crate) findings: Vec<Finding>,
-    pub(crate) parse_errors: Vec<ParseErrorEntry>,
-    pub(crate) skipped: Vec<Skipped>,
+pub struct Report {
+    pub files_scanned: usize,
+    pub findings: Vec<Finding>,
+    pub parse_errors: Vec<ParseErrorEntry>,
+    pub skipped: Vec<Skipped>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) fixed: Vec<String>,
+    pub fixed: Vec<String>,
 }
 
 impl Report {
-    pub(crate) fn merge(&mut self, other: Report) {
+    pub fn merge(&mut self, other: Report) {
         self.files_scanned += other.files_scanned;
         self.findings.extend(other.findings);
         self.parse_errors.extend(other.parse_errors);
@@ -67,7 +67,7 @@ impl Report {
         self.fixed.extend(other.fixed);
     }
 
-    pub(crate) fn sort(&mut self) {
+    pub fn sort(&mut self) {
         self.findings
             .sort_by(|a, b| (&a.path, a.line, a.column, a.rule).cmp(&(&b.path, b.line, b.column, b.rule)));
         self.findings.dedup_by(|a, b| {
@@ -77,7 +77,7 @@ impl Report {
         self.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     }
 
-    pub(crate) fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> i32 {
         if self.findings.is_empty() && self.parse_errors.is_empty() {
             0
         } else {
@@ -87,15 +87,15 @@ impl Report {
 }
 
 /// A file's text with line starts, for offsets → line/column (1-based, columns in characters).
-pub(crate) struct Source<'a> {
-    pub(crate) text: &'a str,
+pub struct Source<'a> {
+    pub text: &'a str,
     line_starts: Vec<usize>,
     /// Rules allowed in the whole file by `xtask-lint: allow-file(...)` in its first 20 lines.
     file_allowed: Vec<String>,
 }
 
 impl<'a> Source<'a> {
-    pub(crate) fn new(text: &'a str) -> Source<'a> {
+    pub fn new(text: &'a str) -> Source<'a> {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         let head_end = line_starts.get(20).copied().unwrap_or(text.len());
@@ -103,7 +103,7 @@ impl<'a> Source<'a> {
         Source { text, line_starts, file_allowed }
     }
 
-    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
         let start = self.line_starts[line];
@@ -111,14 +111,14 @@ impl<'a> Source<'a> {
         (line + 1, col)
     }
 
-    pub(crate) fn line_text(&self, line: usize) -> &'a str {
+    pub fn line_text(&self, line: usize) -> &'a str {
         let start = self.line_starts.get(line - 1).copied().unwrap_or(self.text.len());
         let end = self.line_starts.get(line).map(|e| e - 1).unwrap_or(self.text.len());
         self.text.get(start..end).unwrap_or("").trim_end_matches('\r')
     }
 
     /// Rules allowed on a line by `xtask-lint: allow(rule, ...)` on it or the line above.
-    pub(crate) fn allowed(&self, line: usize, rule: &Rule) -> bool {
+    pub fn allowed(&self, line: usize, rule: &Rule) -> bool {
         let matches = |r: &String| r == rule.id || r == "all";
         self.file_allowed.iter().any(matches)
             || [line, line.saturating_sub(1)]
@@ -127,7 +127,7 @@ impl<'a> Source<'a> {
                 .any(|&l| allow_list(self.line_text(l), "xtask-lint: allow(").iter().any(matches))
     }
 
-    pub(crate) fn finding(&self, rule: &'static Rule, path: &str, offset: usize, message: String) -> Finding {
+    pub fn finding(&self, rule: &'static Rule, path: &str, offset: usize, message: String) -> Finding {
         let (line, column) = self.line_col(offset);
         Finding {
             rule,
@@ -160,14 +160,14 @@ struct BaselineEntry {
 }
 
 /// Writes the current findings as the accepted baseline.
-pub(crate) fn write_baseline(path: &Path, report: &Report) -> Result<()> {
+pub fn write_baseline(path: &Path, report: &Report) -> Result<()> {
     let entries: Vec<BaselineEntry> = report.findings.iter().map(entry).collect();
     let text = serde_json::to_string_pretty(&json!({ "version": 1, "findings": entries }))?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing baseline {}", path.display()))
 }
 
 /// Drops findings the baseline accepts (each baseline entry accepts one finding).
-pub(crate) fn apply_baseline(path: &Path, report: &mut Report) -> Result<usize> {
+pub fn apply_baseline(path: &Path, report: &mut Report) -> Result<usize> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading baseline {}", path.display()))?;
     #[derive(Deserialize)]
@@ -215,9 +215,9 @@ mod tests {
     #[test]
     fn suppression_on_the_line_or_above() {
         let src = Source::new("a # xtask-lint: allow(fixed-tmp-path, dnf-update)\nb\nc\n");
-        assert!(src.allowed(1, &crate::lint::dockerfiles::DNF_UPDATE));
-        assert!(src.allowed(2, &crate::lint::hardcoded::FIXED_TMP_PATH));
-        assert!(!src.allowed(2, &crate::lint::hardcoded::GLOBAL_DELETE));
-        assert!(!src.allowed(3, &crate::lint::dockerfiles::DNF_UPDATE));
+        assert!(src.allowed(1, &crate::dockerfiles::DNF_UPDATE));
+        assert!(src.allowed(2, &crate::hardcoded::FIXED_TMP_PATH));
+        assert!(!src.allowed(2, &crate::hardcoded::GLOBAL_DELETE));
+        assert!(!src.allowed(3, &crate::dockerfiles::DNF_UPDATE));
     }
 }

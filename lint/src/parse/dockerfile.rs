@@ -11,8 +11,8 @@ use std::ops::Range;
 
 /// Text assembled from pieces of a file, each byte remembering its offset in the file.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Mapped {
-    pub(crate) text: String,
+pub struct Mapped {
+    pub text: String,
     map: Vec<usize>,
     end: usize,
 }
@@ -25,12 +25,12 @@ impl Mapped {
     }
 
     /// The file offset of byte `i` of the text (the end of the last piece for `i == len`).
-    pub(crate) fn file_offset(&self, i: usize) -> usize {
+    pub fn file_offset(&self, i: usize) -> usize {
         self.map.get(i).copied().unwrap_or(self.end)
     }
 
     /// A sub-range of the text as its own `Mapped`.
-    pub(crate) fn slice(&self, range: Range<usize>) -> Mapped {
+    pub fn slice(&self, range: Range<usize>) -> Mapped {
         Mapped {
             text: self.text[range.clone()].to_string(),
             map: self.map[range.clone()].to_vec(),
@@ -39,7 +39,7 @@ impl Mapped {
     }
 
     /// The file offset just past byte `i - 1` (for exclusive range ends).
-    pub(crate) fn file_end(&self, i: usize) -> usize {
+    pub fn file_end(&self, i: usize) -> usize {
         if i == 0 {
             self.file_offset(0)
         } else {
@@ -49,7 +49,7 @@ impl Mapped {
 }
 
 /// The instructions Docker knows.
-pub(crate) const INSTRUCTIONS: &[&str] = &[
+pub const INSTRUCTIONS: &[&str] = &[
     "ADD",
     "ARG",
     "CMD",
@@ -71,22 +71,22 @@ pub(crate) const INSTRUCTIONS: &[&str] = &[
 ];
 
 #[derive(Debug, Clone)]
-pub(crate) struct Instruction {
+pub struct Instruction {
     /// Upper-case keyword (for `ONBUILD RUN`, `RUN` with `onbuild` set).
-    pub(crate) keyword: String,
-    pub(crate) onbuild: bool,
+    pub keyword: String,
+    pub onbuild: bool,
     /// Everything after the keyword (and after `--flags` for RUN), continuations joined. For RUN
     /// and COPY/ADD with here-documents, the bodies follow after a newline, as in the file, so a
     /// shell reader sees the script as `sh` would.
-    pub(crate) args: Mapped,
+    pub args: Mapped,
     /// Whole instruction in the file: from its first line's start to past its last line
     /// (here-document terminators included).
-    pub(crate) span: Range<usize>,
+    pub span: Range<usize>,
 }
 
 impl Instruction {
     /// `RUN ["a", "b"]`: the exec-form argv with each element's span in `args` (None for shell form).
-    pub(crate) fn exec_form(&self) -> Option<Vec<(String, Range<usize>)>> {
+    pub fn exec_form(&self) -> Option<Vec<(String, Range<usize>)>> {
         let text = self.args.text.trim_end();
         if !text.starts_with('[') {
             return None;
@@ -114,17 +114,17 @@ impl Instruction {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ParseError {
-    pub(crate) offset: usize,
-    pub(crate) message: String,
+pub struct ParseError {
+    pub offset: usize,
+    pub message: String,
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Dockerfile {
-    pub(crate) escape: char,
-    pub(crate) syntax: Option<String>,
-    pub(crate) instructions: Vec<Instruction>,
-    pub(crate) errors: Vec<ParseError>,
+pub struct Dockerfile {
+    pub escape: char,
+    pub syntax: Option<String>,
+    pub instructions: Vec<Instruction>,
+    pub errors: Vec<ParseError>,
 }
 
 struct Line {
@@ -153,7 +153,7 @@ fn lines(src: &str) -> Vec<Line> {
     out
 }
 
-pub(crate) fn parse(src: &str) -> Dockerfile {
+pub fn parse(src: &str) -> Dockerfile {
     let lines = lines(src);
     let mut df = Dockerfile { escape: '\\', ..Dockerfile::default() };
     let mut i = 0;

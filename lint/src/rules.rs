@@ -6,12 +6,12 @@ use super::report::Rule;
 use super::{dockerfiles, hardcoded};
 
 /// Every rule, in a stable order (SARIF's `ruleIndex` follows it).
-pub(crate) fn all() -> impl Iterator<Item = &'static Rule> {
+pub fn all() -> impl Iterator<Item = &'static Rule> {
     dockerfiles::RULES.iter().copied().chain(hardcoded::RULES.iter().copied())
 }
 
 /// The rule with this id.
-pub(crate) fn by_id(id: &str) -> Option<&'static Rule> {
+pub fn by_id(id: &str) -> Option<&'static Rule> {
     all().find(|r| r.id == id)
 }
 

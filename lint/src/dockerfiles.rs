@@ -16,7 +16,7 @@ use super::walk;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum UpdatePolicy {
+pub enum UpdatePolicy {
     #[default]
     Forbid,
     Require,
@@ -25,7 +25,7 @@ pub(crate) enum UpdatePolicy {
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum TargetedPolicy {
+pub enum TargetedPolicy {
     #[default]
     Allow,
     Forbid,
@@ -34,27 +34,27 @@ pub(crate) enum TargetedPolicy {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 /// `[dockerfile]` in the lint config.
-pub(crate) struct DockerfileConfig {
+pub struct DockerfileConfig {
     #[serde(default)]
-    pub(crate) dnf_update: UpdatePolicy,
+    pub dnf_update: UpdatePolicy,
     #[serde(default)]
-    pub(crate) dnf_update_targeted: TargetedPolicy,
+    pub dnf_update_targeted: TargetedPolicy,
     #[serde(default)]
-    pub(crate) exclude: Vec<String>,
+    pub exclude: Vec<String>,
 }
 
-pub(crate) const DNF_UPDATE: Rule = Rule {
+pub const DNF_UPDATE: Rule = Rule {
     id: "dnf-update",
     summary: "Dockerfile package-manager update policy (forbid or require a full-system update)",
     help: "see [dockerfile] dnf-update in the lint config; `--fix` removes forbidden updates",
 };
 
 /// This checker's rules.
-pub(crate) const RULES: &[&Rule] = &[&DNF_UPDATE];
+pub const RULES: &[&Rule] = &[&DNF_UPDATE];
 
 /// Dockerfile / Containerfile naming conventions: `Dockerfile`, `Dockerfile.<variant>`,
 /// `<name>.Dockerfile` (and the same for Containerfile). `Dockerfile.dockerignore` is not one.
-pub(crate) fn is_dockerfile(path: &Path) -> bool {
+pub fn is_dockerfile(path: &Path) -> bool {
     // Lossy: a name with non-UTF-8 bytes (`Dockerfile.\xff`) is still a Dockerfile.
     let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else { return false };
     let name = name.as_ref();
@@ -72,7 +72,7 @@ pub(crate) fn is_dockerfile(path: &Path) -> bool {
 /// Walks `roots` and lints every Dockerfile found (files named directly are always linted).
 /// Every Dockerfile under `roots` (files named directly always count), excludes relative to the
 /// repository `root`.
-pub(crate) fn lint_paths(
+pub fn lint_paths(
     roots: &[PathBuf],
     root: &Path,
     config: &DockerfileConfig,
@@ -86,7 +86,7 @@ pub(crate) fn lint_paths(
     lint_files(&files, config, cwd, fix, &walk::Contents::Disk)
 }
 
-pub(crate) fn lint_files(
+pub fn lint_files(
     files: &[PathBuf],
     config: &DockerfileConfig,
     cwd: &Path,
@@ -110,9 +110,9 @@ pub(crate) fn lint_files(
 }
 
 /// What linting one file gives: the report and the byte ranges `--fix` would remove.
-pub(crate) struct FileResult {
-    pub(crate) report: Report,
-    pub(crate) removals: Vec<Range<usize>>,
+pub struct FileResult {
+    pub report: Report,
+    pub removals: Vec<Range<usize>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,7 +333,7 @@ struct Stage {
 }
 
 /// Lints one Dockerfile's text.
-pub(crate) fn lint_text(text: &str, path: &str, config: &DockerfileConfig) -> FileResult {
+pub fn lint_text(text: &str, path: &str, config: &DockerfileConfig) -> FileResult {
     let source = Source::new(text);
     let df = dockerfile::parse(text);
     let mut report = Report::default();
