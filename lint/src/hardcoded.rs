@@ -15,6 +15,7 @@ use regex::Regex;
 
 use serde::Deserialize;
 
+use super::literals::Literals;
 use super::parse::shell::{self, program_index};
 use super::report::{Finding, ParseErrorEntry, Report, Rule, Source};
 use super::walk;
@@ -209,7 +210,9 @@ pub struct Rules {
     shared_ports: Vec<u16>,
     forbidden: Vec<(Regex, String)>,
     /// Any of the literals every rule needs: files without one are not parsed at all.
-    prefilter: Regex,
+    prefilter: Literals,
+    /// What each prefilter literal can feed.
+    kinds: Vec<Kind>,
     tmp: Regex,
     /// `$TMPDIR/name`, `${TMPDIR:-/tmp}/name`: a fixed name in the temp dir.
     tmpdir_var: Regex,
@@ -232,40 +235,50 @@ pub struct Rules {
 
 impl Rules {
     pub fn new(config: &HardcodedConfig) -> Result<Rules> {
-        let mut literals: Vec<String> = vec![
-            "/tmp".into(),
-            "TMPDIR".into(),
-            "TempDir".into(),
-            "temp_dir".into(),
-            "port-forward".into(),
-            "--global".into(),
-            "--system".into(),
-            "pkill".into(),
-            "killall".into(),
-            "kubectl".into(),
-            "localhost:".into(),
-            "127.0.0.1:".into(),
-            "[::1]:".into(),
-        ];
-        literals.extend(config.namespaces.iter().cloned());
-        let mut prefilter: Vec<String> = literals.iter().map(|l| regex::escape(l)).collect();
-        // Plain literals only, so the prefilter stays a literal search (Teddy): `$(KUBECTL)` in a
-        // Makefile, and a published port (`-p 8080:80`, `"-p", "8080:80"`, `--publish=...`).
-        for literal in ["KUBECTL", "Kubectl", "-p ", "-p=", "\"-p\"", "--publish"] {
-            prefilter.push(regex::escape(literal));
-        }
+        use Kind::*;
+        let mut literals: Vec<(String, Kind)> = [
+            ("/tmp", Tmp),
+            ("TMPDIR", Tmp),
+            ("TempDir", Tmp),
+            ("temp_dir", Tmp),
+            ("port-forward", Host),
+            ("localhost:", Host),
+            ("127.0.0.1:", Host),
+            ("[::1]:", Host),
+            // What the command rules need: `git config --global|--system`, `pkill|killall`,
+            // `kubectl ... delete` (a Go file's "github.com/..." imports are not commands).
+            ("--global", Command),
+            ("--system", Command),
+            ("pkill", Command),
+            ("killall", Command),
+            ("kubectl", Kubectl),
+            // `$(KUBECTL)` in a Makefile.
+            ("KUBECTL", Kubectl),
+            ("Kubectl", Kubectl),
+            // A published port (`-p 8080:80`, `"-p", "8080:80"`, `--publish=...`).
+            ("-p ", Publish),
+            ("-p=", Publish),
+            ("\"-p\"", Publish),
+            ("--publish", Publish),
+        ]
+        .into_iter()
+        .map(|(l, k)| (l.to_string(), k))
+        .collect();
+        literals
+            .extend(config.namespaces.iter().filter(|ns| !ns.is_empty()).map(|ns| (ns.clone(), Namespace)));
         let mut forbidden = Vec::new();
         for f in &config.forbidden {
             let re = Regex::new(&f.pattern)
                 .with_context(|| format!("invalid forbidden pattern `{}`", f.pattern))?;
-            prefilter.push(format!("(?:{})", f.pattern));
             forbidden.push((re, f.message.clone()));
         }
+        let prefilter = Literals::new(&literals.iter().map(|(l, _)| l.as_bytes()).collect::<Vec<_>>());
         Ok(Rules {
             namespaces: config.namespaces.clone(),
             shared_ports: config.shared_ports.clone(),
             forbidden,
-            prefilter: Regex::new(&prefilter.join("|"))?,
+            prefilter,
+            kinds: literals.into_iter().map(|(_, k)| k).collect(),
             tmp: Regex::new(r"(?:^|[^\w.~/$-])(/tmp/[\w.${}-])")?,
             quoted: Regex::new(r#""([^"\n]*)"|'([^'\n]*)'"#)?,
             key_value: Regex::new(r#"^\s*(?:-\s+)?(?:"[^"]*"|'[^']*'|[^\s:'"][^:]*?)\s*:(?:\s+|$)"#)?,
@@ -299,6 +312,17 @@ struct Present {
     namespace: bool,
 }
 
+/// What a prefilter literal can feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Tmp,
+    Host,
+    Publish,
+    Command,
+    Kubectl,
+    Namespace,
+}
+
 /// The rules, with what one file holds.
 struct FileRules<'a> {
     rules: &'a Rules,
@@ -314,23 +338,23 @@ impl<'a> FileRules<'a> {
     fn new(rules: &'a Rules, text: &str) -> FileRules<'a> {
         let mut hits = Vec::new();
         let mut present = Present { tmp: false, host: false, command: false, namespace: false };
-        let (mut kubectl, mut publish) = (false, false);
-        for m in rules.prefilter.find_iter(text) {
-            hits.push(m.start());
-            match m.as_str() {
-                "/tmp" | "TMPDIR" | "TempDir" | "temp_dir" => present.tmp = true,
-                "localhost:" | "127.0.0.1:" | "[::1]:" | "port-forward" => present.host = true,
-                "-p " | "-p=" | "\"-p\"" | "--publish" => publish = true,
-                // What the command rules need: `git config --global|--system`, `pkill|killall`,
-                // `kubectl ... delete` (a Go file's "github.com/..." imports are not commands).
-                "--global" | "--system" | "pkill" | "killall" => present.command = true,
-                "kubectl" | "KUBECTL" | "Kubectl" => kubectl = true,
-                other if rules.namespaces.iter().any(|ns| ns == other) => present.namespace = true,
-                _ => {}
+        let (mut kubectl, mut publish) = (false, Vec::new());
+        rules.prefilter.find_all(text.as_bytes(), |at, id| {
+            hits.push(at);
+            match rules.kinds.get(id) {
+                Some(Kind::Tmp) => present.tmp = true,
+                Some(Kind::Host) => present.host = true,
+                Some(Kind::Publish) => publish.push(at),
+                Some(Kind::Command) => present.command = true,
+                Some(Kind::Kubectl) => kubectl = true,
+                Some(Kind::Namespace) => present.namespace = true,
+                None => {}
             }
-        }
-        if publish && !present.host {
-            present.host = rules.publish_hint.is_match(text);
+        });
+        hits.dedup();
+        if !present.host {
+            // A published port spec is on one line: only the lines of the hints are looked at.
+            present.host = publish.iter().any(|&at| rules.publish_hint.is_match(line_of(text, at)));
         }
         if kubectl && !present.command {
             present.command = memchr::memmem::find(text.as_bytes(), b"delete").is_some();
@@ -387,7 +411,7 @@ fn lint_file(
                 piece_where(rules, text, *start..*end, true, !not_local.contains(&i), &mut hits);
             }
             // filepath.Join(os.TempDir(), "x.json"), std::env::temp_dir().join("x.json").
-            for c in rules.tmp_join.captures_iter(&code) {
+            for c in tmp_join_candidates(&code, rules) {
                 if let Some(name) = c.get(1) {
                     let fixed = !name.as_str().contains("XXX") && !name.as_str().contains('*');
                     if fixed && !rules.run_id.is_match(line_of(text, name.start())) {
@@ -639,6 +663,50 @@ fn ns_message(ns: &str, how: &str) -> String {
 fn path_word(s: &str) -> &str {
     let end = s.find(|c: char| c.is_whitespace() || "\"'`;)&|,".contains(c)).unwrap_or(s.len());
     &s[..end]
+}
+
+/// `tmp_join` matches near the temp-dir literals only (a call spans a few lines at most), so
+/// the regex never reads a whole file.
+fn tmp_join_candidates<'t>(code: &'t str, rules: &FileRules<'_>) -> Vec<regex::Captures<'t>> {
+    if !rules.present.tmp {
+        return Vec::new();
+    }
+    let b = code.as_bytes();
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut done_to = 0;
+    for &h in &rules.hits {
+        let at = &b[h..];
+        if h < done_to
+            || !(at.starts_with(b"/tmp") || at.starts_with(b"TempDir") || at.starts_with(b"temp_dir"))
+        {
+            continue;
+        }
+        // From the line before the literal's to two lines after it.
+        let mut from = memchr::memrchr(b'\n', &b[..h]).unwrap_or(0);
+        from = memchr::memrchr(b'\n', &b[..from]).map_or(0, |i| i + 1);
+        let mut to = h;
+        for _ in 0..3 {
+            to = memchr::memchr(b'\n', &b[to..]).map_or(b.len(), |i| to + i + 1);
+        }
+        done_to = to;
+        let window = &code[..to];
+        let mut pos = from;
+        while let Some(c) = rules.tmp_join.captures_at(window, pos) {
+            let Some(all) = c.get(0) else { break };
+            pos = all.end().max(pos + 1);
+            if seen.insert(all.start()) {
+                out.push(c);
+            }
+            while pos < window.len() && !window.is_char_boundary(pos) {
+                pos += 1;
+            }
+            if pos >= window.len() {
+                break;
+            }
+        }
+    }
+    out
 }
 
 fn line_of(text: &str, offset: usize) -> &str {

@@ -10,6 +10,7 @@
 pub mod dockerfiles;
 pub mod gitignore;
 pub mod hardcoded;
+pub mod literals;
 pub mod parse;
 pub mod report;
 pub mod rules;

@@ -449,8 +449,6 @@ tempfile = "3"
 indicatif = { version = "0.18", default-features = false }
 
 [profile.dev]
-debug = "line-tables-only"
-[profile.dev.package."*"]
 debug = false
 
 [workspace]
