@@ -339,7 +339,7 @@ impl<'a> FileRules<'a> {
         let mut hits = Vec::new();
         let mut present = Present { tmp: false, host: false, command: false, namespace: false };
         let (mut kubectl, mut publish) = (false, Vec::new());
-        rules.prefilter.find_all(text.as_bytes(), |at, id| {
+        for (at, id) in rules.prefilter.find_all(text.as_bytes()) {
             hits.push(at);
             match rules.kinds.get(id) {
                 Some(Kind::Tmp) => present.tmp = true,
@@ -350,7 +350,7 @@ impl<'a> FileRules<'a> {
                 Some(Kind::Namespace) => present.namespace = true,
                 None => {}
             }
-        });
+        }
         hits.dedup();
         if !present.host {
             // A published port spec is on one line: only the lines of the hints are looked at.

@@ -74,9 +74,13 @@ impl Literals {
         }
     }
 
-    /// Calls `found(start, id)` for every occurrence of every literal in `hay`, overlapping ones
-    /// included, in order of `start` (`id`: the literal's index in the list given to `new`).
-    pub fn find_all(&self, hay: &[u8], mut found: impl FnMut(usize, usize)) {
+    /// Every occurrence of every literal in `hay` as `(start, id)`, overlapping ones included,
+    /// in order of `start` (`id`: the literal's index in the list given to `new`).
+    ///
+    /// Not generic (no callback): a generic function is compiled in the crate that calls it, at
+    /// that crate's opt-level, and this loop must be compiled here, optimised.
+    pub fn find_all(&self, hay: &[u8]) -> Vec<(usize, usize)> {
+        let mut found = Vec::new();
         let pairs = &self.pairs[..1024];
         for (i, w) in hay.windows(2).enumerate() {
             if self.any_single {
@@ -92,31 +96,32 @@ impl Literals {
                 self.singles_at(hay, last, &mut found);
             }
         }
+        found
     }
 
     #[inline(never)]
-    fn singles_at(&self, hay: &[u8], i: usize, found: &mut impl FnMut(usize, usize)) {
+    fn singles_at(&self, hay: &[u8], i: usize, found: &mut Vec<(usize, usize)>) {
         for &id in &self.singles[usize::from(hay[i])] {
-            found(i, id as usize);
+            found.push((i, id as usize));
         }
     }
 
     /// The literals starting at `i`, where the pair table says some may.
     #[inline(never)]
-    fn verify(&self, hay: &[u8], i: usize, found: &mut impl FnMut(usize, usize)) {
+    fn verify(&self, hay: &[u8], i: usize, found: &mut Vec<(usize, usize)>) {
         let first = usize::from(hay[i]);
         if let Some(q) = hay.get(i..i + 4) {
             if bit(&self.quads, quad_slot(u32::from_le_bytes([q[0], q[1], q[2], q[3]]))) {
                 for &id in &self.long_by_first[first] {
                     if hay[i..].starts_with(&self.literals[id as usize]) {
-                        found(i, id as usize);
+                        found.push((i, id as usize));
                     }
                 }
             }
         }
         for &id in &self.short_by_first[first] {
             if hay[i..].starts_with(&self.literals[id as usize]) {
-                found(i, id as usize);
+                found.push((i, id as usize));
             }
         }
     }
@@ -140,8 +145,7 @@ mod tests {
     }
 
     fn fast(literals: &[&str], hay: &str) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        Literals::new(literals).find_all(hay.as_bytes(), |at, id| out.push((at, id)));
+        let mut out = Literals::new(literals).find_all(hay.as_bytes());
         out.sort_unstable();
         out
     }
