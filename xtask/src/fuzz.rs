@@ -207,6 +207,7 @@ mod tests {
         let matcher = crate::e2e::metrics::Matcher::run("r1").unwrap();
         let n = fuzz("small parsers", budget(), |text| {
             let _ = crate::e2e::metrics::scope(text, &matcher);
+            let _ = crate::toml::parse(text);
             let _ = crate::e2e::definition::parse_duration(text);
             let _ = crate::tools::parse_version(text);
             let _ = crate::e2e::run_context::split_endpoint(text);

@@ -2,7 +2,8 @@
 //!
 //! Three layers, dependencies pointing one way (ARCHITECTURE.md at the repository root):
 //! - foundations: [`exec`] (the one door to external processes), [`paths`] (where state lives),
-//!   [`clock`], [`tools`] (what must be installed), [`usage`] (errors that exit 2);
+//!   [`clock`], [`tools`] (what must be installed), [`usage`] (errors that exit 2), [`toml`]
+//!   (the config files' reader);
 //! - engines: [`lint`] (file classification, parsers, rules, reports) and [`pipeline`] (a
 //!   dependency graph of jobs on a dedicated thread pool), neither of which knows the e2e;
 //! - commands: [`e2e`] (definition, run context, shared infra, flows, Gitea, metrics, checks),
@@ -18,5 +19,6 @@ mod fuzz;
 pub mod lint;
 pub mod paths;
 pub mod pipeline;
+pub mod toml;
 pub mod tools;
 pub mod usage;

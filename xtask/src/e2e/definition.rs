@@ -577,7 +577,7 @@ fn load_checked(path: &Path) -> Result<Definition> {
     let shown = path.display().to_string();
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading the e2e definition {shown}"))?;
-    let mut file: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let mut file: File = crate::toml::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let root = crate::paths::repository_of(path);
     template_images(&mut file, &shown, &root)?;
     let absolute = crate::paths::normalize(&std::env::current_dir().unwrap_or_default().join(path));
@@ -1138,7 +1138,7 @@ mod tests {
     use super::*;
 
     fn check(text: &str) -> Result<StepDef> {
-        let def: CheckDef = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let def: CheckDef = crate::toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
         let paths = Paths { root: "/nonexistent-root".into(), dir: "/nonexistent-root/test".into() };
         def.step("quickstart.check[0]", &paths)
     }

@@ -48,8 +48,8 @@ impl Config {
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading lint config {}", path.display()))?;
-        let mut config: Config =
-            toml::from_str(&text).with_context(|| format!("invalid lint config {}", path.display()))?;
+        let mut config: Config = crate::toml::from_str(&text)
+            .with_context(|| format!("invalid lint config {}", path.display()))?;
         config.root = paths::repository_of(&path);
         config.file = Some(path.clone());
         for f in &config.hardcoded.forbidden {
