@@ -61,12 +61,13 @@ pub fn is_dockerfile(path: &Path) -> bool {
     if name.ends_with(".dockerignore") || name.ends_with(".containerignore") {
         return false;
     }
-    ["Dockerfile", "Containerfile"].iter().any(|base| {
-        name.eq_ignore_ascii_case(base)
-            || name.starts_with(&format!("{base}."))
-            || name.ends_with(&format!(".{base}"))
-            || name.ends_with(&format!(".{}", base.to_ascii_lowercase()))
-    })
+    // Asked of every file of a repository: plain comparisons, no allocation.
+    name.eq_ignore_ascii_case("Dockerfile")
+        || name.eq_ignore_ascii_case("Containerfile")
+        || ["Dockerfile.", "Containerfile."].iter().any(|p| name.starts_with(p))
+        || [".Dockerfile", ".dockerfile", ".Containerfile", ".containerfile"]
+            .iter()
+            .any(|s| name.ends_with(s))
 }
 
 /// Walks `roots` and lints every Dockerfile found (files named directly are always linted).

@@ -213,24 +213,24 @@ pub struct Rules {
     prefilter: Literals,
     /// What each prefilter literal can feed.
     kinds: Vec<Kind>,
-    tmp: Regex,
+    tmp: Lazy,
     /// `$TMPDIR/name`, `${TMPDIR:-/tmp}/name`: a fixed name in the temp dir.
-    tmpdir_var: Regex,
+    tmpdir_var: Lazy,
     /// Go/Rust: a fixed name joined to the temp dir.
-    tmp_join: Regex,
+    tmp_join: Lazy,
     /// A published port spec somewhere in a file (`-p 8080:80`, `"-p", "8080:80"`).
-    publish_hint: Regex,
+    publish_hint: Lazy,
     /// Quoted strings on a line of unknown format.
-    quoted: Regex,
+    quoted: Lazy,
     /// A YAML `key:` (or `- key:`) at the start of a line.
-    key_value: Regex,
-    run_id: Regex,
-    port: Regex,
-    git_global: Regex,
-    kill: Regex,
-    delete: Regex,
-    ns_flag: Regex,
-    ns_key: Regex,
+    key_value: Lazy,
+    run_id: Lazy,
+    port: Lazy,
+    git_global: Lazy,
+    kill: Lazy,
+    delete: Lazy,
+    ns_flag: Lazy,
+    ns_key: Lazy,
 }
 
 impl Rules {
@@ -279,25 +279,25 @@ impl Rules {
             forbidden,
             prefilter,
             kinds: literals.into_iter().map(|(_, k)| k).collect(),
-            tmp: Regex::new(r"(?:^|[^\w.~/$-])(/tmp/[\w.${}-])")?,
-            quoted: Regex::new(r#""([^"\n]*)"|'([^'\n]*)'"#)?,
-            key_value: Regex::new(r#"^\s*(?:-\s+)?(?:"[^"]*"|'[^']*'|[^\s:'"][^:]*?)\s*:(?:\s+|$)"#)?,
-            publish_hint: Regex::new(r"(?:-p|--publish)[^\w\n]{0,4}[\d.]*\d+:")?,
-            tmpdir_var: Regex::new(r"\$\{?TMPDIR(?::-[^}]*)?\}?/[\w.-]")?,
-            tmp_join: Regex::new(
+            tmp: Lazy::new(r"(?:^|[^\w.~/$-])(/tmp/[\w.${}-])"),
+            quoted: Lazy::new(r#""([^"\n]*)"|'([^'\n]*)'"#),
+            key_value: Lazy::new(r#"^\s*(?:-\s+)?(?:"[^"]*"|'[^']*'|[^\s:'"][^:]*?)\s*:(?:\s+|$)"#),
+            publish_hint: Lazy::new(r"(?:-p|--publish)[^\w\n]{0,4}[\d.]*\d+:"),
+            tmpdir_var: Lazy::new(r"\$\{?TMPDIR(?::-[^}]*)?\}?/[\w.-]"),
+            tmp_join: Lazy::new(
                 r#"(?:(?:filepath|path)\.Join\(\s*(?:os\.TempDir\(\)|"/tmp/?")\s*,\s*"|(?:temp_dir\(\)|(?:Path::new|PathBuf::from)\("/tmp/?"\))\s*\.join\(\s*")([^"]+)""#,
-            )?,
-            run_id: Regex::new(r"(?i)run_?id")?,
-            port: Regex::new(r"(?:\b(?:localhost|127\.0\.0\.1)|\[::1\]):(\d{1,5})\b")?,
-            git_global: Regex::new(
+            ),
+            run_id: Lazy::new(r"(?i)run_?id"),
+            port: Lazy::new(r"(?:\b(?:localhost|127\.0\.0\.1)|\[::1\]):(\d{1,5})\b"),
+            git_global: Lazy::new(
                 r#"\bgit\b["',\s]+(?:-[cC]["',\s]+\S+["',\s]+)*config\b[^;&|\n]*?(--global|--system)\b"#,
-            )?,
-            kill: Regex::new(r"^\s*(?:\$\(\s*)?(?:(?:sudo|exec)\s+)?(?:/\S*/)?(pkill|killall)\b")?,
-            delete: Regex::new(
+            ),
+            kill: Lazy::new(r"^\s*(?:\$\(\s*)?(?:(?:sudo|exec)\s+)?(?:/\S*/)?(pkill|killall)\b"),
+            delete: Lazy::new(
                 r#"(?i:\bkubectl\b)[^;&|\n]*\bdelete\b[^;&|\n]*?(?:^|[\s"',])(--all-namespaces|--all|-A)(?:$|[\s"',=])"#,
-            )?,
-            ns_flag: Regex::new(r#"(?:^|[\s"'(,\[=])(?:-n|--namespace)(?:[\s"',]+|=)$"#)?,
-            ns_key: Regex::new(r#"(?i)namespace["']?\s*[:=]\s*\\?["']?$"#)?,
+            ),
+            ns_flag: Lazy::new(r#"(?:^|[\s"'(,\[=])(?:-n|--namespace)(?:[\s"',]+|=)$"#),
+            ns_key: Lazy::new(r#"(?i)namespace["']?\s*[:=]\s*\\?["']?$"#),
         })
     }
 }
@@ -310,6 +310,28 @@ struct Present {
     host: bool,
     command: bool,
     namespace: bool,
+}
+
+/// A regex compiled on first use. Compiling all of them unoptimised (the regex crates are not
+/// optimised in the debug build) took ~40 ms, the most of a lint of a few files (the pre-commit
+/// hook); most runs need few of them.
+struct Lazy {
+    pattern: &'static str,
+    re: std::sync::OnceLock<Regex>,
+}
+
+impl Lazy {
+    fn new(pattern: &'static str) -> Lazy {
+        Lazy { pattern, re: std::sync::OnceLock::new() }
+    }
+}
+
+impl std::ops::Deref for Lazy {
+    type Target = Regex;
+    fn deref(&self) -> &Regex {
+        // The patterns are constants of this file, all compiled by a unit test.
+        self.re.get_or_init(|| Regex::new(self.pattern).expect("a built-in pattern compiles"))
+    }
 }
 
 /// What a prefilter literal can feed.
@@ -398,7 +420,6 @@ fn lint_file(
     lang: Lang,
     rules: &FileRules<'_>,
 ) -> (Vec<Finding>, Vec<ParseErrorEntry>) {
-    let source = Source::new(text);
     let mut hits: Vec<Hit> = Vec::new();
     let mut errors = Vec::new();
     let code = match lang {
@@ -432,7 +453,7 @@ fn lint_file(
             if let Err(e) = shell_script(text, 0, text.len(), rules, &mut hits) {
                 errors.push(ParseErrorEntry {
                     path: path.into(),
-                    line: source.line_col(e.offset).0,
+                    line: Source::new(text).line_col(e.offset).0,
                     message: format!("not valid shell ({}); scanned line by line instead", e.message),
                 });
                 lines_fallback(text, rules, &mut hits);
@@ -459,6 +480,10 @@ fn lint_file(
             hits.push((&FORBIDDEN_PATTERN, m.start(), message.clone()));
         }
     }
+    if hits.is_empty() {
+        return (Vec::new(), errors); // the usual case: no line index needed
+    }
+    let source = Source::new(text);
     let mut findings: Vec<Finding> = hits
         .into_iter()
         .filter_map(|(rule, offset, message)| {
@@ -815,7 +840,9 @@ fn joined_literal_lines(
         while j + 1 < literals.len() && text[line_start..literals[j + 1].0].find('\n').is_none() {
             j += 1;
         }
-        if j > i {
+        // A line none of whose literals holds a prefilter literal holds no finding (and its
+        // literals are not pieces anything is looked for in): most lines of a Go file.
+        if j > i && rules.any_hit(literals[i].0..literals[j].1) {
             let joined: Vec<&str> = literals[i..=j].iter().map(|(s, e)| &text[*s..*e]).collect();
             let joined = joined.join(" ");
             let mut line_hits = Vec::new();
@@ -1151,7 +1178,7 @@ fn yaml_candidate_lines(text: &str, rules: &FileRules<'_>) -> Vec<usize> {
 }
 
 fn yaml(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
-    let key_value = Some(&rules.key_value);
+    let key_value = Some(&*rules.key_value);
     // The end of a `run: |` block being read as shell: its lines are skipped here.
     let mut script_until = 0;
     for start in yaml_candidate_lines(text, rules) {
@@ -1233,7 +1260,7 @@ fn lines_fallback(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
 }
 
 fn lines_fallback_range(text: &str, from: usize, to: usize, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
-    let quoted = Some(&rules.quoted);
+    let quoted = Some(&*rules.quoted);
     let mut offset = from;
     for line in text[from..to].split_inclusive('\n') {
         let start = offset;
@@ -1333,6 +1360,29 @@ pub fn lint_every_language(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_built_in_pattern_compiles() {
+        let r = Rules::new(&HardcodedConfig::default()).unwrap();
+        let all = [
+            &r.tmp,
+            &r.quoted,
+            &r.key_value,
+            &r.publish_hint,
+            &r.tmpdir_var,
+            &r.tmp_join,
+            &r.run_id,
+            &r.port,
+            &r.git_global,
+            &r.kill,
+            &r.delete,
+            &r.ns_flag,
+            &r.ns_key,
+        ];
+        for lazy in all {
+            assert!(!lazy.is_match("\u{0}"), "{}", lazy.pattern);
+        }
+    }
 
     /// The defaults name no namespace and no shared port: a project's config does.
     fn rules() -> Rules {

@@ -19,6 +19,10 @@ struct Pattern {
     basename: bool,
     /// How the glob is matched (fast paths for the common shapes).
     shape: Shape,
+    /// A glob's longest literal run: a subject without it cannot match (checked before wildmatch).
+    required: Vec<u8>,
+    /// For a path pattern without `**`: its number of `/`, which a matching path has too.
+    slashes: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +136,7 @@ impl Gitignore {
             return Match::None;
         }
         let base = rel.rsplit(|&b| b == b'/').next().unwrap_or(rel);
+        let slashes = rel.iter().filter(|&&b| b == b'/').count();
         for p in self.patterns.iter().rev() {
             if p.dir_only && !is_dir {
                 continue;
@@ -140,7 +145,11 @@ impl Gitignore {
             let hit = match &p.shape {
                 Shape::Literal => p.glob == subject,
                 Shape::Suffix(s) => subject.ends_with(s) && (!s.is_empty() || !subject.is_empty()),
-                Shape::Glob => wildmatch(&p.glob, subject),
+                Shape::Glob => {
+                    p.slashes.is_none_or(|n| n == slashes)
+                        && (p.required.is_empty() || contains(subject, &p.required))
+                        && wildmatch(&p.glob, subject)
+                }
             };
             if hit {
                 return if p.negated { Match::Whitelist } else { Match::Ignore };
@@ -208,7 +217,34 @@ fn parse_line(line: &[u8]) -> Option<Pattern> {
     } else {
         Shape::Glob
     };
-    Some(Pattern { glob, negated, dir_only, basename, shape })
+    // The longest run of bytes that match only themselves (an escaped byte ends a run).
+    let mut required: &[u8] = &[];
+    let mut run_start = 0;
+    let mut i = 0;
+    while i <= glob.len() {
+        let end_of_run = i == glob.len() || special(&glob[i]) || glob[i] == b'/';
+        if end_of_run {
+            if i - run_start > required.len() {
+                required = &glob[run_start..i];
+            }
+            // Skip a class whole (its members are not literal), and an escape with its byte.
+            if i < glob.len() && glob[i] == b'[' {
+                i = class_end(&glob, i).unwrap_or(glob.len());
+            } else if i < glob.len() && glob[i] == b'\\' {
+                i += 1;
+            }
+            run_start = i + 1;
+        }
+        i += 1;
+    }
+    let required = required.to_vec();
+    let has_globstar = glob.windows(2).any(|w| w == b"**");
+    let slashes = (!basename && !has_globstar).then(|| glob.iter().filter(|&&b| b == b'/').count());
+    Some(Pattern { glob, negated, dir_only, basename, shape, required, slashes })
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The index of the `]` closing the class opened at `open`, as wildmatch reads it.
@@ -534,6 +570,16 @@ mod tests {
         assert_eq!(ignored("a\\ \n", "a ", false), Match::Ignore);
         assert_eq!(ignored("\\!x\n", "!x", false), Match::Ignore);
         assert_eq!(ignored("*.log\r\n", "a.log", false), Match::Ignore);
+        // Globs (checked for their literal run, then matched), anchored by their slashes.
+        assert_eq!(ignored("*.final[0-9]*\n", "x/a.final3b", false), Match::Ignore);
+        assert_eq!(ignored("*.final[0-9]*\n", "a.finalx", false), Match::None);
+        assert_eq!(ignored("*.py[cod]\n", "m.pyc", false), Match::Ignore);
+        assert_eq!(ignored("/*.md\n!/README.md\n", "NOTES.md", false), Match::Ignore);
+        assert_eq!(ignored("/*.md\n!/README.md\n", "README.md", false), Match::Whitelist);
+        assert_eq!(ignored("/*.md\n", "docs/a.md", false), Match::None);
+        assert_eq!(ignored("a/*/c\n", "a/b/c", false), Match::Ignore);
+        assert_eq!(ignored("a/**/c\n", "a/b/d/c", false), Match::Ignore);
+        assert_eq!(ignored("a\\*b\n", "a*b", false), Match::Ignore);
     }
 
     #[test]
