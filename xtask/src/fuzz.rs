@@ -216,4 +216,22 @@ mod tests {
         });
         assert!(n > 100);
     }
+
+    #[test]
+    fn gitignore_files_and_patterns_never_panic() {
+        use xtask_lint::gitignore::{wildmatch, Gitignore};
+        let root = std::path::Path::new("/r");
+        let n = fuzz("gitignore", budget(), |text| {
+            let mut ignore = Gitignore::new(root);
+            ignore.add_text(text.as_bytes());
+            let _ = Gitignore::new(root).add_checked(text);
+            // The text as a path too: its own patterns, at several depths.
+            for path in [text, "a/b.c", "x"] {
+                let _ = ignore.matched_path_or_any_parents(&root.join(path), false);
+                let _ = ignore.matched_path_or_any_parents(&root.join(path), true);
+                let _ = wildmatch(text.as_bytes(), path.as_bytes());
+            }
+        });
+        assert!(n > 100);
+    }
 }
