@@ -194,14 +194,7 @@ impl<'a> Parser<'a> {
                 }
                 current = path;
             } else {
-                let at = self.i;
-                let key = self.key()?;
-                self.spaces();
-                if !self.eat(b'=') {
-                    return self.err("expected `=` after the key");
-                }
-                self.spaces();
-                let value = self.value()?;
+                let (at, key, value) = self.key_value()?;
                 self.end_of_line()?;
                 let table = self.table_at(&mut root, &current, at)?;
                 self.insert_dotted(table, &current, &key, value, &mut defined, at)?;
@@ -322,6 +315,18 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// `key = value`: where it starts, the key's parts, the value.
+    fn key_value(&mut self) -> Result<(usize, Vec<String>, Value), Error> {
+        let at = self.i;
+        let key = self.key()?;
+        self.spaces();
+        if !self.eat(b'=') {
+            return self.err("expected `=` after the key");
+        }
+        self.spaces();
+        Ok((at, key, self.value()?))
+    }
+
     /// A key: bare or quoted parts joined by dots.
     fn key(&mut self) -> Result<Vec<String>, Error> {
         let mut parts = Vec::new();
@@ -414,14 +419,7 @@ impl<'a> Parser<'a> {
             if self.eat(b'}') {
                 return Ok(Value::Object(table));
             }
-            let at = self.i;
-            let key = self.key()?;
-            self.spaces();
-            if !self.eat(b'=') {
-                return self.err("expected `=` after the key");
-            }
-            self.spaces();
-            let value = self.value()?;
+            let (at, key, value) = self.key_value()?;
             self.insert_dotted(&mut table, &[], &key, value, &mut defined, at)?;
             self.blank()?;
             if self.eat(b'}') {
