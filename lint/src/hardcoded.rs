@@ -189,15 +189,13 @@ pub fn lint_files(
     contents: &walk::Contents,
 ) -> Result<Report> {
     let rules = Rules::new(config)?;
-    // Docs are never findings, and a doc is known by its name: counted, never read (on a real
-    // repository they are a third of the bytes in scope).
-    let (docs, files): (Vec<&PathBuf>, Vec<&PathBuf>) = files.iter().partition(|f| lang(f, "") == Lang::Docs);
-    let files: Vec<PathBuf> = files.into_iter().cloned().collect();
-    let mut report = walk::scan_files(&files, cwd, contents, |file, display, text| {
+    // Docs are never findings, and a doc is known by its name (`lang` reads the text only for a
+    // shebang, after its docs checks): counted, never read (on a real repository they are a third
+    // of the bytes in scope).
+    let read: Vec<PathBuf> = files.iter().filter(|f| lang(f, "") != Lang::Docs).cloned().collect();
+    let docs = files.len() - read.len();
+    let mut report = walk::scan_files(&read, cwd, contents, |file, display, text| {
         let lang = lang(file, &text);
-        if lang == Lang::Docs {
-            return Ok(Report::default());
-        }
         // One prefilter pass; a file nothing could be found in is not parsed at all.
         let file_rules = FileRules::new(&rules, &text);
         if !file_rules.worth_reading() {
@@ -206,7 +204,7 @@ pub fn lint_files(
         let (findings, parse_errors) = lint_file(&text, &display, lang, &file_rules);
         Ok(Report { findings, parse_errors, ..Report::default() })
     })?;
-    report.files_scanned += docs.len();
+    report.files_scanned += docs;
     Ok(report)
 }
 
@@ -438,19 +436,14 @@ fn lint_file(
                 piece_where(rules, text, *start..*end, true, !not_local.contains(&i), &mut hits);
             }
             // filepath.Join(os.TempDir(), "x.json"), std::env::temp_dir().join("x.json").
-            for c in tmp_join_candidates(&code, rules) {
-                if let Some(name) = c.get(1) {
-                    let fixed = !name.as_str().contains("XXX") && !name.as_str().contains('*');
-                    if fixed && !rules.run_id.is_match(line_of(text, name.start())) {
-                        hits.push((
-                            &FIXED_TMP_PATH,
-                            name.start(),
-                            format!(
-                                "fixed file `{}` joined to the temp dir: parallel runs overwrite each other's file",
-                                name.as_str()
-                            ),
-                        ));
-                    }
+            for (at, name) in tmp_joins(&code, rules) {
+                let fixed = !name.contains("XXX") && !name.contains('*');
+                if fixed && !rules.run_id.is_match(line_of(text, at)) {
+                    hits.push((
+                        &FIXED_TMP_PATH,
+                        at,
+                        format!("fixed file `{name}` joined to the temp dir: parallel runs overwrite each other's file"),
+                    ));
                 }
             }
             code
@@ -696,9 +689,9 @@ fn path_word(s: &str) -> &str {
     &s[..end]
 }
 
-/// `tmp_join` matches near the temp-dir literals only (a call spans a few lines at most), so
-/// the regex never reads a whole file.
-fn tmp_join_candidates<'t>(code: &'t str, rules: &FileRules<'_>) -> Vec<regex::Captures<'t>> {
+/// The names `tmp_join` finds (with their offsets), looked for near the temp-dir literals only
+/// (a call spans a few lines at most), so the regex never reads a whole file.
+fn tmp_joins<'t>(code: &'t str, rules: &FileRules<'_>) -> Vec<(usize, &'t str)> {
     if !rules.present.tmp {
         return Vec::new();
     }
@@ -713,27 +706,21 @@ fn tmp_join_candidates<'t>(code: &'t str, rules: &FileRules<'_>) -> Vec<regex::C
         {
             continue;
         }
-        // From the line before the literal's to two lines after it.
-        let mut from = memchr::memrchr(b'\n', &b[..h]).unwrap_or(0);
-        from = memchr::memrchr(b'\n', &b[..from]).map_or(0, |i| i + 1);
+        // From the line before the literal's to two lines after it (both ends after a newline
+        // or at an end of the text: char boundaries).
+        let line = memchr::memrchr(b'\n', &b[..h]).unwrap_or(0);
+        let from = memchr::memrchr(b'\n', &b[..line]).map_or(0, |i| i + 1);
         let mut to = h;
         for _ in 0..3 {
             to = memchr::memchr(b'\n', &b[to..]).map_or(b.len(), |i| to + i + 1);
         }
         done_to = to;
-        let window = &code[..to];
-        let mut pos = from;
-        while let Some(c) = rules.tmp_join.captures_at(window, pos) {
-            let Some(all) = c.get(0) else { break };
-            pos = all.end().max(pos + 1);
-            if seen.insert(all.start()) {
-                out.push(c);
-            }
-            while pos < window.len() && !window.is_char_boundary(pos) {
-                pos += 1;
-            }
-            if pos >= window.len() {
-                break;
+        for c in rules.tmp_join.captures_iter(&code[from..to]) {
+            // Windows overlap by a line or two: a match already taken is not taken again.
+            if let (Some(all), Some(name)) = (c.get(0), c.get(1)) {
+                if seen.insert(from + all.start()) {
+                    out.push((from + name.start(), name.as_str()));
+                }
             }
         }
     }
@@ -1440,6 +1427,10 @@ mod tests {
             rules_of("let p = std::env::temp_dir().join(\"state.json\");\n", Lang::Rust),
             ["fixed-tmp-path"]
         );
+        // Looked for around the temp-dir literal only: a call over several lines, far into a file.
+        let far =
+            format!("{}x := filepath.Join(\n\tos.TempDir(),\n\t\"state.json\",\n)\n", "y := 1\n".repeat(200));
+        assert_eq!(rules_of(&far, Lang::Go), ["fixed-tmp-path"]);
         assert_eq!(rules_of("cat \"$TMPDIR/state.json\"\n", Lang::Shell), ["fixed-tmp-path"]);
         assert_eq!(rules_of("cat ${TMPDIR:-/tmp}/state.json\n", Lang::Shell), ["fixed-tmp-path"]);
         assert!(rules_of("d, _ := os.MkdirTemp(\"\", \"e2e-*\")\n", Lang::Go).is_empty());

@@ -244,9 +244,7 @@ fn parse_line(line: &[u8]) -> Option<Pattern> {
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    // First byte, then the rest: most positions fail on the first compare (no memcmp call).
-    let Some((&first, rest)) = needle.split_first() else { return true };
-    hay.windows(needle.len()).any(|w| w[0] == first && &w[1..] == rest)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 /// The index of the `]` closing the class opened at `open`, as wildmatch reads it.

@@ -3,8 +3,9 @@
 //!
 //! A regex alternation would do (Teddy in aho-corasick), but only when the regex crates are
 //! compiled optimised, which the cold build of the xtask cannot afford. This is the same idea at
-//! a fraction of the code: a bit per byte pair that starts some literal, tested at each position,
-//! and the literals with that first byte compared where the bit is set.
+//! a fraction of the code: a bit per byte pair that starts some literal, tested at each position;
+//! where it is set, a bit per hash of the first four bytes, then the literals with that first
+//! byte compared.
 
 /// The literals, ready to search for.
 #[derive(Debug, Clone)]
@@ -35,6 +36,10 @@ fn bit(bits: &[u64], at: usize) -> bool {
     bits[at >> 6] & (1 << (at & 63)) != 0
 }
 
+fn set_bit(bits: &mut [u64], at: usize) {
+    bits[at >> 6] |= 1 << (at & 63);
+}
+
 impl Literals {
     /// The set of `literals` (an empty literal is never found).
     pub fn new<S: AsRef<[u8]>>(literals: &[S]) -> Literals {
@@ -51,10 +56,9 @@ impl Literals {
                 [b] => singles[usize::from(*b)].push(id),
                 [a, b, rest @ ..] => {
                     let pair = (usize::from(*a) << 8) | usize::from(*b);
-                    pairs[pair >> 6] |= 1 << (pair & 63);
+                    set_bit(&mut pairs, pair);
                     if let [c, d, ..] = rest {
-                        let q = quad_slot(u32::from_le_bytes([*a, *b, *c, *d]));
-                        quads[q >> 6] |= 1 << (q & 63);
+                        set_bit(&mut quads, quad_slot(u32::from_le_bytes([*a, *b, *c, *d])));
                         long_by_first[usize::from(*a)].push(id);
                     } else {
                         short_by_first[usize::from(*a)].push(id);

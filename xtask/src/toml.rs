@@ -395,38 +395,43 @@ impl<'a> Parser<'a> {
 
     fn array(&mut self) -> Result<Value, Error> {
         let mut items = Vec::new();
-        loop {
-            self.blank()?;
-            if self.eat(b']') {
-                return Ok(Value::Array(items));
-            }
-            items.push(self.value()?);
-            self.blank()?;
-            if self.eat(b']') {
-                return Ok(Value::Array(items));
-            }
-            if !self.eat(b',') {
-                return self.err("expected `,` or `]` in the array");
-            }
-        }
+        self.items(b']', "expected `,` or `]` in the array", |p| {
+            items.push(p.value()?);
+            Ok(())
+        })?;
+        Ok(Value::Array(items))
     }
 
     fn inline_table(&mut self) -> Result<Value, Error> {
         let mut table = Map::new();
         let mut defined = Defined::default();
+        self.items(b'}', "expected `,` or `}` in the inline table", |p| {
+            let (at, key, value) = p.key_value()?;
+            p.insert_dotted(&mut table, &[], &key, value, &mut defined, at)
+        })?;
+        Ok(Value::Object(table))
+    }
+
+    /// Items separated by commas up to `close` (after the opening bracket; newlines, comments
+    /// and a trailing comma allowed), each read by `item`.
+    fn items(
+        &mut self,
+        close: u8,
+        expected: &str,
+        mut item: impl FnMut(&mut Self) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         loop {
             self.blank()?;
-            if self.eat(b'}') {
-                return Ok(Value::Object(table));
+            if self.eat(close) {
+                return Ok(());
             }
-            let (at, key, value) = self.key_value()?;
-            self.insert_dotted(&mut table, &[], &key, value, &mut defined, at)?;
+            item(self)?;
             self.blank()?;
-            if self.eat(b'}') {
-                return Ok(Value::Object(table));
+            if self.eat(close) {
+                return Ok(());
             }
             if !self.eat(b',') {
-                return self.err("expected `,` or `}` in the inline table");
+                return self.err(expected);
             }
         }
     }
