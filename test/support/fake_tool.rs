@@ -773,18 +773,31 @@ fn positional<'a>(args: &'a [&'a str], value_flags: &[&str]) -> Vec<&'a &'a str>
 }
 
 /// Runs `f` on the state under an exclusive lock, then saves it.
+///
+/// Saved by writing a new file and renaming it over the old one: a fake killed mid-write (the
+/// xtask's reaper kills a SIGKILLed run's in-flight kubectl) leaves the old state whole, as a
+/// real API server loses nothing when a client dies. A state that cannot be read is an error,
+/// never an empty world.
 fn with_state<T>(dir: &Path, f: impl FnOnce(&mut State) -> Result<T, String>) -> Result<T, String> {
     let lock = File::create(dir.join("state.lock")).map_err(|e| e.to_string())?;
     // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
-    unsafe {
-        libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
+    while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("locking {}: {e}", dir.join("state.lock").display()));
+        }
     }
     let path = dir.join("state.json");
-    let mut state: State =
-        fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let mut state: State = match fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
     let out = f(&mut state)?;
     let text = serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?;
-    fs::write(&path, text).map_err(|e| e.to_string())?;
+    let new = dir.join(format!("state.json.{}", std::process::id()));
+    fs::write(&new, text).map_err(|e| format!("{}: {e}", new.display()))?;
+    fs::rename(&new, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(out)
 }
 

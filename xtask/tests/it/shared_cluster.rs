@@ -20,8 +20,10 @@ struct Cluster {
 
 impl Cluster {
     /// An existing cluster `shared-dev` (an API server keeping objects), an image pushed to its
-    /// registry, one shared deploy, and a flow that runs `step`.
-    fn new(step: &str) -> Cluster {
+    /// registry, one shared deploy, and a flow that runs until the test calls [`Cluster::release`]
+    /// (at most a minute, so nothing outlives a failed test). Runs' Leases last `lease` seconds.
+    fn new(lease: u64) -> Cluster {
+        let step = "i=0; while [ ! -e release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done";
         let fake = crate::harness::fake();
         fake.with_context("shared-dev").unwrap();
         fake.with_objects().unwrap();
@@ -39,7 +41,7 @@ name = "dev"
 provider = "existing"
 context = "shared-dev"
 registry = "registry.example.test/e2e"
-lease-duration = "3s"
+lease-duration = "{lease}s"
 
 [[image]]
 name = "app"
@@ -64,19 +66,25 @@ steps = [["sh", "-c", "{step}"]]
         Cluster { fake, dir, def }
     }
 
+    /// Ends every flow step (theirs wait for this file).
+    fn release(&self) {
+        std::fs::write(self.dir.path().join("release"), "").unwrap();
+    }
+
     /// A machine: its own state dir and HOME.
     fn machine(&self) -> Sandbox {
         Sandbox::with_fake(&self.fake)
     }
 
-    fn e2e(&self, machine: &Sandbox) -> Child {
-        machine
+    fn e2e(&self, machine: &Sandbox) -> Running {
+        let child = machine
             .xtask(&["e2e", "--definition", self.def.to_str().unwrap()])
             .current_dir(self.dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap()
+            .unwrap();
+        Running(Some(child))
     }
 
     fn run_leases(&self) -> Vec<Value> {
@@ -105,23 +113,67 @@ fn namespaces(c: &Cluster) -> Vec<String> {
         .collect()
 }
 
-/// Polls `what` for up to 20 s.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+impl Drop for Cluster {
+    /// A failed test still ends the flow steps it started.
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.path().join("release"), "");
+    }
+}
+
+/// A running `cargo xtask e2e`, killed if the test fails before it ends.
+struct Running(Option<Child>);
+
+impl Running {
+    /// Its exit code and what it printed.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let out = self.0.take().unwrap().wait_with_output().unwrap();
+        (out.status.code(), text(&out))
+    }
+
+    /// SIGKILL: no cleanup, no release.
+    fn sigkill(mut self) {
+        let mut child = self.0.take().unwrap();
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `what` for up to a minute (a loaded CI machine runs many e2e invocations at once);
+/// on timeout says what the runs in `watch` printed.
+fn eventually(what: &str, watch: Vec<&mut Running>, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(20), "never: {what}");
+        if start.elapsed() > Duration::from_secs(60) {
+            let said: Vec<String> = watch
+                .into_iter()
+                .filter_map(|r| r.0.take())
+                .map(|mut child| {
+                    let _ = child.kill();
+                    child.wait_with_output().map(|o| text(&o)).unwrap_or_default()
+                })
+                .collect();
+            panic!("never: {what}\n{}", said.join("\n----\n"));
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 #[test]
 fn two_machines_share_an_existing_cluster_set_it_up_once_and_see_each_others_runs() {
-    // Each flow waits until both runs are recorded in the cluster: they overlap for sure.
-    let c = Cluster::new("sleep 4");
+    // Each flow runs until both runs are recorded and listed: they overlap for sure.
+    let c = Cluster::new(30);
     let (a, b) = (c.machine(), c.machine());
-    let ea = c.e2e(&a);
-    let eb = c.e2e(&b);
-    eventually("both runs recorded in the cluster", || c.run_leases().len() == 2);
+    let (mut ea, mut eb) = (c.e2e(&a), c.e2e(&b));
+    eventually("both runs recorded in the cluster", vec![&mut ea, &mut eb], || c.run_leases().len() == 2);
     // Each machine lists both runs: its own and the other's, from the cluster.
     for m in [&a, &b] {
         let out = m.run(&["runs", "--definition", c.def.to_str().unwrap()]);
@@ -139,9 +191,10 @@ fn two_machines_share_an_existing_cluster_set_it_up_once_and_see_each_others_run
         // And its own run, from its local state.
         assert!(said.contains("pid ") && said.contains(" running "), "{said}");
     }
-    for child in [ea, eb] {
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    c.release();
+    for run in [ea, eb] {
+        let (code, said) = run.finish();
+        assert_eq!(code, Some(0), "{said}");
     }
     let calls = c.fake.journal().unwrap();
     let installs: Vec<String> = calls
@@ -168,31 +221,55 @@ fn two_machines_share_an_existing_cluster_set_it_up_once_and_see_each_others_run
 
 #[test]
 fn a_run_whose_owner_was_sigkilled_is_reaped_after_its_lease_expires_and_a_live_one_never_is() {
-    let c = Cluster::new("sleep 60");
+    // A run renews its Lease every third of its duration (4 s), and Lease times have whole
+    // seconds: even with a renewal 2 s late, a run killed at K holds its Lease until K + 5 s.
+    let lease = Duration::from_secs(12);
+    let c = Cluster::new(lease.as_secs());
     let (dead, live, reaper) = (c.machine(), c.machine(), c.machine());
     let mut killed = c.e2e(&dead);
-    eventually("the first run recorded", || c.run_leases().len() == 1);
+    eventually("the first run recorded", vec![&mut killed], || c.run_leases().len() == 1);
     let victim = c.run_leases()[0]["metadata"]["name"].as_str().unwrap().to_string();
     // SIGKILL: no cleanup, no release; its Lease stops being renewed.
-    killed.kill().unwrap();
-    let _ = killed.wait();
-    let mut alive = c.e2e(&live);
-    eventually("the live run recorded", || c.run_leases().len() == 2);
+    killed.sigkill();
+    let killed_at = Instant::now();
 
     // Before the dead run's Lease expires, nothing is reaped.
-    let out =
-        reaper.run(&["cleanup", "--stale", "--older-than", "0s", "--definition", c.def.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("0 stale run(s) reaped"), "{}", text(&out));
+    let cleanup = ["cleanup", "--stale", "--older-than", "0s", "--definition", c.def.to_str().unwrap()];
+    let out = reaper.run(&cleanup);
+    let said = text(&out);
+    let first = format!("{said} ({:?} after the kill)", killed_at.elapsed());
+    assert!(out.status.success(), "{said}");
+    if killed_at.elapsed() < Duration::from_secs(5) {
+        assert!(said.contains("0 stale run(s) reaped"), "{said}");
+    } else {
+        // Too slow a machine to tell: the Lease may have expired meanwhile.
+        eprintln!("the first cleanup ended {:?} after the kill: not judged", killed_at.elapsed());
+    }
 
-    // After it (3 s without renewal), the dead run is reaped from another machine; the live one,
-    // renewed all along, is not.
-    std::thread::sleep(Duration::from_secs(4));
-    let out =
-        reaper.run(&["cleanup", "--stale", "--older-than", "0s", "--definition", c.def.to_str().unwrap()]);
+    let mut alive = c.e2e(&live);
+    eventually("the live run recorded", vec![&mut alive], || {
+        c.run_leases().iter().any(|l| l["metadata"]["name"].as_str() != Some(victim.as_str()))
+    });
+    // After it expired (the duration without renewal, and a second for the rounding), the dead
+    // run is reaped from another machine; the live one, renewed all along, is not.
+    if let Some(wait) = (lease + Duration::from_secs(2)).checked_sub(killed_at.elapsed()) {
+        std::thread::sleep(wait);
+    }
+    let out = reaper.run(&cleanup);
     let said = text(&out);
     assert!(out.status.success(), "{said}");
-    assert!(said.contains("1 stale run(s) reaped") && said.contains("Lease expired"), "{said}");
+    assert!(
+        said.contains("1 stale run(s) reaped") && said.contains("Lease expired"),
+        "{said}\n{:?} after the kill; first cleanup: {first}; deletes: {:#?}",
+        killed_at.elapsed(),
+        c.fake
+            .journal()
+            .unwrap()
+            .iter()
+            .map(|c| c.line())
+            .filter(|l| l.contains("delete"))
+            .collect::<Vec<_>>()
+    );
     let left: Vec<String> = c
         .run_leases()
         .iter()
@@ -217,6 +294,57 @@ fn a_run_whose_owner_was_sigkilled_is_reaped_after_its_lease_expires_and_a_live_
         namespaces.iter().any(|n| n.starts_with("run-e2e-full-") && !n.ends_with(dead_id)),
         "{namespaces:?}"
     );
-    let _ = alive.kill();
-    let _ = alive.wait();
+    c.release();
+    let (code, said) = alive.finish();
+    assert_eq!(code, Some(0), "the live run passes: {said}");
+}
+
+/// The fake API server keeps what it holds when a client dies mid-call (the reaper of a
+/// SIGKILLed run kills its in-flight kubectl), as a real one does; it lost every object once,
+/// which made the reaping test above flaky. And a store it cannot read is an error, never an
+/// empty cluster.
+#[test]
+fn the_fake_api_server_loses_nothing_when_a_kubectl_is_killed_mid_call() {
+    let fake = crate::harness::fake();
+    fake.with_context("shared-dev").unwrap();
+    fake.with_objects().unwrap();
+    let kubectl = fake.bin_dir().join("kubectl");
+    let apply = |name: &str| {
+        let mut child = Command::new(&kubectl)
+            .args(["create", "-f", "-", "--context", "shared-dev"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        use std::io::Write;
+        let _ = child.stdin.take().unwrap().write_all(ns.to_string().as_bytes());
+        child
+    };
+    assert!(apply("kept").wait().unwrap().success());
+    // Kill clients at every point of their call (a few ms each).
+    for i in 0..60u64 {
+        let mut child = apply(&format!("victim-{i}"));
+        std::thread::sleep(Duration::from_micros(i * 97 % 4000));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let listed = |fake: &FakeToolchain| {
+        Command::new(fake.bin_dir().join("kubectl"))
+            .args(["get", "namespaces", "--output", "json", "--context", "shared-dev"])
+            .output()
+            .unwrap()
+    };
+    let out = listed(&fake);
+    assert!(out.status.success(), "{}", text(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> =
+        list["items"].as_array().unwrap().iter().filter_map(|n| n["metadata"]["name"].as_str()).collect();
+    assert!(names.contains(&"kept"), "{names:?}");
+
+    std::fs::write(fake.dir().join("state.json"), "{\"clusters\": [").unwrap();
+    let out = listed(&fake);
+    assert!(!out.status.success(), "a torn store read as an empty cluster: {}", text(&out));
+    assert!(text(&out).contains("state.json"), "{}", text(&out));
 }
