@@ -7,15 +7,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use serde::Deserialize;
+use serde_json::Value;
+
+use super::value::{FromValue, Table};
 
 use super::parse::dockerfile::{self, Mapped};
 use super::parse::shell::{self, basename, program_index};
 use super::report::{ParseErrorEntry, Report, Rule, Source};
 use super::walk;
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UpdatePolicy {
     #[default]
     Forbid,
@@ -23,24 +24,60 @@ pub enum UpdatePolicy {
     Off,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TargetedPolicy {
     #[default]
     Allow,
     Forbid,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug, Clone, Default)]
 /// `[dockerfile]` in the lint config.
 pub struct DockerfileConfig {
-    #[serde(default)]
     pub dnf_update: UpdatePolicy,
-    #[serde(default)]
     pub dnf_update_targeted: TargetedPolicy,
-    #[serde(default)]
     pub exclude: Vec<String>,
+}
+
+/// One of `names` (lowercase), as `pick` maps it.
+fn one_of<T>(v: &Value, at: &str, names: &[&str], pick: impl Fn(&str) -> Option<T>) -> Result<T, String> {
+    let text = String::from_value(v, at)?;
+    pick(&text)
+        .ok_or_else(|| format!("unknown variant `{text}` at {at}, expected one of {}", names.join(", ")))
+}
+
+impl FromValue for UpdatePolicy {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        one_of(v, at, &["forbid", "require", "off"], |s| match s {
+            "forbid" => Some(UpdatePolicy::Forbid),
+            "require" => Some(UpdatePolicy::Require),
+            "off" => Some(UpdatePolicy::Off),
+            _ => None,
+        })
+    }
+}
+
+impl FromValue for TargetedPolicy {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        one_of(v, at, &["allow", "forbid"], |s| match s {
+            "allow" => Some(TargetedPolicy::Allow),
+            "forbid" => Some(TargetedPolicy::Forbid),
+            _ => None,
+        })
+    }
+}
+
+impl FromValue for DockerfileConfig {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let config = DockerfileConfig {
+            dnf_update: t.or_default("dnf-update")?,
+            dnf_update_targeted: t.or_default("dnf-update-targeted")?,
+            exclude: t.or_default("exclude")?,
+        };
+        t.done()?;
+        Ok(config)
+    }
 }
 
 pub const DNF_UPDATE: Rule = Rule {

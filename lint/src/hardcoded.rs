@@ -13,18 +13,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use regex::Regex;
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::literals::Literals;
 use super::parse::shell::{self, program_index};
 use super::report::{Finding, ParseErrorEntry, Report, Rule, Source};
+use super::value::{FromValue, Table};
 use super::walk;
 
 /// `[hardcoded]` in the lint config. Nothing here is specific to one project: the namespaces a
 /// project must not hardcode and its shared-infra ports come from its config (this repository's
 /// are in `hack/lint.toml`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+#[derive(Debug, Clone)]
 pub struct HardcodedConfig {
     /// Namespaces a test must never hardcode (for example `sut`).
     pub namespaces: Vec<String>,
@@ -53,11 +53,37 @@ impl Default for HardcodedConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Forbidden {
     pub pattern: String,
     pub message: String,
+}
+
+impl FromValue for HardcodedConfig {
+    /// Each key absent keeps its default.
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let d = HardcodedConfig::default();
+        let config = HardcodedConfig {
+            namespaces: t.or("namespaces", d.namespaces)?,
+            shared_ports: t.or("shared-ports", d.shared_ports)?,
+            forbidden: t.or("forbidden", d.forbidden)?,
+            scope: t.or("scope", d.scope)?,
+            scope_extensions: t.or("scope-extensions", d.scope_extensions)?,
+            exclude: t.or("exclude", d.exclude)?,
+        };
+        t.done()?;
+        Ok(config)
+    }
+}
+
+impl FromValue for Forbidden {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let f = Forbidden { pattern: t.req("pattern")?, message: t.req("message")? };
+        t.done()?;
+        Ok(f)
+    }
 }
 
 pub const HARDCODED_NAMESPACE: Rule = Rule {

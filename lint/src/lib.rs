@@ -14,4 +14,5 @@ pub mod hardcoded;
 pub mod parse;
 pub mod report;
 pub mod rules;
+pub mod value;
 pub mod walk;

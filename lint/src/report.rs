@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
+
+use super::value::{FromValue, Table};
 
 /// A rule: its id (the contract: JSON `rule`, `xtask-lint: allow(<id>)`, SARIF `ruleId`), what
 /// it finds, and how to fix it (the config's `[help]` table can reword the help for a project).
@@ -17,13 +18,7 @@ pub struct Rule {
     pub help: &'static str,
 }
 
-impl Serialize for Rule {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.id)
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Finding {
     pub rule: &'static Rule,
     pub path: String,
@@ -31,34 +26,59 @@ pub struct Finding {
     pub column: usize,
     pub severity: &'static str,
     pub message: String,
-    #[serde(skip)]
     pub source_line: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ParseErrorEntry {
     pub path: String,
     pub line: usize,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Skipped {
     pub path: String,
     pub reason: String,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub struct Report {
     pub files_scanned: usize,
     pub findings: Vec<Finding>,
     pub parse_errors: Vec<ParseErrorEntry>,
     pub skipped: Vec<Skipped>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fixed: Vec<String>,
 }
 
 impl Report {
+    /// The JSON report (`--format json`): `{files_scanned, findings: [{rule, path, line, column,
+    /// severity, message}], parse_errors: [{path, line, message}], skipped: [{path, reason}]}`,
+    /// and `fixed` when `--fix` changed files.
+    pub fn to_json(&self) -> Value {
+        let findings: Vec<Value> = self
+            .findings
+            .iter()
+            .map(|f| {
+                json!({"rule": f.rule.id, "path": f.path, "line": f.line, "column": f.column,
+                       "severity": f.severity, "message": f.message})
+            })
+            .collect();
+        let parse_errors: Vec<Value> = self
+            .parse_errors
+            .iter()
+            .map(|e| json!({"path": e.path, "line": e.line, "message": e.message}))
+            .collect();
+        let skipped: Vec<Value> =
+            self.skipped.iter().map(|s| json!({"path": s.path, "reason": s.reason})).collect();
+        let mut report = json!({"files_scanned": self.files_scanned, "findings": findings,
+                                "parse_errors": parse_errors, "skipped": skipped});
+        if !self.fixed.is_empty() {
+            report["fixed"] = json!(self.fixed);
+        }
+        report
+    }
+
     pub fn merge(&mut self, other: Report) {
         self.files_scanned += other.files_scanned;
         self.findings.extend(other.findings);
@@ -151,7 +171,7 @@ fn allow_list(text: &str, marker: &str) -> Vec<String> {
         .collect()
 }
 
-#[derive(Serialize, Deserialize, PartialEq, Eq, Hash, Clone, Debug)]
+#[derive(PartialEq, Eq, Hash, Clone, Debug)]
 struct BaselineEntry {
     rule: String,
     path: String,
@@ -161,7 +181,12 @@ struct BaselineEntry {
 
 /// Writes the current findings as the accepted baseline.
 pub fn write_baseline(path: &Path, report: &Report) -> Result<()> {
-    let entries: Vec<BaselineEntry> = report.findings.iter().map(entry).collect();
+    let entries: Vec<Value> = report
+        .findings
+        .iter()
+        .map(entry)
+        .map(|e| json!({"rule": e.rule, "path": e.path, "line_text": e.line_text}))
+        .collect();
     let text = serde_json::to_string_pretty(&json!({ "version": 1, "findings": entries }))?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing baseline {}", path.display()))
 }
@@ -170,14 +195,14 @@ pub fn write_baseline(path: &Path, report: &Report) -> Result<()> {
 pub fn apply_baseline(path: &Path, report: &mut Report) -> Result<usize> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading baseline {}", path.display()))?;
-    #[derive(Deserialize)]
-    struct File {
-        findings: Vec<BaselineEntry>,
-    }
-    let file: File =
-        serde_json::from_str(&text).with_context(|| format!("invalid baseline {}", path.display()))?;
+    let invalid = || format!("invalid baseline {}", path.display());
+    let file: Value = serde_json::from_str(&text).with_context(invalid)?;
+    let findings: Vec<BaselineEntry> = match file.get("findings") {
+        Some(v) => FromValue::from_value(v, "findings").map_err(anyhow::Error::msg).with_context(invalid)?,
+        None => Err(anyhow::anyhow!("missing field `findings`")).with_context(invalid)?,
+    };
     let mut budget: HashMap<BaselineEntry, usize> = HashMap::new();
-    for e in file.findings {
+    for e in findings {
         *budget.entry(e).or_default() += 1;
     }
     let before = report.findings.len();
@@ -189,6 +214,15 @@ pub fn apply_baseline(path: &Path, report: &mut Report) -> Result<usize> {
         _ => true,
     });
     Ok(before - report.findings.len())
+}
+
+impl FromValue for BaselineEntry {
+    fn from_value(v: &Value, at: &str) -> std::result::Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let e = BaselineEntry { rule: t.req("rule")?, path: t.req("path")?, line_text: t.req("line_text")? };
+        // Other keys are a newer version's additions: ignored.
+        Ok(e)
+    }
 }
 
 fn entry(f: &Finding) -> BaselineEntry {

@@ -25,10 +25,11 @@
 //! headless Service (`clusterIP: None`) the pod port is the service port itself, `targetPort`
 //! ignored; otherwise it is `targetPort`.
 
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use xtask_lint::value::{FromValue, Table};
 
 /// A Service as `kubectl port-forward svc/...` sees it, and the port its pod really listens on.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub struct Service {
     pub headless: bool,
     pub port: u16,
@@ -37,7 +38,24 @@ pub struct Service {
     pub listens_on: u16,
 }
 
+impl FromValue for Service {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        Ok(Service {
+            headless: t.req("headless")?,
+            port: t.req("port")?,
+            target_port: t.req("target_port")?,
+            listens_on: t.req("listens_on")?,
+        })
+    }
+}
+
 impl Service {
+    pub fn to_json(&self) -> Value {
+        json!({"headless": self.headless, "port": self.port, "target_port": self.target_port,
+               "listens_on": self.listens_on})
+    }
+
     /// The pod port a forward to `remote` reaches, as kubectl resolves it.
     pub fn pod_port(&self, name: &str, remote: u16) -> Result<u16, String> {
         if remote != self.port {

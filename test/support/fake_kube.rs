@@ -27,21 +27,35 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use xtask_lint::value::{FromValue, Table};
 
 use super::{flag_values, Reply};
 
 /// What the store holds: objects by `group/kind` → `namespace/name` (empty namespace for
 /// cluster-scoped objects).
-#[derive(Serialize, Deserialize, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Objects {
-    #[serde(default)]
     pub items: BTreeMap<String, BTreeMap<String, Value>>,
-    #[serde(default)]
     pub next_uid: u64,
-    #[serde(default)]
     pub resource_version: u64,
+}
+
+impl FromValue for Objects {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        Ok(Objects {
+            items: t.or_default("items")?,
+            next_uid: t.or_default("next_uid")?,
+            resource_version: t.or_default("resource_version")?,
+        })
+    }
+}
+
+impl Objects {
+    pub fn to_json(&self) -> Value {
+        json!({"items": self.items, "next_uid": self.next_uid, "resource_version": self.resource_version})
+    }
 }
 
 /// A served type.

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
+use xtask_lint::value::{FromValue, Table};
 
 #[path = "base64.rs"]
 mod base64;
@@ -35,83 +35,134 @@ mod charts;
 #[path = "fake_kube.rs"]
 mod kube;
 
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct Scenario {
-    #[serde(default)]
     rules: Vec<Rule>,
-    #[serde(default)]
     real_docker_inspect: bool,
     /// `kubectl port-forward` targets (`svc/gitea-http`) proxied to a real backend (`127.0.0.1:N`);
     /// targets not listed answer every HTTP request with 200.
-    #[serde(default)]
     forwards: BTreeMap<String, String>,
     /// Contexts in the kubeconfig besides the kind clusters' (`prod-cluster`).
-    #[serde(default)]
     contexts: Vec<String>,
     /// The user's current context (what a call without `--context` would reach).
-    #[serde(default)]
     current_context: Option<String>,
     /// Contexts removed from the kubeconfig although their kind cluster runs.
-    #[serde(default)]
     removed_contexts: Vec<String>,
     /// The Docker engine's platform (`docker version --format {{.Server.Os}}/{{.Server.Arch}}`).
-    #[serde(default)]
     platform: Option<String>,
     /// Docker's containerd image store: `kind load docker-image`, and an image archive holding
     /// every platform, fail on import; an archive of the node's platform loads.
-    #[serde(default)]
     containerd_store: bool,
     /// kubectl keeps objects (`fake_kube.rs`): apply, get, delete and status patches act on them.
-    #[serde(default)]
     objects: bool,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct Rule {
     tool: String,
-    #[serde(rename = "match", default)]
     pattern: Option<String>,
-    #[serde(default)]
     delay_ms: u64,
     exit: Option<i32>,
     stdout: Option<String>,
     stderr: Option<String>,
     times: Option<u32>,
     /// Children (`sleep`) to start in our process group while delaying: tests of group kills.
-    #[serde(default)]
     sleep_children: u32,
 }
 
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Default)]
 struct State {
-    #[serde(default)]
     clusters: Vec<String>,
-    #[serde(default)]
     images: Vec<String>,
-    #[serde(default)]
     rule_hits: BTreeMap<usize, u32>,
     /// Services the modelled charts made: `namespace/name` → how port-forwards resolve them.
-    #[serde(default)]
     services: BTreeMap<String, charts::Service>,
     /// The API server's objects, when the scenario keeps them.
-    #[serde(default)]
     objects: kube::Objects,
     /// Image ID per tag: each build makes a new image, `docker tag` shares one.
-    #[serde(default)]
     image_ids: BTreeMap<String, String>,
-    #[serde(default)]
     builds: u64,
     /// Each cluster's kube-system namespace UID, new with each `kind create cluster`.
-    #[serde(default)]
     cluster_uids: BTreeMap<String, String>,
-    #[serde(default)]
     clusters_made: u64,
     /// Helm releases (`<cluster>/<namespace>/<release>` → chart).
-    #[serde(default)]
     releases: BTreeMap<String, String>,
     /// What `docker push` sent to registries (references).
-    #[serde(default)]
     pushed: Vec<String>,
+}
+
+impl FromValue for Scenario {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let s = Scenario {
+            rules: t.or_default("rules")?,
+            real_docker_inspect: t.or_default("real_docker_inspect")?,
+            forwards: t.or_default("forwards")?,
+            contexts: t.or_default("contexts")?,
+            current_context: t.opt("current_context")?,
+            removed_contexts: t.or_default("removed_contexts")?,
+            platform: t.opt("platform")?,
+            containerd_store: t.or_default("containerd_store")?,
+            objects: t.or_default("objects")?,
+        };
+        t.done()?;
+        Ok(s)
+    }
+}
+
+impl FromValue for Rule {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let r = Rule {
+            tool: t.req("tool")?,
+            pattern: t.opt("match")?,
+            delay_ms: t.or_default("delay_ms")?,
+            exit: t.opt("exit")?,
+            stdout: t.opt("stdout")?,
+            stderr: t.opt("stderr")?,
+            times: t.opt("times")?,
+            sleep_children: t.or_default("sleep_children")?,
+        };
+        t.done()?;
+        Ok(r)
+    }
+}
+
+impl FromValue for State {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let hits: BTreeMap<String, u32> = t.or_default("rule_hits")?;
+        let mut rule_hits = BTreeMap::new();
+        for (k, n) in hits {
+            rule_hits.insert(k.parse().map_err(|_| format!("rule_hits: {k:?} is not a rule index"))?, n);
+        }
+        Ok(State {
+            clusters: t.or_default("clusters")?,
+            images: t.or_default("images")?,
+            rule_hits,
+            services: t.or_default("services")?,
+            objects: t.or_default("objects")?,
+            image_ids: t.or_default("image_ids")?,
+            builds: t.or_default("builds")?,
+            cluster_uids: t.or_default("cluster_uids")?,
+            clusters_made: t.or_default("clusters_made")?,
+            releases: t.or_default("releases")?,
+            pushed: t.or_default("pushed")?,
+        })
+    }
+}
+
+impl State {
+    fn to_json(&self) -> Value {
+        let services: serde_json::Map<String, Value> =
+            self.services.iter().map(|(k, s)| (k.clone(), s.to_json())).collect();
+        json!({
+            "clusters": self.clusters, "images": self.images, "rule_hits": self.rule_hits,
+            "services": services, "objects": self.objects.to_json(), "image_ids": self.image_ids,
+            "builds": self.builds, "cluster_uids": self.cluster_uids, "clusters_made": self.clusters_made,
+            "releases": self.releases, "pushed": self.pushed,
+        })
+    }
 }
 
 struct Reply {
@@ -198,7 +249,7 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
     };
 
     let scenario: Scenario = match fs::read_to_string(dir.join("scenario.json")) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("bad scenario.json: {e}"))?,
+        Ok(text) => xtask_lint::value::from_json(&text).map_err(|e| format!("bad scenario.json: {e}"))?,
         Err(_) => Scenario::default(),
     };
     let joined = argv.join(" ");
@@ -789,12 +840,12 @@ fn with_state<T>(dir: &Path, f: impl FnOnce(&mut State) -> Result<T, String>) ->
     }
     let path = dir.join("state.json");
     let mut state: State = match fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+        Ok(text) => xtask_lint::value::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     let out = f(&mut state)?;
-    let text = serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&state.to_json()).map_err(|e| e.to_string())?;
     let new = dir.join(format!("state.json.{}", std::process::id()));
     fs::write(&new, text).map_err(|e| format!("{}: {e}", new.display()))?;
     fs::rename(&new, &path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -1,22 +1,23 @@
 //! A TOML reader for the lint config and the e2e definition: TOML 1.0 (with 1.1's newlines and
-//! trailing commas in inline tables) read into a `serde_json::Value`, then deserialized with
-//! serde like any JSON.
+//! trailing commas in inline tables) read into a `serde_json::Value`, then decoded key by key
+//! (`xtask_lint::value`: no serde derives) like any JSON.
 //!
 //! Why not the `toml` crate: it and its parser stack (toml_parser, two winnow versions,
 //! toml_datetime, serde_spanned) were ~5 s of CPU in every fresh checkout's cold build, for
 //! two small files. What this reader leaves out: dates and times (refused with the line: no
 //! config of ours has one), and floats that JSON cannot hold (`inf`, `nan`).
 //!
-//! Errors name the line (and column, for syntax). A deserialization error about an unknown key
-//! names the line of that key.
+//! Errors name the line (and column, for syntax). An unknown key's error names its line; a
+//! wrong type's names where the value sits (`deploy[1].helm.set.x`).
 //!
 //! Checked against toml-test (github.com/toml-lang/toml-test, tests/valid and tests/invalid, on
 //! 2026-12-03): the 226 valid files without dates read exactly as Python's `tomllib` reads them;
 //! all 503 files invalid in TOML 1.1 are refused (6 more, invalid only in 1.0, are accepted:
 //! newlines and trailing commas in inline tables, `\x` escapes).
 
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+
+use xtask_lint::value::FromValue;
 
 /// A TOML problem, with its 1-based line (and column) when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,16 +40,17 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Reads `text` as TOML into `T`.
-pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
+pub fn from_str<T: FromValue>(text: &str) -> Result<T, Error> {
     let value = parse(text)?;
-    serde_json::from_value(value).map_err(|e| {
-        let message = e.to_string();
-        Error { line: line_of_named_key(text, &message), column: None, message }
+    T::from_value(&value, "").map_err(|message| Error {
+        line: line_of_named_key(text, &message),
+        column: None,
+        message,
     })
 }
 
-/// The line of the key a serde message names (`unknown field `x``, `missing field`...), if
-/// it appears as a key in the text.
+/// The line of the key an unknown-field message names (`unknown field `x``), if it appears as a
+/// key in the text.
 fn line_of_named_key(text: &str, message: &str) -> Option<usize> {
     let start = message.strip_prefix("unknown field `")?.len();
     let start = message.len() - start;
@@ -775,11 +777,18 @@ k = -7
 
     #[test]
     fn deserialization_errors_name_the_keys_line() {
-        #[derive(serde::Deserialize, Debug)]
-        #[serde(deny_unknown_fields)]
+        #[derive(Debug)]
         #[allow(dead_code)]
         struct T {
             name: String,
+        }
+        impl FromValue for T {
+            fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+                let mut t = xtask_lint::value::Table::new(v, at)?;
+                let name = t.req("name")?;
+                t.done()?;
+                Ok(T { name })
+            }
         }
         let err = from_str::<T>("name = \"x\"\n\nwait = \"1m\"\n").unwrap_err().to_string();
         assert!(err.starts_with("line 3: unknown field `wait`"), "{err}");

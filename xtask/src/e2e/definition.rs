@@ -10,50 +10,39 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::lint::value::{FromValue, Table};
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::actions::{Action, SetupTask as Task, Wait};
 use super::check_steps::StepDef;
 use super::run_context::Request;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 struct File {
     cluster: ClusterDef,
-    #[serde(default, rename = "image")]
     images: Vec<ImageDef>,
-    #[serde(default, rename = "deploy")]
     deploys: Vec<DeployDef>,
-    #[serde(default, rename = "port-forward")]
     forwards: Vec<ForwardDef>,
-    #[serde(default, rename = "flow")]
     flows: Vec<FlowDef>,
-    #[serde(default)]
     quickstart: Option<QuickstartDef>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug)]
 struct QuickstartDef {
     /// Helm chart installed per run (`--mode helm`).
     chart: Option<PathBuf>,
     /// Kustomize base a per-run overlay points at (`--mode manifest`).
     base: Option<PathBuf>,
     /// What proves the install works, in order (`[[quickstart.check]]`).
-    #[serde(default, rename = "check")]
     checks: Vec<CheckDef>,
-    #[serde(default = "d300")]
     timeout: String,
     /// `--set` values for the chart (typed by helm), templated with the run context.
-    #[serde(default)]
     values: BTreeMap<String, String>,
     /// `--set-string` values for the chart (kept as strings), templated with the run context.
-    #[serde(default)]
     set_string: BTreeMap<String, String>,
     /// Kustomize patch files (templated with the run context) the manifest mode's overlay applies
     /// over the base: how the run's Git settings and namespace-bound references get in.
-    #[serde(default)]
     patches: Vec<PathBuf>,
     /// The Service port name a per-run ServiceMonitor scrapes (Prometheus Operator); absent: none
     /// (plain Prometheus with a static scrape).
@@ -63,15 +52,13 @@ struct QuickstartDef {
 /// One `[[quickstart.check]]`: exactly one kind key (`rollout`, `available`, `pods-ready`, `crds`,
 /// `condition`, `git-file`, `git-no-secret`, `promql`, `apply`, `exists`, `delete`) and the keys of
 /// that kind.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug, Default)]
 struct CheckDef {
     rollout: Option<String>,
     available: Option<String>,
     pods_ready: Option<String>,
     crds: Option<Vec<String>>,
     condition: Option<String>,
-    #[serde(rename = "type")]
     kind: Option<String>,
     status: Option<String>,
     reason: Option<String>,
@@ -214,8 +201,7 @@ impl CheckDef {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug)]
 struct ForwardDef {
     name: String,
     namespace: String,
@@ -227,40 +213,30 @@ struct ForwardDef {
     probe: String,
     /// Variables this forward provides to every run, `${local}` standing for the local port
     /// (`E2E_GITEA_API_URL = "http://127.0.0.1:${local}/api/v1"`).
-    #[serde(default)]
     env: BTreeMap<String, String>,
     /// How long the service may take to answer after setup (a cold image pull takes minutes).
-    #[serde(default = "d300")]
     ready_timeout: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug)]
 struct FlowDef {
     name: String,
     /// Commands run in order with the run's environment; `${E2E_*}`, the flow's `env`,
     /// `${GIT_SHA}` and the environment's variables are expanded in arguments (strictly; `$${` is
     /// a literal `${`).
-    #[serde(default)]
     steps: Vec<Vec<String>>,
-    #[serde(default = "d1800")]
     timeout: String,
     /// Set up the run's Gitea repository, token, key and secrets first.
-    #[serde(default = "yes")]
     gitea: bool,
     /// Variables every step gets; `${E2E_*}` (the run context) and the environment's variables
     /// are expanded in the values, and an unknown `${VAR}` is an error.
-    #[serde(default)]
     env: BTreeMap<String, String>,
     /// Runs alone: no other flow runs while it does (it owns cluster-wide objects: an operator's
     /// CRDs, webhooks, cluster roles). The others still run side by side.
-    #[serde(default)]
     exclusive: bool,
     /// Flows that must have finished before this one starts.
-    #[serde(default)]
     needs: Vec<String>,
     /// Checks run after the steps, in order (`[[flow.check]]`, the kinds of `[[quickstart.check]]`).
-    #[serde(default, rename = "check")]
     checks: Vec<CheckDef>,
 }
 
@@ -268,13 +244,11 @@ fn d1800() -> String {
     "1800s".into()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug)]
 struct ClusterDef {
     name: String,
     /// `kind` (default: created or reused, images loaded with `kind load`) or `existing` (a
     /// named kube context, never created or deleted; images pushed to `registry`).
-    #[serde(default = "kind")]
     provider: String,
     /// The kube context of an `existing` cluster.
     context: Option<String>,
@@ -283,95 +257,68 @@ struct ClusterDef {
     registry: Option<String>,
     /// How long a Lease (shared-infra setup, a run) of an existing cluster holds without
     /// renewal: a SIGKILLed owner's run is reapable after it.
-    #[serde(default = "d30")]
     lease_duration: String,
     config: Option<PathBuf>,
-    #[serde(default = "d120")]
     wait: String,
-    #[serde(default = "d300")]
     timeout: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug)]
 struct ImageDef {
     name: String,
     tag: String,
     dockerfile: PathBuf,
-    #[serde(default = "dot")]
     context: PathBuf,
-    #[serde(default)]
     build_args: BTreeMap<String, String>,
-    #[serde(default)]
     prebuild: Vec<Vec<String>>,
-    #[serde(default)]
     prebuild_env: BTreeMap<String, String>,
     /// Environment of the prebuild commands and `docker build`; values expanded like build args.
-    #[serde(default)]
     env: BTreeMap<String, String>,
     /// What the prebuild commands read, as globs from the repository root (`test/demo/**`,
     /// `Cargo.lock`): part of the image's digest, which cannot guess them.
-    #[serde(default)]
     inputs: Vec<String>,
-    #[serde(default = "yes")]
     load: bool,
-    #[serde(default = "d900")]
     timeout: String,
-    #[serde(default = "two")]
     load_retries: u32,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug)]
 struct DeployDef {
     name: String,
     namespace: Option<String>,
     helm: Option<HelmDef>,
-    #[serde(default)]
     manifests: Vec<PathBuf>,
     /// Expand `${VAR}` in the (local) manifests before applying them, strictly: `${IMAGE_<NAME>}`
     /// names an image's digest tag, so its pods roll when it changes.
-    #[serde(default)]
     template: bool,
-    #[serde(default)]
     wait: Vec<WaitDef>,
     /// Images (by name) whose loads this deploy needs.
-    #[serde(default)]
     images: Vec<String>,
     /// Deploys (by name) this deploy needs.
-    #[serde(default)]
     needs: Vec<String>,
-    #[serde(default = "d600")]
     timeout: String,
     retries: Option<u32>,
     /// A plain command instead of helm/manifests (benchmarks, custom installers).
-    #[serde(default)]
     command: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug)]
 struct HelmDef {
     chart: String,
     release: Option<String>,
     repo: Option<String>,
     version: Option<String>,
-    #[serde(default)]
     values: Vec<PathBuf>,
-    #[serde(default)]
     set: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug)]
 struct WaitDef {
     resource: String,
-    #[serde(rename = "for")]
     condition: String,
     /// Where the resource is, when not in the deploy's namespace (a release manifest spanning
     /// namespaces is applied without one).
     namespace: Option<String>,
-    #[serde(default = "d300")]
     timeout: String,
 }
 
@@ -403,6 +350,202 @@ fn yes() -> bool {
 }
 fn two() -> u32 {
     2
+}
+
+// Each table of the file, read key by key (kebab-case keys; `done` refuses any other key).
+
+impl FromValue for File {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let file = File {
+            cluster: t.req("cluster")?,
+            images: t.or_default("image")?,
+            deploys: t.or_default("deploy")?,
+            forwards: t.or_default("port-forward")?,
+            flows: t.or_default("flow")?,
+            quickstart: t.opt("quickstart")?,
+        };
+        t.done()?;
+        Ok(file)
+    }
+}
+
+impl FromValue for QuickstartDef {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let q = QuickstartDef {
+            chart: t.opt("chart")?,
+            base: t.opt("base")?,
+            checks: t.or_default("check")?,
+            timeout: t.or("timeout", d300())?,
+            values: t.or_default("values")?,
+            set_string: t.or_default("set-string")?,
+            patches: t.or_default("patches")?,
+            service_monitor: t.opt("service-monitor")?,
+        };
+        t.done()?;
+        Ok(q)
+    }
+}
+
+impl FromValue for CheckDef {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let c = CheckDef {
+            rollout: t.opt("rollout")?,
+            available: t.opt("available")?,
+            pods_ready: t.opt("pods-ready")?,
+            crds: t.opt("crds")?,
+            condition: t.opt("condition")?,
+            kind: t.opt("type")?,
+            status: t.opt("status")?,
+            reason: t.opt("reason")?,
+            message: t.opt("message")?,
+            git_file: t.opt("git-file")?,
+            state: t.opt("state")?,
+            text: t.opt("text")?,
+            new_commit: t.opt("new-commit")?,
+            git_no_secret: t.opt("git-no-secret")?,
+            secret_env: t.opt("secret-env")?,
+            secret_values: t.opt("secret-values")?,
+            promql: t.opt("promql")?,
+            expect: t.opt("expect")?,
+            apply: t.opt("apply")?,
+            exists: t.opt("exists")?,
+            delete: t.opt("delete")?,
+            namespace: t.opt("namespace")?,
+            timeout: t.opt("timeout")?,
+        };
+        t.done()?;
+        Ok(c)
+    }
+}
+
+impl FromValue for ForwardDef {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let f = ForwardDef {
+            name: t.req("name")?,
+            namespace: t.req("namespace")?,
+            target: t.req("target")?,
+            local: t.req("local")?,
+            remote: t.req("remote")?,
+            probe: t.req("probe")?,
+            env: t.or_default("env")?,
+            ready_timeout: t.or("ready-timeout", d300())?,
+        };
+        t.done()?;
+        Ok(f)
+    }
+}
+
+impl FromValue for FlowDef {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let f = FlowDef {
+            name: t.req("name")?,
+            steps: t.or_default("steps")?,
+            timeout: t.or("timeout", d1800())?,
+            gitea: t.or("gitea", yes())?,
+            env: t.or_default("env")?,
+            exclusive: t.or_default("exclusive")?,
+            needs: t.or_default("needs")?,
+            checks: t.or_default("check")?,
+        };
+        t.done()?;
+        Ok(f)
+    }
+}
+
+impl FromValue for ClusterDef {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let c = ClusterDef {
+            name: t.req("name")?,
+            provider: t.or("provider", kind())?,
+            context: t.opt("context")?,
+            registry: t.opt("registry")?,
+            lease_duration: t.or("lease-duration", d30())?,
+            config: t.opt("config")?,
+            wait: t.or("wait", d120())?,
+            timeout: t.or("timeout", d300())?,
+        };
+        t.done()?;
+        Ok(c)
+    }
+}
+
+impl FromValue for ImageDef {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let i = ImageDef {
+            name: t.req("name")?,
+            tag: t.req("tag")?,
+            dockerfile: t.req("dockerfile")?,
+            context: t.or("context", dot())?,
+            build_args: t.or_default("build-args")?,
+            prebuild: t.or_default("prebuild")?,
+            prebuild_env: t.or_default("prebuild-env")?,
+            env: t.or_default("env")?,
+            inputs: t.or_default("inputs")?,
+            load: t.or("load", yes())?,
+            timeout: t.or("timeout", d900())?,
+            load_retries: t.or("load-retries", two())?,
+        };
+        t.done()?;
+        Ok(i)
+    }
+}
+
+impl FromValue for DeployDef {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let d = DeployDef {
+            name: t.req("name")?,
+            namespace: t.opt("namespace")?,
+            helm: t.opt("helm")?,
+            manifests: t.or_default("manifests")?,
+            template: t.or_default("template")?,
+            wait: t.or_default("wait")?,
+            images: t.or_default("images")?,
+            needs: t.or_default("needs")?,
+            timeout: t.or("timeout", d600())?,
+            retries: t.opt("retries")?,
+            command: t.or_default("command")?,
+        };
+        t.done()?;
+        Ok(d)
+    }
+}
+
+impl FromValue for HelmDef {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let h = HelmDef {
+            chart: t.req("chart")?,
+            release: t.opt("release")?,
+            repo: t.opt("repo")?,
+            version: t.opt("version")?,
+            values: t.or_default("values")?,
+            set: t.or_default("set")?,
+        };
+        t.done()?;
+        Ok(h)
+    }
+}
+
+impl FromValue for WaitDef {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let w = WaitDef {
+            resource: t.req("resource")?,
+            condition: t.req("for")?,
+            namespace: t.opt("namespace")?,
+            timeout: t.or("timeout", d300())?,
+        };
+        t.done()?;
+        Ok(w)
+    }
 }
 
 /// `90s`, `5m`, `1h30m`, `500ms`.

@@ -234,7 +234,7 @@ impl Settings {
 }
 
 /// What setup records in the run's state dir, so teardown finds exactly what was made.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Record {
     pub(crate) run_id: String,
     pub(crate) flow: String,
@@ -251,10 +251,36 @@ fn record_path(ctx_state: &Path) -> PathBuf {
     ctx_state.join("gitea.json")
 }
 
+impl crate::lint::value::FromValue for Record {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = crate::lint::value::Table::new(v, at)?;
+        Ok(Record {
+            run_id: t.req("run_id")?,
+            flow: t.req("flow")?,
+            org: t.req("org")?,
+            repo: t.req("repo")?,
+            token_name: t.req("token_name")?,
+            deploy_key_id: t.opt("deploy_key_id")?,
+            namespace: t.req("namespace")?,
+            clone_url_ssh: t.req("clone_url_ssh")?,
+            clone_url_http: t.req("clone_url_http")?,
+        })
+    }
+}
+
 impl Record {
+    fn to_json(&self) -> Value {
+        json!({
+            "run_id": self.run_id, "flow": self.flow, "org": self.org, "repo": self.repo,
+            "token_name": self.token_name, "deploy_key_id": self.deploy_key_id,
+            "namespace": self.namespace, "clone_url_ssh": self.clone_url_ssh,
+            "clone_url_http": self.clone_url_http,
+        })
+    }
+
     /// What setup recorded in the run's state dir `state`, if it did (unreadable counts as not).
     pub(crate) fn read(state: &Path) -> Option<Record> {
-        std::fs::read_to_string(record_path(state)).ok().and_then(|t| serde_json::from_str(&t).ok())
+        std::fs::read_to_string(record_path(state)).ok().and_then(|t| crate::lint::value::from_json(&t).ok())
     }
 
     /// The run's repository as `org/repo`.
@@ -296,7 +322,7 @@ pub(crate) fn setup(sh: &Shell, ctx: &RunContext, settings: &Settings) -> Result
         clone_url_ssh,
         clone_url_http,
     };
-    std::fs::write(record_path(&ctx.state_dir()), serde_json::to_string_pretty(&record)?)
+    std::fs::write(record_path(&ctx.state_dir()), serde_json::to_string_pretty(&record.to_json())?)
         .context("writing the run's gitea.json")?;
     Ok(record)
 }

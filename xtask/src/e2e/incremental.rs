@@ -19,35 +19,31 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use xshell::{cmd, Shell};
 
 use crate::exec;
+use crate::lint::value::{FromValue, Table};
 
 /// What the last successful tasks made.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct State {
     /// Kube context → its cluster's kube-system UID.
-    #[serde(default)]
     pub(crate) clusters: BTreeMap<String, String>,
-    #[serde(default)]
     pub(crate) images: BTreeMap<String, ImageRecord>,
     /// `<cluster>/<image name>` → what was loaded.
-    #[serde(default)]
     pub(crate) loads: BTreeMap<String, LoadRecord>,
     /// Deploy name → what was deployed.
-    #[serde(default)]
     pub(crate) deploys: BTreeMap<String, DeployRecord>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ImageRecord {
     pub(crate) digest: String,
     /// The tag as built (`${DIGEST}` resolved).
     pub(crate) tag: String,
     /// What deploys name when it is not the tag: the registry reference an existing cluster
     /// pulls (`registry.example.com/team/demo:<digest>`).
-    #[serde(default)]
     pub(crate) reference: String,
     pub(crate) image_id: String,
     /// Every input by key (`context:src/main.rs` → blob hash, `build-arg:X` → value), for
@@ -55,16 +51,74 @@ pub(crate) struct ImageRecord {
     pub(crate) inputs: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct LoadRecord {
     pub(crate) cluster_uid: String,
     pub(crate) image_id: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DeployRecord {
     pub(crate) cluster_uid: String,
     pub(crate) digest: String,
+}
+
+// The records file (`records.json`), read leniently: a key a newer version added is ignored.
+
+impl State {
+    pub(crate) fn to_json(&self) -> Value {
+        let map = |m: Vec<(&String, Value)>| -> Value {
+            Value::Object(m.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        };
+        json!({
+            "clusters": self.clusters,
+            "images": map(self.images.iter().map(|(k, i)| (k, json!({"digest": i.digest, "tag": i.tag,
+                "reference": i.reference, "image_id": i.image_id, "inputs": i.inputs}))).collect()),
+            "loads": map(self.loads.iter().map(|(k, l)| (k, json!({"cluster_uid": l.cluster_uid,
+                "image_id": l.image_id}))).collect()),
+            "deploys": map(self.deploys.iter().map(|(k, d)| (k, json!({"cluster_uid": d.cluster_uid,
+                "digest": d.digest}))).collect()),
+        })
+    }
+}
+
+impl FromValue for State {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        Ok(State {
+            clusters: t.or_default("clusters")?,
+            images: t.or_default("images")?,
+            loads: t.or_default("loads")?,
+            deploys: t.or_default("deploys")?,
+        })
+    }
+}
+
+impl FromValue for ImageRecord {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        Ok(ImageRecord {
+            digest: t.req("digest")?,
+            tag: t.req("tag")?,
+            reference: t.or_default("reference")?,
+            image_id: t.req("image_id")?,
+            inputs: t.req("inputs")?,
+        })
+    }
+}
+
+impl FromValue for LoadRecord {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        Ok(LoadRecord { cluster_uid: t.req("cluster_uid")?, image_id: t.req("image_id")? })
+    }
+}
+
+impl FromValue for DeployRecord {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        Ok(DeployRecord { cluster_uid: t.req("cluster_uid")?, digest: t.req("digest")? })
+    }
 }
 
 /// The records, shared by the tasks of one setup run and written through after each change.
@@ -79,7 +133,7 @@ impl Store {
     pub(crate) fn open(path: PathBuf, force: bool) -> Store {
         let state = std::fs::read_to_string(&path)
             .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
+            .and_then(|t| crate::lint::value::from_json(&t).ok())
             .unwrap_or_default();
         Store { path, state: Mutex::new(state), force }
     }
@@ -105,7 +159,7 @@ impl Store {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tmp = self.path.with_extension(format!("json.{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_string_pretty(&*state)?)
+        std::fs::write(&tmp, serde_json::to_string_pretty(&state.to_json())?)
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &self.path).with_context(|| format!("writing {}", self.path.display()))
     }

@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use xshell::{cmd, Shell};
 
 use super::gitea;
 use crate::e2e::run_context::{self, RunContext};
+use crate::lint::value::{FromValue, Table};
 use crate::{clock, exec, paths};
 
 /// `run.json`: enough to find a run's owner and everything it made.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct RunRecord {
     pub(crate) run_id: String,
     pub(crate) flow: String,
@@ -28,17 +29,46 @@ pub(crate) struct RunRecord {
     pub(crate) heartbeat: u64,
     /// running | passed | failed | interrupted
     pub(crate) status: String,
-    #[serde(default)]
     pub(crate) kept: bool,
     /// Gitea was set up for it (so cleanup tears it down).
-    #[serde(default)]
     pub(crate) gitea: bool,
     /// The kube context its objects live in (cleanup deletes there and nowhere else).
-    #[serde(default)]
     pub(crate) kube_context: String,
 }
 
+impl FromValue for RunRecord {
+    /// Leniently: a key a newer version added is ignored.
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        Ok(RunRecord {
+            run_id: t.req("run_id")?,
+            flow: t.req("flow")?,
+            namespace: t.req("namespace")?,
+            controller_namespace: t.req("controller_namespace")?,
+            label: t.req("label")?,
+            pid: t.req("pid")?,
+            host: t.req("host")?,
+            started: t.req("started")?,
+            heartbeat: t.req("heartbeat")?,
+            status: t.req("status")?,
+            kept: t.or_default("kept")?,
+            gitea: t.or_default("gitea")?,
+            kube_context: t.or_default("kube_context")?,
+        })
+    }
+}
+
 impl RunRecord {
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "run_id": self.run_id, "flow": self.flow, "namespace": self.namespace,
+            "controller_namespace": self.controller_namespace, "label": self.label, "pid": self.pid,
+            "host": self.host, "started": self.started, "heartbeat": self.heartbeat,
+            "status": self.status, "kept": self.kept, "gitea": self.gitea,
+            "kube_context": self.kube_context,
+        })
+    }
+
     pub(crate) fn new(ctx: &RunContext) -> RunRecord {
         let now = clock::unix_now();
         RunRecord {
@@ -68,7 +98,7 @@ impl RunRecord {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)?)?;
+        std::fs::write(&tmp, serde_json::to_string_pretty(&self.to_json())?)?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
     }
 
@@ -80,7 +110,9 @@ impl RunRecord {
     pub(crate) fn read(run_id: &str) -> Result<RunRecord> {
         let path = RunRecord::path(run_id);
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a run record", path.display()))
+        crate::lint::value::from_json(&text)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{} is not a run record", path.display()))
     }
 
     /// Is the process that owns this run still there? (Another host's run: we cannot tell.) A

@@ -168,7 +168,7 @@ fn shared_records(
         let map = serde_json::json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": { "name": SHARED_RECORDS, "namespace": ns },
-            "data": { "records.json": serde_json::to_string(&shared)? },
+            "data": { "records.json": shared.to_json().to_string() },
         });
         crate::exec::cmd(cmd!(
             sh,
@@ -194,7 +194,8 @@ fn shared_records(
     }
     let map: serde_json::Value = serde_json::from_str(&out.stdout).context("reading the setup records")?;
     let shared: super::incremental::State =
-        serde_json::from_str(map["data"]["records.json"].as_str().unwrap_or("{}")).unwrap_or_default();
+        crate::lint::value::from_json(map["data"]["records.json"].as_str().unwrap_or("{}"))
+            .unwrap_or_default();
     store.update(|s| {
         s.clusters.extend(shared.clusters);
         s.deploys.extend(shared.deploys);

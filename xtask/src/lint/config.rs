@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde_json::Value;
+
+use super::value::{FromValue, Table};
 
 use super::dockerfiles::DockerfileConfig;
 use super::hardcoded::HardcodedConfig;
@@ -13,22 +15,31 @@ use super::report::Rule;
 use super::rules;
 use crate::paths;
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Config {
-    #[serde(default)]
     pub(crate) hardcoded: HardcodedConfig,
-    #[serde(default)]
     pub(crate) dockerfile: DockerfileConfig,
     /// Rule id → the help shown under each of its findings, in this project's words.
-    #[serde(default)]
     pub(crate) help: BTreeMap<String, String>,
     /// Where the config was read from (excludes and scope are relative to its repository).
-    #[serde(skip)]
     pub(crate) root: PathBuf,
     /// The config file, when there is one.
-    #[serde(skip)]
     pub(crate) file: Option<PathBuf>,
+}
+
+impl FromValue for Config {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let config = Config {
+            hardcoded: t.or_default("hardcoded")?,
+            dockerfile: t.or_default("dockerfile")?,
+            help: t.or_default("help")?,
+            root: PathBuf::new(),
+            file: None,
+        };
+        t.done()?;
+        Ok(config)
+    }
 }
 
 /// The project's own config.

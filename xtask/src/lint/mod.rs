@@ -13,4 +13,4 @@ pub mod config;
 pub mod output;
 
 // The engine is its own crate (`lint/`), compiled optimised; its modules keep their paths here.
-pub use xtask_lint::{dockerfiles, hardcoded, parse, report, rules, walk};
+pub use xtask_lint::{dockerfiles, hardcoded, parse, report, rules, value, walk};

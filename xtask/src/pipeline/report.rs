@@ -5,10 +5,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use serde::Serialize;
+use serde_json::{json, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Status {
     Ok,
     /// Nothing to do: what it would make is already there (recorded, and checked).
@@ -23,6 +22,18 @@ pub(crate) enum Status {
 }
 
 impl Status {
+    /// Its name in the JSON report.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::UpToDate => "up-to-date",
+            Status::Failed => "failed",
+            Status::TimedOut => "timed-out",
+            Status::Stopped => "stopped",
+            Status::Skipped => "skipped",
+        }
+    }
+
     /// A failure of its own (not stopped or skipped because of another).
     pub(crate) fn is_failure(self) -> bool {
         matches!(self, Status::Failed | Status::TimedOut)
@@ -34,7 +45,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct TaskTiming {
     pub(crate) id: String,
     pub(crate) deps: Vec<String>,
@@ -44,12 +55,11 @@ pub(crate) struct TaskTiming {
     pub(crate) duration_s: f64,
     pub(crate) attempts: u32,
     pub(crate) log: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
 }
 
 /// What a pipeline run produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct Report {
     pub(crate) mode: &'static str,
     pub(crate) threads: usize,
@@ -59,7 +69,27 @@ pub(crate) struct Report {
     pub(crate) tasks: Vec<TaskTiming>,
 }
 
+impl TaskTiming {
+    fn to_json(&self) -> Value {
+        let mut t = json!({"id": self.id, "deps": self.deps, "status": self.status.name(),
+                           "start_s": self.start_s, "end_s": self.end_s, "duration_s": self.duration_s,
+                           "attempts": self.attempts, "log": self.log});
+        if let Some(error) = &self.error {
+            t["error"] = json!(error);
+        }
+        t
+    }
+}
+
 impl Report {
+    /// The JSON report: `{mode, threads, wall_s, critical_path, critical_path_s, tasks: [{id,
+    /// deps, status, start_s, end_s, duration_s, attempts, log, error?}]}`.
+    pub(crate) fn to_json(&self) -> Value {
+        let tasks: Vec<Value> = self.tasks.iter().map(TaskTiming::to_json).collect();
+        json!({"mode": self.mode, "threads": self.threads, "wall_s": self.wall_s,
+               "critical_path": self.critical_path, "critical_path_s": self.critical_path_s, "tasks": tasks})
+    }
+
     /// The error naming every failed task with the tail of its log.
     pub(crate) fn failure(&self) -> Option<anyhow::Error> {
         let failed: Vec<&TaskTiming> = self.tasks.iter().filter(|t| t.status.is_failure()).collect();
@@ -217,7 +247,7 @@ pub(crate) fn gantt(report: &Report) -> String {
 pub(crate) fn write_report(report: &Report, dir: &Path, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{name}.json"));
-    let text = serde_json::to_string_pretty(report)?;
+    let text = serde_json::to_string_pretty(&report.to_json())?;
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     std::fs::write(dir.join("latest.json"), &text).with_context(|| format!("writing {}", dir.display()))?;
     Ok(path)
