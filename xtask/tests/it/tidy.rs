@@ -415,3 +415,36 @@ fn the_full_flows_pods_carry_the_run_label() {
     let at = |verb: &str| steps.iter().position(|s| s.get(1).map(String::as_str) == Some(verb)).unwrap();
     assert!(at("apply") < at("patch") && at("patch") < at("rollout"));
 }
+
+/// What a cold `cargo build -p xtask` compiles has no serde derive (serde_derive was ~3.5 s of
+/// every fresh checkout's build): decode with `xtask_lint::value`, write with `json!`.
+#[test]
+fn no_serde_derives_in_the_xtask_build() {
+    let mut files = Vec::new();
+    for dir in ["xtask/src", "lint/src", "scan/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    // The fake tool is a binary of the xtask package: built by `cargo build -p xtask` too.
+    for fake in ["fake_tool.rs", "fake_kube.rs", "fake_charts.rs"] {
+        files.push(root().join("test/support").join(fake));
+    }
+    let derive = regex::Regex::new(r"derive\([^)]*\b(Serialize|Deserialize)\b").unwrap();
+    let mut offences = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if derive.is_match(&without_strings(line)) || line.contains("#[serde(") {
+                offences.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    for manifest in ["xtask/Cargo.toml", "lint/Cargo.toml", "scan/Cargo.toml"] {
+        let text = std::fs::read_to_string(root().join(manifest)).unwrap();
+        for line in
+            text.lines().filter(|l| l.trim_start().starts_with("serde ") || l.contains("serde_derive"))
+        {
+            offences.push(format!("{manifest}: {line}"));
+        }
+    }
+    assert!(offences.is_empty(), "serde derives (use xtask_lint::value / json!):\n{}", offences.join("\n"));
+}
