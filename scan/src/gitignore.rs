@@ -40,6 +40,12 @@ enum Shape {
 pub struct Gitignore {
     dir: PathBuf,
     patterns: Vec<Pattern>,
+    /// The indices of the patterns whose match must end with byte `b`, at `by_last[b]` (a
+    /// pattern ending in a literal byte can only match a subject ending in it), and of the others
+    /// (ending in `*`, `?`, a class or an escape) in `any_last`: a path is tried against its
+    /// last byte's patterns and those, not against every line of a 300-line `.gitignore`.
+    by_last: Vec<Vec<usize>>,
+    any_last: Vec<usize>,
 }
 
 /// What the last matching pattern said.
@@ -71,7 +77,26 @@ impl std::error::Error for PatternError {}
 impl Gitignore {
     /// An empty matcher rooted at `dir`.
     pub fn new(dir: &Path) -> Gitignore {
-        Gitignore { dir: dir.to_path_buf(), patterns: Vec::new() }
+        Gitignore { dir: dir.to_path_buf(), ..Gitignore::default() }
+    }
+
+    fn push(&mut self, p: Pattern) {
+        let i = self.patterns.len();
+        let last = match p.glob.as_slice() {
+            [.., b'*' | b'?' | b']' | b'\\'] | [] => None,
+            [.., before, _] if *before == b'\\' => None,
+            [.., last] => Some(*last),
+        };
+        match last {
+            Some(b) => {
+                if self.by_last.is_empty() {
+                    self.by_last = vec![Vec::new(); 256];
+                }
+                self.by_last[usize::from(b)].push(i);
+            }
+            None => self.any_last.push(i),
+        }
+        self.patterns.push(p);
     }
 
     /// The directory patterns are relative to.
@@ -88,7 +113,7 @@ impl Gitignore {
     pub fn add_text(&mut self, text: &[u8]) {
         for line in text.split(|&b| b == b'\n') {
             if let Some(p) = parse_line(line) {
-                self.patterns.push(p);
+                self.push(p);
             }
         }
     }
@@ -118,7 +143,7 @@ impl Gitignore {
             i += 1;
         }
         if let Some(p) = parse_line(b) {
-            self.patterns.push(p);
+            self.push(p);
         }
         Ok(())
     }
@@ -137,7 +162,29 @@ impl Gitignore {
         }
         let base = rel.rsplit(|&b| b == b'/').next().unwrap_or(rel);
         let slashes = rel.iter().filter(|&&b| b == b'/').count();
-        for p in self.patterns.iter().rev() {
+        // The candidates, last line first: this byte's patterns merged with the others.
+        let same: &[usize] = match (rel.last(), self.by_last.is_empty()) {
+            (Some(&b), false) => &self.by_last[usize::from(b)],
+            _ => &[],
+        };
+        let (mut a, mut b) = (same.len(), self.any_last.len());
+        loop {
+            let i = match (a.checked_sub(1).map(|x| same[x]), b.checked_sub(1).map(|x| self.any_last[x])) {
+                (None, None) => break,
+                (Some(x), Some(y)) if x > y => {
+                    a -= 1;
+                    x
+                }
+                (Some(x), None) => {
+                    a -= 1;
+                    x
+                }
+                (_, Some(y)) => {
+                    b -= 1;
+                    y
+                }
+            };
+            let p = &self.patterns[i];
             if p.dir_only && !is_dir {
                 continue;
             }
@@ -469,6 +516,91 @@ fn dowild(pat: &[u8], text: &[u8]) -> Wm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The decision by trying every pattern from the last: what the fast paths (literal, suffix) must equal.
+    fn matched_one_by_one(g: &Gitignore, rel: &[u8], is_dir: bool) -> Match {
+        let base = rel.rsplit(|&b| b == b'/').next().unwrap_or(rel);
+        for p in g.patterns.iter().rev() {
+            if p.dir_only && !is_dir {
+                continue;
+            }
+            let subject = if p.basename { base } else { rel };
+            if wildmatch(&p.glob, subject) {
+                return if p.negated { Match::Whitelist } else { Match::Ignore };
+            }
+        }
+        Match::None
+    }
+
+    #[test]
+    fn the_fast_paths_decide_as_the_last_matching_line_does() {
+        // Every combination of a few lines (literal and not, negated, dir-only, anchored) over
+        // paths that hit them: a pseudo-random walk, reproducible.
+        let lines = [
+            "a",
+            "!a",
+            "a/",
+            "b",
+            "/a",
+            "x/a",
+            "!x/a",
+            "*.log",
+            "!keep.log",
+            "a*",
+            "!b",
+            "x/",
+            "**/a",
+            "x/*.log",
+            "keep.log",
+            "x/[ab]",
+            "!?",
+            "\\*",
+            "a\\b",
+            "*g",
+            "!x/**",
+            "[!k]*.log",
+            "b\\ ",
+        ];
+        let paths: [&[u8]; 13] = [
+            b"a",
+            b"b",
+            b"x/a",
+            b"y/a",
+            b"keep.log",
+            b"x/keep.log",
+            b"ab",
+            b"x",
+            b"x/b",
+            b"*",
+            b"b ",
+            b"g",
+            b"x/y/z.log",
+        ];
+        let mut seed = 0x9e37_79b9_u32;
+        for _ in 0..4000 {
+            let mut g = Gitignore::new(Path::new("/r"));
+            let mut text = String::new();
+            for _ in 0..(seed % 7) {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                text.push_str(lines[seed as usize % lines.len()]);
+                text.push('\n');
+            }
+            seed = seed.wrapping_add(1);
+            g.add_text(text.as_bytes());
+            for path in paths {
+                for is_dir in [false, true] {
+                    assert_eq!(
+                        g.matched_rel(path, is_dir),
+                        matched_one_by_one(&g, path, is_dir),
+                        "{text:?} on {:?} (dir: {is_dir})",
+                        String::from_utf8_lossy(path)
+                    );
+                }
+            }
+        }
+    }
 
     fn ignored(lines: &str, path: &str, is_dir: bool) -> Match {
         let mut g = Gitignore::new(Path::new("/r"));
