@@ -20,7 +20,7 @@ pub enum Format {
 pub(crate) fn render(report: &Report, format: Format, tool: &str, config: &Config) -> String {
     match format {
         Format::Human => human(report, config),
-        Format::Json => serde_json::to_string_pretty(&report.to_json()).unwrap_or_default() + "\n",
+        Format::Json => report.to_json_text() + "\n",
         Format::Sarif => {
             serde_json::to_string_pretty(&sarif(report, tool, config)).unwrap_or_default() + "\n"
         }
