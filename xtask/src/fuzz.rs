@@ -148,8 +148,12 @@ mod tests {
 
     /// Runs `target` on mutated inputs for `budget`; returns how many ran.
     fn fuzz(name: &str, budget: Duration, target: impl Fn(&str)) -> u64 {
+        fuzz_from(name, SEEDS, budget, target)
+    }
+
+    fn fuzz_from(name: &str, seeds: &[&str], budget: Duration, target: impl Fn(&str)) -> u64 {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ name.len() as u64);
-        let mut corpus: Vec<String> = SEEDS.iter().map(|s| s.to_string()).collect();
+        let mut corpus: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
         let start = Instant::now();
         let mut runs = 0u64;
         while start.elapsed() < budget {
@@ -213,6 +217,18 @@ mod tests {
             let _ = crate::e2e::run_context::split_endpoint(text);
             let _ = crate::e2e::actions::expand_strict(text, &[("A".into(), "b".into())]);
             let _ = crate::e2e::actions::top_level_keys(text);
+        });
+        assert!(n > 100);
+    }
+
+    /// The decoders of the e2e definition and the lint config, from this repository's own files
+    /// mutated (most mutations still parse as TOML, so the decoding is what runs).
+    #[test]
+    fn config_decoding_never_panics() {
+        let seeds = [include_str!("../../test/e2e/e2e.toml"), include_str!("../../hack/lint.toml")];
+        let n = fuzz_from("config decoding", &seeds, budget(), |text| {
+            let _ = crate::e2e::definition::decode(text);
+            let _ = crate::toml::from_str::<crate::lint::config::Config>(text);
         });
         assert!(n > 100);
     }

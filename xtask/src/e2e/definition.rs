@@ -716,6 +716,12 @@ pub(crate) fn load(path: &Path) -> Result<Definition> {
     load_checked(path).map_err(|e| crate::usage::usage(format!("{e:#}")))
 }
 
+/// Decodes a definition's text into its tables, nothing more (the fuzz target of the decoder).
+#[cfg(test)]
+pub(crate) fn decode(text: &str) -> Result<(), crate::toml::Error> {
+    crate::toml::from_str::<File>(text).map(drop)
+}
+
 fn load_checked(path: &Path) -> Result<Definition> {
     let shown = path.display().to_string();
     let text =
