@@ -149,30 +149,9 @@ enum Field<'a> {
     Number(usize),
 }
 
-/// `text` as a JSON string (RFC 8259: `"`, `\\` and control characters escaped).
-pub fn json_string(out: &mut String, text: &str) {
-    out.push('"');
-    let mut plain = 0;
-    for (i, b) in text.bytes().enumerate() {
-        let escaped = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&text[plain..i]);
-        if escaped.is_empty() {
-            out.push_str(&format!("\\u{b:04x}"));
-        } else {
-            out.push_str(escaped);
-        }
-        plain = i + 1;
-    }
-    out.push_str(&text[plain..]);
-    out.push('"');
+/// `text` as a JSON string, escaped by serde_json.
+fn json_string(out: &mut String, text: &str) {
+    out.push_str(&serde_json::to_string(text).unwrap_or_default());
 }
 
 /// A file's text with line starts, for offsets → line/column (1-based, columns in characters).
@@ -266,10 +245,11 @@ pub fn apply_baseline(path: &Path, report: &mut Report) -> Result<usize> {
         std::fs::read_to_string(path).with_context(|| format!("reading baseline {}", path.display()))?;
     let invalid = || format!("invalid baseline {}", path.display());
     let file: Value = serde_json::from_str(&text).with_context(invalid)?;
-    let findings: Vec<BaselineEntry> = match file.get("findings") {
-        Some(v) => FromValue::from_value(v, "findings").map_err(anyhow::Error::msg).with_context(invalid)?,
-        None => Err(anyhow::anyhow!("missing field `findings`")).with_context(invalid)?,
-    };
+    // Other keys (`version`) are ignored.
+    let findings: Vec<BaselineEntry> = Table::new(&file, "")
+        .and_then(|mut t| t.req("findings"))
+        .map_err(anyhow::Error::msg)
+        .with_context(invalid)?;
     let mut budget: HashMap<BaselineEntry, usize> = HashMap::new();
     for e in findings {
         *budget.entry(e).or_default() += 1;

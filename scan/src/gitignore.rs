@@ -167,23 +167,14 @@ impl Gitignore {
             (Some(&b), false) => &self.by_last[usize::from(b)],
             _ => &[],
         };
-        let (mut a, mut b) = (same.len(), self.any_last.len());
+        let (mut same, mut any) = (same.iter().rev().peekable(), self.any_last.iter().rev().peekable());
         loop {
-            let i = match (a.checked_sub(1).map(|x| same[x]), b.checked_sub(1).map(|x| self.any_last[x])) {
-                (None, None) => break,
-                (Some(x), Some(y)) if x > y => {
-                    a -= 1;
-                    x
-                }
-                (Some(x), None) => {
-                    a -= 1;
-                    x
-                }
-                (_, Some(y)) => {
-                    b -= 1;
-                    y
-                }
+            let next = match (same.peek(), any.peek()) {
+                (Some(x), Some(y)) if x < y => any.next(),
+                (Some(_), _) => same.next(),
+                (None, _) => any.next(),
             };
+            let Some(&i) = next else { break };
             let p = &self.patterns[i];
             if p.dir_only && !is_dir {
                 continue;
@@ -517,7 +508,8 @@ fn dowild(pat: &[u8], text: &[u8]) -> Wm {
 mod tests {
     use super::*;
 
-    /// The decision by trying every pattern from the last: what the fast paths (literal, suffix) must equal.
+    /// The decision of every pattern tried from the last, by wildmatch alone: what the last-byte
+    /// buckets and the literal and suffix shortcuts must decide too.
     fn matched_one_by_one(g: &Gitignore, rel: &[u8], is_dir: bool) -> Match {
         let base = rel.rsplit(|&b| b == b'/').next().unwrap_or(rel);
         for p in g.patterns.iter().rev() {
