@@ -19,6 +19,17 @@ pub trait FromValue: Sized {
     fn from_value(v: &Value, at: &str) -> Result<Self, String>;
 }
 
+/// A value written as a JSON tree: the twin of [`FromValue`] for records we write and read back.
+pub trait ToValue {
+    fn to_value(&self) -> Value;
+}
+
+impl<T: ToValue> ToValue for BTreeMap<String, T> {
+    fn to_value(&self) -> Value {
+        Value::Object(self.iter().map(|(k, v)| (k.clone(), v.to_value())).collect())
+    }
+}
+
 /// What a JSON value is, for "expected ..., found ..." messages.
 pub fn kind_of(v: &Value) -> String {
     match v {

@@ -26,7 +26,7 @@
 //! ignored; otherwise it is `targetPort`.
 
 use serde_json::{json, Value};
-use xtask_lint::value::{FromValue, Table};
+use xtask_lint::value::{FromValue, Table, ToValue};
 
 /// A Service as `kubectl port-forward svc/...` sees it, and the port its pod really listens on.
 #[derive(Clone, Debug)]
@@ -50,12 +50,14 @@ impl FromValue for Service {
     }
 }
 
-impl Service {
-    pub fn to_json(&self) -> Value {
+impl ToValue for Service {
+    fn to_value(&self) -> Value {
         json!({"headless": self.headless, "port": self.port, "target_port": self.target_port,
                "listens_on": self.listens_on})
     }
+}
 
+impl Service {
     /// The pod port a forward to `remote` reaches, as kubectl resolves it.
     pub fn pod_port(&self, name: &str, remote: u16) -> Result<u16, String> {
         if remote != self.port {

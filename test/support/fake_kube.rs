@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
-use xtask_lint::value::{FromValue, Table};
+use xtask_lint::value::{FromValue, Table, ToValue};
 
 use super::{flag_values, Reply};
 
@@ -52,8 +52,8 @@ impl FromValue for Objects {
     }
 }
 
-impl Objects {
-    pub fn to_json(&self) -> Value {
+impl ToValue for Objects {
+    fn to_value(&self) -> Value {
         json!({"items": self.items, "next_uid": self.next_uid, "resource_version": self.resource_version})
     }
 }

@@ -26,7 +26,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use xtask_lint::value::{FromValue, Table};
+use xtask_lint::value::{FromValue, Table, ToValue};
 
 #[path = "base64.rs"]
 mod base64;
@@ -152,13 +152,11 @@ impl FromValue for State {
     }
 }
 
-impl State {
-    fn to_json(&self) -> Value {
-        let services: serde_json::Map<String, Value> =
-            self.services.iter().map(|(k, s)| (k.clone(), s.to_json())).collect();
+impl ToValue for State {
+    fn to_value(&self) -> Value {
         json!({
             "clusters": self.clusters, "images": self.images, "rule_hits": self.rule_hits,
-            "services": services, "objects": self.objects.to_json(), "image_ids": self.image_ids,
+            "services": self.services.to_value(), "objects": self.objects.to_value(), "image_ids": self.image_ids,
             "builds": self.builds, "cluster_uids": self.cluster_uids, "clusters_made": self.clusters_made,
             "releases": self.releases, "pushed": self.pushed,
         })
@@ -845,7 +843,7 @@ fn with_state<T>(dir: &Path, f: impl FnOnce(&mut State) -> Result<T, String>) ->
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     let out = f(&mut state)?;
-    let text = serde_json::to_string_pretty(&state.to_json()).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&state.to_value()).map_err(|e| e.to_string())?;
     let new = dir.join(format!("state.json.{}", std::process::id()));
     fs::write(&new, text).map_err(|e| format!("{}: {e}", new.display()))?;
     fs::rename(&new, &path).map_err(|e| format!("{}: {e}", path.display()))?;

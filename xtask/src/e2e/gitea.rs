@@ -268,8 +268,8 @@ impl crate::lint::value::FromValue for Record {
     }
 }
 
-impl Record {
-    fn to_json(&self) -> Value {
+impl crate::lint::value::ToValue for Record {
+    fn to_value(&self) -> Value {
         json!({
             "run_id": self.run_id, "flow": self.flow, "org": self.org, "repo": self.repo,
             "token_name": self.token_name, "deploy_key_id": self.deploy_key_id,
@@ -277,7 +277,9 @@ impl Record {
             "clone_url_http": self.clone_url_http,
         })
     }
+}
 
+impl Record {
     /// What setup recorded in the run's state dir `state`, if it did (unreadable counts as not).
     pub(crate) fn read(state: &Path) -> Option<Record> {
         std::fs::read_to_string(record_path(state)).ok().and_then(|t| crate::lint::value::from_json(&t).ok())
@@ -322,8 +324,11 @@ pub(crate) fn setup(sh: &Shell, ctx: &RunContext, settings: &Settings) -> Result
         clone_url_ssh,
         clone_url_http,
     };
-    std::fs::write(record_path(&ctx.state_dir()), serde_json::to_string_pretty(&record.to_json())?)
-        .context("writing the run's gitea.json")?;
+    std::fs::write(
+        record_path(&ctx.state_dir()),
+        serde_json::to_string_pretty(&crate::lint::value::ToValue::to_value(&record))?,
+    )
+    .context("writing the run's gitea.json")?;
     Ok(record)
 }
 

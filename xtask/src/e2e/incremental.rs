@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use xshell::{cmd, Shell};
 
 use crate::exec;
-use crate::lint::value::{FromValue, Table};
+use crate::lint::value::{FromValue, Table, ToValue};
 
 /// What the last successful tasks made.
 #[derive(Debug, Clone, Default)]
@@ -65,20 +65,33 @@ pub(crate) struct DeployRecord {
 
 // The records file (`records.json`), read leniently: a key a newer version added is ignored.
 
-impl State {
-    pub(crate) fn to_json(&self) -> Value {
-        let map = |m: Vec<(&String, Value)>| -> Value {
-            Value::Object(m.into_iter().map(|(k, v)| (k.clone(), v)).collect())
-        };
+impl ToValue for State {
+    fn to_value(&self) -> Value {
         json!({
             "clusters": self.clusters,
-            "images": map(self.images.iter().map(|(k, i)| (k, json!({"digest": i.digest, "tag": i.tag,
-                "reference": i.reference, "image_id": i.image_id, "inputs": i.inputs}))).collect()),
-            "loads": map(self.loads.iter().map(|(k, l)| (k, json!({"cluster_uid": l.cluster_uid,
-                "image_id": l.image_id}))).collect()),
-            "deploys": map(self.deploys.iter().map(|(k, d)| (k, json!({"cluster_uid": d.cluster_uid,
-                "digest": d.digest}))).collect()),
+            "images": self.images.to_value(),
+            "loads": self.loads.to_value(),
+            "deploys": self.deploys.to_value(),
         })
+    }
+}
+
+impl ToValue for ImageRecord {
+    fn to_value(&self) -> Value {
+        json!({"digest": self.digest, "tag": self.tag, "reference": self.reference,
+               "image_id": self.image_id, "inputs": self.inputs})
+    }
+}
+
+impl ToValue for LoadRecord {
+    fn to_value(&self) -> Value {
+        json!({"cluster_uid": self.cluster_uid, "image_id": self.image_id})
+    }
+}
+
+impl ToValue for DeployRecord {
+    fn to_value(&self) -> Value {
+        json!({"cluster_uid": self.cluster_uid, "digest": self.digest})
     }
 }
 
@@ -159,7 +172,7 @@ impl Store {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tmp = self.path.with_extension(format!("json.{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_string_pretty(&state.to_json())?)
+        std::fs::write(&tmp, serde_json::to_string_pretty(&state.to_value())?)
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &self.path).with_context(|| format!("writing {}", self.path.display()))
     }
@@ -549,6 +562,34 @@ fn glob_files(root: &Path, glob: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_read_back_what_was_written() {
+        let image = ImageRecord {
+            digest: "d1".into(),
+            tag: "app:d1".into(),
+            reference: "reg/app:d1".into(),
+            image_id: "sha256:1".into(),
+            inputs: [("context:a".to_string(), "h".to_string())].into(),
+        };
+        let state = State {
+            clusters: [("kind-e2e".to_string(), "uid".to_string())].into(),
+            images: [("app".to_string(), image)].into(),
+            loads: [(
+                "e2e/app".to_string(),
+                LoadRecord { cluster_uid: "uid".into(), image_id: "sha256:1".into() },
+            )]
+            .into(),
+            deploys: [("infra".to_string(), DeployRecord { cluster_uid: "uid".into(), digest: "d1".into() })]
+                .into(),
+        };
+        let text = serde_json::to_string_pretty(&state.to_value()).unwrap();
+        let back: State = crate::lint::value::from_json(&text).unwrap();
+        assert_eq!(back.clusters, state.clusters);
+        assert_eq!(back.images, state.images);
+        assert_eq!(back.loads, state.loads);
+        assert_eq!(back.deploys, state.deploys);
+    }
 
     fn ignore(text: &str) -> DockerIgnore {
         DockerIgnore::parse(text).unwrap()

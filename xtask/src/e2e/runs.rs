@@ -11,7 +11,7 @@ use xshell::{cmd, Shell};
 
 use super::gitea;
 use crate::e2e::run_context::{self, RunContext};
-use crate::lint::value::{FromValue, Table};
+use crate::lint::value::{FromValue, Table, ToValue};
 use crate::{clock, exec, paths};
 
 /// `run.json`: enough to find a run's owner and everything it made.
@@ -58,8 +58,8 @@ impl FromValue for RunRecord {
     }
 }
 
-impl RunRecord {
-    pub(crate) fn to_json(&self) -> Value {
+impl ToValue for RunRecord {
+    fn to_value(&self) -> Value {
         json!({
             "run_id": self.run_id, "flow": self.flow, "namespace": self.namespace,
             "controller_namespace": self.controller_namespace, "label": self.label, "pid": self.pid,
@@ -68,7 +68,9 @@ impl RunRecord {
             "kube_context": self.kube_context,
         })
     }
+}
 
+impl RunRecord {
     pub(crate) fn new(ctx: &RunContext) -> RunRecord {
         let now = clock::unix_now();
         RunRecord {
@@ -98,7 +100,7 @@ impl RunRecord {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&self.to_json())?)?;
+        std::fs::write(&tmp, serde_json::to_string_pretty(&self.to_value())?)?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
     }
 

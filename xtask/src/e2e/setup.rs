@@ -168,7 +168,7 @@ fn shared_records(
         let map = serde_json::json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": { "name": SHARED_RECORDS, "namespace": ns },
-            "data": { "records.json": shared.to_json().to_string() },
+            "data": { "records.json": crate::lint::value::ToValue::to_value(&shared).to_string() },
         });
         crate::exec::cmd(cmd!(
             sh,
