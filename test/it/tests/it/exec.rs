@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use operator_e2e::exec::{self, Failure};
 use testkit::{group_members, FakeToolchain, Rule};
 use xshell::{cmd, Shell};
-use xtask::exec::{self, Failure};
 
 fn fake() -> FakeToolchain {
     FakeToolchain::new(env!("CARGO_BIN_EXE_fake-tool")).expect("fake toolchain")

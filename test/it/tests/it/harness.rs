@@ -12,7 +12,10 @@ use testkit::FakeToolchain;
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root (test/it/../..)")
 }
 
 /// A new fake toolchain (docker, kind, helm, kubectl).
@@ -50,7 +53,7 @@ impl Sandbox {
 
     /// `xtask ARGS` in this sandbox (stdin closed, cwd inherited unless set).
     pub fn xtask(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask-under-test"));
         for (key, _) in std::env::vars_os() {
             let key_text = key.to_string_lossy();
             if key_text.starts_with("E2E_") || key_text == "KUBECONFIG" || key_text == "GIT_CONFIG_GLOBAL" {

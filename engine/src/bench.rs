@@ -529,16 +529,23 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-/// The fake toolchain's binary, built beside this one when it is not there yet.
+/// The fake toolchain's binary, built beside this one when it is not there yet. It belongs to the
+/// engine's own repository (`test/support/fake_tool.rs`, a binary of its `it` test package): in
+/// an adopter, `bench pipeline` and `bench e2e` say so instead of failing in cargo.
 fn fake_tool(sh: &Shell) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let fake = exe.with_file_name("fake-tool");
     if !fake.exists() {
+        if !paths::project_root().join("test/support/fake_tool.rs").is_file() {
+            return Err(crate::usage::usage(
+                "the pipeline and e2e benches run on the engine's fake toolchain, which lives in the engine's own repository: run them there (`git clone` it, then `cargo xtask bench pipeline`)",
+            ));
+        }
         let cargo = sh.var("CARGO").unwrap_or_else(|_| "cargo".into());
         let _root = sh.push_dir(paths::project_root());
         let release: Option<&str> =
             exe.parent().and_then(|p| p.file_name()).filter(|n| *n == "release").map(|_| "--release");
-        exec::cmd(cmd!(sh, "{cargo} build --quiet {release...} -p xtask --bin fake-tool"))
+        exec::cmd(cmd!(sh, "{cargo} build --quiet {release...} -p it --bin fake-tool"))
             .log(paths::logs_dir().join("bench-pipeline.log"))
             .run()
             .context("building the fake toolchain")?;

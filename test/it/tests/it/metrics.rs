@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use operator_e2e::e2e::metrics::{scope, selector, Client, Data, Matcher, QueryError};
 use testkit::prometheus::{demo_binary, Demo, PrometheusServer};
-use xtask::e2e::metrics::{scope, selector, Client, Data, Matcher, QueryError};
 
 fn count(data: &Data) -> usize {
     data.samples().len()

@@ -337,7 +337,7 @@ fn run_context_prints_an_eval_able_env_and_validates_given_values() {
     // Through a real shell, as users do.
     let script = format!(
         "eval \"$('{}' run-context --flow full)\" && echo \"$E2E_RUN_ID $E2E_TEST_NAMESPACE\"",
-        env!("CARGO_BIN_EXE_xtask")
+        env!("CARGO_BIN_EXE_xtask-under-test")
     );
     let out = Command::new("sh")
         .args(["-c", &script])

@@ -1,5 +1,5 @@
 //! The xtask binary end to end: doctor, Ctrl-C.
-// Tests drive the xtask binary from outside, as a user does; the exec-layer rule is for xtask/src.
+// Tests drive the xtask binary from outside, as a user does; the exec-layer rule is for the engine.
 #![allow(clippy::disallowed_methods)]
 
 use std::process::Stdio;

@@ -1,5 +1,5 @@
 //! The lint gates against the fixtures in test/lint-fixtures/: exact rule, line and column.
-// Tests drive the xtask binary from outside, as a user does; the exec-layer rule is for xtask/src.
+// Tests drive the xtask binary from outside, as a user does; the exec-layer rule is for the engine.
 #![allow(clippy::disallowed_methods)]
 // Test data for the lint itself: it is made of violations.
 // xtask-lint: allow-file(all)

@@ -1,5 +1,5 @@
 //! Checks of the repository itself, run by `cargo test` (as rust-analyzer's tidy does).
-// Tests drive the xtask binary from outside, as a user does; the exec-layer rule is for xtask/src.
+// Tests drive the xtask binary from outside, as a user does; the exec-layer rule is for the engine.
 #![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
@@ -36,10 +36,11 @@ fn without_strings(line: &str) -> String {
     out
 }
 
-/// Only xtask/src/exec.rs may spawn processes (the lint crates in lint/ and scan/ spawn none).
+/// Only engine/src/exec.rs may spawn processes (the lint crates in lint/ and scan/ spawn none).
 #[test]
 fn only_the_exec_layer_spawns_processes() {
     let mut files = Vec::new();
+    rust_files(&root().join("engine/src"), &mut files);
     rust_files(&root().join("xtask/src"), &mut files);
     rust_files(&root().join("lint/src"), &mut files);
     rust_files(&root().join("scan/src"), &mut files);
@@ -86,7 +87,7 @@ fn only_the_exec_layer_spawns_processes() {
     }
     assert!(
         offences.is_empty(),
-        "processes must be spawned through xtask/src/exec.rs:\n{}",
+        "processes must be spawned through engine/src/exec.rs:\n{}",
         offences.join("\n")
     );
 
@@ -195,7 +196,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("fuzz", 2),
 ];
 
-/// `xtask/src/lint/parse/shell.rs` → `lint::parse::shell`; `lint/mod.rs` → `lint`.
+/// `engine/src/lint/parse/shell.rs` → `lint::parse::shell`; `lint/mod.rs` → `lint`.
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap().with_extension("");
     let mut parts: Vec<String> =
@@ -300,11 +301,13 @@ fn resolve(
 #[test]
 fn modules_depend_one_way_and_form_no_cycle() {
     use std::collections::{BTreeMap, BTreeSet};
-    let src = root().join("xtask/src");
+    let src = root().join("engine/src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
-    let files: Vec<PathBuf> =
-        files.into_iter().filter(|f| !f.ends_with("main.rs") && !f.ends_with("lib.rs")).collect();
+    // The entry points (main.rs, lib.rs, and cli.rs, the dispatcher above every command) are
+    // outside the layers.
+    let entry = |f: &PathBuf| ["main.rs", "lib.rs", "cli.rs"].iter().any(|e| *f == src.join(e));
+    let files: Vec<PathBuf> = files.into_iter().filter(|f| !entry(f)).collect();
     let modules: BTreeSet<String> = files.iter().map(|f| module_of(&src, f)).collect();
     let layer = |m: &str| {
         let top = m.split("::").next().unwrap_or("");
@@ -398,7 +401,7 @@ fn the_layering_check_sees_group_imports_and_super_paths() {
 #[test]
 fn the_full_flows_pods_carry_the_run_label() {
     let text = std::fs::read_to_string(root().join("test/e2e/e2e.toml")).unwrap();
-    let def: serde_json::Value = xtask::toml::parse(&text).unwrap();
+    let def: serde_json::Value = operator_e2e::toml::parse(&text).unwrap();
     let flows = def["flow"].as_array().unwrap();
     let full = flows.iter().find(|f| f["name"].as_str() == Some("full")).unwrap();
     let steps: Vec<Vec<String>> = full["steps"]
@@ -421,12 +424,8 @@ fn the_full_flows_pods_carry_the_run_label() {
 #[test]
 fn no_serde_derives_in_the_xtask_build() {
     let mut files = Vec::new();
-    for dir in ["xtask/src", "lint/src", "scan/src"] {
+    for dir in ["xtask/src", "engine/src", "lint/src", "scan/src"] {
         rust_files(&root().join(dir), &mut files);
-    }
-    // The fake tool is a binary of the xtask package: built by `cargo build -p xtask` too.
-    for fake in ["fake_tool.rs", "fake_kube.rs", "fake_charts.rs"] {
-        files.push(root().join("test/support").join(fake));
     }
     let derive = regex::Regex::new(r"derive\([^)]*\b(Serialize|Deserialize)\b").unwrap();
     let mut offences = Vec::new();
@@ -438,7 +437,7 @@ fn no_serde_derives_in_the_xtask_build() {
             }
         }
     }
-    for manifest in ["xtask/Cargo.toml", "lint/Cargo.toml", "scan/Cargo.toml"] {
+    for manifest in ["xtask/Cargo.toml", "engine/Cargo.toml", "lint/Cargo.toml", "scan/Cargo.toml"] {
         let text = std::fs::read_to_string(root().join(manifest)).unwrap();
         for line in
             text.lines().filter(|l| l.trim_start().starts_with("serde ") || l.contains("serde_derive"))
@@ -447,4 +446,59 @@ fn no_serde_derives_in_the_xtask_build() {
         }
     }
     assert!(offences.is_empty(), "serde derives (use xtask_lint::value / json!):\n{}", offences.join("\n"));
+}
+
+/// This repository adopts the engine as an operator repository does: its `xtask/` is a manifest
+/// with one dependency and a `main` of at most five lines.
+#[test]
+fn our_own_xtask_is_a_thin_adopter() {
+    let main = std::fs::read_to_string(root().join("xtask/src/main.rs")).unwrap();
+    assert!(main.lines().count() <= 5, "xtask/src/main.rs has grown past five lines:\n{main}");
+    assert!(main.contains("operator_e2e::main()"), "xtask/src/main.rs must call the engine's entry:\n{main}");
+    let files: Vec<_> =
+        std::fs::read_dir(root().join("xtask/src")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(files, ["main.rs"], "xtask/src holds only main.rs (everything else is the engine's)");
+    let manifest = std::fs::read_to_string(root().join("xtask/Cargo.toml")).unwrap();
+    let deps: Vec<&str> = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .unwrap_or("")
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .collect();
+    assert_eq!(deps.len(), 1, "xtask/Cargo.toml depends on the engine alone: {deps:?}");
+    assert!(deps[0].starts_with("operator-e2e"), "{deps:?}");
+}
+
+/// The engine compiles without anything under `test/`: no path into it from its manifest or its
+/// sources (an adopter's build must never need this repository's test support). Unit tests
+/// (from a file's `#[cfg(test)]` on) are built only here and may read this repository's files.
+#[test]
+fn the_engine_build_reaches_nothing_under_test() {
+    let mut offences = Vec::new();
+    for manifest in ["engine/Cargo.toml", "lint/Cargo.toml", "scan/Cargo.toml"] {
+        let text = std::fs::read_to_string(root().join(manifest)).unwrap();
+        for line in text.lines().filter(|l| l.contains("path") && l.contains("test/")) {
+            offences.push(format!("{manifest}: {line}"));
+        }
+    }
+    let mut files = Vec::new();
+    for dir in ["engine/src", "lint/src", "scan/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let reaches = regex::Regex::new(r#"(#\[path\s*=|include(_str|_bytes)?!\s*\()\s*"[^"]*test/"#).unwrap();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate().take_while(|(_, l)| l.trim() != "#[cfg(test)]") {
+            if reaches.is_match(line) || line.contains("env!(\"CARGO_MANIFEST_DIR\")") {
+                offences.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "the engine reaches into test/ or its own checkout:\n{}",
+        offences.join("\n")
+    );
 }

@@ -5,9 +5,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use operator_e2e::e2e::checks::{file_in_checkout, Checks, Expect, FileState};
 use testkit::{FakeToolchain, Rule};
 use xshell::Shell;
-use xtask::e2e::checks::{file_in_checkout, Checks, Expect, FileState};
 
 /// The fake toolchain with the cluster whose context the checks name.
 fn fake() -> FakeToolchain {

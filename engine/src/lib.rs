@@ -10,11 +10,14 @@
 //!   [`ci`], [`doctor`], [`bench`].
 
 pub mod bench;
+mod cli;
+pub use cli::main;
 pub mod ci;
 pub mod clock;
 pub mod doctor;
 pub mod e2e;
 pub mod exec;
+#[cfg(test)]
 mod fuzz;
 pub mod lint;
 pub mod paths;

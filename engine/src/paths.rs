@@ -5,12 +5,25 @@
 
 use std::path::{Path, PathBuf};
 
-/// The repository root (the directory holding the workspace `Cargo.toml`).
+/// The repository the command works on: `E2E_REPO_ROOT` when set, else the nearest ancestor of
+/// the current directory that holds `.git` (the invoking checkout: `cargo xtask` and an installed
+/// `operator-e2e` alike run where the user is), else the current directory. Never a path compiled
+/// in: as a git dependency the engine is built inside cargo's own checkout of this repository.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        root_from(std::env::var_os("E2E_REPO_ROOT").filter(|d| !d.is_empty()).map(PathBuf::from), &cwd)
+    })
+    .clone()
+}
+
+/// [`project_root`]'s rule, apart from the process environment.
+pub fn root_from(explicit: Option<PathBuf>, cwd: &Path) -> PathBuf {
+    if let Some(dir) = explicit {
+        return normalize(&cwd.join(dir));
+    }
+    cwd.ancestors().find(|a| a.join(".git").exists()).unwrap_or(cwd).to_path_buf()
 }
 
 /// `target/e2e/`, honouring `CARGO_TARGET_DIR`; `E2E_STATE_DIR` moves it elsewhere (tests give
