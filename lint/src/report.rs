@@ -228,19 +228,23 @@ struct BaselineEntry {
 }
 
 /// Writes the current findings as the accepted baseline.
-pub fn write_baseline(path: &Path, report: &Report) -> Result<()> {
+///
+/// `key` gives the path a finding is recorded under (relative to the repository, so that the
+/// baseline holds wherever the lint runs from).
+pub fn write_baseline(path: &Path, report: &Report, key: &dyn Fn(&str) -> String) -> Result<()> {
     let entries: Vec<Value> = report
         .findings
         .iter()
-        .map(entry)
+        .map(|f| entry(f, key))
         .map(|e| json!({"rule": e.rule, "path": e.path, "line_text": e.line_text}))
         .collect();
     let text = serde_json::to_string_pretty(&json!({ "version": 1, "findings": entries }))?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing baseline {}", path.display()))
 }
 
-/// Drops findings the baseline accepts (each baseline entry accepts one finding).
-pub fn apply_baseline(path: &Path, report: &mut Report) -> Result<usize> {
+/// Drops findings the baseline accepts (each baseline entry accepts one finding); `key` as for
+/// [`write_baseline`].
+pub fn apply_baseline(path: &Path, report: &mut Report, key: &dyn Fn(&str) -> String) -> Result<usize> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading baseline {}", path.display()))?;
     let invalid = || format!("invalid baseline {}", path.display());
@@ -255,7 +259,7 @@ pub fn apply_baseline(path: &Path, report: &mut Report) -> Result<usize> {
         *budget.entry(e).or_default() += 1;
     }
     let before = report.findings.len();
-    report.findings.retain(|f| match budget.get_mut(&entry(f)) {
+    report.findings.retain(|f| match budget.get_mut(&entry(f, key)) {
         Some(n) if *n > 0 => {
             *n -= 1;
             false
@@ -274,12 +278,8 @@ impl FromValue for BaselineEntry {
     }
 }
 
-fn entry(f: &Finding) -> BaselineEntry {
-    BaselineEntry {
-        rule: f.rule.id.into(),
-        path: f.path.clone(),
-        line_text: f.source_line.trim().to_string(),
-    }
+fn entry(f: &Finding, key: &dyn Fn(&str) -> String) -> BaselineEntry {
+    BaselineEntry { rule: f.rule.id.into(), path: key(&f.path), line_text: f.source_line.trim().to_string() }
 }
 
 #[cfg(test)]

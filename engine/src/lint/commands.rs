@@ -19,11 +19,15 @@ pub struct CommonArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "human")]
     pub(crate) format: Format,
-    /// Accept the findings recorded in this file; fail only on new ones
+    /// Accept the findings recorded in this file; fail only on new ones [default: `baseline` of
+    /// the lint config]
     #[arg(long, value_name = "FILE")]
     pub(crate) baseline: Option<PathBuf>,
-    /// Record the current findings into the --baseline file and exit 0
-    #[arg(long, requires = "baseline")]
+    /// Report every finding, the baseline's too
+    #[arg(long, conflicts_with_all = ["baseline", "write_baseline"])]
+    pub(crate) no_baseline: bool,
+    /// Record the current findings into the baseline file (--baseline, or the config's) and exit 0
+    #[arg(long)]
     pub(crate) write_baseline: bool,
     /// Files or directories to lint (resolved against the current directory)
     pub(crate) paths: Vec<PathBuf>,
@@ -33,13 +37,44 @@ impl CommonArgs {
     /// The driver's end, the same for every lint command: sort, baseline, output, exit code.
     pub(crate) fn finish(&self, mut report: Report, tool: &str, config: &Config) -> Result<i32> {
         report.sort();
-        if let Some(baseline) = &self.baseline {
-            if self.write_baseline {
-                report::write_baseline(baseline, &report)?;
-                eprintln!("wrote {} finding(s) to {}", report.findings.len(), baseline.display());
-                return Ok(0);
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        // Baseline entries name paths relative to the repository: the same baseline holds for a
+        // lint run from any directory, and for the hook (which runs at the root).
+        let key = |shown: &str| {
+            let abs = walk::normalize(&cwd.join(shown));
+            abs.strip_prefix(&config.root).map_or_else(|_| shown.to_string(), |p| p.display().to_string())
+        };
+        let baseline = if self.no_baseline {
+            None
+        } else {
+            self.baseline.clone().map(|b| cwd.join(b)).or_else(|| config.baseline.clone())
+        };
+        if self.write_baseline {
+            let Some(baseline) = baseline else {
+                return Err(crate::usage::usage(format!(
+                    "--write-baseline needs a file: --baseline FILE, or `baseline = \"hack/lint-baseline.json\"` in {}",
+                    config.path_shown()
+                )));
+            };
+            report::write_baseline(&baseline, &report, &key)?;
+            eprintln!("wrote {} finding(s) to {}", report.findings.len(), baseline.display());
+            return Ok(0);
+        }
+        if let Some(baseline) = &baseline {
+            if !baseline.is_file() && self.baseline.is_none() {
+                return Err(crate::usage::usage(format!(
+                    "{} names the baseline {}, which does not exist: record today's findings with `cargo xtask lint --write-baseline`, or remove the `baseline` key",
+                    config.path_shown(),
+                    baseline.display()
+                )));
             }
-            report::apply_baseline(baseline, &mut report)?;
+            let accepted = report::apply_baseline(baseline, &mut report, &key)?;
+            if accepted > 0 && self.format == Format::Human {
+                eprintln!(
+                    "{accepted} known finding(s) accepted by the baseline {} (`--no-baseline` shows them)",
+                    walk::display_path(baseline, &cwd)
+                );
+            }
         }
         print!("{}", output::render(&report, self.format, tool, config));
         Ok(report.exit_code())

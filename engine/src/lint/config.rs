@@ -21,6 +21,12 @@ pub(crate) struct Config {
     pub(crate) dockerfile: DockerfileConfig,
     /// Rule id → the help shown under each of its findings, in this project's words.
     pub(crate) help: BTreeMap<String, String>,
+    /// `baseline = "FILE"`: findings recorded there are accepted (the gate fails only on new
+    /// ones), by `lint`, `lint --staged` (the hook) and the `ci` lint gate alike. Relative to the
+    /// config's repository.
+    pub(crate) baseline: Option<PathBuf>,
+    /// `[ci]`: what `cargo xtask ci` runs in this repository.
+    pub(crate) ci: CiConfig,
     /// Where the config was read from (excludes and scope are relative to its repository).
     pub(crate) root: PathBuf,
     /// The config file, when there is one.
@@ -34,11 +40,33 @@ impl FromValue for Config {
             hardcoded: t.or_default("hardcoded")?,
             dockerfile: t.or_default("dockerfile")?,
             help: t.or_default("help")?,
+            baseline: t.opt("baseline")?,
+            ci: t.or_default("ci")?,
             root: PathBuf::new(),
             file: None,
         };
         t.done()?;
         Ok(config)
+    }
+}
+
+/// `[ci]` of the project config: the gates `cargo xtask ci` runs and what its test gate needs on
+/// the machine. Plain data: the `ci` command reads it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CiConfig {
+    /// The gates to run, in order (default: every gate).
+    pub(crate) gates: Option<Vec<String>>,
+    /// Program → the Debian package that provides it: checked before the test gate compiles
+    /// anything (this repository's tests run a real sshd and Prometheus).
+    pub(crate) requires: BTreeMap<String, String>,
+}
+
+impl FromValue for CiConfig {
+    fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        let mut t = Table::new(v, at)?;
+        let ci = CiConfig { gates: t.opt("gates")?, requires: t.or_default("requires")? };
+        t.done()?;
+        Ok(ci)
     }
 }
 
@@ -88,6 +116,9 @@ impl Config {
                     format!("invalid lint config {}: [{table}] exclude `{p}`", path.display())
                 })?;
             }
+        }
+        if let Some(b) = &config.baseline {
+            config.baseline = Some(config.root.join(b));
         }
         for id in config.help.keys() {
             if rules::by_id(id).is_none() {
