@@ -7,7 +7,7 @@ use crate::e2e::{
     check_cmd, flows, gitea, metrics, port_forward, quickstart, run_context_cmd, runs, setup, shards,
 };
 use crate::lint::commands::{DockerfilesArgs, HardcodedArgs, LintArgs};
-use crate::{bench, ci, doctor, exec, paths, usage};
+use crate::{bench, ci, doctor, exec, init, paths, usage};
 use clap::{Parser, Subcommand};
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
@@ -26,6 +26,7 @@ struct Cli {
 // which lives in the module named here: one hop from a subcommand to its code.
 #[derive(Subcommand, Debug)]
 enum Command {
+    Init(init::Args),
     Doctor(doctor::Args),
     Setup(setup::Args),
     E2e(flows::Args),
@@ -118,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let sh = xshell::Shell::new()?;
     sh.change_dir(paths::project_root());
     match cli.command {
+        Command::Init(args) => args.run(&sh),
         Command::Doctor(args) => args.run(&sh),
         Command::Setup(args) => args.run(&sh),
         Command::E2e(args) => args.run(&sh),

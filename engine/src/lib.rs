@@ -19,6 +19,7 @@ pub mod e2e;
 pub mod exec;
 #[cfg(test)]
 mod fuzz;
+pub mod init;
 pub mod lint;
 pub mod paths;
 pub mod pipeline;

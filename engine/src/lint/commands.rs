@@ -60,6 +60,7 @@ impl CommonArgs {
             eprintln!("wrote {} finding(s) to {}", report.findings.len(), baseline.display());
             return Ok(0);
         }
+        let mut accepted = 0;
         if let Some(baseline) = &baseline {
             if !baseline.is_file() && self.baseline.is_none() {
                 return Err(crate::usage::usage(format!(
@@ -68,15 +69,17 @@ impl CommonArgs {
                     baseline.display()
                 )));
             }
-            let accepted = report::apply_baseline(baseline, &mut report, &key)?;
-            if accepted > 0 && self.format == Format::Human {
-                eprintln!(
-                    "{accepted} known finding(s) accepted by the baseline {} (`--no-baseline` shows them)",
-                    walk::display_path(baseline, &cwd)
-                );
-            }
+            accepted = report::apply_baseline(baseline, &mut report, &key)?;
         }
         print!("{}", output::render(&report, self.format, tool, config));
+        if let (Some(baseline), true) = (&baseline, accepted > 0 && self.format == Format::Human) {
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+            eprintln!(
+                "{accepted} known finding(s) accepted by the baseline {} (`--no-baseline` shows them)",
+                walk::display_path(baseline, &cwd)
+            );
+        }
         Ok(report.exit_code())
     }
 }

@@ -118,6 +118,11 @@ impl Config {
             }
         }
         if let Some(b) = &config.baseline {
+            // The baseline quotes the findings' lines: it is never linted itself.
+            let rel = b.display().to_string();
+            let pattern = format!("/{}", rel.trim_start_matches("./"));
+            config.hardcoded.exclude.push(pattern.clone());
+            config.dockerfile.exclude.push(pattern);
             config.baseline = Some(config.root.join(b));
         }
         for id in config.help.keys() {

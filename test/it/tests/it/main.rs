@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod adopt;
 mod checks;
 mod cli;
 mod e2e;

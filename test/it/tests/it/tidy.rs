@@ -192,6 +192,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("e2e", 2),
     ("ci", 2),
     ("doctor", 2),
+    ("init", 2),
     ("bench", 2),
     ("fuzz", 2),
 ];
