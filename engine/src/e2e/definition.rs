@@ -705,6 +705,33 @@ pub(crate) fn default_kube_context() -> String {
     load(&default_path()).map(|d| d.kube_context()).unwrap_or_else(|_| super::kube::kind_context("e2e"))
 }
 
+/// The manifest files of a directory as `kubectl apply -f DIR` (without `--recursive`) takes
+/// them: the entries whose names end in `.json`, `.yaml` or `.yml`, in lexical order, no
+/// subdirectory (cli-runtime `pkg/resource/visitor.go`, `ExpandPathsToFileVisitors`: it walks
+/// with `filepath.Walk`, skips directories below the one named unless recursive, and keeps
+/// `FileExtensions = []string{".json", ".yaml", ".yml"}`). An empty one is an error: kubectl
+/// would apply nothing and say `error: no objects passed to apply`.
+pub(crate) fn manifest_dir(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let mut names: Vec<PathBuf> = Vec::new();
+    for entry in entries.flatten() {
+        let name = PathBuf::from(entry.file_name());
+        let wanted = name.extension().is_some_and(|e| e == "json" || e == "yaml" || e == "yml");
+        if wanted && entry.path().is_file() {
+            names.push(name);
+        }
+    }
+    // filepath.Walk visits in lexical order of the names' bytes.
+    names.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    if names.is_empty() {
+        return Err(format!(
+            "{} holds no .yaml, .yml or .json file (kubectl apply -f would apply nothing)",
+            dir.display()
+        ));
+    }
+    Ok(names)
+}
+
 /// The default definition of this repository.
 pub(crate) fn default_path() -> PathBuf {
     crate::paths::project_root().join("test/e2e/e2e.toml")
@@ -1259,18 +1286,23 @@ impl Section<'_> {
         } else if !d.manifests.is_empty() {
             // A file (relative to the repository) or an http(s) URL, as `kubectl apply -f` takes
             // (cert-manager installs from its release URL).
-            let files = d
-                .manifests
-                .iter()
-                .map(|m| {
-                    let text = m.to_string_lossy();
-                    if text.starts_with("https://") || text.starts_with("http://") {
-                        Ok(m.clone())
-                    } else {
-                        self.existing(&format!("{key}.manifests"), m)
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let mut files = Vec::new();
+            for m in &d.manifests {
+                let text = m.to_string_lossy();
+                if text.starts_with("https://") || text.starts_with("http://") {
+                    files.push(m.clone());
+                    continue;
+                }
+                let found = self.existing(&format!("{key}.manifests"), m)?;
+                if found.is_dir() {
+                    // As `kubectl apply -f DIR` reads it: its .json/.yaml/.yml files, in name order.
+                    let listed =
+                        manifest_dir(&found).map_err(|e| anyhow::anyhow!("{shown}: {key}.manifests: {e}"))?;
+                    files.extend(listed.into_iter().map(|f| found.join(f)));
+                } else {
+                    files.push(found);
+                }
+            }
             (Action::Manifests { files, namespace: d.namespace.clone(), waits, template: d.template }, 0)
         } else {
             (Action::Command { argv: d.command.clone(), namespace: d.namespace.clone(), waits }, 0)

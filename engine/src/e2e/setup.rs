@@ -83,7 +83,15 @@ impl Args {
         };
         let report = run_graph(sh, &def, &ctx, how)?;
         if self.dry_run {
-            return Ok(0);
+            // A plan with a task that cannot be planned (an unset variable, a missing path) is
+            // no plan: every such task is named with its error, never a silent cut.
+            return match report.failure() {
+                None => Ok(0),
+                Some(error) => {
+                    eprintln!("error: the plan is incomplete: {error:#}");
+                    Ok(2)
+                }
+            };
         }
         let json = pipeline::write_report(
             &report,
@@ -124,6 +132,8 @@ pub(crate) fn run_graph(sh: &Shell, def: &Definition, ctx: &RunContext, how: How
     let opts = Options {
         sequential: how.sequential,
         dry_run: how.dry_run,
+        // A dry run plans every task it can, so that it names every one it cannot.
+        policy: if how.dry_run { pipeline::Policy::KeepGoing } else { pipeline::Policy::FailFast },
         ..Options::new(ctx.logs_dir(), progress)
     };
     let mut env = Env::for_run(sh, ctx, &def.root);

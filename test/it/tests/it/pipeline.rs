@@ -678,3 +678,79 @@ manifests = ["app.yaml"]
     let said = text_of("[cluster]\nname = \"dev\"\nprovider = \"eks\"\n");
     assert!(said.contains("cluster.provider: \"eks\" is not one of kind, existing"), "{said}");
 }
+
+/// A dry run never cuts its plan short silently: a task that cannot be planned (here, a kind
+/// config template naming an unset variable) is named with its error, the rest that can be
+/// planned still is, and the exit status is 2.
+#[test]
+fn a_dry_run_names_every_task_it_cannot_plan_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kind.yaml"),
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraMounts:\n  - hostPath: ${HOST_PROJECT_PATH_UNSET_HERE}\n    containerPath: /src\n",
+    )
+    .unwrap();
+    let def = definition(dir.path(), &[("app", true)], "");
+    let text_def = std::fs::read_to_string(&def)
+        .unwrap()
+        .replace("wait = \"30s\"", "wait = \"30s\"\nconfig = \"kind.yaml\"");
+    std::fs::write(&def, text_def).unwrap();
+    let fake = crate::harness::fake();
+    let out = setup(&fake, &def, &["--dry-run"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "a plan with a hole is no plan:\n{said}");
+    assert!(said.contains("HOST_PROJECT_PATH_UNSET_HERE"), "the unset variable is named:\n{said}");
+    assert!(said.contains("- cluster:"), "the task is named:\n{said}");
+    assert!(said.contains("docker build"), "what can be planned still is:\n{said}");
+    assert!(fake.journal().unwrap().is_empty(), "a dry run runs nothing");
+}
+
+/// A directory in `manifests` is applied as `kubectl apply -f DIR` reads it: its .json, .yaml and
+/// .yml files in name order, not its subdirectories or other files; each is digested, so a
+/// change to one redeploys.
+#[test]
+fn a_manifests_directory_is_applied_file_by_file_as_kubectl_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bases = dir.path().join("config/crd/bases");
+    std::fs::create_dir_all(bases.join("nested")).unwrap();
+    for (name, body) in
+        [("b.yaml", "kind: List\n"), ("a.json", "{\"kind\":\"List\"}\n"), ("c.yml", "kind: List\n")]
+    {
+        std::fs::write(bases.join(name), body).unwrap();
+    }
+    std::fs::write(bases.join("README.md"), "not a manifest\n").unwrap();
+    std::fs::write(bases.join("nested/d.yaml"), "kind: List\n").unwrap();
+    let def =
+        definition(dir.path(), &[], "\n[[deploy]]\nname = \"crds\"\nmanifests = [\"config/crd/bases\"]\n");
+    let fake = crate::harness::fake();
+    let sandbox = Sandbox::with_fake(&fake);
+    let out = setup_in(&sandbox, &def, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let applied: Vec<String> = all(&fake.journal().unwrap(), "kubectl apply")
+        .iter()
+        .filter_map(|c| c.argv.iter().position(|a| a == "-f").map(|i| c.argv[i + 1].clone()))
+        .map(|f| Path::new(&f).file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(applied, ["a.json", "b.yaml", "c.yml"], "kubectl apply -f DIR's files, in order");
+    // Unchanged: up to date. One file changed: the deploy runs again.
+    let before = fake.journal().unwrap().len();
+    let again = setup_in(&sandbox, &def, &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(
+        all(&fake.journal().unwrap()[before..], "kubectl apply").len(),
+        0,
+        "nothing changed: nothing applied"
+    );
+    std::fs::write(bases.join("b.yaml"), "kind: List\nitems: []\n").unwrap();
+    let before = fake.journal().unwrap().len();
+    let changed = setup_in(&sandbox, &def, &[]);
+    assert!(changed.status.success(), "{}", text(&changed));
+    assert_eq!(all(&fake.journal().unwrap()[before..], "kubectl apply").len(), 3, "a changed file redeploys");
+    // An empty directory is an error naming it.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let def = definition(dir.path(), &[], "\n[[deploy]]\nname = \"none\"\nmanifests = [\"empty\"]\n");
+    let out = setup(&fake, &def, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("holds no .yaml, .yml or .json file"), "{}", text(&out));
+}
