@@ -18,18 +18,21 @@ use crate::{exec, paths, tools};
 ///   cargo xtask doctor --cluster my-e2e --port 13000 --port 19090
 ///   cargo xtask doctor --definition test/operator/e2e.toml
 ///
-/// With a definition whose cluster is `existing` (a shared cluster's kube context), kind is not
-/// needed and the context is checked instead of a kind cluster.
+/// It reads the e2e definition (test/e2e/e2e.toml when it exists): the tools its images, deploys
+/// and flows need (the others are listed, not required), its cluster's name, and the local ports
+/// of its port-forwards. With a definition whose cluster is `existing` (a shared cluster's kube
+/// context), kind is not needed and the context is checked instead of a kind cluster.
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// kind cluster to look for [default: $KIND_CLUSTER, else "e2e"]
+    /// kind cluster to look for [default: $KIND_CLUSTER, else the definition's, else "e2e"]
     #[arg(long)]
     pub(crate) cluster: Option<String>,
     /// The e2e definition, for what it needs [default: test/e2e/e2e.toml, when it exists]
     #[arg(long, value_name = "FILE")]
     pub(crate) definition: Option<std::path::PathBuf>,
-    /// Shared-infra localhost port to check (repeatable) [default: 13000 19090]
+    /// Shared-infra localhost port to check (repeatable) [default: the definition's forwards,
+    /// else 13000 19090]
     #[arg(long = "port")]
     pub(crate) ports: Vec<u16>,
 }
@@ -56,6 +59,7 @@ impl Args {
             None
         };
         let existing = def.as_ref().and_then(|d| d.existing.clone());
+        let needed = def.as_ref().map(crate::e2e::preflight::needed);
         let mut rows = Vec::new();
         for tool in tools::TOOLS {
             if existing.is_some() && tool.name == "kind" {
@@ -66,7 +70,12 @@ impl Args {
                 });
                 continue;
             }
-            rows.push(check_tool(sh, tool));
+            let mut row = check_tool(sh, tool);
+            if needed.as_ref().is_some_and(|n| !n.contains(&tool.name)) && row.status == Status::Missing {
+                row.status = Status::Info;
+                row.detail = format!("not needed by the definition ({})", row.detail);
+            }
+            rows.push(row);
         }
         if have("docker", &rows) {
             rows.push(check_docker_daemon(sh));
@@ -75,6 +84,7 @@ impl Args {
         let cluster = self
             .cluster
             .or_else(|| sh.var("KIND_CLUSTER").ok().filter(|c| !c.is_empty()))
+            .or_else(|| def.as_ref().map(|d| d.cluster.clone()))
             .unwrap_or_else(|| "e2e".to_string());
         rows.push(if let Some(context) = &existing {
             check_context(sh, context)
@@ -88,9 +98,19 @@ impl Args {
             }
         });
 
-        let ports = if self.ports.is_empty() { vec![13000, 19090] } else { self.ports };
-        for port in ports {
-            rows.push(check_port(port));
+        let ports: Vec<(u16, Option<String>)> = if !self.ports.is_empty() {
+            self.ports.iter().map(|p| (*p, None)).collect()
+        } else if let Some(d) = def.as_ref().filter(|d| !d.forwards.is_empty()) {
+            d.forwards.iter().map(|f| (f.local, Some(f.name.clone()))).collect()
+        } else {
+            vec![(13000, None), (19090, None)]
+        };
+        for (port, forward) in ports {
+            let mut row = check_port(port);
+            if let Some(name) = forward {
+                row.check = format!("port {port} ({name})");
+            }
+            rows.push(row);
         }
 
         let width = rows.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);

@@ -160,3 +160,38 @@ fn doctor_with_an_existing_cluster_needs_no_kind_and_checks_the_context() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("not ready: missing context gone"), "{stdout}");
 }
+
+/// The doctor checks what the definition says: its cluster's name, its forwards' ports, and
+/// only the tools it needs (helm is not needed by a definition that installs no chart).
+#[test]
+fn doctor_reads_the_definitions_cluster_ports_and_tools() {
+    let fake =
+        testkit::FakeToolchain::with_tools(env!("CARGO_BIN_EXE_fake-tool"), &["docker", "kind", "kubectl"])
+            .unwrap();
+    fake.with_cluster("gitops-reverser-test-e2e").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let def = dir.path().join("e2e.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        &def,
+        format!(
+            "[cluster]\nname = \"gitops-reverser-test-e2e\"\n\n[[port-forward]]\nname = \"gitea\"\nnamespace = \"gitea-e2e\"\ntarget = \"svc/gitea-http\"\nlocal = {port}\nremote = 3000\nprobe = \"/api/v1/version\"\n\n[[flow]]\nname = \"smoke\"\ngitea = false\nsteps = [[\"true\"]]\n"
+        ),
+    )
+    .unwrap();
+    let out = Sandbox::with_path(fake.bin_dir())
+        .xtask(&["doctor", "--definition", def.to_str().unwrap()])
+        .env_remove("KIND_CLUSTER")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = |name: &str| {
+        stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {stdout}"))
+    };
+    assert!(row("cluster gitops-reverser-test-e2e").contains("exists"), "{stdout}");
+    assert!(row(&format!("port {port} (gitea)")).contains("free"), "{stdout}");
+    assert!(!stdout.contains("port 13000"), "the definition's ports, not the defaults: {stdout}");
+    assert!(row("helm ").contains("not needed by the definition"), "{stdout}");
+    assert!(row("git ").contains("not needed"), "no flow uses Gitea: {stdout}");
+    assert_eq!(out.status.code(), Some(0), "what it does not need is not missing:\n{stdout}");
+}
