@@ -7,7 +7,7 @@ use crate::e2e::{
     check_cmd, flows, gitea, metrics, port_forward, quickstart, run_context_cmd, runs, setup, shards,
 };
 use crate::lint::commands::{DockerfilesArgs, HardcodedArgs, LintArgs};
-use crate::{bench, ci, doctor, exec, init, paths, usage};
+use crate::{bench, ci, docs, doctor, exec, init, paths, usage};
 use clap::{Parser, Subcommand};
 
 /// The e2e layer of this operator repository: images, the kind cluster, shared infra, isolated
@@ -44,6 +44,8 @@ enum Command {
     JunitMerge(shards::MergeArgs),
     Ci(ci::Args),
     Bench(bench::Args),
+    #[command(hide = true)]
+    Docs(docs::Args),
     /// The reaper of a running xtask (started by it; not for users)
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -137,6 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::JunitMerge(args) => args.run(),
         Command::Ci(args) => args.run(&sh),
         Command::Bench(args) => args.run(&sh),
+        Command::Docs(args) => args.run(<Cli as clap::CommandFactory>::command()),
         Command::Reap => Ok(exec::reap_main()),
     }
 }

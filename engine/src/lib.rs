@@ -14,6 +14,7 @@ mod cli;
 pub use cli::main;
 pub mod ci;
 pub mod clock;
+pub mod docs;
 pub mod doctor;
 pub mod e2e;
 pub mod exec;

@@ -23,5 +23,6 @@ pub mod quickstart;
 pub mod run_context;
 pub mod run_context_cmd;
 pub mod runs;
+pub mod schema;
 pub mod setup;
 pub mod shards;

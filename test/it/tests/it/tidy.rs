@@ -191,6 +191,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("pipeline", 1),
     ("e2e", 2),
     ("ci", 2),
+    ("docs", 2),
     ("doctor", 2),
     ("init", 2),
     ("bench", 2),
@@ -502,4 +503,35 @@ fn the_engine_build_reaches_nothing_under_test() {
         "the engine reaches into test/ or its own checkout:\n{}",
         offences.join("\n")
     );
+}
+
+/// docs/cli.md and docs/definition.md are what `cargo xtask docs` writes from the code.
+#[test]
+fn the_generated_reference_is_up_to_date() {
+    let out = crate::harness::Sandbox::new().run(&["docs", "--check"]);
+    assert!(out.status.success(), "{}", crate::harness::text(&out));
+}
+
+/// The definition's reference (e2e::schema) names exactly the keys the decoder reads, table by
+/// table: a key added to the decoder and not documented, or documented and not decoded, fails.
+#[test]
+fn the_definition_reference_names_every_key_the_decoder_reads() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let source = std::fs::read_to_string(root().join("engine/src/e2e/definition.rs")).unwrap();
+    let key = regex::Regex::new(r#"\bt\.(?:req|opt|or|or_default)\(\s*"([a-z-]+)""#).unwrap();
+    let mut decoded: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for block in source.split("\nimpl FromValue for ").skip(1) {
+        let name = block.split_whitespace().next().unwrap_or("").to_string();
+        let body = block.split("\n}\n").next().unwrap_or("");
+        decoded.entry(name).or_default().extend(key.captures_iter(body).map(|c| c[1].to_string()));
+    }
+    let documented: BTreeMap<String, BTreeSet<String>> = operator_e2e::e2e::schema::TABLES
+        .iter()
+        .map(|t| (t.decoder.to_string(), t.keys.iter().map(|k| k.name.to_string()).collect()))
+        .collect();
+    assert!(
+        decoded.len() >= 9 && decoded.values().map(BTreeSet::len).sum::<usize>() > 60,
+        "the check sees the decoder: {decoded:?}"
+    );
+    assert_eq!(documented, decoded, "engine/src/e2e/schema.rs and the decoder in definition.rs disagree");
 }
