@@ -121,15 +121,30 @@ fn sigint_stops_the_running_childs_whole_group_and_exits_130() {
 
 #[test]
 fn ci_without_the_test_prerequisites_stops_before_compiling_and_names_them() {
-    let sandbox = Sandbox::with_path("");
+    // A repository whose `[ci] requires` names programs no machine has: the test gate stops
+    // before cargo compiles anything, naming each with its package (whatever this machine has).
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(repo.path().join("hack")).unwrap();
+    std::fs::write(
+        repo.path().join("hack/lint.toml"),
+        "[ci]\nrequires = { e2e-no-such-server = \"e2e-server-pkg\", e2e-no-such-client = \"e2e-client-pkg\", sh = \"dash\" }\n",
+    )
+    .unwrap();
+    let sandbox = Sandbox::with_path(std::env::var_os("PATH").unwrap_or_default());
     let started = Instant::now();
-    let out = sandbox.run(&["ci", "--gate", "test"]);
+    let out = sandbox
+        .xtask(&["ci", "--gate", "test"])
+        .env("E2E_REPO_ROOT", repo.path())
+        .output()
+        .expect("running xtask");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("git, ssh-keygen, ssh-keyscan") && stderr.contains("apt-get install"),
+        stderr.contains("need e2e-no-such-client, e2e-no-such-server on this machine")
+            && stderr.contains("apt-get install e2e-client-pkg e2e-server-pkg`"),
         "{stderr}"
     );
+    assert!(!stderr.contains("dash"), "sh is on PATH: {stderr}");
     assert!(started.elapsed() < Duration::from_secs(10), "no gate ran: {stderr}");
     assert!(!stderr.contains("::group::"), "{stderr}");
 }
