@@ -443,7 +443,13 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
             for v in values {
                 args.extend(["--values".to_string(), v.display().to_string()]);
             }
-            let vars = known_vars(env, &[]);
+            let mut vars = known_vars(env, &[]);
+            if job.dry_run {
+                for (_, v) in set {
+                    let unbuilt = unbuilt_images(v, &vars);
+                    vars.extend(unbuilt);
+                }
+            }
             for (k, v) in set {
                 let v = expand_strict(v, &vars).with_context(|| format!("helm set {k}"))?;
                 args.extend(["--set".to_string(), format!("{k}={v}")]);
@@ -491,12 +497,12 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                     applied.push(f.clone());
                     continue;
                 }
-                let vars = known_vars(env, &[]);
-                let text = match expand_strict(&text, &vars) {
-                    Ok(t) => t,
-                    Err(_) if job.dry_run => text, // names built images: known when it runs
-                    Err(e) => return Err(e.context(format!("templating {shown}"))),
-                };
+                let mut vars = known_vars(env, &[]);
+                if job.dry_run {
+                    let unbuilt = unbuilt_images(&text, &vars);
+                    vars.extend(unbuilt);
+                }
+                let text = expand_strict(&text, &vars).with_context(|| format!("templating {shown}"))?;
                 let dir = crate::paths::state_root().join("rendered").join(task.id.replace(':', "-"));
                 let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let out = dir.join(format!("{i}-{name}"));
@@ -838,6 +844,22 @@ fn known_vars(env: &Env, extra: &[(String, String)]) -> Vec<(String, String)> {
     vars
 }
 
+/// For a plan (`--dry-run`): each `${IMAGE_<NAME>}` / `${IMAGE_TAG_<NAME>}` in `text` that `vars`
+/// does not know yet stands for itself, as `${DIGEST}` does in a tag — the image is built (and its
+/// reference known) only when setup runs. Any other unknown variable is still an error in the plan.
+fn unbuilt_images(text: &str, vars: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("${IMAGE_") {
+        let name = &text[at + 2..];
+        let Some(end) = name.find('}') else { continue };
+        let name = &name[..end];
+        if !vars.iter().any(|(k, _)| k == name) && !out.iter().any(|(k, _): &(String, String)| k == name) {
+            out.push((name.to_string(), format!("${{{name}}}")));
+        }
+    }
+    out
+}
+
 /// `${NAME}` replaced by its value from `vars` (the last entry of a name wins, so callers append
 /// overrides); an unknown `${NAME}` is an error, never an empty string. `$${` stays a literal `${`.
 pub(crate) fn expand_strict(text: &str, vars: &[(String, String)]) -> Result<String> {
@@ -947,6 +969,22 @@ mod tests {
         assert_eq!(rust_target("linux/arm64").unwrap(), "aarch64-unknown-linux-gnu");
         assert_eq!(rust_target("linux/amd64").unwrap(), "x86_64-unknown-linux-gnu");
         assert!(rust_target("windows").is_err());
+    }
+
+    #[test]
+    fn a_plan_shows_unbuilt_images_as_themselves_and_still_refuses_other_unknowns() {
+        let vars = vec![("IMAGE_BUILT".to_string(), "built:abc".to_string())];
+        let text = "${IMAGE_TAG_MY_OP} ${IMAGE_BUILT} ${IMAGE_TAG_MY_OP} ${IMAGE_X";
+        let unbuilt = unbuilt_images(text, &vars);
+        assert_eq!(unbuilt, vec![("IMAGE_TAG_MY_OP".to_string(), "${IMAGE_TAG_MY_OP}".to_string())]);
+        let mut all = vars.clone();
+        all.extend(unbuilt);
+        assert_eq!(
+            expand_strict("${IMAGE_TAG_MY_OP}/${IMAGE_BUILT}", &all).unwrap(),
+            "${IMAGE_TAG_MY_OP}/built:abc"
+        );
+        assert!(unbuilt_images("${NAMESPACE}", &vars).is_empty());
+        assert!(expand_strict("${NAMESPACE}", &all).is_err(), "not an image: still unknown in a plan");
     }
 
     #[test]

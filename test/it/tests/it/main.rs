@@ -15,5 +15,6 @@ mod metrics;
 mod operator;
 mod pipeline;
 mod quickstart;
+mod readme;
 mod shared_cluster;
 mod tidy;
