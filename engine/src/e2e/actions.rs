@@ -433,12 +433,7 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
             if let Some(version) = version {
                 source.extend(["--version".to_string(), version.clone()]);
             }
-            if !values.is_empty() && !job.dry_run {
-                let shown = &source;
-                let defaults =
-                    call(cmd!(sh, "helm show values {chart} {shown...}").args(helm_args(&env.kube_context)))?;
-                check_values_keys(chart, version.as_deref(), &defaults.stdout, values)?;
-            }
+            let shown = source.clone();
             let mut args = source;
             for v in values {
                 args.extend(["--values".to_string(), v.display().to_string()]);
@@ -450,6 +445,8 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                     vars.extend(unbuilt);
                 }
             }
+            // What a variable brings into a `--set` value is escaped for helm's grammar.
+            let vars = super::strvals::escaped_vars(&vars);
             for (k, v) in set {
                 let v = expand_strict(v, &vars).with_context(|| format!("helm set {k}"))?;
                 args.extend(["--set".to_string(), format!("{k}={v}")]);
@@ -472,6 +469,13 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
             })?;
             if fresh {
                 return Ok(());
+            }
+            // Only for a deploy that runs: with a chart from a repository, `helm show values`
+            // downloads the index and the chart each time (helm keeps no cache for it).
+            if !values.is_empty() && !job.dry_run {
+                let defaults =
+                    call(cmd!(sh, "helm show values {chart} {shown...}").args(helm_args(&env.kube_context)))?;
+                check_values_keys(chart, version.as_deref(), &defaults.stdout, values)?;
             }
             call(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {namespace} --create-namespace --wait --timeout {timeout} {args...}").args(helm_args(&env.kube_context)))?;
             wait_for(&call, env, Some(namespace), waits)?;

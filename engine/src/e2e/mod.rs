@@ -26,3 +26,4 @@ pub mod runs;
 pub mod schema;
 pub mod setup;
 pub mod shards;
+pub mod strvals;

@@ -113,9 +113,14 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
     // The images as setup built them (`${IMAGE_DEMO}`: its digest tag), for values and patches.
     runner.vars.extend(super::incremental::Store::open(super::setup::records_path(), false).image_vars());
     let expand = |text: &str| runner.expand(text);
+    // `--set` values: what a variable brings in is escaped for helm's grammar.
+    let helm_vars = super::strvals::escaped_vars(&runner.vars);
+    let expand_set = |text: &str| {
+        super::actions::expand_strict(text, &helm_vars).map_err(|e| crate::usage::usage(format!("{e:#}")))
+    };
     match mode {
-        Mode::Helm => helm_install(sh, ctx, qs, &expand, &log)?,
-        Mode::Manifest => manifest_install(sh, ctx, qs, &expand, &log)?,
+        Mode::Helm => helm_install(sh, ctx, qs, &expand_set, &log)?,
+        Mode::Manifest => manifest_install(sh, ctx, qs, &expand, &expand_set, &log)?,
     }
     if let Some(port) = &qs.service_monitor {
         // The run's ServiceMonitor puts the run label on the workload's series.
@@ -189,6 +194,7 @@ fn manifest_install(
     ctx: &RunContext,
     qs: &Quickstart,
     expand: &Expand<'_>,
+    expand_set: &Expand<'_>,
     log: &Path,
 ) -> Result<()> {
     let dir = ctx.state_dir().join("quickstart");
@@ -200,7 +206,7 @@ fn manifest_install(
         (None, Some(chart)) => {
             let release = ctx.scoped_name("qs");
             let ns = &ctx.test_namespace;
-            let set_args = chart_values(qs, expand)?;
+            let set_args = chart_values(qs, expand_set)?;
             let rendered =
                 exec::cmd(cmd!(sh, "helm template {release} {chart} --namespace {ns} {set_args...}"))
                     .log(log)

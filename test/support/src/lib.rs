@@ -15,6 +15,7 @@
 mod base64;
 pub mod gitea;
 pub mod prometheus;
+pub mod real;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

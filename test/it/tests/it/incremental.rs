@@ -300,3 +300,44 @@ fn the_digest_follows_the_dockerfile_the_filtered_context_and_the_build_args() {
     w.setup(&[]);
     assert_ne!(built_tag(&w.new_calls(), "a"), second);
 }
+
+/// `helm show values` (the check that a values file names only keys the chart has) runs only for
+/// a deploy that will run: for a repository chart each call downloads the index and the chart,
+/// so a no-change re-run must make none.
+#[test]
+fn a_no_change_rerun_asks_helm_nothing_about_the_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gitea-values.yaml"), "gitea:\n  admin:\n    username: e2e\n").unwrap();
+    let def = dir.path().join("e2e.toml");
+    std::fs::write(
+        &def,
+        r#"[cluster]
+name = "e2e"
+
+[[deploy]]
+name = "gitea"
+namespace = "gitea-e2e"
+helm = { chart = "gitea", repo = "https://dl.gitea.com/charts/", version = "10.6.0", values = ["gitea-values.yaml"], set = { "gitea.config.database.DB_TYPE" = "sqlite3" } }
+"#,
+    )
+    .unwrap();
+    let fake = crate::harness::fake();
+    let sandbox = Sandbox::with_fake(&fake);
+    let setup = || {
+        let out = sandbox
+            .xtask(&["setup", "--definition", def.to_str().unwrap()])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        fake.journal().unwrap().iter().map(|c| c.line()).collect::<Vec<_>>()
+    };
+    let first = setup();
+    let asked = |lines: &[String]| lines.iter().filter(|l| l.starts_with("helm show values")).count();
+    assert_eq!(asked(&first), 1, "the first setup checks the values against the chart: {first:#?}");
+    assert!(first.iter().any(|l| l.starts_with("helm upgrade --install gitea")), "{first:#?}");
+    let second = setup();
+    let new = &second[first.len()..];
+    assert_eq!(asked(new), 0, "an up-to-date deploy fetched the chart anyway: {new:#?}");
+    assert!(!new.iter().any(|l| l.starts_with("helm upgrade")), "{new:#?}");
+}

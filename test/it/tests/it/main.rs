@@ -16,5 +16,6 @@ mod operator;
 mod pipeline;
 mod quickstart;
 mod readme;
+mod real_clients;
 mod shared_cluster;
 mod tidy;

@@ -3,7 +3,7 @@
 //! real Prometheus scraping it.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -198,10 +198,10 @@ fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_o
             "{lines:#?}"
         );
     }
-    // Where this machine has a real kubectl (with kustomize), render the overlay: the per-run
-    // cluster-scoped object carries the run's suffix and label.
-    let real_kubectl = Path::new("/usr/bin/kubectl");
-    if real_kubectl.exists() {
+    // The real kubectl (its kustomize) renders the overlay: the per-run cluster-scoped object
+    // carries the run's suffix and label.
+    {
+        let real_kubectl = testkit::real::kubectl();
         let rendered = Command::new(real_kubectl).arg("kustomize").arg(&overlay_dir).output().unwrap();
         assert!(rendered.status.success(), "{}", text(&rendered));
         let yaml = String::from_utf8_lossy(&rendered.stdout);
