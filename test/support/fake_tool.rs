@@ -38,6 +38,9 @@ mod kube;
 #[derive(Default)]
 struct Scenario {
     rules: Vec<Rule>,
+    /// The real kubectl: `kubectl apply -k DIR` is rendered by its `kustomize DIR` first (and
+    /// fails as the real apply would when kustomize refuses the overlay).
+    real_kustomize: Option<String>,
     real_docker_inspect: bool,
     /// `kubectl port-forward` targets (`svc/gitea-http`) proxied to a real backend (`127.0.0.1:N`);
     /// targets not listed answer every HTTP request with 200.
@@ -68,6 +71,9 @@ struct Rule {
     times: Option<u32>,
     /// Children (`sleep`) to start in our process group while delaying: tests of group kills.
     sleep_children: u32,
+    /// The real program to run instead (same argv and stdin; its output and exit are the reply):
+    /// a verb the real client can do here (`helm template`), journaled like any call.
+    real: Option<String>,
 }
 
 #[derive(Default)]
@@ -104,6 +110,7 @@ impl FromValue for Scenario {
             platform: t.opt("platform")?,
             containerd_store: t.or_default("containerd_store")?,
             objects: t.or_default("objects")?,
+            real_kustomize: t.opt("real_kustomize")?,
         };
         t.done()?;
         Ok(s)
@@ -122,6 +129,7 @@ impl FromValue for Rule {
             stderr: t.opt("stderr")?,
             times: t.opt("times")?,
             sleep_children: t.or_default("sleep_children")?,
+            real: t.opt("real")?,
         };
         t.done()?;
         Ok(r)
@@ -292,6 +300,26 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
         }
     }
 
+    if let Some(real) = rule.and_then(|r| r.real.as_deref()) {
+        let reply = run_real(real, argv, stdin.as_deref());
+        return finish(dir, tool, argv, pid, pgid, start, stdin, reply);
+    }
+    if let (Some(real), "kubectl", Some("apply")) =
+        (&scenario.real_kustomize, tool, argv.first().map(String::as_str))
+    {
+        if let Some(kdir) =
+            argv.windows(2).find(|w| w[0] == "-k" || w[0] == "--kustomize").map(|w| w[1].clone())
+        {
+            let rendered = run_real(real, &["kustomize".to_string(), kdir], None);
+            if rendered.exit != 0 {
+                return finish(dir, tool, argv, pid, pgid, start, stdin, rendered);
+            }
+            let out = dir.join("kustomized");
+            fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+            let n = fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+            fs::write(out.join(format!("{n}.yaml")), &rendered.stdout).map_err(|e| e.to_string())?;
+        }
+    }
     let overridden = rule.is_some_and(|r| r.exit.is_some() || r.stdout.is_some() || r.stderr.is_some());
     if tool == "kubectl" && argv.first().map(String::as_str) == Some("port-forward") && !overridden {
         let services = with_state(dir, |state| Ok(state.services.clone()))?;
@@ -317,6 +345,31 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
     };
 
     finish(dir, tool, argv, pid, pgid, start, stdin, reply)
+}
+
+/// The real `program` with `argv` (and `stdin`), as the reply.
+fn run_real(program: &str, argv: &[String], stdin: Option<&str>) -> Reply {
+    let child = Command::new(program)
+        .args(argv)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return Reply { exit: 127, stdout: String::new(), stderr: format!("{program}: {e}\n") },
+    };
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(text.as_bytes());
+    }
+    match child.wait_with_output() {
+        Ok(out) => Reply {
+            exit: out.status.code().unwrap_or(1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        },
+        Err(e) => Reply { exit: 1, stdout: String::new(), stderr: format!("{program}: {e}\n") },
+    }
 }
 
 /// Prints the reply and journals the call.

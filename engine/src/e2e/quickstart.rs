@@ -29,13 +29,17 @@ pub enum Mode {
 /// `set-string`/`values` templated with the run context (${E2E_RUN_ID}, ${E2E_GIT_REPO}, ...).
 /// manifest: a kustomize overlay generated under the run's state dir (namespace, run label,
 /// name suffix -<run-id>, the definition's `patches` templated the same way) over the
-/// definition's base (without a base: the chart rendered by `helm template` with the same values,
-/// as an operator's install.yaml is made), applied with `kubectl apply -k`. With `service-monitor = "<port>"`, a
+/// definition's base (a kustomize directory, or a file such as a rendered install.yaml), applied
+/// with `kubectl apply -k`. Without a base, the chart rendered by `helm template` as helm mode
+/// would install it (release qs-<run-id>, the same values): its names are already the run's, so
+/// no suffix, and a patch names an object as the chart writes it (its namespace too, when the
+/// chart writes one: kustomize matches a patch without one only to objects without one or in
+/// `default`, api/resid/resid.go `IsNsEquals`). With `service-monitor = "<port>"`, a
 /// per-run ServiceMonitor too. Then the definition's [[quickstart.check]] entries, in order
 /// (rollout, crds, condition, git-file, git-no-secret, promql, apply: see `cargo xtask check`).
 /// Besides the run context, definitions can name ${E2E_GIT_REPO}, ${E2E_GIT_SECRET},
 /// ${E2E_GIT_SECRET_INVALID}, ${E2E_QUICKSTART_MODE} (helm or manifest) and ${E2E_NAME_SUFFIX}
-/// (-<run-id> in manifest mode, where the overlay suffixes every name; empty in helm mode).
+/// (-<run-id> in manifest mode over a base, where the overlay suffixes every name; else empty).
 /// Any failure names the check and writes the diagnostics bundle.
 /// Needs `cargo xtask gitea setup` for the run first (the repository and the credentials secret).
 ///
@@ -106,7 +110,7 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
     runner.vars.extend(checks::git_vars(ctx));
     let (mode_name, suffix) = match mode {
         Mode::Helm => ("helm", String::new()),
-        Mode::Manifest => ("manifest", format!("-{}", ctx.run_id)),
+        Mode::Manifest => ("manifest", name_suffix(ctx, qs).unwrap_or_default()),
     };
     runner.vars.push(("E2E_QUICKSTART_MODE".into(), mode_name.into()));
     runner.vars.push(("E2E_NAME_SUFFIX".into(), suffix));
@@ -174,19 +178,35 @@ fn chart_values(qs: &Quickstart, expand: &Expand<'_>) -> Result<Vec<String>> {
     Ok(set_args)
 }
 
+/// The suffix the manifest overlay gives every name: `-<run-id>` over a base (a kustomize
+/// directory or a rendered install.yaml, whose names are the same for every run); none over the
+/// chart rendered for the run, whose names its run-scoped release (`qs-<run-id>`) and the run's
+/// values already scope, exactly as in helm mode — suffixed again they would read `x-<id>-<id>`.
+fn name_suffix(ctx: &RunContext, qs: &Quickstart) -> Option<String> {
+    qs.base.as_ref().map(|_| format!("-{}", ctx.run_id))
+}
+
 /// The per-run overlay: JSON is YAML, so kustomize reads it as written; nothing rewrites YAML.
 /// `patches` are the definition's patch files, templated into the overlay's directory.
-pub(crate) fn overlay(ctx: &RunContext, base_relative: &str, patches: &[String]) -> serde_json::Value {
+pub(crate) fn overlay(
+    ctx: &RunContext,
+    resource: &str,
+    suffix: Option<&str>,
+    patches: &[String],
+) -> serde_json::Value {
     let patches: Vec<serde_json::Value> = patches.iter().map(|p| json!({ "path": p })).collect();
-    json!({
+    let mut overlay = json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "namespace": ctx.test_namespace,
-        "nameSuffix": format!("-{}", ctx.run_id),
         "labels": [{ "pairs": { ctx.label_key.clone(): ctx.run_id }, "includeSelectors": true, "includeTemplates": true }],
-        "resources": [base_relative],
+        "resources": [resource],
         "patches": patches,
-    })
+    });
+    if let Some(suffix) = suffix {
+        overlay["nameSuffix"] = json!(suffix);
+    }
+    overlay
 }
 
 fn manifest_install(
@@ -202,6 +222,19 @@ fn manifest_install(
     // The overlay's resource: the kustomize base, or else the chart rendered (`helm template`, as
     // an operator's "install.yaml" is made) with the run's values.
     let relative = match (&qs.base, &qs.chart) {
+        // A file (a rendered install.yaml) is copied in: kustomize loads a file resource only from
+        // in or below the kustomization's own directory (its default LoadRestrictionsRootOnly,
+        // api/internal/loader `RestrictionRootOnly`: "file … is not in or below …"); a directory
+        // (another kustomization) may be anywhere.
+        (Some(base), _) if base.is_file() => {
+            let name = format!(
+                "base-{}",
+                base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            );
+            std::fs::copy(base, dir.join(&name))
+                .with_context(|| format!("copying the base {} into {}", base.display(), dir.display()))?;
+            name
+        }
         (Some(base), _) => relative_path(&dir, base),
         (None, Some(chart)) => {
             let release = ctx.scoped_name("qs");
@@ -232,7 +265,8 @@ fn manifest_install(
             .with_context(|| format!("writing {}", dir.join(&name).display()))?;
         patches.push(name);
     }
-    let text = serde_json::to_string_pretty(&overlay(ctx, &relative, &patches))?;
+    let suffix = name_suffix(ctx, qs);
+    let text = serde_json::to_string_pretty(&overlay(ctx, &relative, suffix.as_deref(), &patches))?;
     std::fs::write(dir.join("kustomization.yaml"), text).context("writing the run's kustomization")?;
     exec::cmd(
         cmd!(sh, "kubectl apply --server-side --field-manager=xtask-e2e -k {dir}").args(ctx.kubectl_args()),

@@ -45,6 +45,8 @@ pub struct Rule {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub times: Option<u32>,
     pub sleep_children: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real: Option<String>,
 }
 
 impl Rule {
@@ -76,11 +78,19 @@ impl Rule {
         self.sleep_children = n;
         self
     }
+    /// Run the real program at `path` for these calls (same argv and stdin): a verb the real
+    /// client can do here, such as `helm template`, while the call is still journaled.
+    pub fn real(mut self, path: impl AsRef<Path>) -> Rule {
+        self.real = Some(path.as_ref().display().to_string());
+        self
+    }
 }
 
 #[derive(Serialize, Default)]
 struct Scenario {
     rules: Vec<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    real_kustomize: Option<String>,
     real_docker_inspect: bool,
     forwards: BTreeMap<String, String>,
     contexts: Vec<String>,
@@ -190,6 +200,21 @@ impl FakeToolchain {
         self.scenario.borrow_mut().real_docker_inspect = yes;
         self.save()?;
         Ok(self)
+    }
+
+    /// `kubectl apply -k DIR` is rendered by the real kubectl's `kustomize DIR` first: it fails as
+    /// the real apply would when kustomize refuses the overlay, and what it rendered is kept
+    /// ([`FakeToolchain::kustomized`]).
+    pub fn real_kustomize(&self, kubectl: impl AsRef<Path>) -> Result<&FakeToolchain> {
+        self.scenario.borrow_mut().real_kustomize = Some(kubectl.as_ref().display().to_string());
+        self.save()?;
+        Ok(self)
+    }
+
+    /// What the real kustomize rendered for each `kubectl apply -k`, in order.
+    pub fn kustomized(&self) -> Vec<String> {
+        let dir = self.dir.path().join("kustomized");
+        (0..).map(|n| dir.join(format!("{n}.yaml"))).map_while(|p| fs::read_to_string(p).ok()).collect()
     }
 
     /// `kubectl port-forward TARGET ...` proxies to `backend` (`127.0.0.1:N`) instead of answering

@@ -47,6 +47,10 @@ impl World {
         std::fs::write(&def, format!("[cluster]\nname = \"e2e\"\n\n{section}")).unwrap();
         let fake = crate::harness::fake();
         fake.with_cluster("e2e").unwrap();
+        // What the real clients can do here, they do: helm renders the chart, kubectl's kustomize
+        // builds the overlay that `apply -k` is given.
+        fake.rule(Rule::new("helm", "^template ").real(testkit::real::helm())).unwrap();
+        fake.real_kustomize(testkit::real::kubectl()).unwrap();
         let sandbox = Sandbox::with_fake(&fake);
         // What `cargo xtask setup` recorded of the demo image: the quickstart names its tag.
         std::fs::write(
@@ -297,20 +301,25 @@ fn the_charts_cluster_scoped_objects_are_named_per_run() {
     assert!(seen >= 1, "the chart has a cluster-scoped object to check");
 }
 
-/// Without a kustomize base, the manifest mode renders the chart (`helm template`, the way an
-/// operator's install.yaml is made) with the run's values and puts its overlay over that.
+/// Without a kustomize base, the manifest mode renders the chart (`helm template`, as helm mode
+/// would install it: the run's release and values) and puts its overlay over that, built by the
+/// real helm and the real kustomize: names are the chart's (not suffixed a second time), and a
+/// patch names an object as the chart renders it.
 #[test]
 fn without_a_base_the_manifest_mode_renders_the_chart_with_the_runs_values() {
     let w = World::new("1s");
     let def = std::fs::read_to_string(&w.def).unwrap();
     assert!(def.contains("base = \"base\"\n"));
+    let patch = w.dir.path().join("rendered-patch.yaml");
+    std::fs::write(
+        &patch,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: demo-${E2E_RUN_ID}\nspec:\n  template:\n    spec:\n      containers:\n        - name: demo\n          env:\n            - { name: PATCHED, value: \"${E2E_QUICKSTART_MODE}\" }\n",
+    )
+    .unwrap();
+    let start = def.find("patches = [").unwrap();
+    let end = start + def[start..].find('\n').unwrap();
+    let def = format!("{}patches = [{:?}]{}", &def[..start], patch.display().to_string(), &def[end..]);
     std::fs::write(&w.def, def.replace("base = \"base\"\n", "")).unwrap();
-    // helm renders; the fake answers with what a render of the chart looks like.
-    w.fake
-        .rule(Rule::new("helm", "^template ").stdout(
-            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: demo\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: demo\n",
-        ))
-        .unwrap();
     let id = "qsr-d4";
     let _token = w.setup(id, "quickstart-manifest");
     let prom = PrometheusServer::start(&[]).unwrap();
@@ -335,9 +344,52 @@ fn without_a_base_the_manifest_mode_renders_the_chart_with_the_runs_values() {
     let overlay: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).unwrap();
     assert_eq!(overlay["resources"][0], "rendered.yaml");
-    assert_eq!(overlay["nameSuffix"], format!("-{id}"));
+    // The real kustomize built the overlay over the real helm's render: the chart's names, which
+    // the run's release and values already scope, are not suffixed twice, and every object is in
+    // the run's namespace with the run's label.
+    let built = w.fake.kustomized();
+    assert_eq!(built.len(), 1, "kustomize refused the overlay: {}", text(&out));
+    let yaml = &built[0];
+    assert!(yaml.contains(&format!("  name: demo-{id}\n")), "{yaml}");
+    assert!(!yaml.contains(&format!("{id}-{id}")), "a name suffixed twice: {yaml}");
+    assert!(overlay.get("nameSuffix").is_none(), "{overlay}");
+    assert!(yaml.contains("name: PATCHED\n          value: manifest\n"), "the patch applies: {yaml}");
+    assert!(yaml.contains(&format!("namespace: run-e2e-quickstart-manifest-{id}\n")), "{yaml}");
+    assert!(yaml.contains(&format!("configbutler.ai/e2e-run-id: {id}\n")), "{yaml}");
     assert!(calls.iter().any(|c| c.line().starts_with(&format!(
         "kubectl apply --server-side --field-manager=xtask-e2e -k {}",
         dir.display()
     ))));
+}
+
+/// A file as the base (a rendered install.yaml, what `make build-installer` writes) is built by
+/// the real kustomize: the overlay under the state dir may load a file only from in or below its
+/// own directory, so the file is copied in; its names get the run's suffix and the base's patch
+/// (naming the unsuffixed Deployment) applies.
+#[test]
+fn a_rendered_install_yaml_as_the_base_is_built_by_the_real_kustomize() {
+    let w = World::new("1s");
+    let install = w.dir.path().join("dist/install.yaml");
+    std::fs::create_dir_all(install.parent().unwrap()).unwrap();
+    let base_dir = w.dir.path().join("base");
+    let install_text = ["deployment.yaml", "service.yaml", "clusterrole.yaml"]
+        .iter()
+        .map(|f| std::fs::read_to_string(base_dir.join(f)).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    std::fs::write(&install, install_text).unwrap();
+    let def = std::fs::read_to_string(&w.def).unwrap();
+    std::fs::write(&w.def, def.replace("base = \"base\"\n", "base = \"dist/install.yaml\"\n")).unwrap();
+    let id = "qsf-e5";
+    let _token = w.setup(id, "quickstart-manifest");
+    let prom = PrometheusServer::start(&[]).unwrap();
+    // No workload runs here: the checks fail; the install before them is what this test reads.
+    let out = w.quickstart("manifest", id, &prom.url()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let built = w.fake.kustomized();
+    assert_eq!(built.len(), 1, "kustomize refused the overlay: {}", text(&out));
+    let yaml = &built[0];
+    assert!(yaml.contains(&format!("  name: demo-{id}\n")), "{yaml}");
+    assert!(yaml.contains(&format!("  name: demo-reader-{id}\n")), "{yaml}");
+    assert!(yaml.contains("image: e2e-demo:0123456789ab\n"), "the base's patch applies: {yaml}");
 }
