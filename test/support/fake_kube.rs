@@ -235,6 +235,7 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>, objects: &mut Objects) -> Opt
         "get" => get(args, objects, &namespace),
         "delete" => delete(args, objects, &namespace),
         "patch" => patch(args, objects, &namespace),
+        "wait" if args.iter().any(|a| a.starts_with("--for=condition=")) => wait(args, objects, &namespace),
         _ => return None,
     })
 }
@@ -522,6 +523,55 @@ fn selected(object: &Value, selector: Option<&str>) -> bool {
 
 fn not_found(t: &Type, name: &str) -> String {
     format!("Error from server (NotFound): {} \"{name}\" not found\n", t.resource())
+}
+
+/// `kubectl wait TYPE[/NAME] [--selector S] --for=condition=C`, one look (the fake tool repeats
+/// it up to `--timeout` while the answer is "timed out"). Nothing matching is `error: no matching resources found`,
+/// exit 1, without waiting (kubectl pkg/cmd/wait/wait.go: the resource finder visited nothing,
+/// `errNoMatchingResources`); every match with condition C "True" is `<type>/<name> condition
+/// met` per object; else, as at the end of its timeout, `timed out waiting for the condition on
+/// <type>/<name>`, exit 1.
+fn wait(args: &[&str], objects: &Objects, namespace: &str) -> Reply {
+    let Some(condition) = args.iter().find_map(|a| a.strip_prefix("--for=condition=")) else {
+        return Reply::fail("error: --for must be given\n");
+    };
+    let (condition, want) = condition.split_once('=').unwrap_or((condition, "True"));
+    let mut listed: Vec<&str> = vec!["get"];
+    listed.extend(args[1..].iter().filter(|a| !a.starts_with("--for=") && !a.starts_with("--timeout")));
+    listed.extend(["--output", "json"]);
+    let got = get(&listed, objects, namespace);
+    if got.exit != 0 {
+        return got;
+    }
+    let parsed: Value = serde_json::from_str(&got.stdout).unwrap_or(Value::Null);
+    let items: Vec<Value> = match parsed["items"].as_array() {
+        Some(items) => items.clone(),
+        None if parsed.is_object() => vec![parsed],
+        None => Vec::new(),
+    };
+    if items.is_empty() {
+        return Reply::fail("error: no matching resources found\n");
+    }
+    let mut out = String::new();
+    for item in &items {
+        let kind = item["kind"].as_str().unwrap_or("").to_lowercase();
+        let name = item["metadata"]["name"].as_str().unwrap_or("");
+        let met = item["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(condition))
+                    && c["status"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(want))
+            })
+        });
+        if !met {
+            return Reply {
+                exit: 1,
+                stdout: out,
+                stderr: format!("error: timed out waiting for the condition on {kind}s/{name}\n"),
+            };
+        }
+        out.push_str(&format!("{kind}/{name} condition met\n"));
+    }
+    Reply::ok(out)
 }
 
 fn get(args: &[&str], objects: &Objects, namespace: &str) -> Reply {

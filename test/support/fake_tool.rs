@@ -331,6 +331,29 @@ fn run(dir: &Path, tool: &str, argv: &[String]) -> Result<i32, String> {
             stdout: rule.stdout.clone().unwrap_or_default(),
             stderr: rule.stderr.clone().unwrap_or_default(),
         },
+        // `kubectl wait --for=condition=…` on the store waits as the real one does, up to its
+        // --timeout, for the condition (outside the state lock, so others can write status
+        // meanwhile); nothing matching fails at once (see `kube::wait`).
+        _ if tool == "kubectl" && scenario.objects && argv.first().is_some_and(|a| a == "wait") => {
+            let timeout = argv
+                .iter()
+                .find_map(|a| a.strip_prefix("--timeout="))
+                .and_then(|t| t.trim_end_matches('s').parse::<u64>().ok())
+                .unwrap_or(30);
+            let began = std::time::Instant::now();
+            loop {
+                let reply = with_state(dir, |state| {
+                    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+                    Ok(kube::kubectl(&args, stdin.as_deref(), &mut state.objects)
+                        .unwrap_or_else(|| builtin(tool, argv, state, &scenario)))
+                })?;
+                let waiting = reply.stderr.contains("timed out waiting for the condition");
+                if !waiting || began.elapsed() >= Duration::from_secs(timeout) {
+                    break reply;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         _ => with_state(dir, |state| {
             let args: Vec<&str> = argv.iter().map(String::as_str).collect();
             let stored = match (tool, scenario.objects) {

@@ -78,10 +78,37 @@ impl Checks<'_> {
         })
     }
 
-    /// Every pod matching `selector` is ready.
+    /// Every pod matching `selector` is ready, waiting first for one to exist: `kubectl wait` with a
+    /// selector that matches nothing yet does not wait, it exits 1 at once with `error: no
+    /// matching resources found` (kubectl pkg/cmd/wait/wait.go, `errNoMatchingResources`, when its
+    /// resource finder visits nothing), which right after an install is the normal state.
     pub fn pods_ready(&self, selector: &str, deadline: Duration) -> Result<()> {
         let (sh, ns) = (self.sh, &self.namespace);
-        let timeout = format!("--timeout={}s", secs(deadline));
+        let start = Instant::now();
+        loop {
+            let out = exec::cmd(
+                cmd!(sh, "kubectl get pod --selector {selector} --namespace {ns} --output name")
+                    .args(self.kube()),
+            )
+            .log(&self.log)
+            .timeout(Duration::from_secs(60))
+            .allow_failure()
+            .run()?;
+            if out.success() && !out.stdout.trim().is_empty() {
+                break;
+            }
+            if start.elapsed() >= deadline || exec::cancelled() {
+                let seen = if out.success() {
+                    "no pod matches it".to_string()
+                } else {
+                    out.stderr.lines().last().unwrap_or("kubectl get failed").to_string()
+                };
+                bail!("pods {selector} in {ns} were not ready within {}s: {seen}", secs(deadline));
+            }
+            std::thread::sleep(self.poll);
+        }
+        let left = deadline.saturating_sub(start.elapsed()).max(Duration::from_secs(1));
+        let timeout = format!("--timeout={}s", secs(left));
         self.kubectl(
             cmd!(
                 sh,

@@ -121,6 +121,7 @@ fn crds_rollouts_and_pods_report_what_is_wrong() {
         "{err}"
     );
     c.deployment_available("demo", Duration::from_secs(30)).unwrap();
+    fake.rule(Rule::new("kubectl", "^get pod --selector app=demo").stdout("pod/demo-1\n")).unwrap();
     c.pods_ready("app=demo", Duration::from_secs(30)).unwrap();
     let lines: Vec<String> = fake.journal().unwrap().iter().map(|c| c.line()).collect();
     assert!(lines.iter().any(|l| l == "kubectl wait deployment/demo --for=condition=available --namespace run-e2e-full-abc --timeout=30s --context kind-e2e"), "{lines:?}");
@@ -346,4 +347,72 @@ fn the_check_command_runs_conditions_and_git_checks_for_a_run() {
     assert!(text.contains("$DB_PASSWORD in plaintext"), "{text}");
     // The value must come from somewhere.
     assert_eq!(check(&["git-no-secret", "live/secret.yaml", "--secret-env", "NOPE_UNSET"], &[]).0, Some(2));
+}
+
+/// `pods-ready` right after an install, before the pods exist: the real `kubectl wait --selector`
+/// exits 1 at once with `error: no matching resources found` (pkg/cmd/wait), so the check waits
+/// for a pod to match first, then for it to be ready; a selector nothing ever matches fails at
+/// the deadline saying so.
+#[test]
+fn pods_ready_waits_for_the_pods_to_exist_before_waiting_for_them_to_be_ready() {
+    let fake = fake();
+    fake.with_objects().unwrap();
+    let sh = Shell::new().unwrap();
+    sh.set_var("PATH", fake.path_env());
+    let dir = tempfile::tempdir().unwrap();
+    let c = checks(&sh, &dir.path().join("checks.log"));
+    let kubectl = fake.bin_dir().join("kubectl");
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "demo-1", "namespace": "run-e2e-full-abc", "labels": { "app": "demo" } },
+    });
+    // The pod appears only once the check has looked (and found none) at least once.
+    let journal_dir = fake.dir().to_path_buf();
+    let creator = std::thread::spawn(move || {
+        let looked = || {
+            std::fs::read_to_string(journal_dir.join("journal.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains("\"get\"") && l.contains("app=demo"))
+        };
+        let start = Instant::now();
+        while !looked() && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let namespace = serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "run-e2e-full-abc" },
+        });
+        for object in [namespace, pod] {
+            let mut child = Command::new(&kubectl)
+                .args(["apply", "-f", "-", "--context", "kind-e2e"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(object.to_string().as_bytes()).unwrap();
+            assert!(child.wait().unwrap().success());
+        }
+        // Status is the kubelet's to write: through the status subresource, as the API wants.
+        let ready = r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#;
+        let out = Command::new(&kubectl)
+            .args(["patch", "pod", "demo-1", "--namespace", "run-e2e-full-abc", "--subresource=status"])
+            .args(["--type=merge", "-p", ready, "--context", "kind-e2e"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    });
+    c.pods_ready("app=demo", Duration::from_secs(60)).unwrap();
+    creator.join().unwrap();
+    let lines: Vec<String> = fake.journal().unwrap().iter().map(|c| c.line()).collect();
+    let first_wait = lines.iter().position(|l| l.starts_with("kubectl wait pod")).expect("waited");
+    assert!(
+        lines[..first_wait].iter().any(|l| l.starts_with("kubectl get pod --selector app=demo")),
+        "{lines:#?}"
+    );
+    let err = format!("{:#}", c.pods_ready("app=never", Duration::from_secs(1)).unwrap_err());
+    assert!(
+        err.contains("pods app=never in run-e2e-full-abc were not ready within 1s: no pod matches it"),
+        "{err}"
+    );
 }
