@@ -722,6 +722,11 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
             }
         }
         ("kubectl", ["version", ..]) => Reply::ok("Client Version: v1.32.0-fake\n"),
+        // What a kind cluster's API server serves out of the box (group/version, sorted as
+        // `kubectl api-versions` prints them); a test adds others with a rule.
+        ("kubectl", ["api-versions", ..]) => Reply::ok(
+            "admissionregistration.k8s.io/v1\napiextensions.k8s.io/v1\napps/v1\nbatch/v1\ncoordination.k8s.io/v1\nnetworking.k8s.io/v1\nrbac.authorization.k8s.io/v1\nv1\n",
+        ),
         _ => Reply::ok(""),
     }
 }

@@ -240,15 +240,31 @@ fn manifest_install(
             let release = ctx.scoped_name("qs");
             let ns = &ctx.test_namespace;
             let set_args = chart_values(qs, expand_set)?;
-            let rendered =
-                exec::cmd(cmd!(sh, "helm template {release} {chart} --namespace {ns} {set_args...}"))
-                    .log(log)
-                    .timeout(Duration::from_secs(120))
-                    .withhold_stdout()
-                    .run()
-                    .with_context(|| {
-                        format!("rendering the chart {} for the manifest mode", chart.display())
-                    })?;
+            // `helm template` talks to no cluster, so `.Capabilities.APIVersions` would be helm's
+            // built-in defaults: a chart that renders a Certificate or a ServiceMonitor only when
+            // the cluster serves its API would drop it here and keep it in helm mode. Give it the
+            // cluster's (`helm template --api-versions`, one per group/version).
+            let served = exec::cmd(cmd!(sh, "kubectl api-versions").args(ctx.kubectl_args()))
+                .log(log)
+                .timeout(Duration::from_secs(60))
+                .run()
+                .context("asking the cluster which APIs it serves, for `helm template --api-versions`")?;
+            let api_versions: Vec<String> = served
+                .stdout
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .flat_map(|l| ["--api-versions".to_string(), l.to_string()])
+                .collect();
+            let rendered = exec::cmd(cmd!(
+                sh,
+                "helm template {release} {chart} --namespace {ns} {api_versions...} {set_args...}"
+            ))
+            .log(log)
+            .timeout(Duration::from_secs(120))
+            .withhold_stdout()
+            .run()
+            .with_context(|| format!("rendering the chart {} for the manifest mode", chart.display()))?;
             std::fs::write(dir.join("rendered.yaml"), &rendered.stdout)
                 .with_context(|| format!("writing {}", dir.join("rendered.yaml").display()))?;
             "rendered.yaml".to_string()

@@ -393,3 +393,41 @@ fn a_rendered_install_yaml_as_the_base_is_built_by_the_real_kustomize() {
     assert!(yaml.contains(&format!("  name: demo-reader-{id}\n")), "{yaml}");
     assert!(yaml.contains("image: e2e-demo:0123456789ab\n"), "the base's patch applies: {yaml}");
 }
+
+/// The chart rendered for manifest mode sees the cluster's APIs, as helm mode does: a template
+/// gated on `.Capabilities.APIVersions.Has "cert-manager.io/v1"` renders when the cluster serves
+/// cert-manager and not when it does not (`helm template` alone knows only helm's defaults).
+#[test]
+fn the_chart_rendered_for_manifest_mode_sees_the_clusters_apis() {
+    for serves_cert_manager in [true, false] {
+        let w = World::new("1s");
+        std::fs::write(
+            w.dir.path().join("chart/templates/certificate.yaml"),
+            "{{- if .Capabilities.APIVersions.Has \"cert-manager.io/v1\" }}\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: demo-cert-{{ .Values.runId }}\nspec:\n  secretName: demo-cert\n{{- end }}\n",
+        )
+        .unwrap();
+        let def = std::fs::read_to_string(&w.def).unwrap();
+        let start = def.find("patches = [").unwrap();
+        let end = start + def[start..].find('\n').unwrap();
+        let def = format!("{}{}", &def[..start], &def[end + 1..]);
+        std::fs::write(&w.def, def.replace("base = \"base\"\n", "")).unwrap();
+        if serves_cert_manager {
+            w.fake
+                .rule(Rule::new("kubectl", "^api-versions").stdout("apps/v1\ncert-manager.io/v1\nv1\n"))
+                .unwrap();
+        }
+        let id = if serves_cert_manager { "qsc-a1" } else { "qsc-a2" };
+        let _token = w.setup(id, "quickstart-manifest");
+        let prom = PrometheusServer::start(&[]).unwrap();
+        let out = w.quickstart("manifest", id, &prom.url()).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let built = w.fake.kustomized();
+        assert_eq!(built.len(), 1, "kustomize refused the overlay: {}", text(&out));
+        assert_eq!(
+            built[0].contains(&format!("kind: Certificate\nmetadata:\n  labels:\n    configbutler.ai/e2e-run-id: {id}\n  name: demo-cert-{id}\n")),
+            serves_cert_manager,
+            "{}",
+            built[0]
+        );
+    }
+}
