@@ -43,8 +43,12 @@ pub(crate) const TOOLS: &[Tool] = &[
         install: "install kubectl: https://kubernetes.io/docs/tasks/tools/",
         minimum: Some(Minimum {
             major: 1,
-            minor: 23,
-            why: "kubectl port-forward exits when its pod goes only from 1.23 (kubernetes/kubernetes#103526); older ones hang, and the supervisors never restart them",
+            minor: 25,
+            // kustomize added `labels[].includeTemplates` in v4.5.5 (api/types/labels.go at
+            // kustomize/v4.5.5; absent at v4.5.4); kubectl embeds kustomize v4.5.4 in 1.24 and
+            // v4.5.7 in 1.25 (kustomize README, "kubectl integration"), and decodes a
+            // kustomization strictly, so 1.24 refuses the quickstart's overlay.
+            why: "the quickstart's manifest-mode overlay uses kustomize's labels[].includeTemplates, which kubectl embeds from 1.25 (kustomize v4.5.7); port-forward exits when its pod goes only from 1.23 (kubernetes/kubernetes#103526)",
         }),
     },
     Tool {

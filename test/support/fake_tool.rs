@@ -497,7 +497,22 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                 Reply::ok("28.0.0-fake\n")
             }
         }
-        ("docker", ["info", ..]) => Reply::ok("28.0.0-fake\n"),
+        // `docker info --format '{{.ServerVersion}} {{.DriverStatus}}'`, as the engine answers it:
+        // the containerd image store reports its snapshotter as the driver type.
+        ("docker", ["info", rest @ ..]) => {
+            let format = flag_values(rest, &["--format", "-f"]).into_iter().next().unwrap_or_default();
+            let version = "28.0.0-fake";
+            let drivers = if scenario.containerd_store {
+                "[[driver-type io.containerd.snapshotter.v1]]"
+            } else {
+                "[[Backing Filesystem extfs] [Supports d_type true]]"
+            };
+            if format.contains(".DriverStatus") {
+                Reply::ok(format!("{version} {drivers}\n"))
+            } else {
+                Reply::ok(format!("{version}\n"))
+            }
+        }
         ("docker", ["build", rest @ ..]) | ("docker", ["buildx", "build", rest @ ..]) => {
             state.builds += 1;
             let id = format!("sha256:{:064x}", 0xb1d0_0000_u64 + state.builds);

@@ -55,18 +55,23 @@ pub(crate) fn check(sh: &Shell, def: &Definition, log: &Path) -> Result<()> {
         }
     }
     if needed.contains(&"docker") && exec::which(sh, "docker").is_some() {
-        // The client alone proves nothing: the engine must answer.
-        let format = "{{.ServerVersion}}";
+        // The client alone proves nothing: the engine must answer. Its version and image store
+        // say whether images can be loaded into kind (see `engine_problem`).
+        let format = "{{.ServerVersion}} {{.DriverStatus}}";
         let info = exec::cmd(cmd!(sh, "docker info --format {format}"))
             .timeout(Duration::from_secs(20))
             .log(log)
             .run();
-        if let Err(e) = info {
-            let said =
-                e.stderr_tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
-            problems.push(format!(
-                "the Docker engine does not answer (`docker info`: {said}); start it (`sudo systemctl start docker`) or check DOCKER_HOST"
-            ));
+        match info {
+            Err(e) => {
+                let said =
+                    e.stderr_tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+                problems.push(format!(
+                    "the Docker engine does not answer (`docker info`: {said}); start it (`sudo systemctl start docker`) or check DOCKER_HOST"
+                ));
+            }
+            Ok(out) if def.existing.is_none() => problems.extend(engine_problem(&out.stdout)),
+            Ok(_) => {}
         }
     }
     if exec::cancelled() {
@@ -80,6 +85,30 @@ pub(crate) fn check(sh: &Shell, def: &Definition, log: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What keeps this Docker engine from loading images into kind, from `docker info --format
+/// '{{.ServerVersion}} {{.DriverStatus}}'`; `None` when nothing does.
+///
+/// On the containerd image store (the engine reports its `DriverStatus` as `[[driver-type
+/// io.containerd.snapshotter.v1]]`; a classic driver reports `[[Backing Filesystem extfs] …]`),
+/// `kind load docker-image` fails (kind#3795) and setup falls back to `docker image save
+/// --platform`, which needs engine API 1.48, Docker 28 (docs.docker.com `docker image save`:
+/// `--platform` is API 1.48+; the client 28.2.2 against a 20.10 engine says `"--platform"
+/// requires API version 1.48, but the Docker daemon API version is 1.41`). Docker 24 to 27
+/// offer that store without the flag.
+pub(crate) fn engine_problem(info: &str) -> Option<String> {
+    let line = info.lines().find(|l| !l.trim().is_empty())?.trim();
+    let (version, drivers) = line.split_once(' ').unwrap_or((line, ""));
+    if !drivers.contains("io.containerd.snapshotter") {
+        return None;
+    }
+    match tools::parse_version(version) {
+        Some((major, _, _)) if major >= 28 => None,
+        _ => Some(format!(
+            "the Docker engine {version} keeps images in the containerd image store, where `kind load docker-image` fails and the way around it, `docker image save --platform`, needs Docker 28 (engine API 1.48); upgrade the Docker engine to 28 or later, or switch the containerd image store off (`\"features\": {{\"containerd-snapshotter\": false}}` in /etc/docker/daemon.json, then restart dockerd)"
+        )),
+    }
 }
 
 /// Is `tool` at `path` usable? Its version line, or what is wrong (too old, does not run).
@@ -117,4 +146,29 @@ pub(crate) fn check_tool(sh: &Shell, tool: &Tool, path: &Path, log: &Path) -> Re
         }
     }
     Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::engine_problem;
+
+    #[test]
+    fn only_a_containerd_store_engine_older_than_28_is_a_problem() {
+        let containerd = "[[driver-type io.containerd.snapshotter.v1]]";
+        for old in ["24.0.7", "27.5.1", "v27.0.0-rc.1", "garbage"] {
+            let problem = engine_problem(&format!("{old} {containerd}\n"));
+            assert!(problem.as_deref().is_some_and(|p| p.contains(old) && p.contains("Docker 28")), "{old}");
+        }
+        for fine in [
+            format!("28.0.0 {containerd}"),
+            format!("29.1.3 {containerd}"),
+            "27.5.1 [[Backing Filesystem extfs]]".into(),
+            "20.10.24+dfsg1 []".into(),
+        ] {
+            assert_eq!(engine_problem(&fine), None, "{fine}");
+        }
+        for odd in ["", "\n\n", " ", "27", "\u{0}io.containerd.snapshotter"] {
+            let _ = engine_problem(odd);
+        }
+    }
 }

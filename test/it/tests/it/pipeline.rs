@@ -339,7 +339,22 @@ fn preflight_refuses_old_helm_and_a_silent_docker_engine_before_any_build() {
     )
     .unwrap();
     let out = setup(&fake, &def, &[]);
-    assert!(text(&out).contains("kubectl 1.22.17 is older than 1.23"), "{}", text(&out));
+    assert!(text(&out).contains("kubectl 1.22.17 is older than 1.25"), "{}", text(&out));
+
+    // kubectl 1.24 embeds kustomize v4.5.4, which has no labels[].includeTemplates (added in
+    // v4.5.5) and refuses the quickstart's overlay: refused before any work, saying why.
+    let fake = crate::harness::fake();
+    fake.rule(
+        Rule::new("kubectl", "^version").stdout("Client Version: v1.24.17\nKustomize Version: v4.5.4\n"),
+    )
+    .unwrap();
+    let out = setup(&fake, &def, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("kubectl 1.24.17 is older than 1.25") && text(&out).contains("includeTemplates"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -376,6 +391,57 @@ fn images_are_built_for_the_nodes_platform_and_load_falls_back_to_a_platform_arc
     let out = setup(&crate::harness::fake(), &def, &[]);
     assert!(!out.status.success());
     assert!(text(&out).contains("unknown variable ${NODE_ARCH}"), "{}", text(&out));
+}
+
+#[test]
+fn preflight_refuses_a_containerd_store_engine_too_old_for_save_platform_before_any_build() {
+    // Docker 27 offers the containerd image store but not `docker image save --platform` (API
+    // 1.48, Docker 28): the load fallback would fail after every build. Refused at once, saying
+    // both ways out.
+    let fake = crate::harness::fake();
+    fake.containerd_store().unwrap();
+    fake.rule(Rule::new("docker", "^info").stdout("27.5.1 [[driver-type io.containerd.snapshotter.v1]]\n"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let def = definition(dir.path(), &[("a", true)], "");
+    let out = setup(&fake, &def, &[]);
+    let err = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Docker engine 27.5.1")
+            && err.contains("docker image save --platform")
+            && err.contains("Docker 28")
+            && err.contains("containerd-snapshotter"),
+        "{err}"
+    );
+    let calls = fake.journal().unwrap();
+    assert!(!calls.iter().any(|c| c.tool == "docker" && c.argv[0] == "build"), "no build ran");
+
+    // The same engine with the classic store loads with `kind load docker-image`: admitted; and
+    // Docker 28 on the containerd store has the flag: admitted.
+    for info in [
+        "27.5.1 [[Backing Filesystem extfs] [Supports d_type true]]\n",
+        "28.0.4 [[driver-type io.containerd.snapshotter.v1]]\n",
+    ] {
+        let fake = crate::harness::fake();
+        fake.rule(Rule::new("docker", "^info").stdout(info)).unwrap();
+        let out = setup(&fake, &def, &[]);
+        assert!(out.status.success(), "{info}: {}", text(&out));
+    }
+}
+
+#[test]
+fn the_real_docker_engines_info_reads_as_preflight_asks_it() {
+    // What preflight asks the engine, asked of the real one on this machine: it answers the
+    // format (a version, then its driver status), and preflight admits it.
+    let out = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}} {{.DriverStatus}}"])
+        .output()
+        .expect("the real docker client (the Docker engine is part of this machine)");
+    assert!(out.status.success(), "docker info: {}", text(&out));
+    let line = String::from_utf8_lossy(&out.stdout);
+    let (version, drivers) = line.trim().split_once(' ').expect("version, then the driver status");
+    assert!(version.split('.').count() >= 2 && drivers.starts_with('['), "{line}");
 }
 
 #[test]
