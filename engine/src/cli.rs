@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use crate::e2e::{
-    check_cmd, flows, gitea, metrics, port_forward, quickstart, run_context_cmd, runs, setup, shards,
+    check_cmd, flows, gitea, metrics, port_forward, post_render, quickstart, run_context_cmd, runs, setup,
+    shards,
 };
 use crate::lint::commands::{DockerfilesArgs, HardcodedArgs, LintArgs};
 use crate::{bench, ci, docs, doctor, exec, init, paths, usage};
@@ -49,6 +50,9 @@ enum Command {
     /// The reaper of a running xtask (started by it; not for users)
     #[command(name = "__reap", hide = true)]
     Reap,
+    /// helm's post-renderer for a run's release (started by helm; not for users)
+    #[command(name = "__post-render", hide = true)]
+    PostRender(post_render::Args),
 }
 
 impl Command {
@@ -138,6 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::LintHardcoded(args) => args.run(),
         Command::JunitMerge(args) => args.run(),
         Command::Ci(args) => args.run(&sh),
+        Command::PostRender(args) => args.run(&sh),
         Command::Bench(args) => args.run(&sh),
         Command::Docs(args) => args.run(<Cli as clap::CommandFactory>::command()),
         Command::Reap => Ok(exec::reap_main()),

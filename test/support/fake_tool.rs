@@ -93,6 +93,8 @@ struct State {
     clusters_made: u64,
     /// Helm releases (`<cluster>/<namespace>/<release>` → chart).
     releases: BTreeMap<String, String>,
+    /// Their release labels (`helm upgrade --labels k=v,…`), which `helm list --selector` reads.
+    release_labels: BTreeMap<String, String>,
     /// What `docker push` sent to registries (references).
     pushed: Vec<String>,
 }
@@ -155,6 +157,7 @@ impl FromValue for State {
             cluster_uids: t.or_default("cluster_uids")?,
             clusters_made: t.or_default("clusters_made")?,
             releases: t.or_default("releases")?,
+            release_labels: t.or_default("release_labels")?,
             pushed: t.or_default("pushed")?,
         })
     }
@@ -166,7 +169,7 @@ impl ToValue for State {
             "clusters": self.clusters, "images": self.images, "rule_hits": self.rule_hits,
             "services": self.services.to_value(), "objects": self.objects.to_value(), "image_ids": self.image_ids,
             "builds": self.builds, "cluster_uids": self.cluster_uids, "clusters_made": self.clusters_made,
-            "releases": self.releases, "pushed": self.pushed,
+            "releases": self.releases, "release_labels": self.release_labels, "pushed": self.pushed,
         })
     }
 }
@@ -692,7 +695,11 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                 Ok(services) => {
                     state.services.extend(services);
                     let cluster = kube_cluster(argv, "--kube-context");
-                    state.releases.insert(format!("{cluster}/{namespace}/{release}"), chart.to_string());
+                    let key = format!("{cluster}/{namespace}/{release}");
+                    state.releases.insert(key.clone(), chart.to_string());
+                    if let Some(labels) = flag_values(rest, &["--labels"]).into_iter().next() {
+                        state.release_labels.insert(key, labels);
+                    }
                     Reply::ok(format!("Release \"{release}\" has been upgraded. Happy Helming!\n"))
                 }
                 Err(e) => Reply::fail(e),
@@ -707,11 +714,37 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                 None => Reply::fail("Error: release: not found\n"),
             }
         }
+        // `helm list [--all-namespaces | --namespace NS] [--selector k=v,…] --output json`: the
+        // releases with their namespace, as helm prints them (cmd/helm/list.go `releaseElement`).
+        ("helm", ["list", rest @ ..]) => {
+            let cluster = kube_cluster(argv, "--kube-context");
+            let all = rest.contains(&"--all-namespaces") || rest.contains(&"-A");
+            let only =
+                flag_values(rest, &["--namespace", "-n"]).into_iter().next().unwrap_or("default".into());
+            let selector = flag_values(rest, &["--selector", "-l"]).into_iter().next().unwrap_or_default();
+            let mut list = Vec::new();
+            for (key, chart) in &state.releases {
+                let mut parts = key.splitn(3, '/');
+                let (Some(c), Some(ns), Some(name)) = (parts.next(), parts.next(), parts.next()) else { continue };
+                if c != cluster || !(all || ns == only) {
+                    continue;
+                }
+                let labels = state.release_labels.get(key).cloned().unwrap_or_default();
+                let have: Vec<&str> = labels.split(',').collect();
+                if !selector.is_empty() && !selector.split(',').all(|term| have.contains(&term)) {
+                    continue;
+                }
+                list.push(json!({ "name": name, "namespace": ns, "revision": "1", "status": "deployed", "chart": chart }));
+            }
+            Reply::ok(format!("{}\n", Value::Array(list)))
+        }
         ("helm", ["uninstall", release, rest @ ..]) => {
             let namespace =
                 flag_values(rest, &["--namespace", "-n"]).into_iter().next().unwrap_or("default".into());
             let cluster = kube_cluster(argv, "--kube-context");
-            match state.releases.remove(&format!("{cluster}/{namespace}/{release}")) {
+            let key = format!("{cluster}/{namespace}/{release}");
+            state.release_labels.remove(&key);
+            match state.releases.remove(&key) {
                 Some(_) => Reply::ok(format!("release \"{release}\" uninstalled\n")),
                 None => Reply::fail(format!(
                     "Error: uninstall: Release not loaded: {release}: release: not found\n"

@@ -787,9 +787,12 @@ fn teardown_flow(sh: &Shell, ctx: &RunContext, settings: &Settings, recorded: Op
     let token_path = format!("/users/{}/tokens/{token_name}", settings.admin_user);
     client.expect("DELETE", &token_path, client.request("DELETE", &token_path, admin, None)?, &[204, 404])?;
 
-    // The run's secrets, by the run label, in the run's namespace only.
+    // The run's secrets, by the run label, in the run's namespace only, never a helm release's
+    // storage: `helm upgrade --labels` puts the run label on it too, with `owner=helm` (helm
+    // pkg/storage/driver/secrets.go `newSecretsObject`); deleted, helm forgets the release and
+    // never uninstalls its cluster-scoped objects. The release goes with `helm uninstall`.
     let ns = &ctx.test_namespace;
-    let selector = ctx.selector();
+    let selector = format!("{},owner!=helm", ctx.selector());
     exec::cmd(
         cmd!(sh, "kubectl delete secret --namespace {ns} --selector {selector} --ignore-not-found")
             .args(ctx.kubectl_args()),

@@ -18,6 +18,7 @@ pub mod incremental;
 pub mod kube;
 pub mod metrics;
 pub mod port_forward;
+pub mod post_render;
 pub mod preflight;
 pub mod quickstart;
 pub mod run_context;

@@ -156,8 +156,11 @@ fn helm_install(
     let ns = &ctx.test_namespace;
     let set_args = chart_values(qs, expand)?;
     let timeout = format!("{}s", qs.timeout.as_secs());
+    // `--labels` labels the release (its storage Secret: `runs`/`cleanup` find the release by
+    // it); the post-renderer labels every object the chart makes (see `post_render`).
     let labels = format!("{}={}", ctx.label_key, ctx.run_id);
-    exec::cmd(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {ns} --labels {labels} --wait --timeout {timeout} {set_args...}").args(ctx.helm_args()))
+    let post_render = super::post_render::helm_args(&ctx.label_key, &ctx.run_id)?;
+    exec::cmd(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {ns} --labels {labels} {post_render...} --wait --timeout {timeout} {set_args...}").args(ctx.helm_args()))
         .log(log)
         .timeout(qs.timeout + Duration::from_secs(30))
         .run()

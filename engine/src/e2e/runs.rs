@@ -466,6 +466,13 @@ fn remove_run_objects(
     let mut errors = Vec::new();
     let timeout = Duration::from_secs(120);
     let kubectl = |c: xshell::Cmd<'_>| exec::cmd(c.args(&kube)).cleanup().log(log).timeout(timeout).run();
+    // The run's helm releases first, while their namespaces stand: `helm uninstall` removes
+    // what the chart made anywhere (cluster-scoped objects too) and runs its delete hooks.
+    if exec::which(sh, "helm").is_some() {
+        if let Err(e) = uninstall_releases(sh, selector, context, log) {
+            errors.push(format!("helm releases: {e:#}"));
+        }
+    }
     if let Err(e) =
         kubectl(cmd!(sh, "kubectl delete namespace --selector {selector} --ignore-not-found --wait=false"))
     {
@@ -484,6 +491,37 @@ fn remove_run_objects(
         }
     }
     errors
+}
+
+/// Uninstalls every helm release labelled `selector` (`helm upgrade --labels` put it on the
+/// release; `helm list --selector` filters on release labels, helm cmd/helm/list.go).
+fn uninstall_releases(sh: &Shell, selector: &str, context: &str, log: &Path) -> Result<()> {
+    let helm = super::kube::helm_args(context);
+    let out = exec::cmd(
+        cmd!(sh, "helm list --all-namespaces --all --selector {selector} --output json").args(&helm),
+    )
+    .cleanup()
+    .log(log)
+    .timeout(Duration::from_secs(60))
+    .run()
+    .context("listing the run's helm releases")?;
+    let list: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .with_context(|| format!("`helm list --output json` printed {:?}", out.stdout.trim()))?;
+    for release in list.as_array().into_iter().flatten() {
+        let (Some(name), Some(ns)) = (release["name"].as_str(), release["namespace"].as_str()) else {
+            continue;
+        };
+        exec::cmd(
+            cmd!(sh, "helm uninstall {name} --namespace {ns} --ignore-not-found --wait --timeout 120s")
+                .args(&helm),
+        )
+        .cleanup()
+        .log(log)
+        .timeout(Duration::from_secs(150))
+        .run()
+        .with_context(|| format!("uninstalling helm release {name} in {ns}"))?;
+    }
+    Ok(())
 }
 
 /// Runs of any machine recorded in the shared cluster whose Lease expired (their owner stopped

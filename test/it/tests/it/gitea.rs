@@ -438,3 +438,71 @@ fn the_demo_writes_its_status_file_into_the_runs_repository_and_counts_the_write
     drop(demo);
     ok(&world.run(&["gitea", "teardown", "--run-id", &id]));
 }
+
+/// `helm upgrade --labels` puts the run label on the release's storage Secret too (with
+/// `owner=helm`, helm pkg/storage/driver/secrets.go): teardown deletes the run's own secrets and
+/// never that one (helm would forget the release and never uninstall its cluster-scoped
+/// objects); the run's cleanup uninstalls the release, found by its release label.
+#[test]
+fn teardown_keeps_helms_release_storage_and_cleanup_uninstalls_the_runs_release() {
+    let world = World::new();
+    world.fake.with_objects().unwrap();
+    let id = run_id("hrel");
+    let ns = format!("run-e2e-quickstart-helm-{id}");
+    let label = "configbutler.ai/e2e-run-id";
+    ok(&world.run(&["gitea", "setup", "--run-id", &id, "--flow", "quickstart-helm"]));
+    let kubectl = |args: &[&str], stdin: Option<String>| {
+        let mut cmd = Command::new(world.fake.bin_dir().join("kubectl"));
+        cmd.args(args).args(["--context", "kind-e2e"]).stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "kubectl {args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // What the real helm stores for release qs-<id> installed with --labels <label>=<id>.
+    let storage = format!("sh.helm.release.v1.qs-{id}.v1");
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+        "metadata": { "name": storage, "namespace": ns, "labels": {
+            label: id, "owner": "helm", "name": format!("qs-{id}"), "status": "deployed", "version": "1" } },
+        "data": { "release": "H4sI" },
+    });
+    kubectl(&["apply", "--server-side", "-f", "-"], Some(secret.to_string()));
+    let helm = Command::new(world.fake.bin_dir().join("helm"))
+        .args(["upgrade", "--install", &format!("qs-{id}"), "chart", "--namespace", &ns])
+        .args(["--labels", &format!("{label}={id}"), "--kube-context", "kind-e2e"])
+        .output()
+        .unwrap();
+    assert!(helm.status.success());
+    let secrets = |selector: &str| -> Vec<String> {
+        let list: Value = serde_json::from_str(&kubectl(
+            &["get", "secret", "--namespace", &ns, "--selector", selector, "-o", "json"],
+            None,
+        ))
+        .unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = secrets(&format!("{label}={id}"));
+    assert!(before.len() >= 2 && before.contains(&storage), "the run's secrets and helm's: {before:?}");
+
+    ok(&world.run(&["gitea", "teardown", "--run-id", &id]));
+    assert_eq!(secrets(&format!("{label}={id}")), vec![storage.clone()], "only helm's storage is left");
+
+    ok(&world.run(&["cleanup", "--run-id", &id]));
+    let calls = world.fake.journal().unwrap();
+    assert!(
+        calls.iter().any(|c| c.line().starts_with(&format!("helm uninstall qs-{id} --namespace {ns} "))),
+        "{:#?}",
+        calls.iter().map(|c| c.line()).collect::<Vec<_>>()
+    );
+}

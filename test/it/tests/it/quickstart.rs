@@ -3,7 +3,7 @@
 //! real Prometheus scraping it.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -165,6 +165,27 @@ fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_o
             && line.contains(&format!("--set-string git.repo=testorg/e2e-quickstart-helm-{b}")),
         "{line}"
     );
+    // Every object the release makes carries the run label, whatever the chart: helm's
+    // post-renderer is this xtask, and the real helm running it over a chart that labels nothing
+    // gets the label on each object and pod template (never on the selector).
+    let rendered = post_rendered_by_the_real_helm(helm, &w.sandbox);
+    let docs: Vec<&str> = rendered.split("\n---\n").collect();
+    assert_eq!(docs.len(), 3, "{rendered}");
+    for doc in &docs {
+        assert!(doc.contains(&format!("metadata:\n  labels:\n    {LABEL}: {b}\n")), "unlabelled: {doc}");
+    }
+    let deployment = docs.iter().find(|d| d.contains("kind: Deployment")).unwrap();
+    assert!(
+        deployment.contains(&format!(
+            "  template:\n    metadata:\n      labels:\n        app: bare\n        {LABEL}: {b}\n"
+        )),
+        "{deployment}"
+    );
+    assert!(
+        deployment.contains("    matchLabels:\n      app: bare\n  template:"),
+        "the selector is the chart's: {deployment}"
+    );
+
     // manifest: the generated overlay, applied with -k.
     let overlay_dir = w.sandbox.state.path().join("runs").join(a).join("quickstart");
     assert!(
@@ -234,6 +255,45 @@ fn helm_and_manifest_quickstarts_of_two_runs_at_once_pass_each_seeing_only_its_o
         assert_eq!(monitor["spec"]["endpoints"][0]["relabelings"][0]["targetLabel"], "run_id");
     }
     drop((demo_a, demo_b, prom));
+}
+
+/// `helm template` by the real helm of a chart that labels nothing, with the post-renderer the
+/// quickstart's `helm upgrade` (journaled as `call`) was given; in `sandbox`'s state dir and home,
+/// on this machine's PATH (the real kubectl's kustomize).
+fn post_rendered_by_the_real_helm(call: &testkit::Call, sandbox: &Sandbox) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("bare");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(chart.join("Chart.yaml"), "apiVersion: v2\nname: bare\nversion: 0.1.0\n").unwrap();
+    std::fs::write(
+        chart.join("templates/all.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bare\ndata:\n  a: b\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: bare-{{ .Release.Name }}\nrules: []\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: bare\nspec:\n  selector:\n    matchLabels:\n      app: bare\n  template:\n\
+         \x20   metadata:\n      labels:\n        app: bare\n    spec:\n      containers:\n      - name: c\n        image: x\n",
+    )
+    .unwrap();
+    let mut helm = Command::new(testkit::real::helm());
+    helm.args(["template", "bare"]).arg(&chart);
+    for pair in call.argv.windows(2) {
+        if pair[0] == "--post-renderer" || pair[0] == "--post-renderer-args" {
+            helm.args([&pair[0], &pair[1]]);
+        }
+    }
+    let path = format!(
+        "{}:{}",
+        Path::new(&testkit::real::kubectl()).parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = helm
+        .env("PATH", path)
+        .env("E2E_STATE_DIR", sandbox.state.path())
+        .env("HOME", sandbox.home.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}: {}", call.argv, text(&out));
+    String::from_utf8_lossy(&out.stdout).trim_start_matches("---\n").to_string()
 }
 
 #[test]
