@@ -15,6 +15,8 @@ use testkit::{FakeToolchain, Rule};
 use crate::harness::{copy_dir, root, text, Sandbox};
 
 const LABEL: &str = "configbutler.ai/e2e-run-id";
+/// The operator's image as setup built it (its digest tag).
+const IMAGE: &str = "fixture-operator:0123456789ab";
 
 /// The fixture operator's process; killed on drop.
 struct Operator(Child);
@@ -46,10 +48,31 @@ impl World {
         assert!(def.contains("timeout = \"2m\"\n"));
         let def = def.replace("timeout = \"2m\"\n", &format!("timeout = \"{timeout}\"\n"));
         std::fs::write(dir.path().join("e2e.toml"), def).unwrap();
+        // What the definition names at the repository root: the image's Dockerfile and inputs,
+        // Gitea's values.
+        for file in [
+            "test/operator/Dockerfile",
+            "test/operator/Dockerfile.dockerignore",
+            "test/operator/Cargo.toml",
+            "test/support/base64.rs",
+            "hack/gitea-values.yaml",
+            "Cargo.lock",
+        ] {
+            let to = dir.path().join(file);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(root().join(file), to).unwrap();
+        }
+        copy_dir(&root().join("test/operator/src"), &dir.path().join("test/operator/src"));
         let fake = crate::harness::fake();
         fake.with_cluster("e2e").unwrap();
         fake.with_objects().unwrap();
         let sandbox = Sandbox::with_fake(&fake);
+        // What `cargo xtask setup` recorded of the operator's image: the installs name its tag.
+        std::fs::write(
+            sandbox.state.path().join("incremental.json"),
+            format!(r#"{{"images": {{"fixture-operator": {{"digest": "0123456789abcdef", "tag": "{IMAGE}", "image_id": "sha256:1", "inputs": {{}}}}}}}}"#),
+        )
+        .unwrap();
         let world = World { fake, gitea: GiteaServer::start().unwrap(), sandbox, dir };
         if crd {
             world.kubectl(&["apply", "--server-side", "-f", world.path("deploy/crd.json").to_str().unwrap()]);
@@ -190,10 +213,10 @@ fn the_fixture_operators_quickstart_passes_in_both_modes_with_declarative_checks
     let calls = w.fake.journal().unwrap();
     let lines: Vec<String> = calls.iter().map(|c| c.line()).collect();
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with(&format!("helm upgrade --install qs-{h} ")) && l.contains("deploy/chart")),
-        "{lines:#?}"
+        lines.iter().any(|l| l.starts_with(&format!("helm upgrade --install qs-{h} "))
+            && l.contains("deploy/chart")
+            && l.contains(&format!("--set-string image={IMAGE}"))),
+        "the release runs the image setup built: {lines:#?}"
     );
     assert!(
         lines.iter().any(|l| l.starts_with(&format!(
@@ -232,6 +255,8 @@ fn rendered_overlay_follows_the_run(overlay_dir: &Path, id: &str, ns: &str) {
         format!("- kind: ServiceAccount\n  name: fixture-operator-{id}\n  namespace: {ns}\n"),
         format!("- --namespace={ns}\n"),
         format!("{LABEL}: {id}"),
+        // The image setup built and loaded, not the base's placeholder.
+        format!("image: {IMAGE}\n"),
     ] {
         assert!(yaml.contains(&want), "the render lacks {want:?}:\n{yaml}");
     }
@@ -458,4 +483,42 @@ fn the_fake_api_server_refuses_what_the_real_one_refuses() {
         serde_json::from_str(&w.kubectl(&["get", "gitmirror", "quickstart", "-o", "json"])).unwrap();
     assert_eq!(stored["status"]["phase"], "x");
     assert_eq!(stored["metadata"]["generation"], 2, "a status write is no new generation");
+}
+
+/// The fixture's definition is runnable end to end: setup builds the operator's image (its
+/// prebuild, for the node's platform), loads it into the kind node, and deploys the shared
+/// Gitea the runs' repositories live in; the forwards reach its API and SSH port.
+#[test]
+fn the_fixture_definition_builds_and_loads_its_operator_image_and_deploys_gitea() {
+    let fake = crate::harness::fake();
+    let sandbox = Sandbox::with_fake(&fake);
+    let out = sandbox
+        .xtask(&["setup", "--dry-run", "--definition", "test/operator/e2e.toml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let plan = text(&out);
+    assert!(out.status.success(), "{plan}");
+    let dockerfile = root().join("test/operator/Dockerfile");
+    for want in [
+        "cargo build --quiet --release -p fixture-operator --target x86_64-unknown-linux-gnu".to_string(),
+        format!(
+            "docker build -t 'fixture-operator:${{DIGEST}}' --platform linux/amd64 -f {}",
+            dockerfile.display()
+        ),
+        "kind load docker-image 'fixture-operator:${DIGEST}' --name e2e".to_string(),
+        "helm upgrade --install gitea gitea --namespace gitea-e2e".to_string(),
+    ] {
+        assert!(plan.contains(&want), "the plan lacks {want:?}:\n{plan}");
+    }
+    assert!(fake.journal().unwrap().is_empty(), "dry-run ran something");
+    // The chart and the base name the image by the variable setup fills in, never a tag no
+    // build makes (`fixture-operator:dev` was never built nor loaded: ImagePullBackOff).
+    let def = std::fs::read_to_string(root().join("test/operator/e2e.toml")).unwrap();
+    assert!(def.contains(r#"image = "${IMAGE_FIXTURE_OPERATOR}""#), "helm mode's value");
+    let patch = std::fs::read_to_string(root().join("test/operator/deploy/patches/manager.yaml")).unwrap();
+    assert!(patch.contains(r#"image: "${IMAGE_FIXTURE_OPERATOR}""#), "manifest mode's patch");
+    for forward in ["name = \"gitea\"", "name = \"gitea-ssh\""] {
+        assert!(def.contains(&format!("[[port-forward]]\n{forward}")), "{forward}");
+    }
 }
