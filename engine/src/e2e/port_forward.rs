@@ -102,27 +102,66 @@ pub(crate) fn healthy(f: &Forward) -> bool {
                 .map(|r| r.status().as_u16() == 200)
                 .unwrap_or(false)
         }
-        Probe::Ssh => ssh_banner(f.local).is_some(),
+        Probe::Ssh => matches!(ssh_probe(f.local), SshProbe::Banner(_)),
     }
+}
+
+/// How long an accepted connection may stay silent before it is not an SSH server.
+const SSH_SILENCE: Duration = Duration::from_secs(10);
+
+/// What an SSH probe of a forward saw.
+pub(crate) enum SshProbe {
+    /// The identification line (`SSH-2.0-...`).
+    Banner(String),
+    /// Refused, or accepted and closed: kubectl's listener with no pod port behind it yet
+    /// (it closes the connection on `error forwarding port`), or something else that is no SSH.
+    NotYet,
+    /// Accepted and then silent for [`SSH_SILENCE`]: a server sends its identification line as
+    /// soon as the connection is made (RFC 4253 section 4.2: "When the connection has been
+    /// established, both sides MUST send an identification string"), so what sits behind the
+    /// forward is not an SSH server: a mis-forward, not a slow pod.
+    Silent,
 }
 
 /// The SSH identification line a server sends first (`SSH-2.0-...`, RFC 4253 section 4.2).
 pub(crate) fn ssh_banner(port: u16) -> Option<String> {
+    match ssh_probe(port) {
+        SshProbe::Banner(line) => Some(line),
+        SshProbe::NotYet | SshProbe::Silent => None,
+    }
+}
+
+pub(crate) fn ssh_probe(port: u16) -> SshProbe {
     use std::io::Read;
-    let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    let Ok(mut stream) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))
+    else {
+        return SshProbe::NotYet;
+    };
+    let started = Instant::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
     while !got.contains(&b'\n') && got.len() < 1024 {
+        let left = SSH_SILENCE.saturating_sub(started.elapsed());
+        if left.is_zero()
+            || exec::cancelled()
+            || stream.set_read_timeout(Some(left.min(Duration::from_millis(500)))).is_err()
+        {
+            break;
+        }
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => return SshProbe::NotYet,
             Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return SshProbe::NotYet,
         }
     }
     let text = String::from_utf8_lossy(&got);
     // Servers may send other lines before the identification line.
-    text.lines().find(|l| l.starts_with("SSH-")).map(|l| l.trim_end().to_string())
+    match text.lines().find(|l| l.starts_with("SSH-")) {
+        Some(line) => SshProbe::Banner(line.trim_end().to_string()),
+        None if got.is_empty() && started.elapsed() >= SSH_SILENCE => SshProbe::Silent,
+        None => SshProbe::NotYet,
+    }
 }
 
 fn describe_foreign(f: &Forward, who: &Option<(u32, String)>) -> String {
@@ -153,7 +192,24 @@ pub(crate) fn ensure(forwards: &[Forward]) -> Result<()> {
     let start = Instant::now();
     for f in forwards {
         let deadline = f.ready_timeout;
-        while !healthy(f) {
+        loop {
+            if let Probe::Ssh = f.probe {
+                match ssh_probe(f.local) {
+                    SshProbe::Banner(_) => break,
+                    SshProbe::NotYet => {}
+                    SshProbe::Silent => bail!(
+                        "port-forward {} (127.0.0.1:{} -> {} {}:{}) reaches no SSH server: the connection was accepted and then nothing came for {}s, where an SSH server sends its `SSH-2.0-…` line at once (RFC 4253 section 4.2). Check `remote`: a headless Service forwards to that port on the pod itself, not to its targetPort (kubectl pkg/util/service_port.go)",
+                        f.name,
+                        f.local,
+                        f.namespace,
+                        f.target,
+                        f.remote,
+                        SSH_SILENCE.as_secs()
+                    ),
+                }
+            } else if healthy(f) {
+                break;
+            }
             if exec::cancelled() {
                 bail!("interrupted while waiting for port-forward {}", f.name);
             }

@@ -541,6 +541,66 @@ fn an_ssh_forward_that_connects_but_serves_nothing_is_not_healthy() {
     assert!(log.contains("-> 22: error forwarding port 22 to pod: connect: connection refused"), "{log}");
 }
 
+/// A listener that accepts every connection and never sends a byte (until dropped).
+struct Silent {
+    addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Silent {
+    fn start() -> Silent {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok((conn, _)) = listener.accept() {
+                    held.push(conn);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Silent { addr, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn an_ssh_forward_to_a_backend_that_accepts_and_stays_silent_fails_at_once_naming_it() {
+    // The forward reaches something that accepts and never speaks (no SSH server sends nothing):
+    // a mis-forward, told as such, not a slow pod waited on for the whole ready-timeout.
+    let w = World::new(THREE_FLOWS);
+    let silent = Silent::start();
+    w.fake.forward("svc/gitea-ssh", &silent.addr).unwrap();
+    let def = std::fs::read_to_string(&w.def).unwrap();
+    let marker = "probe = \"ssh\"\nready-timeout = \"20s\"";
+    assert!(def.contains(marker), "{def}");
+    std::fs::write(&w.def, def.replace(marker, "probe = \"ssh\"\nready-timeout = \"10m\"")).unwrap();
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    let text = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("port-forward gitea-ssh")
+            && text.contains("reaches no SSH server")
+            && text.contains("`remote`"),
+        "{text}"
+    );
+    assert!(runs(&w.fake.journal().unwrap()).is_empty(), "no flow ran");
+}
+
 #[test]
 fn the_gitea_chart_without_db_type_or_with_an_unknown_key_fails_setup_naming_why() {
     let values = std::fs::read_to_string(crate::harness::root().join("hack/gitea-values.yaml")).unwrap();
