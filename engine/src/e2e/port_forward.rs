@@ -102,7 +102,7 @@ pub(crate) fn healthy(f: &Forward) -> bool {
                 .map(|r| r.status().as_u16() == 200)
                 .unwrap_or(false)
         }
-        Probe::Ssh => matches!(ssh_probe(f.local), SshProbe::Banner(_)),
+        Probe::Ssh => matches!(ssh_probe(f.local), SshProbe::Banner),
     }
 }
 
@@ -111,8 +111,8 @@ const SSH_SILENCE: Duration = Duration::from_secs(10);
 
 /// What an SSH probe of a forward saw.
 pub(crate) enum SshProbe {
-    /// The identification line (`SSH-2.0-...`).
-    Banner(String),
+    /// The identification line (`SSH-2.0-...`) came.
+    Banner,
     /// Refused, or accepted and closed: kubectl's listener with no pod port behind it yet
     /// (it closes the connection on `error forwarding port`), or something else that is no SSH.
     NotYet,
@@ -123,14 +123,7 @@ pub(crate) enum SshProbe {
     Silent,
 }
 
-/// The SSH identification line a server sends first (`SSH-2.0-...`, RFC 4253 section 4.2).
-pub(crate) fn ssh_banner(port: u16) -> Option<String> {
-    match ssh_probe(port) {
-        SshProbe::Banner(line) => Some(line),
-        SshProbe::NotYet | SshProbe::Silent => None,
-    }
-}
-
+/// Connects to `port` and reads what comes first: the SSH identification line, or not.
 pub(crate) fn ssh_probe(port: u16) -> SshProbe {
     use std::io::Read;
     let Ok(mut stream) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))
@@ -158,7 +151,7 @@ pub(crate) fn ssh_probe(port: u16) -> SshProbe {
     let text = String::from_utf8_lossy(&got);
     // Servers may send other lines before the identification line.
     match text.lines().find(|l| l.starts_with("SSH-")) {
-        Some(line) => SshProbe::Banner(line.trim_end().to_string()),
+        Some(_) => SshProbe::Banner,
         None if got.is_empty() && started.elapsed() >= SSH_SILENCE => SshProbe::Silent,
         None => SshProbe::NotYet,
     }
@@ -195,7 +188,7 @@ pub(crate) fn ensure(forwards: &[Forward]) -> Result<()> {
         loop {
             if let Probe::Ssh = f.probe {
                 match ssh_probe(f.local) {
-                    SshProbe::Banner(_) => break,
+                    SshProbe::Banner => break,
                     SshProbe::NotYet => {}
                     SshProbe::Silent => bail!(
                         "port-forward {} (127.0.0.1:{} -> {} {}:{}) reaches no SSH server: the connection was accepted and then nothing came for {}s, where an SSH server sends its `SSH-2.0-…` line at once (RFC 4253 section 4.2). Check `remote`: a headless Service forwards to that port on the pod itself, not to its targetPort (kubectl pkg/util/service_port.go)",
