@@ -496,6 +496,9 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                 }
                 let text =
                     std::fs::read_to_string(env.cwd.join(f)).with_context(|| format!("reading {shown}"))?;
+                if let Some(store) = &env.store {
+                    refuse_local_tags(&text, &shown, &store.read(|s| s.images.clone()))?;
+                }
                 if !template {
                     keyed.insert(format!("manifest:{shown}"), text);
                     applied.push(f.clone());
@@ -846,6 +849,36 @@ fn known_vars(env: &Env, extra: &[(String, String)]) -> Vec<(String, String)> {
     }
     vars.extend(extra.iter().cloned());
     vars
+}
+
+/// An existing cluster pulls what setup pushed, `<registry>/<tag>`: a manifest that names a built
+/// image by its local tag (`image: app:dev`) would be applied unchanged and fail to pull on the
+/// cluster, so it is refused with the fix. `images`: what setup built (and pushed, when its
+/// `reference` differs from its tag).
+fn refuse_local_tags(
+    text: &str,
+    shown: &str,
+    images: &std::collections::BTreeMap<String, super::incremental::ImageRecord>,
+) -> Result<()> {
+    static IMAGE_FIELD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        // `image: x`, `- image: "x"` (YAML) or `"image": "x"` (JSON): the value up to a quote,
+        // blank, comma, brace or comment.
+        regex::Regex::new(r#"["']?\bimage["']?\s*:\s*["']?([^"'\s,}#]+)"#).expect("a valid regex")
+    });
+    for found in IMAGE_FIELD.captures_iter(text) {
+        let named = &found[1];
+        let Some((name, image)) =
+            images.iter().find(|(_, i)| !i.reference.is_empty() && i.reference != i.tag && i.tag == named)
+        else {
+            continue;
+        };
+        let var = name.to_ascii_uppercase().replace('-', "_");
+        return Err(crate::usage::usage(format!(
+            "{shown} names image {named}, which setup pushed as {} for the existing cluster (it has no {named} to pull): name it ${{IMAGE_{var}}} and set `template = true` on the deploy",
+            image.reference
+        )));
+    }
+    Ok(())
 }
 
 /// For a plan (`--dry-run`): each `${IMAGE_<NAME>}` / `${IMAGE_TAG_<NAME>}` in `text` that `vars`

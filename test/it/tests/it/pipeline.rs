@@ -745,6 +745,75 @@ manifests = ["app.yaml"]
     assert!(said.contains("cluster.provider: \"eks\" is not one of kind, existing"), "{said}");
 }
 
+/// On an existing cluster, a manifest naming a built image by its local tag would be applied as it
+/// is and fail to pull there (setup pushed `<registry>/<tag>`): refused, saying what to write.
+#[test]
+fn an_existing_cluster_manifest_naming_a_local_tag_is_refused_with_the_fix() {
+    let fake = crate::harness::fake();
+    fake.with_context("shared-dev").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+    std::fs::write(dir.path().join("docker/app.Dockerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: \"app:dev\"\n",
+    )
+    .unwrap();
+    let def = dir.path().join("e2e.toml");
+    let body = r#"[cluster]
+name = "dev"
+provider = "existing"
+context = "shared-dev"
+registry = "registry.example.test/e2e"
+
+[[image]]
+name = "app"
+tag = "app:dev"
+dockerfile = "docker/app.Dockerfile"
+context = "docker"
+
+[[deploy]]
+name = "raw"
+namespace = "apps"
+images = ["app"]
+manifests = ["app.yaml"]
+"#;
+    std::fs::write(&def, body).unwrap();
+    let sandbox = Sandbox::with_fake(&fake);
+    let out = setup_in(&sandbox, &def, &[]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "app.yaml names image app:dev, which setup pushed as registry.example.test/e2e/app:dev"
+        ) && said.contains("${IMAGE_APP}")
+            && said.contains("template = true"),
+        "{said}"
+    );
+    let calls = fake.journal().unwrap();
+    assert!(!calls.iter().any(|c| c.line().starts_with("kubectl apply")), "nothing applied");
+
+    // Written as told, it applies the registry image.
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        std::fs::read_to_string(dir.path().join("app.yaml"))
+            .unwrap()
+            .replace("\"app:dev\"", "\"${IMAGE_APP}\""),
+    )
+    .unwrap();
+    std::fs::write(
+        &def,
+        body.replace("manifests = [\"app.yaml\"]", "manifests = [\"app.yaml\"]\ntemplate = true"),
+    )
+    .unwrap();
+    let out = setup_in(&sandbox, &def, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rendered = crate::harness::files_ending(sandbox.state.path(), "yaml");
+    let rendered = rendered.iter().find(|p| p.to_string_lossy().ends_with("app.yaml"));
+    let applied = std::fs::read_to_string(rendered.expect("the rendered manifest")).unwrap();
+    assert!(applied.contains("image: \"registry.example.test/e2e/app:dev\""), "{applied}");
+}
+
 /// A dry run never cuts its plan short silently: a task that cannot be planned (here, a kind
 /// config template naming an unset variable) is named with its error, the rest that can be
 /// planned still is, and the exit status is 2.
