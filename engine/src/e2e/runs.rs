@@ -108,13 +108,33 @@ impl RunRecord {
         RunRecord::read(run_id).ok()
     }
 
-    /// The run's record, or why it cannot be read.
+    /// The run's record, or why it cannot be read. A record is believed only when it is run
+    /// `run_id`'s (its `run_id` is its directory's: `runs/alias1/run.json` naming `liveone` would
+    /// make a cleanup of `alias1` delete the live run `liveone`), and when its label key is one
+    /// Kubernetes accepts (cleanup selects `<label>=<id>`: a key ending in `!` negates it).
     pub(crate) fn read(run_id: &str) -> Result<RunRecord> {
         let path = RunRecord::path(run_id);
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        crate::lint::value::from_json(&text)
+        let record: RunRecord = crate::lint::value::from_json(&text)
             .map_err(anyhow::Error::msg)
-            .with_context(|| format!("{} is not a run record", path.display()))
+            .with_context(|| format!("{} is not a run record", path.display()))?;
+        if record.run_id != run_id {
+            bail!(
+                "{} is not a run record of run {run_id}: it names run {:?} (a copied or edited record; \
+                 nothing is cleaned up by it)",
+                path.display(),
+                record.run_id
+            );
+        }
+        if let Err(why) = run_context::validate_label_key(&record.label) {
+            bail!(
+                "{} is not a run record: its label {:?} is not a Kubernetes qualified name ({why}); \
+                 nothing is selected by it",
+                path.display(),
+                record.label
+            );
+        }
+        Ok(record)
     }
 
     /// Is the process that owns this run still there? (Another host's run: we cannot tell.) A
@@ -506,6 +526,12 @@ fn reap_cluster_runs(sh: &Shell, context: &str, now: u64) -> Result<usize> {
         }
         let notes = &lease["metadata"]["annotations"];
         let label = notes["e2e.configbutler.ai/label"].as_str().unwrap_or(run_context::DEFAULT_LABEL_KEY);
+        if let Err(why) = run_context::validate_label_key(label) {
+            eprintln!(
+                "Lease {name} in {context}: its label {label:?} is not a qualified name ({why}); left alone"
+            );
+            continue;
+        }
         let selector = format!("{label}={run_id}");
         let flow = notes["e2e.configbutler.ai/flow"].as_str();
         let gitea = notes["e2e.configbutler.ai/gitea"].as_str() != Some("false");
