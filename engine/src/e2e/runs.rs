@@ -237,6 +237,16 @@ pub(crate) fn all() -> (Vec<RunRecord>, Vec<(String, String)>) {
     (out, unreadable)
 }
 
+/// `<key>=<value>`, the equality selector cleanup deletes by, both parts checked with Kubernetes'
+/// label syntax first (a key ending in `!` would make it `key!=value`: everything but the run).
+fn selector(key: &str, value: &str) -> Result<String> {
+    run_context::validate_label_key(key)
+        .map_err(|why| anyhow::anyhow!("label key {key:?} is not a qualified name: {why}"))?;
+    run_context::validate_label_value(value)
+        .map_err(|why| anyhow::anyhow!("label value {value:?} is not valid: {why}"))?;
+    Ok(format!("{key}={value}"))
+}
+
 /// Cluster-scoped kinds a run may create (each carrying its label).
 const CLUSTER_KINDS: &str =
     "clusterrole,clusterrolebinding,validatingwebhookconfiguration,mutatingwebhookconfiguration";
@@ -248,7 +258,7 @@ pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Res
     let record = RunRecord::load(run_id);
     let label =
         record.as_ref().map(|r| r.label.clone()).unwrap_or_else(|| run_context::DEFAULT_LABEL_KEY.into());
-    let selector = format!("{label}={run_id}");
+    let selector = selector(&label, run_id)?;
     let context = record
         .as_ref()
         .map(|r| r.kube_context.clone())
@@ -532,7 +542,7 @@ fn reap_cluster_runs(sh: &Shell, context: &str, now: u64) -> Result<usize> {
             );
             continue;
         }
-        let selector = format!("{label}={run_id}");
+        let selector = selector(label, &run_id)?;
         let flow = notes["e2e.configbutler.ai/flow"].as_str();
         let gitea = notes["e2e.configbutler.ai/gitea"].as_str() != Some("false");
         let errors = remove_run_objects(sh, &run_id, &selector, context, flow, gitea, &log);
