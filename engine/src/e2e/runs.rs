@@ -27,8 +27,10 @@ pub(crate) struct RunRecord {
     /// Unix seconds.
     pub(crate) started: u64,
     pub(crate) heartbeat: u64,
-    /// running | passed | failed | interrupted
+    /// running | passed | failed | interrupted | cleanup-incomplete
     pub(crate) status: String,
+    /// What a cleanup could not remove (with status `cleanup-incomplete`).
+    pub(crate) left: Vec<String>,
     pub(crate) kept: bool,
     /// Gitea was set up for it (so cleanup tears it down).
     pub(crate) gitea: bool,
@@ -54,6 +56,7 @@ impl FromValue for RunRecord {
             kept: t.or_default("kept")?,
             gitea: t.or_default("gitea")?,
             kube_context: t.or_default("kube_context")?,
+            left: t.or_default("left")?,
         })
     }
 }
@@ -65,7 +68,7 @@ impl ToValue for RunRecord {
             "controller_namespace": self.controller_namespace, "label": self.label, "pid": self.pid,
             "host": self.host, "started": self.started, "heartbeat": self.heartbeat,
             "status": self.status, "kept": self.kept, "gitea": self.gitea,
-            "kube_context": self.kube_context,
+            "kube_context": self.kube_context, "left": self.left,
         })
     }
 }
@@ -87,6 +90,7 @@ impl RunRecord {
             kept: false,
             gitea: false,
             kube_context: ctx.kube_context.clone(),
+            left: Vec::new(),
         }
     }
 
@@ -247,6 +251,9 @@ fn selector(key: &str, value: &str) -> Result<String> {
     Ok(format!("{key}={value}"))
 }
 
+/// The status of a run whose cleanup left something behind (its record is kept to retry).
+pub(crate) const CLEANUP_INCOMPLETE: &str = "cleanup-incomplete";
+
 /// Cluster-scoped kinds a run may create (each carrying its label).
 const CLUSTER_KINDS: &str =
     "clusterrole,clusterrolebinding,validatingwebhookconfiguration,mutatingwebhookconfiguration";
@@ -267,8 +274,28 @@ pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Res
     let log = run_context::run_dir(run_id).join("logs").join("cleanup.log");
     let gitea = record.as_ref().is_none_or(|r| r.gitea);
     let flow = record.as_ref().map(|r| r.flow.as_str());
-    let mut errors = remove_run_objects(sh, run_id, &selector, &context, flow, gitea, &log);
+    let left = remove_run_objects(sh, run_id, &selector, &context, flow, gitea, &log);
     let dir = run_context::run_dir(run_id);
+    if !left.is_empty() {
+        // What is still in the cluster (or in Gitea) is findable only through this record (its
+        // label, context, flow and Gitea state): it stays, saying so, until a cleanup removes
+        // every piece. `cleanup --stale` retries it.
+        let kept = match record {
+            Some(mut r) => {
+                r.status = CLEANUP_INCOMPLETE.into();
+                r.left = left.clone();
+                r.save().map(|()| format!("its record {} is kept", rel(&RunRecord::path(run_id))))
+            }
+            None => Ok("it has no record".to_string()),
+        };
+        let kept = kept.unwrap_or_else(|e| format!("its record could not be updated: {e:#}"));
+        bail!(
+            "cleanup of run {run_id} incomplete, still there:\n- {}\n{kept}; `cargo xtask cleanup --run-id {run_id}` \
+             (or `cleanup --stale`) tries again",
+            left.join("\n- ")
+        );
+    }
+    let mut errors = Vec::new();
     if dir.exists() {
         for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?.flatten()
         {
@@ -391,6 +418,9 @@ impl RunsArgs {
                 age(r.heartbeat),
                 r.namespace
             );
+            for what in &r.left {
+                println!("    left by its cleanup: {what}");
+            }
         }
         Ok(0)
     }
@@ -446,7 +476,10 @@ impl CleanupArgs {
         }
         let mut reaped = 0;
         for r in runs {
-            let old = now.saturating_sub(r.heartbeat) >= self.older_than.as_secs();
+            // A run whose cleanup was left incomplete has ended (its owner said so): it is retried
+            // at once, once its owner is gone.
+            let old = now.saturating_sub(r.heartbeat) >= self.older_than.as_secs()
+                || r.status == CLEANUP_INCOMPLETE;
             if !old || r.owner() == Owner::Alive {
                 continue;
             }

@@ -122,3 +122,46 @@ fn a_record_naming_another_run_than_its_directory_is_refused_and_never_reaped() 
     let listed = text(&l.xtask(&["runs"]).output().unwrap());
     assert!(listed.contains("alias1") && listed.contains("liveone"), "{listed}");
 }
+
+/// A cleanup whose `kubectl delete` fails used to delete the run's record anyway: the next
+/// `cleanup --stale` reaped "0 stale run(s)" and the namespace was orphaned with nothing left to
+/// find it. The record stays, saying what is left, and the next cleanup finishes the job.
+#[test]
+fn a_failed_cleanup_keeps_the_record_says_what_is_left_and_the_next_one_finishes() {
+    let l = Local::new();
+    l.fake
+        .rule(
+            testkit::Rule::new("kubectl", "^delete namespace --selector")
+                .exit(1)
+                .stderr("error: the server is currently unable to handle the request\n")
+                .times(2),
+        )
+        .unwrap();
+    l.record("orphan1", serde_json::json!({}));
+    let out = l.xtask(&["cleanup", "--stale"]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("orphan1") && said.contains("incomplete") && said.contains("namespaces"), "{said}");
+    let record = l.sandbox.run_dir("orphan1").join("run.json");
+    assert!(record.exists(), "the record is gone: {said}");
+    let listed = text(&l.xtask(&["runs"]).output().unwrap());
+    assert!(
+        listed.contains("cleanup-incomplete") && listed.contains("left by its cleanup: namespaces"),
+        "{listed}"
+    );
+    // By run id: still failing, still kept.
+    let out = l.xtask(&["cleanup", "--run-id", "orphan1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(record.exists());
+    // The API is back: the next `cleanup --stale` removes the namespaces, then the record.
+    let out = l.xtask(&["cleanup", "--stale"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("1 stale run(s) reaped"), "{}", text(&out));
+    assert!(!l.sandbox.run_dir("orphan1").exists());
+    let deletes = l.deletes();
+    assert_eq!(
+        deletes.iter().filter(|d| d.contains("delete namespace --selector")).count(),
+        3,
+        "{deletes:?}"
+    );
+}
