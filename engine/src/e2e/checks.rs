@@ -251,12 +251,32 @@ pub(crate) fn git_vars(ctx: &super::run_context::RunContext) -> Vec<(String, Str
     vars
 }
 
-/// `kind/name` as its two parts.
+/// `kind/name` as its two parts, neither of which kubectl could read as a flag.
 fn split_object(object: &str) -> Result<(&str, &str)> {
-    object
+    let (kind, name) = object
         .split_once('/')
         .filter(|(k, n)| !k.is_empty() && !n.is_empty() && !n.contains('/'))
-        .ok_or_else(|| crate::usage::usage(format!("{object:?}: give the object as kind/name")))
+        .ok_or_else(|| crate::usage::usage(format!("{object:?}: give the object as kind/name")))?;
+    not_a_flag("the kind", kind, object)?;
+    not_a_flag("the name", name, object)?;
+    Ok((kind, name))
+}
+
+/// Refuses a value given as a kubectl argument (a kind, a name) that starts with '-': kubectl's
+/// flag parser (spf13/pflag `FlagSet.Parse`, which cobra runs on every command line) reads any
+/// argument starting with '-' as a flag wherever it stands, so `namespaces/--all` became `kubectl
+/// delete namespaces --all` (every namespace of the cluster) and `pods/-A` every namespace's pods.
+/// No Kubernetes object or resource name can start with '-' (names are DNS-1123 subdomains or
+/// labels, k8s.io/apimachinery pkg/util/validation `IsDNS1123Subdomain`: they start with an
+/// alphanumeric), so nothing a check can rightly name is refused.
+pub(crate) fn not_a_flag(what: &str, value: &str, given: &str) -> Result<()> {
+    if value.starts_with('-') {
+        return Err(crate::usage::usage(format!(
+            "{given:?}: {what} {value:?} starts with '-', which kubectl would read as a flag; \
+             no Kubernetes kind or object name starts with '-'"
+        )));
+    }
+    Ok(())
 }
 
 /// Commits on the checkout's HEAD.
@@ -418,11 +438,22 @@ impl<'a> Runner<'a> {
             poll: self.poll,
         };
         match &def.step {
-            Step::Rollout(d) => checks.rollout_status(&self.expand(d)?, deadline)?,
-            Step::Available(d) => checks.deployment_available(&self.expand(d)?, deadline)?,
+            Step::Rollout(d) => {
+                let d = self.expand(d)?;
+                not_a_flag("the deployment", &d, &d)?;
+                checks.rollout_status(&d, deadline)?
+            }
+            Step::Available(d) => {
+                let d = self.expand(d)?;
+                not_a_flag("the deployment", &d, &d)?;
+                checks.deployment_available(&d, deadline)?
+            }
             Step::PodsReady(s) => checks.pods_ready(&self.expand(s)?, deadline)?,
             Step::Crds(names) => {
                 let names = names.iter().map(|n| self.expand(n)).collect::<Result<Vec<_>>>()?;
+                for n in &names {
+                    not_a_flag("the CRD", n, n)?;
+                }
                 checks.crds_present(&names.iter().map(String::as_str).collect::<Vec<_>>())?
             }
             Step::Condition { object, kind, expect } => {

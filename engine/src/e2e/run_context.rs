@@ -85,6 +85,87 @@ pub(crate) fn validate_run_id(id: &str) -> Result<()> {
     }
 }
 
+/// A label key as Kubernetes checks it (k8s.io/apimachinery pkg/util/validation/validation.go,
+/// `IsQualifiedName`, which `ValidateLabelName` applies to every label key): an optional prefix,
+/// a DNS-1123 subdomain (`IsDNS1123Subdomain`: at most 253 characters of lowercase alphanumerics,
+/// '-' and '.', each dot-separated part starting and ending alphanumeric) and '/', then a name of
+/// 1 to 63 characters matching `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`. Cleanup builds its
+/// selector `<key>=<id>` from this key: a key ending in `!` would make it `key!=<id>`, which
+/// selects everything *but* the run.
+pub(crate) fn validate_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            return Err(
+                "its prefix before '/' is empty; a qualified name's prefix is a DNS-1123 subdomain".into()
+            );
+        }
+        if let Err(why) = dns1123_subdomain(prefix) {
+            return Err(format!("its prefix {prefix:?} {why}"));
+        }
+    }
+    if name.is_empty() {
+        return Err("its name part is empty; a qualified name's name is 1 to 63 characters".into());
+    }
+    if name.len() > 63 {
+        return Err(format!(
+            "its name part has {} characters; a qualified name's name has at most 63",
+            name.len()
+        ));
+    }
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    let ok = name.starts_with(alnum)
+        && name.ends_with(alnum)
+        && name.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(format!(
+            "its name part {name:?} is not a qualified name: alphanumerics, '-', '_' or '.', starting and ending \
+             with an alphanumeric (with an optional DNS subdomain prefix and '/', e.g. example.com/MyName)"
+        ));
+    }
+    Ok(())
+}
+
+/// A label value as Kubernetes checks it (`IsValidLabelValue` in the same file): empty, or at
+/// most 63 characters matching `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`.
+pub(crate) fn validate_label_value(value: &str) -> Result<(), String> {
+    if value.len() > 63 {
+        return Err(format!("it has {} characters; a label value has at most 63", value.len()));
+    }
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    let ok = value.is_empty()
+        || (value.starts_with(alnum)
+            && value.ends_with(alnum)
+            && value.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.')));
+    if !ok {
+        return Err("a label value is empty or alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric".into());
+    }
+    Ok(())
+}
+
+/// `IsDNS1123Subdomain`: at most 253 characters; dot-separated DNS-1123 labels (lowercase
+/// alphanumerics and '-', starting and ending alphanumeric).
+fn dns1123_subdomain(s: &str) -> Result<(), String> {
+    if s.len() > 253 {
+        return Err(format!("has {} characters; a DNS-1123 subdomain has at most 253", s.len()));
+    }
+    let label_ok = |l: &str| {
+        let an = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        !l.is_empty() && l.starts_with(an) && l.ends_with(an) && l.chars().all(|c| an(c) || c == '-')
+    };
+    if !s.split('.').all(label_ok) {
+        return Err(
+            "is not a DNS-1123 subdomain: lowercase alphanumerics, '-' and '.', each part starting and \
+                    ending with an alphanumeric"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn validate_flow(flow: &str) -> Result<()> {
     let max = "quickstart-manifest".len();
     if flow.len() > max {
@@ -239,8 +320,11 @@ impl RunContext {
             bail!("invalid E2E_KUBE_CONTEXT={kube_context:?}: a kube context name has no spaces");
         }
         let label_key = env("E2E_RUN_LABEL").unwrap_or_else(|| DEFAULT_LABEL_KEY.into());
-        if label_key.is_empty() || label_key.contains(['=', ',', ' ']) {
-            bail!("invalid E2E_RUN_LABEL={label_key:?}: expected a Kubernetes label key like {DEFAULT_LABEL_KEY}");
+        if let Err(why) = validate_label_key(&label_key) {
+            return Err(usage(format!(
+                "invalid E2E_RUN_LABEL={label_key:?}: a label key is a Kubernetes qualified name (like \
+                 {DEFAULT_LABEL_KEY}), and {why}"
+            )));
         }
         Ok(RunContext {
             run_id,
@@ -413,6 +497,66 @@ mod tests {
         validate_run_id(&"a".repeat(MAX_RUN_ID)).unwrap();
         assert_eq!(test_namespace("quickstart-manifest", &"a".repeat(MAX_RUN_ID)).len(), 63);
         assert_eq!(controller_namespace("quickstart-manifest", &"a".repeat(MAX_RUN_ID)).len(), 63);
+    }
+
+    /// The cases of apimachinery's own validation_test.go (`TestIsQualifiedName`,
+    /// `TestIsValidLabelValue`), and the negation that made cleanup select everything else.
+    #[test]
+    fn label_keys_and_values_follow_kubernetes_syntax() {
+        let long_prefix = format!("{}.io/x", "a".repeat(251)); // 254 characters before '/'
+
+        for good in [
+            "simple",
+            "now-with-dashes",
+            "1-starts-with-num",
+            "1234",
+            "simple/simple",
+            "now-with-dashes/simple",
+            "now-with-dashes/now-with-dashes",
+            "now.with.dots/simple",
+            "now-with.dashes-and.dots/simple",
+            "1-num.2-num/3-num",
+            "1234/5678",
+            "1.2.3.4/5678",
+            "Uppercase_Is_OK_123",
+            "example.com/Uppercase_Is_OK_123",
+            "requests.storage-foo",
+            DEFAULT_LABEL_KEY,
+        ] {
+            assert_eq!(validate_label_key(good), Ok(()), "{good}");
+        }
+        let long_name = "a".repeat(64);
+        for bad in [
+            "nospecialchars%^=@",
+            "cantendwithadash-",
+            "-cantstartwithadash-",
+            "only/one/slash",
+            "Example.com/abc",
+            "example_com/abc",
+            "example.com/",
+            "/simple",
+            long_name.as_str(),
+            long_prefix.as_str(),
+            "configbutler.ai/e2e-run-id!",
+            "",
+        ] {
+            assert!(validate_label_key(bad).is_err(), "{bad}");
+        }
+        for good in
+            ["", "simple", "now-with-dashes", "1-starts-with-num", "end-with-num-1", "1234", "a.b_c-d"]
+        {
+            assert_eq!(validate_label_value(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "nospecialchars%^=@",
+            "Tama-nui-te-rā.is.Māori.sun",
+            "\\backslashes\\",
+            "-starts",
+            "ends-",
+            &"a".repeat(64),
+        ] {
+            assert!(validate_label_value(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -27,8 +27,10 @@ pub(crate) struct RunRecord {
     /// Unix seconds.
     pub(crate) started: u64,
     pub(crate) heartbeat: u64,
-    /// running | passed | failed | interrupted
+    /// running | passed | failed | interrupted | cleanup-incomplete
     pub(crate) status: String,
+    /// What a cleanup could not remove (with status `cleanup-incomplete`).
+    pub(crate) left: Vec<String>,
     pub(crate) kept: bool,
     /// Gitea was set up for it (so cleanup tears it down).
     pub(crate) gitea: bool,
@@ -54,6 +56,7 @@ impl FromValue for RunRecord {
             kept: t.or_default("kept")?,
             gitea: t.or_default("gitea")?,
             kube_context: t.or_default("kube_context")?,
+            left: t.or_default("left")?,
         })
     }
 }
@@ -65,7 +68,7 @@ impl ToValue for RunRecord {
             "controller_namespace": self.controller_namespace, "label": self.label, "pid": self.pid,
             "host": self.host, "started": self.started, "heartbeat": self.heartbeat,
             "status": self.status, "kept": self.kept, "gitea": self.gitea,
-            "kube_context": self.kube_context,
+            "kube_context": self.kube_context, "left": self.left,
         })
     }
 }
@@ -87,6 +90,7 @@ impl RunRecord {
             kept: false,
             gitea: false,
             kube_context: ctx.kube_context.clone(),
+            left: Vec::new(),
         }
     }
 
@@ -108,13 +112,33 @@ impl RunRecord {
         RunRecord::read(run_id).ok()
     }
 
-    /// The run's record, or why it cannot be read.
+    /// The run's record, or why it cannot be read. A record is believed only when it is run
+    /// `run_id`'s (its `run_id` is its directory's: `runs/alias1/run.json` naming `liveone` would
+    /// make a cleanup of `alias1` delete the live run `liveone`), and when its label key is one
+    /// Kubernetes accepts (cleanup selects `<label>=<id>`: a key ending in `!` negates it).
     pub(crate) fn read(run_id: &str) -> Result<RunRecord> {
         let path = RunRecord::path(run_id);
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        crate::lint::value::from_json(&text)
+        let record: RunRecord = crate::lint::value::from_json(&text)
             .map_err(anyhow::Error::msg)
-            .with_context(|| format!("{} is not a run record", path.display()))
+            .with_context(|| format!("{} is not a run record", path.display()))?;
+        if record.run_id != run_id {
+            bail!(
+                "{} is not a run record of run {run_id}: it names run {:?} (a copied or edited record; \
+                 nothing is cleaned up by it)",
+                path.display(),
+                record.run_id
+            );
+        }
+        if let Err(why) = run_context::validate_label_key(&record.label) {
+            bail!(
+                "{} is not a run record: its label {:?} is not a Kubernetes qualified name ({why}); \
+                 nothing is selected by it",
+                path.display(),
+                record.label
+            );
+        }
+        Ok(record)
     }
 
     /// Is the process that owns this run still there? (Another host's run: we cannot tell.) A
@@ -217,6 +241,19 @@ pub(crate) fn all() -> (Vec<RunRecord>, Vec<(String, String)>) {
     (out, unreadable)
 }
 
+/// `<key>=<value>`, the equality selector cleanup deletes by, both parts checked with Kubernetes'
+/// label syntax first (a key ending in `!` would make it `key!=value`: everything but the run).
+fn selector(key: &str, value: &str) -> Result<String> {
+    run_context::validate_label_key(key)
+        .map_err(|why| anyhow::anyhow!("label key {key:?} is not a qualified name: {why}"))?;
+    run_context::validate_label_value(value)
+        .map_err(|why| anyhow::anyhow!("label value {value:?} is not valid: {why}"))?;
+    Ok(format!("{key}={value}"))
+}
+
+/// The status of a run whose cleanup left something behind (its record is kept to retry).
+pub(crate) const CLEANUP_INCOMPLETE: &str = "cleanup-incomplete";
+
 /// Cluster-scoped kinds a run may create (each carrying its label).
 const CLUSTER_KINDS: &str =
     "clusterrole,clusterrolebinding,validatingwebhookconfiguration,mutatingwebhookconfiguration";
@@ -228,7 +265,7 @@ pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Res
     let record = RunRecord::load(run_id);
     let label =
         record.as_ref().map(|r| r.label.clone()).unwrap_or_else(|| run_context::DEFAULT_LABEL_KEY.into());
-    let selector = format!("{label}={run_id}");
+    let selector = selector(&label, run_id)?;
     let context = record
         .as_ref()
         .map(|r| r.kube_context.clone())
@@ -237,8 +274,28 @@ pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Res
     let log = run_context::run_dir(run_id).join("logs").join("cleanup.log");
     let gitea = record.as_ref().is_none_or(|r| r.gitea);
     let flow = record.as_ref().map(|r| r.flow.as_str());
-    let mut errors = remove_run_objects(sh, run_id, &selector, &context, flow, gitea, &log);
+    let left = remove_run_objects(sh, run_id, &selector, &context, flow, gitea, &log);
     let dir = run_context::run_dir(run_id);
+    if !left.is_empty() {
+        // What is still in the cluster (or in Gitea) is findable only through this record (its
+        // label, context, flow and Gitea state): it stays, saying so, until a cleanup removes
+        // every piece. `cleanup --stale` retries it.
+        let kept = match record {
+            Some(mut r) => {
+                r.status = CLEANUP_INCOMPLETE.into();
+                r.left = left.clone();
+                r.save().map(|()| format!("its record {} is kept", rel(&RunRecord::path(run_id))))
+            }
+            None => Ok("it has no record".to_string()),
+        };
+        let kept = kept.unwrap_or_else(|e| format!("its record could not be updated: {e:#}"));
+        bail!(
+            "cleanup of run {run_id} incomplete, still there:\n- {}\n{kept}; `cargo xtask cleanup --run-id {run_id}` \
+             (or `cleanup --stale`) tries again",
+            left.join("\n- ")
+        );
+    }
+    let mut errors = Vec::new();
     if dir.exists() {
         for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?.flatten()
         {
@@ -361,6 +418,9 @@ impl RunsArgs {
                 age(r.heartbeat),
                 r.namespace
             );
+            for what in &r.left {
+                println!("    left by its cleanup: {what}");
+            }
         }
         Ok(0)
     }
@@ -416,7 +476,10 @@ impl CleanupArgs {
         }
         let mut reaped = 0;
         for r in runs {
-            let old = now.saturating_sub(r.heartbeat) >= self.older_than.as_secs();
+            // A run whose cleanup was left incomplete has ended (its owner said so): it is retried
+            // at once, once its owner is gone.
+            let old = now.saturating_sub(r.heartbeat) >= self.older_than.as_secs()
+                || r.status == CLEANUP_INCOMPLETE;
             if !old || r.owner() == Owner::Alive {
                 continue;
             }
@@ -544,7 +607,13 @@ fn reap_cluster_runs(sh: &Shell, context: &str, now: u64) -> Result<usize> {
         }
         let notes = &lease["metadata"]["annotations"];
         let label = notes["e2e.configbutler.ai/label"].as_str().unwrap_or(run_context::DEFAULT_LABEL_KEY);
-        let selector = format!("{label}={run_id}");
+        if let Err(why) = run_context::validate_label_key(label) {
+            eprintln!(
+                "Lease {name} in {context}: its label {label:?} is not a qualified name ({why}); left alone"
+            );
+            continue;
+        }
+        let selector = selector(label, &run_id)?;
         let flow = notes["e2e.configbutler.ai/flow"].as_str();
         let gitea = notes["e2e.configbutler.ai/gitea"].as_str() != Some("false");
         let errors = remove_run_objects(sh, &run_id, &selector, context, flow, gitea, &log);

@@ -416,3 +416,30 @@ fn pods_ready_waits_for_the_pods_to_exist_before_waiting_for_them_to_be_ready() 
         "{err}"
     );
 }
+
+/// A kind or name that kubectl would read as a flag (`namespaces/--all` made `kubectl delete
+/// namespaces --all`: every namespace of the cluster) is refused, exit 2, before kubectl runs.
+#[test]
+fn a_check_refuses_a_kind_or_name_that_kubectl_would_read_as_a_flag() {
+    let fake = fake();
+    let sandbox = crate::harness::Sandbox::with_fake(&fake);
+    let cases: &[&[&str]] = &[
+        &["delete", "namespaces/--all"],
+        &["delete", "pods/-A"],
+        &["delete", "--", "--/x"],
+        &["delete", "--", "-n/x"],
+        &["exists", "pods/--all-namespaces"],
+        &["condition", "gitprovider/-A"],
+        &["rollout", "--", "--all"],
+        &["available", "--", "-A"],
+        &["crds", "--", "--all"],
+    ];
+    for args in cases {
+        let out = sandbox.run(&[&["check", "--run-id", "chk2"], *args].concat());
+        let said = crate::harness::text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains("starts with '-'"), "{args:?}: {said}");
+    }
+    let calls = fake.journal().unwrap();
+    assert!(calls.is_empty(), "kubectl ran: {:?}", calls.iter().map(|c| c.line()).collect::<Vec<_>>());
+}

@@ -17,5 +17,6 @@ mod pipeline;
 mod quickstart;
 mod readme;
 mod real_clients;
+mod reliability;
 mod shared_cluster;
 mod tidy;

@@ -1,0 +1,167 @@
+//! What a run may touch, and what it must not lose: cleanup selects only what is the run's, by a
+//! label and a record that are checked before anything is deleted; a record stays until every
+//! piece of its run is gone.
+#![allow(clippy::disallowed_methods)]
+
+use std::process::Command;
+
+use testkit::FakeToolchain;
+
+use crate::harness::{text, Sandbox};
+
+const LABEL: &str = "configbutler.ai/e2e-run-id";
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn hostname() -> String {
+    String::from_utf8_lossy(&Command::new("hostname").output().unwrap().stdout).trim().to_string()
+}
+
+/// A pid that no process has now (a child that has exited and been waited for).
+fn dead_pid() -> u32 {
+    let mut c = Command::new("true").spawn().unwrap();
+    c.wait().unwrap();
+    c.id()
+}
+
+/// The fake toolchain with kind's `e2e` cluster, and a sandbox on it whose commands run in a temp
+/// dir (no definition there: `cleanup` works on local state alone).
+struct Local {
+    fake: FakeToolchain,
+    sandbox: Sandbox,
+    cwd: tempfile::TempDir,
+}
+
+impl Local {
+    fn new() -> Local {
+        let fake = crate::harness::fake();
+        fake.with_cluster("e2e").unwrap();
+        let sandbox = Sandbox::with_fake(&fake);
+        Local { fake, sandbox, cwd: tempfile::tempdir().unwrap() }
+    }
+
+    fn xtask(&self, args: &[&str]) -> Command {
+        let mut cmd = self.sandbox.xtask(args);
+        cmd.current_dir(self.cwd.path()).env("E2E_REPO_ROOT", self.cwd.path());
+        cmd
+    }
+
+    /// Writes `runs/<dir>/run.json` with `fields` over a stale record of run `dir` (dead owner,
+    /// heartbeat 3 h ago).
+    fn record(&self, dir: &str, fields: serde_json::Value) {
+        let run = self.sandbox.run_dir(dir);
+        std::fs::create_dir_all(run.join("logs")).unwrap();
+        let mut record = serde_json::json!({
+            "run_id": dir, "flow": "full", "namespace": format!("run-e2e-full-{dir}"),
+            "controller_namespace": format!("ctl-e2e-full-{dir}"), "label": LABEL, "pid": dead_pid(),
+            "host": hostname(), "started": now() - 4 * 3600, "heartbeat": now() - 3 * 3600,
+            "status": "running", "kept": false, "gitea": false,
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            record[k] = v.clone();
+        }
+        std::fs::write(run.join("run.json"), record.to_string()).unwrap();
+    }
+
+    fn deletes(&self) -> Vec<String> {
+        self.fake.journal().unwrap().iter().filter(|c| c.argv[0] == "delete").map(|c| c.line()).collect()
+    }
+}
+
+/// A label key ending in `!` made the cleanup selector `key!=<id>`: every namespace, ClusterRole
+/// and webhook configuration *except* the run's. Label keys are checked with Kubernetes' own
+/// syntax wherever they come from: the environment, a run record.
+#[test]
+fn a_label_key_that_is_not_a_kubernetes_qualified_name_is_refused_wherever_it_comes_from() {
+    let l = Local::new();
+    for bad in ["configbutler.ai/e2e-run-id!", "a/b/c", "-x", "x-", "Configbutler.AI/x", "/x", "x/"] {
+        let out = l.xtask(&["run-context", "--run-id", "abc"]).env("E2E_RUN_LABEL", bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
+        assert!(
+            text(&out).contains("E2E_RUN_LABEL") && text(&out).contains("qualified name"),
+            "{}",
+            text(&out)
+        );
+    }
+    // Kubernetes' own examples of valid keys pass.
+    for good in ["app.kubernetes.io/name", "run_id", "x", "e2e.example.com/Run.ID-1"] {
+        let out = l.xtask(&["run-context", "--run-id", "abc"]).env("E2E_RUN_LABEL", good).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{good}: {}", text(&out));
+    }
+    // In a record: never used to select anything, by `--stale` or by `--run-id`.
+    l.record("neg1", serde_json::json!({ "label": format!("{LABEL}!") }));
+    let out = l.xtask(&["cleanup", "--stale"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("neg1") && text(&out).contains("qualified name"), "{}", text(&out));
+    let out = l.xtask(&["cleanup", "--run-id", "neg1"]).output().unwrap();
+    for line in l.deletes() {
+        assert!(!line.contains('!'), "a negated selector: {line} ({})", text(&out));
+        assert!(line.contains(&format!("--selector {LABEL}=neg1")), "{line}");
+    }
+}
+
+/// `runs/alias1/run.json` saying `run_id: liveone` (dead pid) made `cleanup --stale` delete the
+/// live run `liveone`'s namespaces and state. A record whose run id is not its directory's is
+/// refused, and nothing is deleted for it.
+#[test]
+fn a_record_naming_another_run_than_its_directory_is_refused_and_never_reaped() {
+    let l = Local::new();
+    l.record("liveone", serde_json::json!({ "pid": std::process::id(), "started": now() }));
+    l.record("alias1", serde_json::json!({ "run_id": "liveone" }));
+    let out = l.xtask(&["cleanup", "--stale"]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("alias1") && said.contains("liveone") && said.contains("0 stale run(s) reaped"),
+        "{said}"
+    );
+    assert!(l.deletes().is_empty(), "deleted: {:?}", l.deletes());
+    assert!(l.sandbox.run_dir("liveone").join("run.json").exists());
+    let listed = text(&l.xtask(&["runs"]).output().unwrap());
+    assert!(listed.contains("alias1") && listed.contains("liveone"), "{listed}");
+}
+
+/// A cleanup whose `kubectl delete` fails used to delete the run's record anyway: the next
+/// `cleanup --stale` reaped "0 stale run(s)" and the namespace was orphaned with nothing left to
+/// find it. The record stays, saying what is left, and the next cleanup finishes the job.
+#[test]
+fn a_failed_cleanup_keeps_the_record_says_what_is_left_and_the_next_one_finishes() {
+    let l = Local::new();
+    l.fake
+        .rule(
+            testkit::Rule::new("kubectl", "^delete namespace --selector")
+                .exit(1)
+                .stderr("error: the server is currently unable to handle the request\n")
+                .times(2),
+        )
+        .unwrap();
+    l.record("orphan1", serde_json::json!({}));
+    let out = l.xtask(&["cleanup", "--stale"]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("orphan1") && said.contains("incomplete") && said.contains("namespaces"), "{said}");
+    let record = l.sandbox.run_dir("orphan1").join("run.json");
+    assert!(record.exists(), "the record is gone: {said}");
+    let listed = text(&l.xtask(&["runs"]).output().unwrap());
+    assert!(
+        listed.contains("cleanup-incomplete") && listed.contains("left by its cleanup: namespaces"),
+        "{listed}"
+    );
+    // By run id: still failing, still kept.
+    let out = l.xtask(&["cleanup", "--run-id", "orphan1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(record.exists());
+    // The API is back: the next `cleanup --stale` removes the namespaces, then the record.
+    let out = l.xtask(&["cleanup", "--stale"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("1 stale run(s) reaped"), "{}", text(&out));
+    assert!(!l.sandbox.run_dir("orphan1").exists());
+    let deletes = l.deletes();
+    assert_eq!(
+        deletes.iter().filter(|d| d.contains("delete namespace --selector")).count(),
+        3,
+        "{deletes:?}"
+    );
+}
