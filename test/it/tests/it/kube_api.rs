@@ -1,0 +1,102 @@
+//! The test API server (`testkit::kube_api`) driven by the real kubectl: what it serves is what a
+//! real client accepts.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use testkit::kube_api::KubeApi;
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    #[allow(clippy::disallowed_methods)] // the real client is the thing under test
+    let out = Command::new(testkit::real::kubectl())
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", kubeconfig.parent().unwrap_or(kubeconfig))
+        .args(args)
+        .output()
+        .expect("running the real kubectl");
+    out
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn setup() -> (KubeApi, tempfile::TempDir, std::path::PathBuf) {
+    let api = KubeApi::start().expect("starting the API server");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kc = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kc, "kind-test").expect("kubeconfig");
+    (api, dir, kc)
+}
+
+#[test]
+fn real_kubectl_discovers_the_servers_kinds() {
+    let (_api, _dir, kc) = setup();
+    let versions = ok(&kubectl(&kc, &["api-versions"]));
+    for gv in ["v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1", "apiextensions.k8s.io/v1"] {
+        assert!(versions.lines().any(|l| l == gv), "{gv} missing from:\n{versions}");
+    }
+    let resources = ok(&kubectl(&kc, &["api-resources", "-o", "name"]));
+    assert!(resources.lines().any(|l| l == "deployments.apps"), "{resources}");
+    let version = ok(&kubectl(&kc, &["version", "-o", "json"]));
+    assert!(version.contains("\"gitVersion\": \"v1.32.4\""), "{version}");
+}
+
+#[test]
+fn real_kubectl_creates_gets_selects_and_deletes() {
+    // --validate=false: the server serves no OpenAPI document yet, and kubectl's default
+    // validation downloads one (cli-runtime `pkg/resource/query_param_verifier_v3.go`).
+    let (api, dir, kc) = setup();
+    let manifest = dir.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n  labels: {app: demo}\ndata: {k: v}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\n  labels: {app: other}\n",
+    )
+    .expect("manifest");
+    let mf = manifest.to_str().expect("utf-8 path");
+    let ns = dir.path().join("ns.yaml");
+    std::fs::write(&ns, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n").expect("manifest");
+    ok(&kubectl(&kc, &["create", "--validate=false", "-f", ns.to_str().expect("utf-8 path")]));
+    ok(&kubectl(&kc, &["create", "--validate=false", "-n", "team", "-f", mf]));
+    assert_eq!(api.object("", "configmaps", "team", "one").expect("stored")["data"]["k"], "v");
+
+    let again = kubectl(&kc, &["create", "--validate=false", "-n", "team", "-f", mf]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("Error from server (AlreadyExists)")
+            && err.contains("configmaps \"one\" already exists"),
+        "{err}"
+    );
+
+    let names = ok(&kubectl(&kc, &["get", "configmaps", "-n", "team", "-l", "app=demo", "-o", "name"]));
+    assert_eq!(names.trim(), "configmap/one");
+    let names = ok(&kubectl(
+        &kc,
+        &[
+            "get",
+            "cm",
+            "-n",
+            "team",
+            "--field-selector",
+            "metadata.name=two",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    ));
+    assert_eq!(names.trim(), "two");
+
+    ok(&kubectl(&kc, &["delete", "configmap", "one", "-n", "team"]));
+    let gone = kubectl(&kc, &["get", "configmap", "one", "-n", "team", "-o", "name"]);
+    assert!(!gone.status.success());
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(err.contains("Error from server (NotFound): configmaps \"one\" not found"), "{err}");
+    assert!(api.object("", "configmaps", "team", "one").is_none());
+}
