@@ -546,6 +546,38 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
             st.objects.insert(key(&name), obj.clone());
             (200, obj)
         }
+        ("PATCH", Some(name)) => {
+            let patch: Value = match serde_json::from_slice(&req.body) {
+                Ok(v) => v,
+                Err(e) => {
+                    return status(
+                        400,
+                        "BadRequest",
+                        format!("the body of the request could not be decoded: {e}"),
+                        json!({}),
+                    )
+                }
+            };
+            let Some(old) = st.objects.get(&key(&name)).cloned() else { return not_found(&res, &name) };
+            let strategic = req.content_type.starts_with("application/strategic-merge-patch+json");
+            if !strategic && !req.content_type.starts_with("application/merge-patch+json") {
+                return status(
+                    415,
+                    "UnsupportedMediaType",
+                    format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {})", req.content_type),
+                    json!({}),
+                );
+            }
+            let mut obj = merge(old.clone(), &patch, strategic);
+            obj["metadata"]["uid"] = old["metadata"]["uid"].clone();
+            obj["metadata"]["name"] = json!(name);
+            if res.namespaced {
+                obj["metadata"]["namespace"] = json!(ns);
+            }
+            let obj = stamp(obj);
+            st.objects.insert(key(&name), obj.clone());
+            (200, obj)
+        }
         ("DELETE", Some(name)) => match st.objects.remove(&key(&name)) {
             Some(o) => (200, o),
             None => not_found(&res, &name),
@@ -594,4 +626,50 @@ fn fields_match(sel: &str, obj: &Value) -> bool {
         };
         (have == Some(v.trim())) == eq
     })
+}
+
+/// JSON merge patch (RFC 7386: an object merges key by key, `null` deletes, anything else
+/// replaces). With `strategic`, the strategic merge patch as kubectl sends it for the fields the
+/// tests use (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-api-machinery/strategic-merge-patch.md):
+/// directive keys (`$setElementOrder/...`, `$retainKeys`, `$patch`) are dropped, and a list
+/// whose elements all have a `name` (containers, env, ports, volumes: their patchMergeKey) merges
+/// element by element on it; other lists are replaced.
+fn merge(target: Value, patch: &Value, strategic: bool) -> Value {
+    let Value::Object(p) = patch else { return patch.clone() };
+    let mut t = match target {
+        Value::Object(t) => t,
+        _ => serde_json::Map::new(),
+    };
+    for (k, v) in p {
+        if strategic && k.starts_with('$') {
+            continue;
+        }
+        if v.is_null() {
+            t.remove(k);
+            continue;
+        }
+        let old = t.remove(k).unwrap_or(Value::Null);
+        let new = match (old, v) {
+            (Value::Array(old), Value::Array(new)) if strategic && by_name(&old) && by_name(new) => {
+                let mut out = old;
+                for item in new {
+                    match out.iter().position(|o| o["name"] == item["name"]) {
+                        Some(i) => {
+                            let merged = merge(out[i].take(), item, true);
+                            out[i] = merged;
+                        }
+                        None => out.push(merge(Value::Null, item, true)),
+                    }
+                }
+                Value::Array(out)
+            }
+            (old, v) => merge(old, v, strategic),
+        };
+        t.insert(k.clone(), new);
+    }
+    Value::Object(t)
+}
+
+fn by_name(items: &[Value]) -> bool {
+    items.iter().all(|i| i.get("name").is_some_and(Value::is_string))
 }

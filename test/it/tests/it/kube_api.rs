@@ -100,3 +100,49 @@ fn real_kubectl_creates_gets_selects_and_deletes() {
     assert!(err.contains("Error from server (NotFound): configmaps \"one\" not found"), "{err}");
     assert!(api.object("", "configmaps", "team", "one").is_none());
 }
+
+#[test]
+fn real_kubectl_apply_creates_then_patches() {
+    let (api, dir, kc) = setup();
+    let manifest = dir.path().join("cm.yaml");
+    let mf = manifest.to_str().expect("utf-8 path").to_string();
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata: {a: '1', b: '2'}\n",
+    )
+    .expect("manifest");
+    let out = ok(&kubectl(&kc, &["apply", "--validate=false", "-f", &mf]));
+    assert!(out.contains("configmap/cfg created"), "{out}");
+    // client-side apply: GET, then a strategic merge patch computed from the last-applied annotation
+    // (kubectl pkg/cmd/apply/patcher.go): b removed from the manifest is deleted, a changed.
+    std::fs::write(&manifest, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata: {a: '3'}\n")
+        .expect("manifest");
+    let out = ok(&kubectl(&kc, &["apply", "--validate=false", "-f", &mf]));
+    assert!(out.contains("configmap/cfg configured"), "{out}");
+    let cm = api.object("", "configmaps", "default", "cfg").expect("stored");
+    assert_eq!(cm["data"], serde_json::json!({"a": "3"}), "{cm}");
+    let out = ok(&kubectl(&kc, &["apply", "--validate=false", "-f", &mf]));
+    assert!(out.contains("configmap/cfg unchanged"), "{out}");
+}
+
+#[test]
+fn real_kubectl_apply_merges_a_deployments_containers_by_name() {
+    let (api, dir, kc) = setup();
+    let manifest = dir.path().join("deploy.yaml");
+    let mf = manifest.to_str().expect("utf-8 path").to_string();
+    let deploy = |image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: web\n        image: {image}\n        env: [{{name: A, value: x}}]\n"
+        )
+    };
+    std::fs::write(&manifest, deploy("web:1")).expect("manifest");
+    ok(&kubectl(&kc, &["apply", "--validate=false", "-f", &mf]));
+    std::fs::write(&manifest, deploy("web:2")).expect("manifest");
+    let out = ok(&kubectl(&kc, &["apply", "--validate=false", "-f", &mf]));
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    let d = api.object("apps", "deployments", "default", "web").expect("stored");
+    let containers = &d["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers.as_array().map(Vec::len), Some(1), "{d}");
+    assert_eq!(containers[0]["image"], "web:2", "{d}");
+    assert_eq!(containers[0]["env"][0]["value"], "x", "{d}");
+}
