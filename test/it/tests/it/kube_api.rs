@@ -99,6 +99,10 @@ fn real_kubectl_creates_gets_selects_and_deletes() {
     let err = String::from_utf8_lossy(&gone.stderr);
     assert!(err.contains("Error from server (NotFound): configmaps \"one\" not found"), "{err}");
     assert!(api.object("", "configmaps", "team", "one").is_none());
+
+    // a typed generator sends protobuf (seen on the wire from kubectl 1.32.4)
+    ok(&kubectl(&kc, &["create", "namespace", "other", "--validate=false"]));
+    assert_eq!(api.object("", "namespaces", "", "other").expect("created")["status"]["phase"], "Active");
 }
 
 #[test]
@@ -145,4 +149,69 @@ fn real_kubectl_apply_merges_a_deployments_containers_by_name() {
     assert_eq!(containers.as_array().map(Vec::len), Some(1), "{d}");
     assert_eq!(containers[0]["image"], "web:2", "{d}");
     assert_eq!(containers[0]["env"][0]["value"], "x", "{d}");
+}
+
+fn helm(kubeconfig: &Path, args: &[&str]) -> Output {
+    let home = kubeconfig.parent().unwrap_or(kubeconfig);
+    #[allow(clippy::disallowed_methods)] // the real client is the thing under test
+    let out = Command::new(testkit::real::helm())
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        .env("HELM_CACHE_HOME", home.join("helm-cache"))
+        .env("HELM_CONFIG_HOME", home.join("helm-config"))
+        .env("HELM_DATA_HOME", home.join("helm-data"))
+        .args(args)
+        .output()
+        .expect("running the real helm");
+    out
+}
+
+#[test]
+fn real_helm_installs_upgrades_and_uninstalls_with_its_release_in_secrets() {
+    let (api, dir, kc) = setup();
+    let chart = dir.path().join("chart");
+    std::fs::create_dir_all(chart.join("templates")).expect("chart dir");
+    std::fs::write(chart.join("Chart.yaml"), "apiVersion: v2\nname: tiny\nversion: 0.1.0\n")
+        .expect("Chart.yaml");
+    std::fs::write(chart.join("values.yaml"), "greeting: hello\n").expect("values");
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cfg\ndata:\n  greeting: {{ .Values.greeting }}\n",
+    )
+    .expect("template");
+    let c = chart.to_str().expect("utf-8 path");
+    ok(&helm(&kc, &["install", "rel", c, "--namespace", "default", "--disable-openapi-validation"]));
+    assert_eq!(
+        api.object("", "configmaps", "default", "rel-cfg").expect("installed")["data"]["greeting"],
+        "hello"
+    );
+    // helm's release storage: a Secret sh.helm.release.v1.<name>.v<revision>, labelled owner=helm
+    // (helm pkg/storage/driver/secrets.go).
+    let v1 = api.object("", "secrets", "default", "sh.helm.release.v1.rel.v1").expect("release secret");
+    assert_eq!(v1["metadata"]["labels"]["owner"], "helm", "{v1}");
+
+    ok(&helm(
+        &kc,
+        &[
+            "upgrade",
+            "rel",
+            c,
+            "--namespace",
+            "default",
+            "--set",
+            "greeting=bye",
+            "--disable-openapi-validation",
+        ],
+    ));
+    assert_eq!(
+        api.object("", "configmaps", "default", "rel-cfg").expect("upgraded")["data"]["greeting"],
+        "bye"
+    );
+    assert!(api.object("", "secrets", "default", "sh.helm.release.v1.rel.v2").is_some());
+    let list = ok(&helm(&kc, &["list", "--namespace", "default", "-o", "json"]));
+    assert!(list.contains("\"revision\":\"2\""), "{list}");
+
+    ok(&helm(&kc, &["uninstall", "rel", "--namespace", "default"]));
+    assert!(api.object("", "configmaps", "default", "rel-cfg").is_none());
+    assert!(api.object("", "secrets", "default", "sh.helm.release.v1.rel.v2").is_none());
 }
