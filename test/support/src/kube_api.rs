@@ -392,6 +392,11 @@ fn resource_list(resources: &[Resource], group: &str, version: &str) -> Value {
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version(group, version), "resources": list})
 }
 
+/// A protobuf body as this server reads it (for tests of the decoder).
+pub fn decode_protobuf(body: &[u8]) -> Option<Value> {
+    proto::decode(body)
+}
+
 /// The request body as JSON: JSON itself, or the protobuf that typed clients send (kubectl's
 /// `create namespace`, helm's release Secrets: client-go typed clients with kubectl's factory
 /// send `application/vnd.kubernetes.protobuf`), decoded for the kinds in [`proto`].

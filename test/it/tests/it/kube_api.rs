@@ -215,3 +215,59 @@ fn real_helm_installs_upgrades_and_uninstalls_with_its_release_in_secrets() {
     assert!(api.object("", "configmaps", "default", "rel-cfg").is_none());
     assert!(api.object("", "secrets", "default", "sh.helm.release.v1.rel.v2").is_none());
 }
+
+#[test]
+fn a_stale_resource_version_is_a_conflict_in_the_apiservers_words() {
+    let (api, dir, kc) = setup();
+    let lease = dir.path().join("lease.yaml");
+    let lf = lease.to_str().expect("utf-8 path").to_string();
+    std::fs::write(
+        &lease,
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: e2e-shared-infra\nspec:\n  holderIdentity: a\n",
+    )
+    .expect("manifest");
+    ok(&kubectl(&kc, &["create", "--validate=false", "-f", &lf]));
+    let rv = api.object("coordination.k8s.io", "leases", "default", "e2e-shared-infra").expect("stored")
+        ["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("resourceVersion")
+        .to_string();
+    let with_rv = |holder: &str, rv: &str| {
+        format!("apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: e2e-shared-infra\n  resourceVersion: \"{rv}\"\nspec:\n  holderIdentity: {holder}\n")
+    };
+    std::fs::write(&lease, with_rv("b", &rv)).expect("manifest");
+    ok(&kubectl(&kc, &["replace", "--validate=false", "-f", &lf]));
+    std::fs::write(&lease, with_rv("c", &rv)).expect("manifest");
+    let stale = kubectl(&kc, &["replace", "--validate=false", "-f", &lf]);
+    assert!(!stale.status.success());
+    let err = String::from_utf8_lossy(&stale.stderr);
+    assert!(
+        err.contains("Error from server (Conflict)")
+            && err.contains("Operation cannot be fulfilled on leases.coordination.k8s.io \"e2e-shared-infra\": the object has been modified; please apply your changes to the latest version and try again"),
+        "{err}"
+    );
+    let held = api.object("coordination.k8s.io", "leases", "default", "e2e-shared-infra").expect("stored");
+    assert_eq!(held["spec"]["holderIdentity"], "b");
+}
+
+#[test]
+fn the_protobuf_decoder_reads_a_secret_and_never_panics_on_any_bytes() {
+    // k8s\0, Unknown{typeMeta{apiVersion "v1", kind "Secret"}, raw Secret{metadata{name "s"}, data{"k": "v"}}}
+    let raw: Vec<u8> =
+        [&[0x0a, 0x03, 0x0a, 0x01, b's'][..], &[0x12, 0x06, 0x0a, 0x01, b'k', 0x12, 0x01, b'v']].concat();
+    let type_meta = [&[0x0a, 0x02][..], b"v1", &[0x12, 0x06], b"Secret"].concat();
+    let unknown = [&[0x0a, type_meta.len() as u8][..], &type_meta, &[0x12, raw.len() as u8], &raw].concat();
+    let body = [&b"k8s\0"[..], &unknown].concat();
+    let secret = testkit::kube_api::decode_protobuf(&body).expect("decoded");
+    assert_eq!(secret["kind"], "Secret");
+    assert_eq!(secret["metadata"]["name"], "s");
+    assert_eq!(secret["data"]["k"], "dg==", "data is base64 in JSON");
+    for cut in 0..body.len() {
+        let _ = testkit::kube_api::decode_protobuf(&body[..cut]);
+    }
+    for flip in 0..body.len() {
+        let mut b = body.clone();
+        b[flip] ^= 0xff;
+        let _ = testkit::kube_api::decode_protobuf(&b);
+    }
+}
