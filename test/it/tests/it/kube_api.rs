@@ -271,3 +271,19 @@ fn the_protobuf_decoder_reads_a_secret_and_never_panics_on_any_bytes() {
         let _ = testkit::kube_api::decode_protobuf(&b);
     }
 }
+
+#[test]
+fn real_kubectl_wait_reads_a_condition_already_met() {
+    // kubectl wait lists the object (fieldSelector metadata.name=<name>) and returns as soon as
+    // the condition is met, watching only when it is not (kubectl pkg/cmd/wait/condition.go).
+    let (_api, dir, kc) = setup();
+    let d = dir.path().join("d.yaml");
+    std::fs::write(
+        &d,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers: [{name: web, image: web:1}]\nstatus:\n  conditions: [{type: Available, status: \"True\"}]\n",
+    )
+    .expect("manifest");
+    ok(&kubectl(&kc, &["create", "--validate=false", "-f", d.to_str().expect("utf-8 path")]));
+    let out = ok(&kubectl(&kc, &["wait", "--for=condition=Available", "deployment/web", "--timeout=10s"]));
+    assert!(out.contains("deployment.apps/web condition met"), "{out}");
+}
