@@ -14,6 +14,7 @@
 #[path = "../base64.rs"]
 mod base64;
 pub mod gitea;
+pub mod kube_api;
 pub mod prometheus;
 pub mod real;
 

@@ -10,6 +10,7 @@ mod e2e;
 mod exec;
 mod gitea;
 mod incremental;
+mod kube_api;
 mod lint;
 mod metrics;
 mod operator;
