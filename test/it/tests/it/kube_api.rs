@@ -287,3 +287,41 @@ fn real_kubectl_wait_reads_a_condition_already_met() {
     let out = ok(&kubectl(&kc, &["wait", "--for=condition=Available", "deployment/web", "--timeout=10s"]));
     assert!(out.contains("deployment.apps/web condition met"), "{out}");
 }
+
+#[test]
+fn real_kubectl_wait_watches_until_a_status_patch_meets_the_condition() {
+    // Not met at the list: kubectl watches from the list's resourceVersion and returns on the
+    // MODIFIED event that meets it (kubectl pkg/cmd/wait/condition.go, client-go tools/watch).
+    let (_api, dir, kc) = setup();
+    let d = dir.path().join("d.yaml");
+    std::fs::write(
+        &d,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers: [{name: web, image: web:1}]\n",
+    )
+    .expect("manifest");
+    ok(&kubectl(&kc, &["create", "--validate=false", "-f", d.to_str().expect("utf-8 path")]));
+    #[allow(clippy::disallowed_methods)] // the real client is the thing under test
+    let waiter = Command::new(testkit::real::kubectl())
+        .env("KUBECONFIG", &kc)
+        .env("HOME", dir.path())
+        .args(["wait", "--for=condition=Available", "deployment/web", "--timeout=20s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning kubectl wait");
+    ok(&kubectl(
+        &kc,
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"conditions":[{"type":"Available","status":"True"}]}}"#,
+        ],
+    ));
+    let out = waiter.wait_with_output().expect("kubectl wait");
+    let said = ok(&out);
+    assert!(said.contains("deployment.apps/web condition met"), "{said}");
+}
