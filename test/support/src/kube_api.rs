@@ -201,6 +201,29 @@ impl Drop for KubeApi {
     }
 }
 
+/// The controller's part, for now: a Deployment is rolled out at once. Its status is what
+/// `kubectl rollout status` reads as done (kubectl `pkg/polymorphichelpers/rollout_status.go`
+/// DeploymentStatusViewer: generation <= observedGeneration, updatedReplicas, replicas and
+/// availableReplicas equal to spec.replicas) and `kubectl wait --for=condition=Available`
+/// matches. No ReplicaSets or Pods yet.
+fn reconcile(mut obj: Value, old: Option<&Value>) -> Value {
+    if obj["kind"] != "Deployment" {
+        return obj;
+    }
+    let old_gen = old.and_then(|o| o["metadata"]["generation"].as_i64()).unwrap_or(0);
+    let changed = old.is_none_or(|o| o["spec"] != obj["spec"]);
+    let generation = if changed { old_gen + 1 } else { old_gen.max(1) };
+    obj["metadata"]["generation"] = json!(generation);
+    let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+    obj["status"] = json!({
+        "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+        "readyReplicas": replicas, "availableReplicas": replicas,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]});
+    obj
+}
+
 fn stamp(mut obj: Value) -> Value {
     let meta = &mut obj["metadata"];
     if meta.get("uid").is_none() {
@@ -624,7 +647,7 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
             if res.kind == "Namespace" {
                 obj["status"] = json!({"phase": "Active"});
             }
-            let obj = stamp(obj);
+            let obj = stamp(reconcile(obj, None));
             st.objects.insert(key(&name), obj.clone());
             st.record("ADDED", key(&name), &obj);
             (201, obj)
@@ -654,7 +677,7 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
             if res.namespaced {
                 obj["metadata"]["namespace"] = json!(ns);
             }
-            let obj = stamp(obj);
+            let obj = stamp(reconcile(obj, st.objects.get(&key(&name))));
             st.objects.insert(key(&name), obj.clone());
             st.record("MODIFIED", key(&name), &obj);
             (200, obj)
@@ -687,7 +710,8 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
             if res.namespaced {
                 obj["metadata"]["namespace"] = json!(ns);
             }
-            let obj = stamp(obj);
+            let obj =
+                if req.path.ends_with("/status") { stamp(obj) } else { stamp(reconcile(obj, Some(&old))) };
             st.objects.insert(key(&name), obj.clone());
             st.record("MODIFIED", key(&name), &obj);
             (200, obj)
