@@ -98,18 +98,34 @@ pub fn builtin() -> Vec<Resource> {
     ]
 }
 
+/// (group, plural, namespace or "", name).
+type Key = (String, String, String, String);
+
 struct State {
     resources: Vec<Resource>,
     /// Key: (group, plural, namespace or "", name).
-    objects: BTreeMap<(String, String, String, String), Value>,
+    objects: BTreeMap<Key, Value>,
+    /// Every change, for watches: (resourceVersion, type, key, object).
+    events: Vec<(u64, &'static str, Key, Value)>,
+    /// Set on drop: open watches end.
+    stopped: bool,
 }
+
+impl State {
+    fn record(&mut self, kind: &'static str, key: Key, obj: &Value) {
+        let rv = obj["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+        self.events.push((rv, kind, key, obj.clone()));
+    }
+}
+
+type Shared = (Mutex<State>, std::sync::Condvar);
 
 /// The server; stopped (its thread joined) on drop.
 pub struct KubeApi {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
-    state: Arc<Mutex<State>>,
+    state: Arc<Shared>,
 }
 
 static RV: AtomicU64 = AtomicU64::new(1);
@@ -123,13 +139,14 @@ impl KubeApi {
     pub fn start() -> Result<KubeApi> {
         let listener = TcpListener::bind("127.0.0.1:0").context("binding the fake API server")?;
         let addr = listener.local_addr()?;
-        let mut state = State { resources: builtin(), objects: BTreeMap::new() };
+        let mut state =
+            State { resources: builtin(), objects: BTreeMap::new(), events: Vec::new(), stopped: false };
         for ns in ["default", "kube-system", "kube-public"] {
             let obj = stamp(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
                 "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
             state.objects.insert((String::new(), "namespaces".into(), String::new(), ns.into()), obj);
         }
-        let state = Arc::new(Mutex::new(state));
+        let state = Arc::new((Mutex::new(state), std::sync::Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, stp) = (state.clone(), stop.clone());
         let accept = std::thread::spawn(move || {
@@ -165,7 +182,7 @@ impl KubeApi {
 
     /// The stored object, if any (`group` "" for core).
     pub fn object(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        let st = self.state.lock().ok()?;
+        let st = self.state.0.lock().ok()?;
         st.objects.get(&(group.into(), plural.into(), namespace.into(), name.into())).cloned()
     }
 }
@@ -173,11 +190,38 @@ impl KubeApi {
 impl Drop for KubeApi {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        if let Ok(mut st) = self.state.0.lock() {
+            st.stopped = true;
+        }
+        self.state.1.notify_all();
         let _ = TcpStream::connect(self.addr); // wake the accept loop
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
     }
+}
+
+/// The controller's part, for now: a Deployment is rolled out at once. Its status is what
+/// `kubectl rollout status` reads as done (kubectl `pkg/polymorphichelpers/rollout_status.go`
+/// DeploymentStatusViewer: generation <= observedGeneration, updatedReplicas, replicas and
+/// availableReplicas equal to spec.replicas) and `kubectl wait --for=condition=Available`
+/// matches. No ReplicaSets or Pods yet.
+fn reconcile(mut obj: Value, old: Option<&Value>) -> Value {
+    if obj["kind"] != "Deployment" {
+        return obj;
+    }
+    let old_gen = old.and_then(|o| o["metadata"]["generation"].as_i64()).unwrap_or(0);
+    let changed = old.is_none_or(|o| o["spec"] != obj["spec"]);
+    let generation = if changed { old_gen + 1 } else { old_gen.max(1) };
+    obj["metadata"]["generation"] = json!(generation);
+    let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+    obj["status"] = json!({
+        "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+        "readyReplicas": replicas, "availableReplicas": replicas,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]});
+    obj
 }
 
 fn stamp(mut obj: Value) -> Value {
@@ -262,11 +306,18 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn serve(conn: TcpStream, state: &Mutex<State>) -> Result<()> {
+fn serve(conn: TcpStream, state: &Shared) -> Result<()> {
     let mut w = conn.try_clone()?;
     let mut r = BufReader::new(conn);
     while let Some(req) = read_request(&mut r)? {
-        let (code, body) = handle(&req, state);
+        let (code, body) = handle(&req, &state.0);
+        if code == 0 {
+            state.1.notify_all();
+            return watch(&mut w, state, &body);
+        }
+        if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+            state.1.notify_all();
+        }
         let body = serde_json::to_vec(&body)?;
         write!(
             w,
@@ -277,6 +328,80 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> Result<()> {
         w.write_all(&body)?;
         w.flush()?;
     }
+    Ok(())
+}
+
+/// `?watch=true`: a chunked stream of `{"type": ADDED|MODIFIED|DELETED, "object": ...}` lines,
+/// each change after `resourceVersion` that matches the selectors, until `timeoutSeconds` or the
+/// client leaves (https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes).
+fn watch(w: &mut TcpStream, state: &Shared, spec: &Value) -> Result<()> {
+    write!(w, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+    w.flush()?;
+    let text = |k: &str| spec[k].as_str().unwrap_or_default().to_string();
+    let (group, plural, ns, labels, fields) =
+        (text("group"), text("plural"), text("ns"), text("labels"), text("fields"));
+    let mut since = spec["since"].as_u64().unwrap_or(0);
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs(spec["timeout"].as_u64().unwrap_or(1800));
+    let mut st = state.0.lock().map_err(|_| anyhow::anyhow!("state poisoned"))?;
+    if since == 0 {
+        // no resourceVersion: the current objects as ADDED first (api-concepts, "watch" semantics)
+        let now: Vec<Value> = st
+            .objects
+            .iter()
+            .filter(|((g, p, n, _), _)| *g == group && *p == plural && (ns.is_empty() || *n == ns))
+            .map(|(_, o)| o.clone())
+            .filter(|o| labels_match(&labels, o) && fields_match(&fields, o))
+            .collect();
+        since = RV.load(Ordering::SeqCst) - 1;
+        drop(st);
+        for o in now {
+            chunk(w, &json!({"type": "ADDED", "object": o}))?;
+        }
+        st = state.0.lock().map_err(|_| anyhow::anyhow!("state poisoned"))?;
+    }
+    loop {
+        let due: Vec<Value> = st
+            .events
+            .iter()
+            .filter(|(rv, _, (g, p, n, _), o)| {
+                *rv > since
+                    && *g == group
+                    && *p == plural
+                    && (ns.is_empty() || *n == ns)
+                    && labels_match(&labels, o)
+                    && fields_match(&fields, o)
+            })
+            .map(|(_, t, _, o)| json!({"type": t, "object": o}))
+            .collect();
+        since = st.events.last().map(|e| e.0).unwrap_or(since).max(since);
+        drop(st);
+        for e in &due {
+            chunk(w, e)?;
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline || st_stopped(state) {
+            write!(w, "0\r\n\r\n")?;
+            return Ok(());
+        }
+        st = state.0.lock().map_err(|_| anyhow::anyhow!("state poisoned"))?;
+        let wait = (deadline - now).min(std::time::Duration::from_millis(500));
+        st = state.1.wait_timeout(st, wait).map_err(|_| anyhow::anyhow!("state poisoned"))?.0;
+        // a client that left is noticed when the next write fails; an idle stream writes nothing
+    }
+}
+
+fn st_stopped(state: &Shared) -> bool {
+    state.0.lock().map(|s| s.stopped).unwrap_or(true)
+}
+
+fn chunk(w: &mut TcpStream, event: &Value) -> Result<()> {
+    let mut line = serde_json::to_vec(event)?;
+    line.push(b'\n');
+    write!(w, "{:x}\r\n", line.len())?;
+    w.write_all(&line)?;
+    write!(w, "\r\n")?;
+    w.flush()?;
     Ok(())
 }
 
@@ -451,6 +576,17 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
     }
     let key = |name: &str| (group.to_string(), plural.clone(), ns.clone(), name.to_string());
     match (req.method.as_str(), name) {
+        ("GET", None) if matches!(req.query.get("watch").map(String::as_str), Some("true" | "1")) => {
+            // the marker `serve` turns into a stream
+            let since = req.query.get("resourceVersion").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            (
+                0,
+                json!({"group": group, "plural": plural, "ns": ns, "since": since,
+                       "labels": req.query.get("labelSelector").cloned().unwrap_or_default(),
+                       "fields": req.query.get("fieldSelector").cloned().unwrap_or_default(),
+                       "timeout": req.query.get("timeoutSeconds").and_then(|v| v.parse::<u64>().ok()).unwrap_or(1800)}),
+            )
+        }
         ("GET", None) => {
             let sel = req.query.get("labelSelector").map(String::as_str).unwrap_or("");
             let fsel = req.query.get("fieldSelector").map(String::as_str).unwrap_or("");
@@ -465,7 +601,7 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
             (
                 200,
                 json!({"kind": format!("{}List", res.kind), "apiVersion": group_version(group, version),
-                       "metadata": {"resourceVersion": RV.load(Ordering::SeqCst).to_string()}, "items": items}),
+                       "metadata": {"resourceVersion": (RV.load(Ordering::SeqCst) - 1).to_string()}, "items": items}),
             )
         }
         ("GET", Some(name)) => match st.objects.get(&key(&name)) {
@@ -511,8 +647,9 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
             if res.kind == "Namespace" {
                 obj["status"] = json!({"phase": "Active"});
             }
-            let obj = stamp(obj);
+            let obj = stamp(reconcile(obj, None));
             st.objects.insert(key(&name), obj.clone());
+            st.record("ADDED", key(&name), &obj);
             (201, obj)
         }
         ("PUT", Some(name)) => {
@@ -540,8 +677,9 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
             if res.namespaced {
                 obj["metadata"]["namespace"] = json!(ns);
             }
-            let obj = stamp(obj);
+            let obj = stamp(reconcile(obj, st.objects.get(&key(&name))));
             st.objects.insert(key(&name), obj.clone());
+            st.record("MODIFIED", key(&name), &obj);
             (200, obj)
         }
         ("PATCH", Some(name)) => {
@@ -572,12 +710,19 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
             if res.namespaced {
                 obj["metadata"]["namespace"] = json!(ns);
             }
-            let obj = stamp(obj);
+            let obj =
+                if req.path.ends_with("/status") { stamp(obj) } else { stamp(reconcile(obj, Some(&old))) };
             st.objects.insert(key(&name), obj.clone());
+            st.record("MODIFIED", key(&name), &obj);
             (200, obj)
         }
         ("DELETE", Some(name)) => match st.objects.remove(&key(&name)) {
-            Some(o) => (200, o),
+            Some(o) => {
+                let mut gone = o.clone();
+                gone["metadata"]["resourceVersion"] = json!(next_rv());
+                st.record("DELETED", key(&name), &gone);
+                (200, o)
+            }
             None => not_found(&res, &name),
         },
         _ => status(

@@ -287,3 +287,57 @@ fn real_kubectl_wait_reads_a_condition_already_met() {
     let out = ok(&kubectl(&kc, &["wait", "--for=condition=Available", "deployment/web", "--timeout=10s"]));
     assert!(out.contains("deployment.apps/web condition met"), "{out}");
 }
+
+#[test]
+fn real_kubectl_wait_watches_until_a_status_patch_meets_the_condition() {
+    // Not met at the list: kubectl watches from the list's resourceVersion and returns on the
+    // MODIFIED event that meets it (kubectl pkg/cmd/wait/condition.go, client-go tools/watch).
+    let (_api, dir, kc) = setup();
+    let d = dir.path().join("d.yaml");
+    std::fs::write(
+        &d,
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: web, image: web:1}]\n",
+    )
+    .expect("manifest");
+    ok(&kubectl(&kc, &["create", "--validate=false", "-f", d.to_str().expect("utf-8 path")]));
+    #[allow(clippy::disallowed_methods)] // the real client is the thing under test
+    let waiter = Command::new(testkit::real::kubectl())
+        .env("KUBECONFIG", &kc)
+        .env("HOME", dir.path())
+        .args(["wait", "--for=condition=Complete", "job/web", "--timeout=20s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning kubectl wait");
+    ok(&kubectl(
+        &kc,
+        &[
+            "patch",
+            "job",
+            "web",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"conditions":[{"type":"Complete","status":"True"}]}}"#,
+        ],
+    ));
+    let out = waiter.wait_with_output().expect("kubectl wait");
+    let said = ok(&out);
+    assert!(said.contains("job.batch/web condition met"), "{said}");
+}
+
+#[test]
+fn real_kubectl_rollout_status_sees_a_deployment_rolled_out() {
+    let (api, dir, kc) = setup();
+    let d = dir.path().join("d.yaml");
+    std::fs::write(
+        &d,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers: [{name: web, image: web:1}]\n",
+    )
+    .expect("manifest");
+    ok(&kubectl(&kc, &["apply", "--validate=false", "-f", d.to_str().expect("utf-8 path")]));
+    let out = ok(&kubectl(&kc, &["rollout", "status", "deployment/web", "--timeout=20s"]));
+    assert!(out.contains("deployment \"web\" successfully rolled out"), "{out}");
+    let dep = api.object("apps", "deployments", "default", "web").expect("stored");
+    assert_eq!(dep["status"]["availableReplicas"], 2, "{dep}");
+}
