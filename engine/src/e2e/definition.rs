@@ -216,6 +216,9 @@ struct ForwardDef {
     env: BTreeMap<String, String>,
     /// How long the service may take to answer after setup (a cold image pull takes minutes).
     ready_timeout: String,
+    /// Deploys (by name) whose service it forwards to: it starts when they are up. Default: the
+    /// deploys into its namespace, or every deploy when none is.
+    needs: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -234,7 +237,9 @@ struct FlowDef {
     /// Runs alone: no other flow runs while it does (it owns cluster-wide objects: an operator's
     /// CRDs, webhooks, cluster roles). The others still run side by side.
     exclusive: bool,
-    /// Flows that must have finished before this one starts.
+    /// What must be done before this one starts: other flows, and deploys or port-forwards of
+    /// shared infra (`flow:`, `deploy:`, `port-forward:` spell a name out when two kinds share it).
+    /// Naming no deploy or forward, the flow waits for all of shared infra.
     needs: Vec<String>,
     /// Checks run after the steps, in order (`[[flow.check]]`, the kinds of `[[quickstart.check]]`).
     checks: Vec<CheckDef>,
@@ -433,6 +438,7 @@ impl FromValue for ForwardDef {
             probe: t.req("probe")?,
             env: t.or_default("env")?,
             ready_timeout: t.or("ready-timeout", d300())?,
+            needs: t.opt("needs")?,
         };
         t.done()?;
         Ok(f)
@@ -655,6 +661,8 @@ pub(crate) struct Forward {
     pub(crate) ready_timeout: Duration,
     /// The kube context kubectl port-forward names (the definition's cluster).
     pub(crate) context: String,
+    /// The deploy tasks (`deploy:x`) it waits for.
+    pub(crate) after: Vec<String>,
 }
 
 /// How a forward's health is judged: by the protocol of the service behind it.
@@ -695,7 +703,10 @@ pub(crate) struct Flow {
     /// Variables every step gets (values expanded per run).
     pub(crate) env: Vec<(String, String)>,
     pub(crate) exclusive: bool,
+    /// The flows it runs after.
     pub(crate) needs: Vec<String>,
+    /// The shared-infra tasks it waits for (`deploy:x`, `forward:y`); `None`: all of shared infra.
+    pub(crate) infra: Option<Vec<String>>,
     pub(crate) checks: Vec<StepDef>,
 }
 
@@ -913,9 +924,39 @@ fn forwards(file: &File, shown: &str) -> Result<Vec<Forward>> {
             ready_timeout: parse_timeout(&f.ready_timeout)
                 .map_err(|e| anyhow::anyhow!("{shown}: {key}.ready-timeout: {e}"))?,
             context: cluster_context(&file.cluster.name, file.cluster.context.as_deref()),
+            after: forward_needs(file, f, &format!("{shown}: {key}.needs"))?,
         });
     }
     Ok(out)
+}
+
+/// The deploys a forward waits for: those it names, else those into its namespace, else all.
+fn forward_needs(file: &File, f: &ForwardDef, at: &str) -> Result<Vec<String>> {
+    let names: Vec<&str> = file.deploys.iter().map(|d| d.name.as_str()).collect();
+    let chosen: Vec<&str> = match &f.needs {
+        Some(needs) => {
+            for need in needs {
+                if !names.contains(&need.as_str()) {
+                    bail!("{at}: unknown deploy {need:?} (known: {})", names.join(", "));
+                }
+            }
+            needs.iter().map(String::as_str).collect()
+        }
+        None => {
+            let into: Vec<&str> = file
+                .deploys
+                .iter()
+                .filter(|d| d.namespace.as_deref() == Some(f.namespace.as_str()))
+                .map(|d| d.name.as_str())
+                .collect();
+            if into.is_empty() {
+                names
+            } else {
+                into
+            }
+        }
+    };
+    Ok(chosen.into_iter().map(|n| format!("deploy:{n}")).collect())
 }
 
 fn flows(file: &File, shown: &str, paths: &Paths) -> Result<Vec<Flow>> {
@@ -948,7 +989,8 @@ fn flows(file: &File, shown: &str, paths: &Paths) -> Result<Vec<Flow>> {
             gitea: f.gitea,
             env: f.env.clone().into_iter().collect(),
             exclusive: f.exclusive,
-            needs: f.needs.clone(),
+            needs: Vec::new(),
+            infra: None,
             checks: f
                 .checks
                 .iter()
@@ -957,19 +999,62 @@ fn flows(file: &File, shown: &str, paths: &Paths) -> Result<Vec<Flow>> {
                 .collect::<Result<_>>()?,
         });
     }
-    let names: Vec<&str> = out.iter().map(|f| f.name.as_str()).collect();
-    for (i, f) in out.iter().enumerate() {
-        for need in &f.needs {
-            if !names.contains(&need.as_str()) || need == &f.name {
-                bail!(
-                    "{shown}: flow[{i}] ({}).needs: {need:?} is not another flow (flows: {})",
-                    f.name,
-                    names.join(", ")
-                );
-            }
-        }
+    let flow_names: Vec<String> = out.iter().map(|f| f.name.clone()).collect();
+    for (i, f) in file.flows.iter().enumerate() {
+        let at = format!("{shown}: flow[{i}] ({}).needs", f.name);
+        let (flows, infra) = flow_needs(file, &f.name, &f.needs, &flow_names, &at)?;
+        out[i].needs = flows;
+        out[i].infra = infra;
     }
     Ok(out)
+}
+
+/// A flow's `needs` split into the flows it runs after and the shared-infra tasks it waits for
+/// (`None`: it names none, so it waits for all of shared infra). A bare name is looked up among
+/// the flows, the deploys and the port-forwards; `flow:`, `deploy:` or `port-forward:` picks one
+/// when a name is in two of them.
+fn flow_needs(
+    file: &File,
+    me: &str,
+    needs: &[String],
+    flows: &[String],
+    at: &str,
+) -> Result<(Vec<String>, Option<Vec<String>>)> {
+    let deploys: Vec<&str> = file.deploys.iter().map(|d| d.name.as_str()).collect();
+    let forwards: Vec<&str> = file.forwards.iter().map(|f| f.name.as_str()).collect();
+    let (mut after, mut infra) = (Vec::new(), Vec::new());
+    for need in needs {
+        let (kind, name) = match need.split_once(':') {
+            Some((k @ ("flow" | "deploy" | "port-forward"), n)) => (Some(k), n),
+            _ => (None, need.as_str()),
+        };
+        let mut found: Vec<(&str, String)> = Vec::new();
+        if kind.is_none_or(|k| k == "flow") && flows.iter().any(|f| f == name) && name != me {
+            found.push(("flow", name.to_string()));
+        }
+        if kind.is_none_or(|k| k == "deploy") && deploys.contains(&name) {
+            found.push(("deploy", format!("deploy:{name}")));
+        }
+        if kind.is_none_or(|k| k == "port-forward") && forwards.contains(&name) {
+            found.push(("port-forward", format!("forward:{name}")));
+        }
+        match found.as_slice() {
+            [] => bail!(
+                "{at}: {need:?} is no other flow, deploy or port-forward (flows: {}; deploys: {}; port-forwards: {})",
+                flows.iter().filter(|f| *f != me).cloned().collect::<Vec<_>>().join(", "),
+                deploys.join(", "),
+                forwards.join(", ")
+            ),
+            [("flow", n)] => after.push(n.clone()),
+            [(_, id)] => infra.push(id.clone()),
+            several => bail!(
+                "{at}: {need:?} names a {}: spell out which ({})",
+                several.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(" and a "),
+                several.iter().map(|(k, _)| format!("\"{k}:{name}\"")).collect::<Vec<_>>().join(" or ")
+            ),
+        }
+    }
+    Ok((after, (!infra.is_empty()).then_some(infra)))
 }
 
 /// `${GIT_SHA}` (the checkout's commit, 12 hex digits, asked of git once and only when named) in

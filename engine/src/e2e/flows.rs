@@ -4,19 +4,20 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
+use super::graph::{self, Work};
 use super::{diagnostics, gitea, port_forward};
 use super::{kube, setup};
 use crate::e2e::definition::{self, Definition, Flow};
 use crate::e2e::run_context::RunContext;
 use crate::e2e::runs::{self, Heartbeat, RunRecord};
-use crate::pipeline::{self, Options, Policy, ProgressMode, Report, Task};
+use crate::pipeline::{self, Options, Policy, ProgressMode};
 use crate::{clock, exec, paths};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,6 +68,9 @@ pub struct Args {
     /// with `cargo xtask junit-merge`
     #[arg(long, value_name = "K/N")]
     pub(crate) shard: Option<super::shards::Shard>,
+    /// Print the whole graph (setup, forwards, flows, what each waits for) and run nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// How one flow ended.
@@ -149,81 +153,136 @@ impl Args {
             println!("JUnit: {}", junit.display());
             return Ok(0);
         }
+        let tasks = graph::build(&def, &flows, self.parallel);
+        if self.dry_run {
+            print!("{}", graph::plan(&def, &tasks));
+            return Ok(0);
+        }
         let start = Instant::now();
         super::preflight::check(sh, &def, &paths::logs_dir().join("preflight.log"))?;
 
-        // Shared infra, once: guarded by a file lock on kind, by a Lease in a shared cluster.
-        let setup_report = {
-            let _guard = SharedGuard::acquire(sh, &def)?;
-            let report = ensure_shared(sh, &def)?;
-            port_forward::ensure(&def.forwards)?;
-            report
-        };
-        if exec::cancelled() {
-            return Ok(130);
-        }
-        // Never the wrong cluster: the definition's context must exist, and every flow's child
-        // processes get a kubeconfig that holds only it.
-        let log = paths::logs_dir().join("e2e.log");
-        kube::require_context(sh, &def.kube_context(), &log)?;
-        let kubeconfig = kube::write_kubeconfig(sh, &def.cluster, def.existing.as_deref(), &log)?;
+        // One graph from build to verdict: setup's tasks, the forwards, the runs' kubeconfig, the
+        // Gitea check and the flows. Shared infra is guarded by a file lock on kind, by a Lease in
+        // a shared cluster, held until the last shared-infra task is done (then others may go on).
+        let setup_ctx = RunContext::resolve(sh, &def.request(None, Some("setup")))?;
+        let shared = Mutex::new(Shared {
+            guard: Some(SharedGuard::acquire(sh, &def)?),
+            left: tasks.iter().filter(|t| graph::is_infra(&t.action)).count(),
+            fresh: 0,
+        });
+        let env = setup::env_for(sh, &def, &setup_ctx, setup::How::default())?;
+        println!("ensuring shared infra ({} tasks; what is up to date is skipped)", def.tasks.len());
         let settings = gitea::Settings::from_env(sh);
-        if flows.iter().any(|f| f.gitea) {
-            check_shared_gitea(sh, &def, &settings, &log)?;
-        }
-        let setup_end = start.elapsed().as_secs_f64();
-
-        // The flows, on the same engine as setup: each a task, all independent, and a failed
-        // flow stops nothing else (keep going).
-        // A flow's `needs` among the flows selected here are its dependencies; `exclusive` runs it
-        // alone.
-        let selected: Vec<&str> = flows.iter().map(|f| f.name.as_str()).collect();
-        let tasks: Vec<Task<&Flow>> = flows
-            .iter()
-            .map(|f| {
-                let deps = f
-                    .needs
-                    .iter()
-                    .filter(|n| selected.contains(&n.as_str()))
-                    .map(|n| format!("flow:{n}"))
-                    .collect();
-                Task { exclusive: f.exclusive, ..Task::new(&format!("flow:{}", f.name), deps, f, f.timeout) }
-            })
-            .collect();
+        let log = paths::logs_dir().join("e2e.log");
+        let kubeconfig: OnceLock<PathBuf> = OnceLock::new();
         let opts = Options {
-            sequential: !self.parallel,
             policy: Policy::KeepGoing,
             mode: "e2e",
             ..Options::new(paths::logs_dir().join("flows"), ProgressMode::Quiet)
         };
         let finished: Mutex<Vec<FlowResult>> = Mutex::new(Vec::new());
-        let flow_report = pipeline::run(&tasks, &opts, &|job| {
-            let run = FlowRun { def: &def, settings: &settings, keep: self.keep, kubeconfig: &kubeconfig };
-            let result = run_flow(&run, job.task.action, start, job.deadline);
-            job.note(&format!(
-                "run {} namespace {} outcome {:?} artifacts {}",
-                result.run_id,
-                result.namespace,
-                result.outcome,
-                result.artifacts.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into())
-            ));
-            let error = (result.outcome != Outcome::Passed)
-                .then(|| result.error.clone().unwrap_or_else(|| format!("{:?}", result.outcome)));
-            if let Ok(mut done) = finished.lock() {
-                done.push(result);
+        // Shared infra is up (every setup task and forward done): records shared, the lock let go.
+        let infra_done = |fresh: bool| -> Result<()> {
+            let mut s = shared.lock().map_err(|_| anyhow::anyhow!("shared-infra state poisoned"))?;
+            s.left -= 1;
+            s.fresh += usize::from(fresh);
+            if s.left == 0 {
+                let sh = Shell::new()?;
+                setup::share_records(&sh, &def, &setup_ctx, &env)?;
+                mark_shared(&def)?;
+                println!(
+                    "shared infra: {} of {} task(s) up to date, {} run",
+                    s.fresh,
+                    def.tasks.len(),
+                    def.tasks.len() - s.fresh
+                );
+                s.guard = None;
             }
-            match error {
-                Some(e) => Err(anyhow::anyhow!(e)),
-                None => Ok(()),
+            Ok(())
+        };
+        let report = pipeline::run(&tasks, &opts, &|job| match job.task.action {
+            Work::Setup(task) => {
+                job.narrow(task, |j| super::actions::run(j, &env))?;
+                infra_done(job.is_up_to_date())
+            }
+            Work::Forward(f) => {
+                port_forward::ensure(std::slice::from_ref(f))?;
+                infra_done(false)
+            }
+            Work::Kubeconfig => {
+                // Never the wrong cluster: the definition's context must exist, and every flow's
+                // child processes get a kubeconfig that holds only it.
+                let sh = Shell::new()?;
+                kube::require_context(&sh, &def.kube_context(), &log)?;
+                let path = kube::write_kubeconfig(&sh, &def.cluster, def.existing.as_deref(), &log)?;
+                let _ = kubeconfig.set(path);
+                Ok(())
+            }
+            Work::GiteaCheck => check_shared_gitea(&Shell::new()?, &def, &settings, &log),
+            Work::Flow(flow) => {
+                let kubeconfig = kubeconfig.get().context("the runs' kubeconfig was not written")?;
+                let run = FlowRun { def: &def, settings: &settings, keep: self.keep, kubeconfig };
+                let result = run_flow(&run, flow, start, job.deadline);
+                job.note(&format!(
+                    "run {} namespace {} outcome {:?} artifacts {}",
+                    result.run_id,
+                    result.namespace,
+                    result.outcome,
+                    result.artifacts.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into())
+                ));
+                let error = (result.outcome != Outcome::Passed)
+                    .then(|| result.error.clone().unwrap_or_else(|| format!("{:?}", result.outcome)));
+                if let Ok(mut done) = finished.lock() {
+                    done.push(result);
+                }
+                match error {
+                    Some(e) => Err(anyhow::anyhow!(e)),
+                    None => Ok(()),
+                }
             }
         })?;
+        drop(shared);
         let mut results = finished.into_inner().unwrap_or_default();
+        // A flow that never started (what it needs failed, or Ctrl-C) is a result too.
+        for f in &flows {
+            if results.iter().any(|r| r.flow == f.name) {
+                continue;
+            }
+            let causes = graph::root_failures(&report, &graph::flow_id(&f.name));
+            let interrupted = exec::cancelled() || causes.is_empty();
+            results.push(FlowResult {
+                flow: f.name.clone(),
+                run_id: String::new(),
+                namespace: String::new(),
+                start_s: 0.0,
+                end_s: 0.0,
+                outcome: if interrupted { Outcome::Interrupted } else { Outcome::Failed },
+                error: Some(if interrupted {
+                    "not run: interrupted".to_string()
+                } else {
+                    format!("not run: it needs what failed:\n{}", causes.join("\n"))
+                }),
+                artifacts: None,
+                kept: false,
+                alone: f.exclusive,
+            });
+        }
         results.sort_by_key(|r| flows.iter().position(|f| f.name == r.flow));
 
         print_summary(&results);
         write_junit(&junit, &suite, &results, start.elapsed().as_secs_f64())?;
         println!("JUnit: {}", junit.display());
-        let report = setup_report.then("setup", flow_report, setup_end);
+        if let Some(error) = report.failure() {
+            let infra: Vec<&str> = report
+                .tasks
+                .iter()
+                .filter(|t| t.status.is_failure() && !t.id.starts_with("flow:"))
+                .map(|t| t.id.as_str())
+                .collect();
+            if !infra.is_empty() {
+                eprintln!("error: shared infra incomplete ({}): {error:#}", infra.join(", "));
+            }
+        }
         let name = format!("e2e-{}", clock::unix_now());
         let json = pipeline::write_report(&report, &paths::state_root().join("timings"), &name)?;
         println!("{}", pipeline::gantt(&report));
@@ -282,23 +341,22 @@ impl SharedLock {
     }
 }
 
-/// Shared infra, incrementally: the setup graph runs, and what its records show done (and still
-/// there) is skipped, so a changed image is rebuilt, reloaded and redeployed and nothing else is.
-fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Report> {
+/// The shared-infra lock while setup's tasks and the forwards run, and how many are left.
+struct Shared {
+    guard: Option<SharedGuard>,
+    left: usize,
+    /// Setup tasks found up to date.
+    fresh: usize,
+}
+
+/// `shared.json` is read and written by the Gitea check and by the end of shared infra, which
+/// may run at once in the graph: one at a time.
+static MARKER: Mutex<()> = Mutex::new(());
+
+/// Shared infra is up: `shared.json` says when, for which cluster, by whom.
+fn mark_shared(def: &Definition) -> Result<()> {
+    let _one = MARKER.lock().unwrap_or_else(|p| p.into_inner());
     let marker = paths::state_root().join("shared.json");
-    let ctx = RunContext::resolve(sh, &def.request(None, Some("setup")))?;
-    println!("ensuring shared infra ({} tasks; what is up to date is skipped)", def.tasks.len());
-    let report = setup::run_graph(sh, def, &ctx, setup::How::default())?;
-    if let Some(error) = report.failure() {
-        println!("{}", pipeline::gantt(&report));
-        return Err(error.context("shared infra setup failed; no flow was run"));
-    }
-    let fresh = report.tasks.iter().filter(|t| t.status == pipeline::Status::UpToDate).count();
-    println!(
-        "shared infra: {fresh} of {} task(s) up to date, {} run",
-        report.tasks.len(),
-        report.tasks.len() - fresh
-    );
     let mut record: serde_json::Value = std::fs::read_to_string(&marker)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -310,8 +368,7 @@ fn ensure_shared(sh: &Shell, def: &Definition) -> Result<Report> {
     record["completed"] = clock::rfc3339(std::time::SystemTime::now()).into();
     record["pid"] = std::process::id().into();
     std::fs::write(&marker, serde_json::to_string_pretty(&record)?)
-        .with_context(|| format!("writing {}", marker.display()))?;
-    Ok(report)
+        .with_context(|| format!("writing {}", marker.display()))
 }
 
 /// Reused shared Gitea is checked before runs rely on it (its data is an emptyDir: a restarted
@@ -326,6 +383,7 @@ fn check_shared_gitea(
     let ctx = RunContext::resolve(sh, &def.request(None, Some("setup")))?;
     let now =
         gitea::check_shared(sh, &ctx, settings, log).context("checking shared Gitea before the runs")?;
+    let _one = MARKER.lock().unwrap_or_else(|p| p.into_inner());
     let marker = paths::state_root().join("shared.json");
     let mut recorded: serde_json::Value = std::fs::read_to_string(&marker)
         .ok()

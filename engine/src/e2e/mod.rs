@@ -14,6 +14,7 @@ pub mod definition;
 pub mod diagnostics;
 pub mod flows;
 pub mod gitea;
+pub mod graph;
 pub mod incremental;
 pub mod kube;
 pub mod metrics;

@@ -413,6 +413,7 @@ impl Args {
                 env: Vec::new(),
                 ready_timeout,
                 context,
+                after: Vec::new(),
             });
         }
         let path = self.definition.unwrap_or_else(definition::default_path);

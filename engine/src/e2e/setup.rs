@@ -136,6 +136,17 @@ pub(crate) fn run_graph(sh: &Shell, def: &Definition, ctx: &RunContext, how: How
         policy: if how.dry_run { pipeline::Policy::KeepGoing } else { pipeline::Policy::FailFast },
         ..Options::new(ctx.logs_dir(), progress)
     };
+    let env = env_for(sh, def, ctx, how)?;
+    let report = pipeline::run(&def.tasks, &opts, &|job| actions::run(job, &env))?;
+    if report.failure().is_none() {
+        share_records(sh, def, ctx, &env)?;
+    }
+    Ok(report)
+}
+
+/// What setup's tasks run with: the run's environment and (unless a dry run) the incremental
+/// records, a shared cluster's read from the cluster.
+pub(crate) fn env_for(sh: &Shell, def: &Definition, ctx: &RunContext, how: How) -> Result<Env> {
     let mut env = Env::for_run(sh, ctx, &def.root);
     if !how.dry_run {
         let store = std::sync::Arc::new(Store::open(records_path(), how.force));
@@ -146,11 +157,16 @@ pub(crate) fn run_graph(sh: &Shell, def: &Definition, ctx: &RunContext, how: How
         }
         env.store = Some(store);
     }
-    let report = pipeline::run(&def.tasks, &opts, &|job| actions::run(job, &env))?;
-    if let (Some(context), Some(store), None) = (&def.existing, &env.store, report.failure()) {
+    Ok(env)
+}
+
+/// After a successful setup of a shared cluster (`existing`): its records written back there,
+/// by whoever holds the shared-infra Lease. Nothing for kind.
+pub(crate) fn share_records(sh: &Shell, def: &Definition, ctx: &RunContext, env: &Env) -> Result<()> {
+    if let (Some(context), Some(store)) = (&def.existing, &env.store) {
         shared_records(sh, context, store, &ctx.logs_dir().join("records.log"), true)?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// The ConfigMap holding a shared cluster's setup records (its identity, its deploys).

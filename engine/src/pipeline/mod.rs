@@ -97,6 +97,25 @@ impl<A> Job<'_, A> {
         append(self.log, &format!("=== up to date: {why}"));
         *self.fresh.borrow_mut() = Some(why.to_string());
     }
+
+    /// This attempt as a job of `task`, a task of another graph that this one's task stands for
+    /// (the e2e graph runs setup's tasks): same log, token and deadline, and an up-to-date said
+    /// there is said here.
+    pub(crate) fn narrow<B, R>(&self, task: &Task<B>, f: impl FnOnce(&Job<'_, B>) -> R) -> R {
+        let inner = Job {
+            task,
+            log: self.log,
+            cancel: self.cancel,
+            deadline: self.deadline,
+            dry_run: self.dry_run,
+            fresh: Default::default(),
+        };
+        let result = f(&inner);
+        if let Some(why) = inner.fresh.into_inner() {
+            *self.fresh.borrow_mut() = Some(why);
+        }
+        result
+    }
 }
 
 /// How one task ended: its status, attempts and error text.

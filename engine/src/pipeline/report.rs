@@ -139,36 +139,6 @@ impl Report {
             }],
         }
     }
-
-    /// `self`, then `next` which started `offset_s` after `self` did, on one time axis. Every
-    /// task of `self` is prefixed `prefix/`; the critical path is `self`'s followed by `next`'s.
-    pub(crate) fn then(self, prefix: &str, next: Report, offset_s: f64) -> Report {
-        let name = |id: &str| format!("{prefix}/{id}");
-        let mut tasks: Vec<TaskTiming> = self
-            .tasks
-            .into_iter()
-            .map(|mut t| {
-                t.id = name(&t.id);
-                t.deps = t.deps.iter().map(|d| name(d)).collect();
-                t
-            })
-            .collect();
-        tasks.extend(next.tasks.into_iter().map(|mut t| {
-            t.start_s = t.start_s.map(|s| s + offset_s);
-            t.end_s = t.end_s.map(|e| e + offset_s);
-            t
-        }));
-        let mut critical_path: Vec<String> = self.critical_path.iter().map(|t| name(t)).collect();
-        critical_path.extend(next.critical_path);
-        Report {
-            mode: next.mode,
-            threads: self.threads.max(next.threads),
-            wall_s: offset_s + next.wall_s,
-            critical_path,
-            critical_path_s: self.critical_path_s + next.critical_path_s,
-            tasks,
-        }
-    }
 }
 
 fn log_tail(path: &Path, n: usize) -> String {
@@ -267,19 +237,5 @@ mod tests {
         }
         assert!(chart.contains("setup/deplo…-a-long-name"), "{chart}");
         assert_eq!(abbreviate("build:demo"), "build:demo");
-    }
-
-    #[test]
-    fn then_shifts_the_second_report_and_joins_critical_paths() {
-        let setup = Report::single("cluster", 2.0);
-        let mut flows = Report::single("flow:a", 3.0);
-        flows.mode = "flows";
-        let both = setup.then("setup", flows, 2.5);
-        assert_eq!(both.tasks[0].id, "setup/cluster");
-        assert_eq!(both.tasks[1].start_s, Some(2.5));
-        assert_eq!(both.tasks[1].end_s, Some(5.5));
-        assert_eq!(both.critical_path, vec!["setup/cluster", "flow:a"]);
-        assert_eq!(both.critical_path_s, 5.0);
-        assert_eq!(both.wall_s, 5.5);
     }
 }

@@ -1051,7 +1051,11 @@ steps = [["kubectl", "wait", "--for=condition=ready", "pod", "--all", "--namespa
     std::fs::write(&path, bad).unwrap();
     let out = w.xtask(&["setup", "--dry-run", "--definition", path.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("needs: \"nope\" is not another flow"), "{}", text(&out));
+    assert!(
+        text(&out).contains("needs: \"nope\" is no other flow, deploy or port-forward"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -1204,4 +1208,99 @@ fn two_shards_run_every_flow_exactly_once_and_their_junit_reports_merge() {
     let said = text(&out);
     assert!(out.status.success() && said.contains("shard 4/4: 0 of 3 flow(s): none"), "{said}");
     assert!(w.sandbox.run(&["e2e", "--shard", "3/2"]).status.code() == Some(2));
+}
+
+/// The e2e graph's timing report (the `timing report: <path>` line) as (id → (start, end, status)).
+fn timings(out: &std::process::Output) -> std::collections::BTreeMap<String, (f64, f64, String)> {
+    let said = text(out);
+    let path = said
+        .lines()
+        .find_map(|l| l.strip_prefix("timing report: "))
+        .unwrap_or_else(|| panic!("no timing report: {said}"));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path.trim()).unwrap()).unwrap();
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                (
+                    t["start_s"].as_f64().unwrap_or(-1.0),
+                    t["end_s"].as_f64().unwrap_or(-1.0),
+                    t["status"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// One graph from build to verdict: a flow that needs only the gitea deploy starts while a slow
+/// deploy still runs; a flow that needs the slow deploy starts after it ends. When the slow deploy
+/// fails, only its flow fails (not run, naming it); the other still runs and passes.
+#[test]
+fn a_flow_starts_when_what_it_needs_is_up_and_a_failed_deploy_fails_only_its_flows() {
+    let flows = |slow: &str| {
+        format!(
+            r#"
+[[deploy]]
+name = "slow"
+namespace = "slow-e2e"
+command = {slow}
+
+[[flow]]
+name = "needs-gitea"
+gitea = false
+needs = ["deploy:gitea"]
+steps = [["kubectl", "wait", "--for=condition=ready", "pod", "--all", "--namespace", "${{E2E_TEST_NAMESPACE}}"]]
+
+[[flow]]
+name = "needs-slow"
+gitea = false
+needs = ["slow"]
+steps = [["kubectl", "wait", "--for=condition=ready", "pod", "--all", "--namespace", "${{E2E_TEST_NAMESPACE}}"]]
+"#
+        )
+    };
+    let w = World::new(&flows(r#"["sleep", "3"]"#));
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = timings(&out);
+    let slow = &t["deploy:slow"];
+    let (early, late) = (&t["flow:needs-gitea"], &t["flow:needs-slow"]);
+    assert!(
+        early.0 < slow.1,
+        "the gitea flow started ({}) before the slow deploy ended ({})",
+        early.0,
+        slow.1
+    );
+    assert!(late.0 >= slow.1, "the slow flow started ({}) after the slow deploy ended ({})", late.0, slow.1);
+    // The prometheus forward (no deploy into its namespace) waits for every deploy.
+    assert!(t["forward:prometheus"].0 >= slow.1, "{t:?}");
+
+    // The whole graph, without running it.
+    let plan = w.e2e(&["--parallel", "--dry-run"]).output().unwrap();
+    let said = text(&plan);
+    assert_eq!(plan.status.code(), Some(0), "{said}");
+    let line = |id: &str| said.lines().find(|l| l.trim_start().starts_with(id)).unwrap_or("").to_string();
+    assert!(
+        line("flow:needs-gitea").contains("deploy:gitea")
+            && !line("flow:needs-gitea").contains("deploy:slow"),
+        "{said}"
+    );
+    assert!(line("flow:needs-slow").contains("deploy:slow"), "{said}");
+
+    let w = World::new(&flows(r#"["false"]"#));
+    let out = w.e2e(&["--parallel"]).output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let t = timings(&out);
+    assert_eq!(t["deploy:slow"].2, "failed", "{t:?}");
+    assert_eq!(t["flow:needs-gitea"].2, "ok", "the flow that does not need it ran: {said}");
+    assert_eq!(t["flow:needs-slow"].2, "skipped", "{said}");
+    let junit = std::fs::read_to_string(w.sandbox.state.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("tests=\"2\" failures=\"1\""), "{junit}");
+    let failed = junit.split("name=\"needs-slow\"").nth(1).unwrap_or("");
+    assert!(failed.contains("<failure") && failed.contains("deploy:slow"), "{junit}");
 }
