@@ -1011,8 +1011,8 @@ fn flows(file: &File, shown: &str, paths: &Paths) -> Result<Vec<Flow>> {
 
 /// A flow's `needs` split into the flows it runs after and the shared-infra tasks it waits for
 /// (`None`: it names none, so it waits for all of shared infra). A bare name is looked up among
-/// the flows, the deploys and the port-forwards; `flow:`, `deploy:` or `port-forward:` picks one
-/// when a name is in two of them.
+/// the flows, the deploys and the port-forwards (a deploy and a forward of one name: both);
+/// `flow:`, `deploy:` or `port-forward:` picks one when a flow shares the name.
 fn flow_needs(
     file: &File,
     me: &str,
@@ -1047,6 +1047,11 @@ fn flow_needs(
             ),
             [("flow", n)] => after.push(n.clone()),
             [(_, id)] => infra.push(id.clone()),
+            // A deploy and its forward share a name (`gitea`): the flow needs both, up and reachable.
+            [("deploy", deploy), ("port-forward", forward)] => {
+                infra.push(deploy.clone());
+                infra.push(forward.clone());
+            }
             several => bail!(
                 "{at}: {need:?} names a {}: spell out which ({})",
                 several.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(" and a "),
