@@ -869,7 +869,8 @@ impl E2eBench {
         .log(paths::logs_dir().join("bench-e2e.log"))
         .run();
         let wall = start.elapsed().as_secs_f64();
-        let stop_args = ["port-forward".to_string(), "stop".into(), "--definition".into(), def.display().to_string()];
+        let stop_args =
+            ["port-forward".to_string(), "stop".into(), "--definition".into(), def.display().to_string()];
         let _ = exec::cmd(cmd!(sh, "{xtask} {stop_args...}").env("PATH", &path).env("E2E_STATE_DIR", &state))
             .allow_failure()
             .log(paths::logs_dir().join("bench-e2e.log"))
@@ -894,9 +895,16 @@ impl E2eBench {
         let is_flow = |t: &serde_json::Value| t["id"].as_str().is_some_and(|i| i.starts_with("flow:"));
         // Setup then flows (every flow after the last of shared infra), with these same durations.
         let infra_end = tasks.iter().filter(|t| !is_flow(t)).map(end_of).fold(0.0, f64::max);
-        let longest = tasks.iter().filter(|t| is_flow(t)).map(|t| t["duration_s"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max);
+        let longest = tasks
+            .iter()
+            .filter(|t| is_flow(t))
+            .map(|t| t["duration_s"].as_f64().unwrap_or(0.0))
+            .fold(0.0, f64::max);
         let before = infra_end + longest;
-        println!("e2e: one graph, shared setup + 3 flows (2 need Gitea, 1 needs the slow Tekton), {} s per minute", self.scale);
+        println!(
+            "e2e: one graph, shared setup + 3 flows (2 need Gitea, 1 needs the slow Tekton), {} s per minute",
+            self.scale
+        );
         println!("  {:<34} {:>8}", "e2e wall (process)", format!("{wall:.2}s"));
         println!("  {:<34} {:>8}", "graph wall (timing report)", format!("{graph_wall:.2}s"));
         println!("  {:<34} {:>8}", "critical path of the combined graph", format!("{critical:.2}s"));

@@ -39,41 +39,46 @@ pub(crate) fn needed(def: &Definition) -> Vec<&'static str> {
     names
 }
 
-/// Checks every tool `def` needs and the Docker engine; one error lists every problem.
+/// Checks every tool `def` needs and the Docker engine; one error lists every problem. The
+/// probes (each tool's version, `docker info`) run at once: a no-change re-run waits for the
+/// slowest, not for their sum.
 pub(crate) fn check(sh: &Shell, def: &Definition, log: &Path) -> Result<()> {
-    let mut problems = Vec::new();
     let needed = needed(def);
-    for name in &needed {
-        let Some(tool) = tools::tool(name) else { continue };
-        match exec::which(sh, name) {
-            None => problems.push(format!("{name}: not on PATH (it {}); {}", tool.purpose, tool.install)),
-            Some(path) => {
-                if let Err(problem) = check_tool(sh, tool, &path, log) {
-                    problems.push(problem);
-                }
-            }
+    let path_var = sh.var("PATH").ok();
+    // Each probe on its own thread, with its own shell (a Shell is not shared across threads)
+    // seeing the caller's PATH; results are kept in the tools' order.
+    let shell = || -> Option<Shell> {
+        let probe = Shell::new().ok()?;
+        if let Some(p) = &path_var {
+            probe.set_var("PATH", p);
         }
-    }
-    if needed.contains(&"docker") && exec::which(sh, "docker").is_some() {
-        // The client alone proves nothing: the engine must answer. Its version and image store
-        // say whether images can be loaded into kind (see `engine_problem`).
-        let format = "{{.ServerVersion}} {{.DriverStatus}}";
-        let info = exec::cmd(cmd!(sh, "docker info --format {format}"))
-            .timeout(Duration::from_secs(20))
-            .log(log)
-            .run();
-        match info {
-            Err(e) => {
-                let said =
-                    e.stderr_tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
-                problems.push(format!(
-                    "the Docker engine does not answer (`docker info`: {said}); start it (`sudo systemctl start docker`) or check DOCKER_HOST"
-                ));
-            }
-            Ok(out) if def.existing.is_none() => problems.extend(engine_problem(&out.stdout)),
-            Ok(_) => {}
-        }
-    }
+        Some(probe)
+    };
+    let docker = needed.contains(&"docker") && exec::which(sh, "docker").is_some();
+    let (mut problems, engine): (Vec<String>, Vec<String>) = std::thread::scope(|scope| {
+        let tools: Vec<_> = needed
+            .iter()
+            .filter_map(|name| tools::tool(name).map(|tool| (name, tool)))
+            .map(|(name, tool)| {
+                let path = exec::which(sh, name);
+                let shell = &shell;
+                scope.spawn(move || match path {
+                    None => Some(format!("{name}: not on PATH (it {}); {}", tool.purpose, tool.install)),
+                    Some(path) => match shell() {
+                        None => Some(format!("{name}: cannot start a shell to ask its version")),
+                        Some(probe) => check_tool(&probe, tool, &path, log).err(),
+                    },
+                })
+            })
+            .collect();
+        let engine = docker.then(|| {
+            let shell = &shell;
+            scope.spawn(move || shell().map(|probe| engine_check(&probe, def, log)).unwrap_or_default())
+        });
+        let problems = tools.into_iter().filter_map(|h| h.join().ok().flatten()).collect();
+        (problems, engine.and_then(|h| h.join().ok()).unwrap_or_default())
+    });
+    problems.extend(engine);
     if exec::cancelled() {
         bail!("interrupted during preflight");
     }
@@ -85,6 +90,26 @@ pub(crate) fn check(sh: &Shell, def: &Definition, log: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The Docker engine answers, and (for kind) can have images loaded: what is wrong, if anything.
+fn engine_check(sh: &Shell, def: &Definition, log: &Path) -> Vec<String> {
+    // The client alone proves nothing: the engine must answer. Its version and image store say
+    // whether images can be loaded into kind (see `engine_problem`).
+    let format = "{{.ServerVersion}} {{.DriverStatus}}";
+    let info =
+        exec::cmd(cmd!(sh, "docker info --format {format}")).timeout(Duration::from_secs(20)).log(log).run();
+    match info {
+        Err(e) => {
+            let said =
+                e.stderr_tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+            vec![format!(
+                "the Docker engine does not answer (`docker info`: {said}); start it (`sudo systemctl start docker`) or check DOCKER_HOST"
+            )]
+        }
+        Ok(out) if def.existing.is_none() => engine_problem(&out.stdout).into_iter().collect(),
+        Ok(_) => Vec::new(),
+    }
 }
 
 /// What keeps this Docker engine from loading images into kind, from `docker info --format

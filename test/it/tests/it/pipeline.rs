@@ -889,3 +889,43 @@ fn a_manifests_directory_is_applied_file_by_file_as_kubectl_reads_it() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("holds no .yaml, .yml or .json file"), "{}", text(&out));
 }
+
+#[test]
+fn preflight_asks_every_tool_and_the_engine_at_once() {
+    // A no-change re-run pays for the slowest probe, not their sum: with each probe slowed, they
+    // all overlap in time (and the checks still pass).
+    let fake = crate::harness::fake();
+    for (tool, pattern) in
+        [("kind", "^version"), ("kubectl", "^version"), ("helm", "^version"), ("docker", "^info")]
+    {
+        fake.rule(Rule::new(tool, pattern).delay_ms(600)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let def = definition(
+        dir.path(),
+        &[("a", true)],
+        "\n[[deploy]]\nname = \"gitea\"\nnamespace = \"gitea-e2e\"\nhelm = { chart = \"gitea\" }\n",
+    );
+    let out = setup(&fake, &def, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let calls = fake.journal().unwrap();
+    let probes: Vec<&Call> = calls
+        .iter()
+        .filter(|c| {
+            (c.argv[0] == "version" && c.tool != "docker") || (c.tool == "docker" && c.argv[0] == "info")
+        })
+        .collect();
+    let tools: std::collections::BTreeSet<&str> = probes.iter().map(|c| c.tool.as_str()).collect();
+    assert_eq!(tools.len(), 4, "kind, kubectl, helm and the engine were asked: {probes:#?}");
+    let first: Vec<&&Call> = tools.iter().filter_map(|t| probes.iter().find(|c| c.tool == *t)).collect();
+    for a in &first {
+        for b in &first {
+            assert!(
+                a.tool == b.tool || a.overlaps(b),
+                "{} and {} were asked one after the other",
+                a.tool,
+                b.tool
+            );
+        }
+    }
+}
