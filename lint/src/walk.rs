@@ -1,5 +1,11 @@
 //! Which files a lint reads: the gitignore-aware parallel walk, excludes, how paths are shown,
 //! and the parallel read-and-lint loop both lints share.
+//!
+//! The ignore files read are each directory's `.gitignore` and `.ignore` and the repository's
+//! `.git/info/exclude`. Not read, on purpose: git's per-user excludes (`core.excludesFile`,
+//! by default `$XDG_CONFIG_HOME/git/ignore`), so that what a lint checks, and so its verdict,
+//! is the same on every contributor's machine and in CI. A file only such a global file ignores
+//! is linted (and can be excluded in the lint config's `exclude`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
