@@ -47,7 +47,7 @@ impl Default for HardcodedConfig {
             shared_ports: Vec::new(),
             forbidden: Vec::new(),
             scope: ["test", "hack", "Makefile", ".github/workflows"].map(String::from).to_vec(),
-            scope_extensions: vec!["sh".into(), "bash".into(), "mk".into()],
+            scope_extensions: vec!["sh".into(), "bash".into(), "bats".into(), "mk".into()],
             exclude: Vec::new(),
         }
     }
@@ -180,6 +180,8 @@ enum Lang {
     Go,
     Rust,
     Shell,
+    /// A bats suite: shell, with `@test "name" {` opening a test body and `run` before a command.
+    Bats,
     Make,
     Yaml,
     Text,
@@ -193,6 +195,7 @@ fn lang(path: &Path, text: &str) -> Lang {
         "go" => Lang::Go,
         "rs" => Lang::Rust,
         "sh" | "bash" | "ksh" | "zsh" => Lang::Shell,
+        "bats" => Lang::Bats,
         "mk" => Lang::Make,
         "yaml" | "yml" => Lang::Yaml,
         "md" | "markdown" | "rst" | "adoc" | "txt" => Lang::Docs,
@@ -203,6 +206,7 @@ fn lang(path: &Path, text: &str) -> Lang {
             Lang::Make
         }
         _ if path.components().any(|c| c.as_os_str() == "docs") => Lang::Docs,
+        _ if text.starts_with("#!") && text.lines().next().is_some_and(|l| l.contains("bats")) => Lang::Bats,
         _ if text.starts_with("#!") && text.lines().next().is_some_and(|l| l.contains("sh")) => Lang::Shell,
         _ => Lang::Text,
     }
@@ -490,6 +494,18 @@ fn lint_file(
             }
             code_for_forbidden(text, rules)
         }
+        Lang::Bats => {
+            let shell = bats_as_shell(text);
+            if let Err(e) = shell_script(&shell, 0, shell.len(), rules, &mut hits) {
+                errors.push(ParseErrorEntry {
+                    path: path.into(),
+                    line: Source::new(text).line_col(e.offset).0,
+                    message: format!("not valid bats shell ({}); scanned line by line instead", e.message),
+                });
+                lines_fallback(text, rules, &mut hits);
+            }
+            code_for_forbidden(text, rules)
+        }
         Lang::Make => {
             makefile(text, rules, &mut hits);
             code_for_forbidden(text, rules)
@@ -538,6 +554,52 @@ fn lint_file(
             && a.column.abs_diff(b.column) <= 2
     });
     (findings, errors)
+}
+
+/// A bats file as the shell it becomes (bats-core `lib/bats-core/preprocessing.bash` turns each
+/// `@test "name" {` line into a function; `run [-N] [--keep-empty-lines] [--separate-stderr] [!]
+/// CMD...` runs CMD, docs/source/writing-tests.md): the `@test "name"` before the `{` and the
+/// `run` and its options before a command are blanked with spaces, so every offset is the
+/// file's own and the bodies are read as shell.
+fn bats_as_shell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start().len();
+        let body = &line[indent..];
+        let blank = |n: usize| " ".repeat(n);
+        if body.starts_with("@test") && body[5..].starts_with([' ', '\t']) {
+            if let Some(brace) = line.trim_end().strip_suffix('{').map(str::len) {
+                out.push_str(&line[..indent]);
+                out.push_str(&blank(brace - indent));
+                out.push_str(&line[brace..]);
+                continue;
+            }
+        }
+        if body.starts_with("run") && body[3..].starts_with([' ', '\t']) {
+            let mut end = indent + 3;
+            loop {
+                let rest = &line[end..];
+                let spaces = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+                let word = rest[spaces..].split([' ', '\t', '\n']).next().unwrap_or("");
+                let option = word == "!"
+                    || word == "--keep-empty-lines"
+                    || word == "--separate-stderr"
+                    || (word.len() > 1
+                        && word.starts_with('-')
+                        && word[1..].bytes().all(|b| b.is_ascii_digit()));
+                if !option {
+                    break;
+                }
+                end += spaces + word.len();
+            }
+            out.push_str(&line[..indent]);
+            out.push_str(&blank(end - indent));
+            out.push_str(&line[end..]);
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Checks a piece of text (a string literal, a shell word or command, a YAML scalar, a line).
@@ -1301,7 +1363,7 @@ pub fn lint_every_language(text: &str) -> usize {
     };
     static RULES: std::sync::OnceLock<Option<Rules>> = std::sync::OnceLock::new();
     let Some(rules) = RULES.get_or_init(|| Rules::new(&config).ok()) else { return 0 };
-    [Lang::Go, Lang::Rust, Lang::Shell, Lang::Make, Lang::Yaml, Lang::Text]
+    [Lang::Go, Lang::Rust, Lang::Shell, Lang::Bats, Lang::Make, Lang::Yaml, Lang::Text]
         .into_iter()
         .map(|lang| lint_text(text, "f", lang, rules).0.len())
         .sum()
@@ -1374,6 +1436,27 @@ mod tests {
 
     fn rules_of(text: &str, lang: Lang) -> Vec<&'static str> {
         rules_in(text, lang).into_iter().map(|(r, _, _)| r).collect()
+    }
+
+    /// A bats suite is read as shell: the exemptions of `kubectl exec ... --`, `kubectl cp
+    /// pod:/path` and `echo` hold inside `@test` bodies and after `run`; a real finding is still
+    /// found, at its own line and column.
+    #[test]
+    fn bats_suites_are_read_as_shell() {
+        assert_eq!(lang(Path::new("test/bats/test.bats"), ""), Lang::Bats);
+        assert_eq!(lang(Path::new("test/suite"), "#!/usr/bin/env bats\n"), Lang::Bats);
+        let suite = "#!/usr/bin/env bats\n\nload helpers\n\n@test \"gatekeeper {audit} works\" {\n  run kubectl exec -n \"$NS\" pod -- cat /tmp/audit.log\n  kubectl cp \"$NS/pod:/tmp/report\" \"$BATS_TEST_TMPDIR/report\"\n  echo \"look in /tmp/x\"\n  [ \"$status\" -eq 0 ]\n}\n\n@test 'writes a fixed file' {\n  run -0 --separate-stderr kubectl get pods > /tmp/pods.txt\n}\n";
+        assert_eq!(rules_in(suite, Lang::Bats), vec![("fixed-tmp-path", 13, 47)]);
+        // Read line by line (the old reading), the exemptions were lost.
+        assert!(rules_in(suite, Lang::Text).len() > 1);
+        let shell = bats_as_shell(suite);
+        assert_eq!(shell.len(), suite.len());
+        let lines: Vec<&str> = shell.lines().collect();
+        assert_eq!(lines[4].trim(), "{", "{shell}");
+        assert!(
+            lines[5].trim().starts_with("kubectl exec") && lines[12].trim().starts_with("kubectl get"),
+            "{shell}"
+        );
     }
 
     #[test]
