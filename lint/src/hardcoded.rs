@@ -212,6 +212,11 @@ fn lang(path: &Path, text: &str) -> Lang {
     }
 }
 
+/// A document (Markdown, text, anything under `docs/`): never read by this lint.
+pub fn is_doc(path: &Path) -> bool {
+    lang(path, "") == Lang::Docs
+}
+
 pub fn lint_files(
     files: &[PathBuf],
     config: &HardcodedConfig,
