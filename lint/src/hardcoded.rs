@@ -675,6 +675,9 @@ fn piece_where(
     let has_tmp = rules.present.tmp && (s.contains("/tmp") || s.contains("TMPDIR"));
     if local && has_tmp && !rules.run_id.is_match(line_of(text, base)) {
         for m in rules.tmpdir_var.find_iter(s) {
+            if unique_name(path_word(&s[m.start()..])) {
+                continue; // a mktemp template, or a per-process name
+            }
             hits.push((
                 &FIXED_TMP_PATH,
                 base + m.start(),
@@ -686,8 +689,8 @@ fn piece_where(
         }
         for c in rules.tmp.captures_iter(s) {
             if let Some(m) = c.get(1) {
-                if path_word(&s[m.start()..]).contains("XXX") {
-                    continue; // a mktemp template: the X's become a unique name
+                if unique_name(path_word(&s[m.start()..])) {
+                    continue; // a mktemp template (the X's become a unique name), or per process
                 }
                 hits.push((
                     &FIXED_TMP_PATH,
@@ -717,7 +720,10 @@ fn piece_where(
             ));
         }
     }
-    command_text(rules, s, base, hits);
+    // A command word inside a pod or container (`kubectl exec ... -- pkill x`) kills there.
+    if local {
+        command_text(rules, s, base, hits);
+    }
 }
 
 /// Rules about commands, on text that may hold one (a shell command, a joined argv, a script).
@@ -776,6 +782,12 @@ fn split_commands(s: &str) -> Vec<std::ops::Range<usize>> {
     }
     out.push(start..s.len());
     out
+}
+
+/// A name no two runs share: a `mktemp` template (its X's become a unique name) or one holding
+/// the shell's process id (`$$`, `$BASHPID`: one per process).
+fn unique_name(word: &str) -> bool {
+    word.contains("XXX") || word.contains("$$") || word.contains("$BASHPID") || word.contains("${BASHPID}")
 }
 
 fn ns_message(ns: &str, how: &str) -> String {
@@ -852,9 +864,12 @@ fn joined_literal_lines(
     let mut not_local = Vec::new();
     let mut i = 0;
     while i < literals.len() {
-        let line_start = text[..literals[i].0].rfind('\n').map(|n| n + 1).unwrap_or(0);
+        // The literals of one line: no newline between one and the next (each gap read once,
+        // so a long line costs its length, not its length times its literals).
         let mut j = i;
-        while j + 1 < literals.len() && text[line_start..literals[j + 1].0].find('\n').is_none() {
+        while j + 1 < literals.len()
+            && memchr::memchr(b'\n', &text.as_bytes()[literals[j].1..literals[j + 1].0]).is_none()
+        {
             j += 1;
         }
         // A line none of whose literals holds a prefilter literal holds no finding (and its
@@ -867,11 +882,30 @@ fn joined_literal_lines(
             for (rule, _, message) in line_hits {
                 hits.push((rule, literals[i].0, message));
             }
-            let argv: Vec<shell::Word> = literals[i..=j]
-                .iter()
-                .map(|(s, e)| shell::Word { value: text[*s..*e].to_string(), span: *s..*e, quoted: true })
-                .collect();
-            not_local.extend(argv_rules(rules, &argv, 0, hits).into_iter().map(|k| i + k));
+            // An argument between two literals that is not one (`ns` in `"-n", ns, "svc/x"`)
+            // keeps its place as a word no rule reads, so positions stay as the call has them.
+            let mut argv: Vec<shell::Word> = Vec::new();
+            let mut literal_of: Vec<Option<usize>> = Vec::new();
+            for k in i..=j {
+                let (s, e) = literals[k];
+                if k > i {
+                    let gap = &text[literals[k - 1].1..s];
+                    let rest: String =
+                        gap.chars().filter(|c| !c.is_whitespace() && !",\"'`#".contains(*c)).collect();
+                    // Between two commas: an argument of its own (not `").args(["`, not `+ b +`).
+                    if gap.matches(',').count() >= 2 && !rest.is_empty() {
+                        argv.push(shell::Word {
+                            value: "\u{1}".into(),
+                            span: literals[k - 1].1..s,
+                            quoted: true,
+                        });
+                        literal_of.push(None);
+                    }
+                }
+                argv.push(shell::Word { value: text[s..e].to_string(), span: s..e, quoted: true });
+                literal_of.push(Some(k));
+            }
+            not_local.extend(argv_rules(rules, &argv, 0, hits).into_iter().filter_map(|k| literal_of[k]));
         }
         i = j + 1;
     }
@@ -934,8 +968,20 @@ fn shell_script(
         let span = from + cmd.span.start..from + cmd.span.end;
         command_text(rules, &text[span.clone()], span.start, hits);
         let remote = argv_rules(rules, argv, from, hits);
+        let docker_run = matches!(program.as_str(), "docker" | "podman" | "nerdctl");
         for (k, w) in argv.iter().enumerate() {
             let wspan = from + w.span.start..from + w.span.end;
+            let volume = docker_run && k > 0 && matches!(argv[k - 1].value.as_str(), "-v" | "--volume");
+            if volume && remote.contains(&k) {
+                // HOST:CONTAINER: the host side is this machine's.
+                let raw = &src[w.span.clone()];
+                let host = w.value.split_once(':').map_or(w.value.as_str(), |(h, _)| h);
+                if let Some(at) = raw.find(host).filter(|_| !host.is_empty()) {
+                    let start = wspan.start + at;
+                    piece_where(rules, text, start..start + host.len(), false, true, hits);
+                }
+                continue;
+            }
             piece_where(rules, text, wspan.clone(), false, !remote.contains(&k), hits);
             for ns in &rules.namespaces {
                 let flag_before = k > 0 && matches!(argv[k - 1].value.as_str(), "-n" | "--namespace");
@@ -1112,6 +1158,81 @@ fn argv_rules(rules: &FileRules<'_>, argv: &[shell::Word], base: usize, hits: &m
             }
             not_local.extend(k + 1..words.len());
         }
+        ("docker" | "podman" | "nerdctl", "run" | "create") => {
+            // run [OPTIONS] IMAGE [COMMAND] [ARG...] (docker run --help, docs/reference/cli/docker/
+            // container/run.md): after the image, the container's own command and paths. A
+            // -v/--volume value is HOST:CONTAINER: the caller checks its host side only.
+            let with_value = [
+                "-v",
+                "--volume",
+                "-e",
+                "--env",
+                "--env-file",
+                "-p",
+                "--publish",
+                "--name",
+                "-w",
+                "--workdir",
+                "--network",
+                "--net",
+                "--entrypoint",
+                "-u",
+                "--user",
+                "--mount",
+                "--platform",
+                "-l",
+                "--label",
+                "--add-host",
+                "--cpus",
+                "-m",
+                "--memory",
+                "-h",
+                "--hostname",
+                "--restart",
+                "--pull",
+                "--cap-add",
+                "--cap-drop",
+                "--device",
+                "--dns",
+                "--tmpfs",
+                "--ulimit",
+                "--log-driver",
+                "--log-opt",
+                "--runtime",
+                "--security-opt",
+                "--shm-size",
+                "--stop-signal",
+                "--ipc",
+                "--pid",
+                "--gpus",
+                "--group-add",
+                "--volumes-from",
+                "--link",
+                "--expose",
+                "--cidfile",
+                "-a",
+                "--attach",
+                "--label-file",
+                "--health-cmd",
+                "--stop-timeout",
+                "--userns",
+                "--uts",
+                "--cgroupns",
+            ];
+            let mut k = sub.map_or(words.len(), |i| i + 1);
+            while k < words.len() && words[k].starts_with('-') && words[k] != "-" {
+                if words[k] == "--" {
+                    k += 1;
+                    break;
+                }
+                let takes_value = !words[k].contains('=') && with_value.contains(&words[k]);
+                if takes_value && matches!(words[k], "-v" | "--volume") {
+                    not_local.push(k + 1);
+                }
+                k += if takes_value { 2 } else { 1 };
+            }
+            not_local.extend(k + 1..words.len());
+        }
         ("docker" | "podman" | "nerdctl" | "kubectl", "cp") => {
             // `cp SRC CONTAINER:/path`: that path is in the container (or pod).
             for (k, w) in words.iter().enumerate().skip(p + 1) {
@@ -1194,14 +1315,47 @@ fn yaml_candidate_lines(text: &str, rules: &FileRules<'_>) -> Vec<usize> {
     starts
 }
 
+/// The byte ranges of `description:` values (the key's line and every more-indented line after
+/// it: a block scalar or a plain scalar's continuation lines). A description is prose for
+/// people (a composite action's or workflow's input, a CRD field), never a value a run uses.
+fn yaml_descriptions(text: &str) -> Vec<std::ops::Range<usize>> {
+    let b = text.as_bytes();
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for at in memchr::memmem::find_iter(b, b"description:") {
+        let start = memchr::memrchr(b'\n', &b[..at]).map_or(0, |i| i + 1);
+        let lead = &text[start..at];
+        let indent = lead.len() - lead.trim_start().len();
+        if !matches!(lead.trim(), "" | "-") || out.last().is_some_and(|r| r.contains(&start)) {
+            continue;
+        }
+        let key_indent = if lead.trim() == "-" { lead.len() } else { indent };
+        let mut end = memchr::memchr(b'\n', &b[at..]).map_or(text.len(), |i| at + i + 1);
+        for next in text[end..].split_inclusive('\n') {
+            let content = next.trim_end_matches(['\n', '\r']);
+            let next_indent = content.len() - content.trim_start().len();
+            if !content.trim().is_empty() && next_indent <= key_indent {
+                break;
+            }
+            end += next.len();
+        }
+        out.push(start..end);
+    }
+    out
+}
+
 fn yaml(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
     let key_value = Some(&*rules.key_value);
     // The end of a `run: |` block being read as shell: its lines are skipped here.
     let mut script_until = 0;
+    let descriptions = yaml_descriptions(text);
     for start in yaml_candidate_lines(text, rules) {
         let offset = memchr::memchr(b'\n', &text.as_bytes()[start..]).map_or(text.len(), |i| start + i + 1);
         let line = &text[start..offset];
-        if start < script_until {
+        let in_description = {
+            let k = descriptions.partition_point(|r| r.start <= start);
+            k > 0 && descriptions[k - 1].contains(&start)
+        };
+        if start < script_until || in_description {
             continue;
         }
         let body = strip_hash_comment(line.trim_end_matches(['\n', '\r']));
