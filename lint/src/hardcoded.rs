@@ -396,6 +396,10 @@ struct FileRules<'a> {
     /// Where the prefilter's literals occur (sorted starts): a piece, line or command without one
     /// cannot hold a finding and is not examined.
     hits: Vec<usize>,
+    /// The last line asked whether it names a run id: (start, end, answer). Pieces are looked
+    /// at in order, many on one line, so each line is searched once, not once per piece (a
+    /// 64 KB line of commands was quadratic).
+    run_id_line: std::cell::Cell<(usize, usize, bool)>,
 }
 
 impl<'a> FileRules<'a> {
@@ -419,13 +423,34 @@ impl<'a> FileRules<'a> {
         }
         hits.dedup();
         if !present.host {
-            // A published port spec is on one line: only the lines of the hints are looked at.
-            present.host = publish.iter().any(|&at| rules.publish_hint.is_match(line_of(text, at)));
+            // A published port spec is on one line: only the lines of the hints are looked at,
+            // each once.
+            let mut last_line = None;
+            present.host = publish.iter().any(|&at| {
+                let line = line_range(text, at);
+                if last_line == Some(line.start) {
+                    return false;
+                }
+                last_line = Some(line.start);
+                rules.publish_hint.is_match(&text[line])
+            });
         }
         if kubectl && !present.command {
             present.command = memchr::memmem::find(text.as_bytes(), b"delete").is_some();
         }
-        FileRules { rules, hits, present }
+        FileRules { rules, hits, present, run_id_line: std::cell::Cell::new((usize::MAX, 0, false)) }
+    }
+
+    /// Does the line holding `offset` name a run id (a path with it is per run)?
+    fn run_id_on_line(&self, text: &str, offset: usize) -> bool {
+        let (start, end, answer) = self.run_id_line.get();
+        if start != usize::MAX && start <= offset && offset <= end {
+            return answer;
+        }
+        let line = line_range(text, offset);
+        let answer = self.rules.run_id.is_match(&text[line.clone()]);
+        self.run_id_line.set((line.start, line.end, answer));
+        answer
     }
 
     /// Could any rule find anything in this file?
@@ -478,7 +503,7 @@ fn lint_file(
             // filepath.Join(os.TempDir(), "x.json"), std::env::temp_dir().join("x.json").
             for (at, name) in tmp_joins(&code, rules) {
                 let fixed = !name.contains("XXX") && !name.contains('*');
-                if fixed && !rules.run_id.is_match(line_of(text, at)) {
+                if fixed && !rules.run_id_on_line(text, at) {
                     hits.push((
                         &FIXED_TMP_PATH,
                         at,
@@ -534,6 +559,8 @@ fn lint_file(
     if hits.is_empty() {
         return (Vec::new(), errors); // the usual case: no line index needed
     }
+    // In offset order, so that columns are counted along each line once (Source::line_col).
+    hits.sort_by_key(|h| h.1);
     let source = Source::new(text);
     let mut findings: Vec<Finding> = hits
         .into_iter()
@@ -673,7 +700,7 @@ fn piece_where(
     // Cheap substring checks first: most pieces (a Go file's many literals) hold none of what
     // the regexes look for, and `str::contains` is fast even in the debug build `cargo xtask` runs.
     let has_tmp = rules.present.tmp && (s.contains("/tmp") || s.contains("TMPDIR"));
-    if local && has_tmp && !rules.run_id.is_match(line_of(text, base)) {
+    if local && has_tmp && !rules.run_id_on_line(text, base) {
         for m in rules.tmpdir_var.find_iter(s) {
             if unique_name(path_word(&s[m.start()..])) {
                 continue; // a mktemp template, or a per-process name
@@ -837,10 +864,13 @@ fn tmp_joins<'t>(code: &'t str, rules: &FileRules<'_>) -> Vec<(usize, &'t str)> 
     out
 }
 
-fn line_of(text: &str, offset: usize) -> &str {
-    let start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let end = text[offset..].find('\n').map(|i| offset + i).unwrap_or(text.len());
-    &text[start..end]
+/// The byte range of the line holding `offset` (without its newline).
+fn line_range(text: &str, offset: usize) -> std::ops::Range<usize> {
+    let b = text.as_bytes();
+    let offset = offset.min(b.len());
+    let start = memchr::memrchr(b'\n', &b[..offset]).map_or(0, |i| i + 1);
+    let end = memchr::memchr(b'\n', &b[offset..]).map_or(b.len(), |i| offset + i);
+    start..end
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -780,3 +780,48 @@ fn an_interrupt_stops_a_running_lint_at_once() {
         assert!(!out.contains("scanned"), "SIG{signal}: the lint ran to its end: {out}");
     }
 }
+
+/// Lint time is linear in a line's findings (issue 25.11: a 64 KB line of commands took 11.2 s,
+/// 256 KB over 40 s; the line was re-read for every piece and every finding). Half a megabyte
+/// on one line, with a finding every few dozen bytes, in shell, Go, YAML and a Dockerfile: the
+/// deadline is one only quadratic work (minutes here) or a hang exceeds; every finding is there.
+#[test]
+fn one_long_line_with_many_findings_is_linted_in_linear_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("lint.toml"), "[hardcoded]\nnamespaces = [\"sut\"]\n").unwrap();
+    let n = 16_000;
+    std::fs::write(d.join("a.sh"), "kubectl get pods -n sut > /tmp/x;".repeat(n) + "\n").unwrap();
+    std::fs::write(d.join("b.go"), format!("package x\n\nvar s = {}\n", vec!["\"/tmp/x\""; n].join(" + ")))
+        .unwrap();
+    std::fs::write(d.join("c.yaml"), format!("a: {}\n", vec!["-n sut /tmp/x"; n].join(" "))).unwrap();
+    std::fs::write(d.join("Dockerfile"), format!("FROM x\nRUN {}\n", vec!["dnf update -y"; n].join(" && ")))
+        .unwrap();
+    for (lint, file, per) in [
+        ("lint-hardcoded", "a.sh", 2),
+        ("lint-hardcoded", "b.go", 1),
+        ("lint-hardcoded", "c.yaml", 2),
+        ("lint-dockerfiles", "Dockerfile", 1),
+    ] {
+        let mut child = Sandbox::new()
+            .xtask(&[lint, "--config", "lint.toml", "--format", "json", file])
+            .current_dir(d)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = String::new();
+        let reader = {
+            let mut stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+                s
+            })
+        };
+        let status = wait_or_kill(&mut child, std::time::Duration::from_secs(90));
+        out.push_str(&reader.join().unwrap());
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{file}: quadratic (or hung)");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["findings"].as_array().unwrap().len(), per * n, "{file}");
+    }
+}
