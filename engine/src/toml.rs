@@ -274,6 +274,12 @@ impl<'a> Parser<'a> {
                 self.spaces();
                 let key_at = self.i;
                 let path = self.key()?;
+                if path.len() >= MAX_DEPTH {
+                    return self.err_at(
+                        key_at,
+                        format!("tables nest more than {MAX_DEPTH} deep here: no config needs that"),
+                    );
+                }
                 self.spaces();
                 if !(self.eat(b']') && (!array || self.eat(b']'))) {
                     return self.err(if array { "expected `]]`" } else { "expected `]`" });
@@ -428,6 +434,10 @@ impl<'a> Parser<'a> {
         }
         self.spaces();
         let mut path = base.to_string();
+        if path.matches(['.', '[']).count() + key.len() >= MAX_DEPTH {
+            return self
+                .err_at(at, format!("tables nest more than {MAX_DEPTH} deep here: no config needs that"));
+        }
         for (n, part) in key.iter().enumerate() {
             path = join(&path, part);
             if n + 1 == key.len() || !self.positions.values.contains_key(&path) {
@@ -1061,6 +1071,17 @@ k = -7
             let err = bad(&text);
             assert!(err.contains(&format!("nest more than {MAX_DEPTH} deep")), "{open}: {err}");
         }
+        // Tables made by headers, dotted keys and inline tables count too (each level is one
+        // more nested object to decode and drop).
+        for text in [
+            format!("[{}]", vec!["a"; 5_000].join(".")),
+            format!("{} = 1", vec!["a"; 5_000].join(".")),
+            format!("x = {}1{}", "[{b.c.d.e.f = ".repeat(50), "}]".repeat(50)),
+        ] {
+            let err = bad(&text);
+            assert!(err.contains(&format!("more than {MAX_DEPTH} deep")), "{err}");
+        }
+        assert!(parse(&format!("[{}]\n{} = 1", vec!["a"; 40].join("."), vec!["b"; 40].join("."))).is_ok());
         let deep = format!("a = {}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse(&deep).is_ok());
         let deeper = format!("a = {}1{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));

@@ -825,3 +825,36 @@ fn one_long_line_with_many_findings_is_linted_in_linear_time() {
         assert_eq!(report["findings"].as_array().unwrap().len(), per * n, "{file}");
     }
 }
+
+/// A lint config or a definition nested thousands deep is refused with a clear error, exit 2
+/// (issue 25.7: 4,600 nested `[` or `{b=` overflowed the stack, abort, exit 134).
+#[test]
+fn deeply_nested_config_is_refused_not_a_stack_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("run.sh"), "echo fine\n").unwrap();
+    for (name, text) in [
+        ("brackets.toml", format!("[hardcoded]\nnamespaces = {}", "[".repeat(4_600))),
+        ("tables.toml", format!("[hardcoded]\nx = {}", "{b=".repeat(4_600))),
+        ("headers.toml", format!("[{}]\n", vec!["t"; 4_600].join("."))),
+    ] {
+        std::fs::write(d.join(name), &text).unwrap();
+        let out = Sandbox::new()
+            .xtask(&["lint-hardcoded", "--config", name, "run.sh"])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains("nest more than 100 deep") && err.contains(name), "{name}: {err}");
+    }
+    let def = d.join("e2e.toml");
+    std::fs::write(&def, format!("[cluster]\nname = \"e2e\"\nx = {}", "{b=".repeat(4_600))).unwrap();
+    let out = Sandbox::new()
+        .xtask(&["setup", "--dry-run", "--definition", def.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("e2e.toml: line 3, column") && err.contains("nest more than 100 deep"), "{err}");
+}
