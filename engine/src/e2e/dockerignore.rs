@@ -302,13 +302,29 @@ fn should_escape(c: char) -> bool {
 /// patternmatcher `Pattern.compile` (separator `/`): the match type, and for a regexp one the
 /// Go regexp, rewritten for the `regex` crate.
 fn compile(pattern: &str) -> Kind {
-    #[derive(PartialEq)]
-    enum T {
-        Exact,
-        Prefix,
-        Suffix,
-        Regexp,
+    let (detected, re) = go_compile(pattern);
+    match detected {
+        T::Exact => Kind::Exact,
+        T::Prefix => Kind::Prefix,
+        T::Suffix => Kind::Suffix,
+        T::Regexp => match go_regexp_to_rust(&re).and_then(|r| regex::Regex::new(&r).ok()) {
+            Some(r) => Kind::Regexp(r),
+            None => Kind::Bad,
+        },
     }
+}
+
+/// patternmatcher's match types.
+#[derive(PartialEq, Debug, Clone, Copy)]
+enum T {
+    Exact,
+    Prefix,
+    Suffix,
+    Regexp,
+}
+
+/// `Pattern.compile` itself: the match type and the Go regexp text (meaningful for `Regexp`).
+fn go_compile(pattern: &str) -> (T, String) {
     let chars: Vec<char> = pattern.chars().collect();
     let mut re = String::from("^");
     let mut detected = T::Exact;
@@ -364,18 +380,10 @@ fn compile(pattern: &str) -> Kind {
         }
         i += 1;
     }
-    match detected {
-        T::Exact => Kind::Exact,
-        T::Prefix => Kind::Prefix,
-        T::Suffix => Kind::Suffix,
-        T::Regexp => {
-            re.push('$');
-            match go_regexp_to_rust(&re).and_then(|r| regex::Regex::new(&r).ok()) {
-                Some(r) => Kind::Regexp(r),
-                None => Kind::Bad,
-            }
-        }
+    if detected == T::Regexp {
+        re.push('$');
     }
+    (detected, re)
 }
 
 /// A Go regexp (regexp/syntax with Perl flags, as `regexp.Compile` parses it) in the `regex`
@@ -709,6 +717,121 @@ mod tests {
             ("**\n!dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", false),
         ] {
             assert_eq!(excluded(patterns, path), want, "{patterns:?} on {path:?}");
+        }
+    }
+
+    /// patternmatcher's TestCompile table: the match type and the Go regexp for each pattern.
+    #[test]
+    fn compile_gives_patternmatchers_match_types_and_regexps() {
+        use T::*;
+        for (pattern, kind, re) in [
+            ("*", Regexp, r"^[^/]*$"),
+            ("file*", Regexp, r"^file[^/]*$"),
+            ("*file", Regexp, r"^[^/]*file$"),
+            ("a*/b", Regexp, r"^a[^/]*/b$"),
+            ("**", Suffix, ""),
+            ("**/**", Regexp, r"^(.*/)?.*$"),
+            ("dir/**", Prefix, ""),
+            ("**/dir", Suffix, ""),
+            ("**/dir2/*", Regexp, r"^(.*/)?dir2/[^/]*$"),
+            ("**/dir2/**", Regexp, r"^(.*/)?dir2/.*$"),
+            ("**file", Suffix, ""),
+            ("**/file*txt", Regexp, r"^(.*/)?file[^/]*txt$"),
+            ("**/**/*.txt", Regexp, r"^(.*/)?(.*/)?[^/]*\.txt$"),
+            ("a[b-d]e", Regexp, r"^a[b-d]e$"),
+            (".*", Regexp, r"^\.[^/]*$"),
+            ("abc.def", Exact, ""),
+            ("abc?def", Regexp, r"^abc[^/]def$"),
+            ("**/foo/bar", Suffix, ""),
+            ("a(b)c/def", Exact, ""),
+            ("a.|)$(}+{bc", Exact, ""),
+            ("dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", Exact, ""),
+        ] {
+            let (got, got_re) = go_compile(&clean(pattern));
+            assert_eq!(got, kind, "{pattern}");
+            if kind == Regexp {
+                assert_eq!(got_re, re, "{pattern}");
+            }
+        }
+    }
+
+    /// patternmatcher's TestMatch table (Go's filepath.Match cases): matches, and the patterns
+    /// refused with ErrBadPattern.
+    #[test]
+    fn go_filepath_match_cases_as_patternmatcher_reads_them() {
+        let cases: &[(&str, &str, Option<bool>)] = &[
+            ("abc", "abc", Some(true)),
+            ("*", "abc", Some(true)),
+            ("*c", "abc", Some(true)),
+            ("a*", "a", Some(true)),
+            ("a*", "abc", Some(true)),
+            ("a*", "ab/c", Some(true)),
+            ("a*/b", "abc/b", Some(true)),
+            ("a*/b", "a/c/b", Some(false)),
+            ("a*b*c*d*e*/f", "axbxcxdxe/f", Some(true)),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/f", Some(true)),
+            ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", Some(false)),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", Some(false)),
+            ("a*b?c*x", "abxbbxdbxebxczzx", Some(true)),
+            ("a*b?c*x", "abxbbxdbxebxczzy", Some(false)),
+            ("ab[c]", "abc", Some(true)),
+            ("ab[b-d]", "abc", Some(true)),
+            ("ab[e-g]", "abc", Some(false)),
+            ("ab[^c]", "abc", Some(false)),
+            ("ab[^b-d]", "abc", Some(false)),
+            ("ab[^e-g]", "abc", Some(true)),
+            ("a\\*b", "a*b", Some(true)),
+            ("a\\*b", "ab", Some(false)),
+            ("a?b", "a☺b", Some(true)),
+            ("a[^a]b", "a☺b", Some(true)),
+            ("a???b", "a☺b", Some(false)),
+            ("a[^a][^a][^a]b", "a☺b", Some(false)),
+            ("[a-ζ]*", "α", Some(true)),
+            ("*[a-ζ]", "A", Some(false)),
+            ("a?b", "a/b", Some(false)),
+            ("a*b", "a/b", Some(false)),
+            ("[\\]a]", "]", Some(true)),
+            ("[\\-]", "-", Some(true)),
+            ("[x\\-]", "x", Some(true)),
+            ("[x\\-]", "-", Some(true)),
+            ("[x\\-]", "z", Some(false)),
+            ("[\\-x]", "x", Some(true)),
+            ("[\\-x]", "-", Some(true)),
+            ("[\\-x]", "a", Some(false)),
+            ("[]a]", "]", None),
+            ("[-]", "-", None),
+            ("[x-]", "x", None),
+            ("[-x]", "x", None),
+            ("\\", "a", None),
+            ("[a-b-c]", "a", None),
+            ("[", "a", None),
+            ("[^", "a", None),
+            ("[^bc", "a", None),
+            ("a[", "a", None),
+            ("a[", "ab", None),
+            ("*x", "xxx", Some(true)),
+        ];
+        for (pattern, path, want) in cases {
+            match (DockerIgnore::parse(pattern), want) {
+                (Ok(ig), Some(want)) => {
+                    assert_eq!(ig.excludes(path).unwrap(), *want, "{pattern:?} on {path:?}")
+                }
+                (Err(e), None) => assert!(e.to_string().contains(BAD_PATTERN), "{pattern:?}: {e}"),
+                (got, _) => panic!("{pattern:?} on {path:?}: {got:?}"),
+            }
+        }
+        // The other tests of patternmatcher_test.go.
+        assert!(excluded("*", "fileutils.go") && excluded("*.go", "fileutils.go"));
+        assert!(excluded("!fileutils.go\n*.go", "fileutils.go"));
+        for folder in ["docs", "docs/", "docs/*"] {
+            assert!(!excluded(&format!("{folder}\n!docs/README.md"), "docs/README.md"), "{folder}");
+        }
+        assert!(!excluded("*.go\n!fileutils.go", "fileutils.go"));
+        assert!(!excluded("", "any/path/there"));
+        // A class range Go's regexp refuses passes filepath.Match, then fails every evaluation.
+        let ig = ignore("[Local-Only]/\n");
+        for _ in 0..2 {
+            assert!(ig.excludes("x").unwrap_err().to_string().contains(BAD_PATTERN));
         }
     }
 
