@@ -23,6 +23,12 @@
 //!   an exclusion (`!`) only while matched; a pattern matches the path or any of its parent
 //!   directories (`filepath.Dir`, split at `/`).
 //!
+//! Which Docker reads it so: the match types came with moby's `pkg/fileutils` commit 2d3e837
+//! (2021-12-20, "Avoid compiling a regexp for simple patterns"), in Docker 23.0 and the BuildKit
+//! releases since, and moved to moby/patternmatcher in 2022. An older engine (this machine's
+//! 20.10 among them) compiled every pattern to the regexp, so there `**.go` is `(.*/)?\.go`,
+//! a name `.go` at any depth: the one case where the two readings differ in what is sent.
+//!
 //! Go's regexp syntax (regexp/syntax, Perl flags) differs from the `regex` crate's in what a class
 //! may hold (`[[]` is a class of `[` in Go, a nested class in Rust; `&&`, `--`, `~~` are set
 //! operations in Rust), in `\d`, `\s`, `\w`, `\b` (ASCII in Go, Unicode here) and in octal
