@@ -24,10 +24,14 @@
 //!   directories (`filepath.Dir`, split at `/`).
 //!
 //! Which Docker reads it so: the match types came with moby's `pkg/fileutils` commit 2d3e837
-//! (2021-12-20, "Avoid compiling a regexp for simple patterns"), in Docker 23.0 and the BuildKit
-//! releases since, and moved to moby/patternmatcher in 2022. An older engine (this machine's
-//! 20.10 among them) compiled every pattern to the regexp, so there `**.go` is `(.*/)?\.go`,
-//! a name `.go` at any depth: the one case where the two readings differ in what is sent.
+//! (2021-12-20, "Avoid compiling a regexp for simple patterns"; Docker 23.0 on), before which a
+//! leading `**` was always the regexp `(.*/)?suffix`. The context is filtered by the client. The
+//! walk here is BuildKit's: an excluded directory is entered when an exclusion could match below
+//! it. The legacy builder's context tar (moby pkg/archive `TarWithOptions`) skips an excluded
+//! directory unless an exclusion pattern starts with its path: with `*`, `!**.go`, `!go.mod` it
+//! sends `go.mod` and `main.go` but not `cmd/main.go` (checked on this machine: docker CLI 28.2.2,
+//! engine 20.10.24, legacy builder). The digest then covers a superset of what is sent: never a
+//! stale image, at worst a rebuild that was not needed.
 //!
 //! Go's regexp syntax (regexp/syntax, Perl flags) differs from the `regex` crate's in what a class
 //! may hold (`[[]` is a class of `[` in Go, a nested class in Rust; `&&`, `--`, `~~` are set
