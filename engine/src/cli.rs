@@ -137,9 +137,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Quickstart(args) => args.run(&sh),
         Command::Metrics(args) => args.run(&sh),
         Command::Check(args) => args.run(&sh),
-        Command::Lint(args) => args.run(&sh),
-        Command::LintDockerfiles(args) => args.run(),
-        Command::LintHardcoded(args) => args.run(),
+        Command::Lint(args) => {
+            exec::exit_on_interrupt();
+            args.run(&sh)
+        }
+        Command::LintDockerfiles(args) => {
+            exec::exit_on_interrupt();
+            args.run()
+        }
+        Command::LintHardcoded(args) => {
+            exec::exit_on_interrupt();
+            args.run()
+        }
         Command::JunitMerge(args) => args.run(),
         Command::Ci(args) => args.run(&sh),
         Command::PostRender(args) => args.run(&sh),

@@ -42,6 +42,8 @@ const STDERR_TAIL_LINES: usize = 20;
 // ---------------------------------------------------------------------------------------------
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
+/// Set by a command with nothing to clean up (the lints): an interrupt ends the process at once.
+static EXIT_ON_INTERRUPT: AtomicBool = AtomicBool::new(false);
 /// When the process was first interrupted: cleanup after it gets [`AFTER_INTERRUPT`], no more.
 static CANCELLED_AT: Mutex<Option<Instant>> = Mutex::new(None);
 /// How long cleanup calls (diagnostics, deletes) may still run after Ctrl-C, all together: the
@@ -64,6 +66,12 @@ pub fn install_signal_handlers() -> anyhow::Result<()> {
         .name("signals".into())
         .spawn(move || {
             for signal in signals.forever() {
+                if EXIT_ON_INTERRUPT.load(Ordering::SeqCst) {
+                    // Only the lint's own child calls (git) can be running: stop them, and go.
+                    signal_groups(libc::SIGKILL);
+                    eprintln!("\ninterrupted");
+                    std::process::exit(130);
+                }
                 let first = !CANCELLED.swap(true, Ordering::SeqCst);
                 CANCEL_SIGNAL.store(signal, Ordering::SeqCst);
                 mark_cancelled_at();
@@ -77,6 +85,13 @@ pub fn install_signal_handlers() -> anyhow::Result<()> {
         })
         .map_err(|e| anyhow::anyhow!("cannot start the signal thread: {e}"))?;
     Ok(())
+}
+
+/// For a command that leaves nothing to clean up (a lint reads files in this process): Ctrl-C
+/// or SIGTERM ends it at once with exit status 130, instead of being noted for a cleanup that
+/// a lint's loops never look for.
+pub fn exit_on_interrupt() {
+    EXIT_ON_INTERRUPT.store(true, Ordering::SeqCst);
 }
 
 /// Cancels everything, as Ctrl-C does. Used by the pipeline when a task fails.

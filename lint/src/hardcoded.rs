@@ -47,7 +47,7 @@ impl Default for HardcodedConfig {
             shared_ports: Vec::new(),
             forbidden: Vec::new(),
             scope: ["test", "hack", "Makefile", ".github/workflows"].map(String::from).to_vec(),
-            scope_extensions: vec!["sh".into(), "bash".into(), "mk".into()],
+            scope_extensions: vec!["sh".into(), "bash".into(), "bats".into(), "mk".into()],
             exclude: Vec::new(),
         }
     }
@@ -180,6 +180,8 @@ enum Lang {
     Go,
     Rust,
     Shell,
+    /// A bats suite: shell, with `@test "name" {` opening a test body and `run` before a command.
+    Bats,
     Make,
     Yaml,
     Text,
@@ -193,6 +195,7 @@ fn lang(path: &Path, text: &str) -> Lang {
         "go" => Lang::Go,
         "rs" => Lang::Rust,
         "sh" | "bash" | "ksh" | "zsh" => Lang::Shell,
+        "bats" => Lang::Bats,
         "mk" => Lang::Make,
         "yaml" | "yml" => Lang::Yaml,
         "md" | "markdown" | "rst" | "adoc" | "txt" => Lang::Docs,
@@ -203,9 +206,15 @@ fn lang(path: &Path, text: &str) -> Lang {
             Lang::Make
         }
         _ if path.components().any(|c| c.as_os_str() == "docs") => Lang::Docs,
+        _ if text.starts_with("#!") && text.lines().next().is_some_and(|l| l.contains("bats")) => Lang::Bats,
         _ if text.starts_with("#!") && text.lines().next().is_some_and(|l| l.contains("sh")) => Lang::Shell,
         _ => Lang::Text,
     }
+}
+
+/// A document (Markdown, text, anything under `docs/`): never read by this lint.
+pub fn is_doc(path: &Path) -> bool {
+    lang(path, "") == Lang::Docs
 }
 
 pub fn lint_files(
@@ -387,6 +396,10 @@ struct FileRules<'a> {
     /// Where the prefilter's literals occur (sorted starts): a piece, line or command without one
     /// cannot hold a finding and is not examined.
     hits: Vec<usize>,
+    /// The last line asked whether it names a run id: (start, end, answer). Pieces are looked
+    /// at in order, many on one line, so each line is searched once, not once per piece (a
+    /// 64 KB line of commands was quadratic).
+    run_id_line: std::cell::Cell<(usize, usize, bool)>,
 }
 
 impl<'a> FileRules<'a> {
@@ -410,13 +423,34 @@ impl<'a> FileRules<'a> {
         }
         hits.dedup();
         if !present.host {
-            // A published port spec is on one line: only the lines of the hints are looked at.
-            present.host = publish.iter().any(|&at| rules.publish_hint.is_match(line_of(text, at)));
+            // A published port spec is on one line: only the lines of the hints are looked at,
+            // each once.
+            let mut last_line = None;
+            present.host = publish.iter().any(|&at| {
+                let line = line_range(text, at);
+                if last_line == Some(line.start) {
+                    return false;
+                }
+                last_line = Some(line.start);
+                rules.publish_hint.is_match(&text[line])
+            });
         }
         if kubectl && !present.command {
             present.command = memchr::memmem::find(text.as_bytes(), b"delete").is_some();
         }
-        FileRules { rules, hits, present }
+        FileRules { rules, hits, present, run_id_line: std::cell::Cell::new((usize::MAX, 0, false)) }
+    }
+
+    /// Does the line holding `offset` name a run id (a path with it is per run)?
+    fn run_id_on_line(&self, text: &str, offset: usize) -> bool {
+        let (start, end, answer) = self.run_id_line.get();
+        if start != usize::MAX && start <= offset && offset <= end {
+            return answer;
+        }
+        let line = line_range(text, offset);
+        let answer = self.rules.run_id.is_match(&text[line.clone()]);
+        self.run_id_line.set((line.start, line.end, answer));
+        answer
     }
 
     /// Could any rule find anything in this file?
@@ -469,7 +503,7 @@ fn lint_file(
             // filepath.Join(os.TempDir(), "x.json"), std::env::temp_dir().join("x.json").
             for (at, name) in tmp_joins(&code, rules) {
                 let fixed = !name.contains("XXX") && !name.contains('*');
-                if fixed && !rules.run_id.is_match(line_of(text, at)) {
+                if fixed && !rules.run_id_on_line(text, at) {
                     hits.push((
                         &FIXED_TMP_PATH,
                         at,
@@ -485,6 +519,18 @@ fn lint_file(
                     path: path.into(),
                     line: Source::new(text).line_col(e.offset).0,
                     message: format!("not valid shell ({}); scanned line by line instead", e.message),
+                });
+                lines_fallback(text, rules, &mut hits);
+            }
+            code_for_forbidden(text, rules)
+        }
+        Lang::Bats => {
+            let shell = bats_as_shell(text);
+            if let Err(e) = shell_script(&shell, 0, shell.len(), rules, &mut hits) {
+                errors.push(ParseErrorEntry {
+                    path: path.into(),
+                    line: Source::new(text).line_col(e.offset).0,
+                    message: format!("not valid bats shell ({}); scanned line by line instead", e.message),
                 });
                 lines_fallback(text, rules, &mut hits);
             }
@@ -513,6 +559,8 @@ fn lint_file(
     if hits.is_empty() {
         return (Vec::new(), errors); // the usual case: no line index needed
     }
+    // In offset order, so that columns are counted along each line once (Source::line_col).
+    hits.sort_by_key(|h| h.1);
     let source = Source::new(text);
     let mut findings: Vec<Finding> = hits
         .into_iter()
@@ -538,6 +586,52 @@ fn lint_file(
             && a.column.abs_diff(b.column) <= 2
     });
     (findings, errors)
+}
+
+/// A bats file as the shell it becomes (bats-core `lib/bats-core/preprocessing.bash` turns each
+/// `@test "name" {` line into a function; `run [-N] [--keep-empty-lines] [--separate-stderr] [!]
+/// CMD...` runs CMD, docs/source/writing-tests.md): the `@test "name"` before the `{` and the
+/// `run` and its options before a command are blanked with spaces, so every offset is the
+/// file's own and the bodies are read as shell.
+fn bats_as_shell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start().len();
+        let body = &line[indent..];
+        let blank = |n: usize| " ".repeat(n);
+        if body.starts_with("@test") && body[5..].starts_with([' ', '\t']) {
+            if let Some(brace) = line.trim_end().strip_suffix('{').map(str::len) {
+                out.push_str(&line[..indent]);
+                out.push_str(&blank(brace - indent));
+                out.push_str(&line[brace..]);
+                continue;
+            }
+        }
+        if body.starts_with("run") && body[3..].starts_with([' ', '\t']) {
+            let mut end = indent + 3;
+            loop {
+                let rest = &line[end..];
+                let spaces = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+                let word = rest[spaces..].split([' ', '\t', '\n']).next().unwrap_or("");
+                let option = word == "!"
+                    || word == "--keep-empty-lines"
+                    || word == "--separate-stderr"
+                    || (word.len() > 1
+                        && word.starts_with('-')
+                        && word[1..].bytes().all(|b| b.is_ascii_digit()));
+                if !option {
+                    break;
+                }
+                end += spaces + word.len();
+            }
+            out.push_str(&line[..indent]);
+            out.push_str(&blank(end - indent));
+            out.push_str(&line[end..]);
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Checks a piece of text (a string literal, a shell word or command, a YAML scalar, a line).
@@ -606,8 +700,11 @@ fn piece_where(
     // Cheap substring checks first: most pieces (a Go file's many literals) hold none of what
     // the regexes look for, and `str::contains` is fast even in the debug build `cargo xtask` runs.
     let has_tmp = rules.present.tmp && (s.contains("/tmp") || s.contains("TMPDIR"));
-    if local && has_tmp && !rules.run_id.is_match(line_of(text, base)) {
+    if local && has_tmp && !rules.run_id_on_line(text, base) {
         for m in rules.tmpdir_var.find_iter(s) {
+            if unique_name(path_word(&s[m.start()..])) {
+                continue; // a mktemp template, or a per-process name
+            }
             hits.push((
                 &FIXED_TMP_PATH,
                 base + m.start(),
@@ -619,8 +716,8 @@ fn piece_where(
         }
         for c in rules.tmp.captures_iter(s) {
             if let Some(m) = c.get(1) {
-                if path_word(&s[m.start()..]).contains("XXX") {
-                    continue; // a mktemp template: the X's become a unique name
+                if unique_name(path_word(&s[m.start()..])) {
+                    continue; // a mktemp template (the X's become a unique name), or per process
                 }
                 hits.push((
                     &FIXED_TMP_PATH,
@@ -650,7 +747,10 @@ fn piece_where(
             ));
         }
     }
-    command_text(rules, s, base, hits);
+    // A command word inside a pod or container (`kubectl exec ... -- pkill x`) kills there.
+    if local {
+        command_text(rules, s, base, hits);
+    }
 }
 
 /// Rules about commands, on text that may hold one (a shell command, a joined argv, a script).
@@ -711,6 +811,12 @@ fn split_commands(s: &str) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// A name no two runs share: a `mktemp` template (its X's become a unique name) or one holding
+/// the shell's process id (`$$`, `$BASHPID`: one per process).
+fn unique_name(word: &str) -> bool {
+    word.contains("XXX") || word.contains("$$") || word.contains("$BASHPID") || word.contains("${BASHPID}")
+}
+
 fn ns_message(ns: &str, how: &str) -> String {
     format!("fixed namespace `{ns}` {how}: parallel runs collide in it")
 }
@@ -758,10 +864,13 @@ fn tmp_joins<'t>(code: &'t str, rules: &FileRules<'_>) -> Vec<(usize, &'t str)> 
     out
 }
 
-fn line_of(text: &str, offset: usize) -> &str {
-    let start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let end = text[offset..].find('\n').map(|i| offset + i).unwrap_or(text.len());
-    &text[start..end]
+/// The byte range of the line holding `offset` (without its newline).
+fn line_range(text: &str, offset: usize) -> std::ops::Range<usize> {
+    let b = text.as_bytes();
+    let offset = offset.min(b.len());
+    let start = memchr::memrchr(b'\n', &b[..offset]).map_or(0, |i| i + 1);
+    let end = memchr::memchr(b'\n', &b[offset..]).map_or(b.len(), |i| offset + i);
+    start..end
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -785,9 +894,12 @@ fn joined_literal_lines(
     let mut not_local = Vec::new();
     let mut i = 0;
     while i < literals.len() {
-        let line_start = text[..literals[i].0].rfind('\n').map(|n| n + 1).unwrap_or(0);
+        // The literals of one line: no newline between one and the next (each gap read once,
+        // so a long line costs its length, not its length times its literals).
         let mut j = i;
-        while j + 1 < literals.len() && text[line_start..literals[j + 1].0].find('\n').is_none() {
+        while j + 1 < literals.len()
+            && memchr::memchr(b'\n', &text.as_bytes()[literals[j].1..literals[j + 1].0]).is_none()
+        {
             j += 1;
         }
         // A line none of whose literals holds a prefilter literal holds no finding (and its
@@ -800,11 +912,30 @@ fn joined_literal_lines(
             for (rule, _, message) in line_hits {
                 hits.push((rule, literals[i].0, message));
             }
-            let argv: Vec<shell::Word> = literals[i..=j]
-                .iter()
-                .map(|(s, e)| shell::Word { value: text[*s..*e].to_string(), span: *s..*e, quoted: true })
-                .collect();
-            not_local.extend(argv_rules(rules, &argv, 0, hits).into_iter().map(|k| i + k));
+            // An argument between two literals that is not one (`ns` in `"-n", ns, "svc/x"`)
+            // keeps its place as a word no rule reads, so positions stay as the call has them.
+            let mut argv: Vec<shell::Word> = Vec::new();
+            let mut literal_of: Vec<Option<usize>> = Vec::new();
+            for k in i..=j {
+                let (s, e) = literals[k];
+                if k > i {
+                    let gap = &text[literals[k - 1].1..s];
+                    let rest: String =
+                        gap.chars().filter(|c| !c.is_whitespace() && !",\"'`#".contains(*c)).collect();
+                    // Between two commas: an argument of its own (not `").args(["`, not `+ b +`).
+                    if gap.matches(',').count() >= 2 && !rest.is_empty() {
+                        argv.push(shell::Word {
+                            value: "\u{1}".into(),
+                            span: literals[k - 1].1..s,
+                            quoted: true,
+                        });
+                        literal_of.push(None);
+                    }
+                }
+                argv.push(shell::Word { value: text[s..e].to_string(), span: s..e, quoted: true });
+                literal_of.push(Some(k));
+            }
+            not_local.extend(argv_rules(rules, &argv, 0, hits).into_iter().filter_map(|k| literal_of[k]));
         }
         i = j + 1;
     }
@@ -867,8 +998,20 @@ fn shell_script(
         let span = from + cmd.span.start..from + cmd.span.end;
         command_text(rules, &text[span.clone()], span.start, hits);
         let remote = argv_rules(rules, argv, from, hits);
+        let docker_run = matches!(program.as_str(), "docker" | "podman" | "nerdctl");
         for (k, w) in argv.iter().enumerate() {
             let wspan = from + w.span.start..from + w.span.end;
+            let volume = docker_run && k > 0 && matches!(argv[k - 1].value.as_str(), "-v" | "--volume");
+            if volume && remote.contains(&k) {
+                // HOST:CONTAINER: the host side is this machine's.
+                let raw = &src[w.span.clone()];
+                let host = w.value.split_once(':').map_or(w.value.as_str(), |(h, _)| h);
+                if let Some(at) = raw.find(host).filter(|_| !host.is_empty()) {
+                    let start = wspan.start + at;
+                    piece_where(rules, text, start..start + host.len(), false, true, hits);
+                }
+                continue;
+            }
             piece_where(rules, text, wspan.clone(), false, !remote.contains(&k), hits);
             for ns in &rules.namespaces {
                 let flag_before = k > 0 && matches!(argv[k - 1].value.as_str(), "-n" | "--namespace");
@@ -1045,6 +1188,81 @@ fn argv_rules(rules: &FileRules<'_>, argv: &[shell::Word], base: usize, hits: &m
             }
             not_local.extend(k + 1..words.len());
         }
+        ("docker" | "podman" | "nerdctl", "run" | "create") => {
+            // run [OPTIONS] IMAGE [COMMAND] [ARG...] (docker run --help, docs/reference/cli/docker/
+            // container/run.md): after the image, the container's own command and paths. A
+            // -v/--volume value is HOST:CONTAINER: the caller checks its host side only.
+            let with_value = [
+                "-v",
+                "--volume",
+                "-e",
+                "--env",
+                "--env-file",
+                "-p",
+                "--publish",
+                "--name",
+                "-w",
+                "--workdir",
+                "--network",
+                "--net",
+                "--entrypoint",
+                "-u",
+                "--user",
+                "--mount",
+                "--platform",
+                "-l",
+                "--label",
+                "--add-host",
+                "--cpus",
+                "-m",
+                "--memory",
+                "-h",
+                "--hostname",
+                "--restart",
+                "--pull",
+                "--cap-add",
+                "--cap-drop",
+                "--device",
+                "--dns",
+                "--tmpfs",
+                "--ulimit",
+                "--log-driver",
+                "--log-opt",
+                "--runtime",
+                "--security-opt",
+                "--shm-size",
+                "--stop-signal",
+                "--ipc",
+                "--pid",
+                "--gpus",
+                "--group-add",
+                "--volumes-from",
+                "--link",
+                "--expose",
+                "--cidfile",
+                "-a",
+                "--attach",
+                "--label-file",
+                "--health-cmd",
+                "--stop-timeout",
+                "--userns",
+                "--uts",
+                "--cgroupns",
+            ];
+            let mut k = sub.map_or(words.len(), |i| i + 1);
+            while k < words.len() && words[k].starts_with('-') && words[k] != "-" {
+                if words[k] == "--" {
+                    k += 1;
+                    break;
+                }
+                let takes_value = !words[k].contains('=') && with_value.contains(&words[k]);
+                if takes_value && matches!(words[k], "-v" | "--volume") {
+                    not_local.push(k + 1);
+                }
+                k += if takes_value { 2 } else { 1 };
+            }
+            not_local.extend(k + 1..words.len());
+        }
         ("docker" | "podman" | "nerdctl" | "kubectl", "cp") => {
             // `cp SRC CONTAINER:/path`: that path is in the container (or pod).
             for (k, w) in words.iter().enumerate().skip(p + 1) {
@@ -1127,14 +1345,47 @@ fn yaml_candidate_lines(text: &str, rules: &FileRules<'_>) -> Vec<usize> {
     starts
 }
 
+/// The byte ranges of `description:` values (the key's line and every more-indented line after
+/// it: a block scalar or a plain scalar's continuation lines). A description is prose for
+/// people (a composite action's or workflow's input, a CRD field), never a value a run uses.
+fn yaml_descriptions(text: &str) -> Vec<std::ops::Range<usize>> {
+    let b = text.as_bytes();
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for at in memchr::memmem::find_iter(b, b"description:") {
+        let start = memchr::memrchr(b'\n', &b[..at]).map_or(0, |i| i + 1);
+        let lead = &text[start..at];
+        let indent = lead.len() - lead.trim_start().len();
+        if !matches!(lead.trim(), "" | "-") || out.last().is_some_and(|r| r.contains(&start)) {
+            continue;
+        }
+        let key_indent = if lead.trim() == "-" { lead.len() } else { indent };
+        let mut end = memchr::memchr(b'\n', &b[at..]).map_or(text.len(), |i| at + i + 1);
+        for next in text[end..].split_inclusive('\n') {
+            let content = next.trim_end_matches(['\n', '\r']);
+            let next_indent = content.len() - content.trim_start().len();
+            if !content.trim().is_empty() && next_indent <= key_indent {
+                break;
+            }
+            end += next.len();
+        }
+        out.push(start..end);
+    }
+    out
+}
+
 fn yaml(text: &str, rules: &FileRules<'_>, hits: &mut Vec<Hit>) {
     let key_value = Some(&*rules.key_value);
     // The end of a `run: |` block being read as shell: its lines are skipped here.
     let mut script_until = 0;
+    let descriptions = yaml_descriptions(text);
     for start in yaml_candidate_lines(text, rules) {
         let offset = memchr::memchr(b'\n', &text.as_bytes()[start..]).map_or(text.len(), |i| start + i + 1);
         let line = &text[start..offset];
-        if start < script_until {
+        let in_description = {
+            let k = descriptions.partition_point(|r| r.start <= start);
+            k > 0 && descriptions[k - 1].contains(&start)
+        };
+        if start < script_until || in_description {
             continue;
         }
         let body = strip_hash_comment(line.trim_end_matches(['\n', '\r']));
@@ -1301,7 +1552,7 @@ pub fn lint_every_language(text: &str) -> usize {
     };
     static RULES: std::sync::OnceLock<Option<Rules>> = std::sync::OnceLock::new();
     let Some(rules) = RULES.get_or_init(|| Rules::new(&config).ok()) else { return 0 };
-    [Lang::Go, Lang::Rust, Lang::Shell, Lang::Make, Lang::Yaml, Lang::Text]
+    [Lang::Go, Lang::Rust, Lang::Shell, Lang::Bats, Lang::Make, Lang::Yaml, Lang::Text]
         .into_iter()
         .map(|lang| lint_text(text, "f", lang, rules).0.len())
         .sum()
@@ -1374,6 +1625,27 @@ mod tests {
 
     fn rules_of(text: &str, lang: Lang) -> Vec<&'static str> {
         rules_in(text, lang).into_iter().map(|(r, _, _)| r).collect()
+    }
+
+    /// A bats suite is read as shell: the exemptions of `kubectl exec ... --`, `kubectl cp
+    /// pod:/path` and `echo` hold inside `@test` bodies and after `run`; a real finding is still
+    /// found, at its own line and column.
+    #[test]
+    fn bats_suites_are_read_as_shell() {
+        assert_eq!(lang(Path::new("test/bats/test.bats"), ""), Lang::Bats);
+        assert_eq!(lang(Path::new("test/suite"), "#!/usr/bin/env bats\n"), Lang::Bats);
+        let suite = "#!/usr/bin/env bats\n\nload helpers\n\n@test \"gatekeeper {audit} works\" {\n  run kubectl exec -n \"$NS\" pod -- cat /tmp/audit.log\n  kubectl cp \"$NS/pod:/tmp/report\" \"$BATS_TEST_TMPDIR/report\"\n  echo \"look in /tmp/x\"\n  [ \"$status\" -eq 0 ]\n}\n\n@test 'writes a fixed file' {\n  run -0 --separate-stderr kubectl get pods > /tmp/pods.txt\n}\n";
+        assert_eq!(rules_in(suite, Lang::Bats), vec![("fixed-tmp-path", 13, 47)]);
+        // Read line by line (the old reading), the exemptions were lost.
+        assert!(rules_in(suite, Lang::Text).len() > 1);
+        let shell = bats_as_shell(suite);
+        assert_eq!(shell.len(), suite.len());
+        let lines: Vec<&str> = shell.lines().collect();
+        assert_eq!(lines[4].trim(), "{", "{shell}");
+        assert!(
+            lines[5].trim().starts_with("kubectl exec") && lines[12].trim().starts_with("kubectl get"),
+            "{shell}"
+        );
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub struct Finding {
     pub column: usize,
     pub severity: &'static str,
     pub message: String,
-    pub source_line: String,
+    /// The finding's line (shared by the findings on one line).
+    pub source_line: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +161,13 @@ pub struct Source<'a> {
     line_starts: Vec<usize>,
     /// Rules allowed in the whole file by `xtask-lint: allow-file(...)` in its first 20 lines.
     file_allowed: Vec<String>,
+    /// The last column counted: (line start, offset, column). Offsets asked in order on one
+    /// line are counted on from there, so a line with many findings is read once.
+    last_column: std::cell::Cell<(usize, usize, usize)>,
+    /// The last line whose text a finding took, shared by the findings on it.
+    last_line: std::cell::RefCell<Option<(usize, std::sync::Arc<str>)>>,
+    /// Each line's `xtask-lint: allow(...)` list, read once.
+    allow_lists: std::cell::RefCell<std::collections::HashMap<usize, Vec<String>>>,
 }
 
 impl<'a> Source<'a> {
@@ -168,15 +176,41 @@ impl<'a> Source<'a> {
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         let head_end = line_starts.get(20).copied().unwrap_or(text.len());
         let file_allowed = allow_list(&text[..head_end], "xtask-lint: allow-file(");
-        Source { text, line_starts, file_allowed }
+        Source {
+            text,
+            line_starts,
+            file_allowed,
+            last_column: std::cell::Cell::new((usize::MAX, 0, 0)),
+            last_line: std::cell::RefCell::new(None),
+            allow_lists: std::cell::RefCell::new(std::collections::HashMap::new()),
+        }
     }
 
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
         let start = self.line_starts[line];
-        let col = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(offset - start) + 1;
+        let chars = |from: usize| self.text.get(from..offset).map(|s| s.chars().count());
+        let (last_start, last_offset, last_col) = self.last_column.get();
+        let col = match chars(last_offset) {
+            Some(n) if last_start == start && last_offset <= offset => last_col + n,
+            _ => chars(start).unwrap_or(offset - start) + 1,
+        };
+        self.last_column.set((start, offset, col));
         (line + 1, col)
+    }
+
+    /// The text of `line`, shared by every finding on it.
+    fn shared_line(&self, line: usize) -> std::sync::Arc<str> {
+        let mut last = self.last_line.borrow_mut();
+        match &*last {
+            Some((l, text)) if *l == line => text.clone(),
+            _ => {
+                let text: std::sync::Arc<str> = self.line_text(line).into();
+                *last = Some((line, text.clone()));
+                text
+            }
+        }
     }
 
     pub fn line_text(&self, line: usize) -> &'a str {
@@ -189,10 +223,14 @@ impl<'a> Source<'a> {
     pub fn allowed(&self, line: usize, rule: &Rule) -> bool {
         let matches = |r: &String| r == rule.id || r == "all";
         self.file_allowed.iter().any(matches)
-            || [line, line.saturating_sub(1)]
-                .iter()
-                .filter(|&&l| l >= 1)
-                .any(|&l| allow_list(self.line_text(l), "xtask-lint: allow(").iter().any(matches))
+            || [line, line.saturating_sub(1)].iter().filter(|&&l| l >= 1).any(|&l| {
+                let mut lists = self.allow_lists.borrow_mut();
+                lists
+                    .entry(l)
+                    .or_insert_with(|| allow_list(self.line_text(l), "xtask-lint: allow("))
+                    .iter()
+                    .any(matches)
+            })
     }
 
     pub fn finding(&self, rule: &'static Rule, path: &str, offset: usize, message: String) -> Finding {
@@ -204,7 +242,7 @@ impl<'a> Source<'a> {
             column,
             severity: "error",
             message,
-            source_line: self.line_text(line).to_string(),
+            source_line: self.shared_line(line),
         }
     }
 }
@@ -311,7 +349,7 @@ mod tests {
             column: 7,
             severity: "error",
             message: odd.into(),
-            source_line: String::new(),
+            source_line: "".into(),
         });
         report.parse_errors.push(ParseErrorEntry { path: "p".into(), line: 1, message: odd.into() });
         report.skipped.push(Skipped { path: odd.into(), reason: "binary".into() });

@@ -30,8 +30,24 @@ impl<T: ToValue> ToValue for BTreeMap<String, T> {
     }
 }
 
+/// The one key of an object that stands for a TOML value JSON cannot hold: a date or time, or
+/// the float `inf` / `nan`. Its value names it (`local date 1979-05-27`, `float inf`), so that
+/// a decoder can say what it found; no decoder takes it for a table.
+pub const SPECIAL: &str = "\u{0}toml";
+
+/// The name of a TOML value JSON cannot hold (see [`SPECIAL`]), if `v` is one.
+pub fn special(v: &Value) -> Option<&str> {
+    match v {
+        Value::Object(m) if m.len() == 1 => m.get(SPECIAL)?.as_str(),
+        _ => None,
+    }
+}
+
 /// What a JSON value is, for "expected ..., found ..." messages.
 pub fn kind_of(v: &Value) -> String {
+    if let Some(name) = special(v) {
+        return name.to_string();
+    }
     match v {
         Value::Null => "nothing".into(),
         Value::Bool(b) => format!("boolean {b}"),
@@ -99,6 +115,12 @@ impl FromValue for u16 {
 
 impl FromValue for f64 {
     fn from_value(v: &Value, at: &str) -> Result<Self, String> {
+        match special(v) {
+            Some("float inf" | "float +inf") => return Ok(f64::INFINITY),
+            Some("float -inf") => return Ok(f64::NEG_INFINITY),
+            Some("float nan" | "float +nan" | "float -nan") => return Ok(f64::NAN),
+            _ => {}
+        }
         v.as_f64().ok_or_else(|| wrong(at, "a number", v))
     }
 }
@@ -118,7 +140,7 @@ impl<T: FromValue> FromValue for Vec<T> {
 
 impl<T: FromValue> FromValue for BTreeMap<String, T> {
     fn from_value(v: &Value, at: &str) -> Result<Self, String> {
-        let map = v.as_object().ok_or_else(|| wrong(at, "a table", v))?;
+        let map = v.as_object().filter(|_| special(v).is_none()).ok_or_else(|| wrong(at, "a table", v))?;
         map.iter().map(|(k, item)| Ok((k.clone(), T::from_value(item, &format!("{at}.{k}"))?))).collect()
     }
 }
@@ -133,8 +155,10 @@ pub struct Table<'a> {
 impl<'a> Table<'a> {
     /// `v` must be a table; `at` names it (`""` for the top of a file).
     pub fn new(v: &'a Value, at: &str) -> Result<Table<'a>, String> {
-        let map =
-            v.as_object().ok_or_else(|| wrong(if at.is_empty() { "the top" } else { at }, "a table", v))?;
+        let map = v
+            .as_object()
+            .filter(|_| special(v).is_none())
+            .ok_or_else(|| wrong(if at.is_empty() { "the top" } else { at }, "a table", v))?;
         Ok(Table { map, at: at.to_string(), asked: Vec::new() })
     }
 
@@ -248,6 +272,16 @@ mod tests {
             "invalid type at deploy[1].helm.retries: expected a whole number >= 0, found number -1"
         );
         assert!(err(json!([1])).contains("expected a table, found an array"));
+        let date = json!({ SPECIAL: "local date 1979-05-27" });
+        assert_eq!(
+            err(json!({"chart": date})),
+            "invalid type at deploy[1].helm.chart: expected a string, found local date 1979-05-27"
+        );
+        assert!(err(date.clone()).contains("expected a table, found local date"));
+        assert!(BTreeMap::<String, String>::from_value(&date, "set")
+            .unwrap_err()
+            .contains("expected a table"));
+        assert_eq!(f64::from_value(&json!({ SPECIAL: "float -inf" }), "x"), Ok(f64::NEG_INFINITY));
         let v: Vec<Vec<String>> = from_json(r#"[["a"], []]"#).unwrap();
         assert_eq!(v, vec![vec!["a".to_string()], vec![]]);
         assert!(from_json::<Vec<String>>(r#"["a", 1]"#).unwrap_err().contains("at [1]"));

@@ -1,5 +1,11 @@
 //! Which files a lint reads: the gitignore-aware parallel walk, excludes, how paths are shown,
 //! and the parallel read-and-lint loop both lints share.
+//!
+//! The ignore files read are each directory's `.gitignore` and `.ignore` and the repository's
+//! `.git/info/exclude`. Not read, on purpose: git's per-user excludes (`core.excludesFile`,
+//! by default `$XDG_CONFIG_HOME/git/ignore`), so that what a lint checks, and so its verdict,
+//! is the same on every contributor's machine and in CI. A file only such a global file ignores
+//! is linted (and can be excluded in the lint config's `exclude`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -109,6 +115,11 @@ pub fn resolve_paths(given: &[PathBuf], cwd: &Path) -> Result<Vec<PathBuf>> {
             if !abs.exists() {
                 bail!("{}: no such file or directory", p.display());
             }
+            // A FIFO, socket or device is never opened (opening a FIFO blocks until a writer
+            // comes): [`take_special`] lists it as skipped.
+            if is_special(&abs) {
+                return Ok(normalize(&abs));
+            }
             // A path that cannot be read is an error, never a pass that scanned nothing.
             let readable = if abs.is_dir() {
                 std::fs::read_dir(&abs).map(|_| ())
@@ -119,6 +130,36 @@ pub fn resolve_paths(given: &[PathBuf], cwd: &Path) -> Result<Vec<PathBuf>> {
             Ok(normalize(&abs))
         })
         .collect()
+}
+
+/// Neither a regular file nor a directory (after symlinks): a FIFO, a socket, a device.
+pub fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// Takes the named paths that are neither a regular file nor a directory out of `roots`, each
+/// as a skipped entry: no lint reads them, and opening a FIFO would block.
+pub fn take_special(roots: &mut Vec<PathBuf>, cwd: &Path) -> Vec<Skipped> {
+    let mut skipped = Vec::new();
+    roots.retain(|p| {
+        if !is_special(p) {
+            return true;
+        }
+        let kind = std::fs::metadata(p).map(|m| m.file_type()).ok();
+        use std::os::unix::fs::FileTypeExt as _;
+        let what = match kind {
+            Some(k) if k.is_fifo() => "a FIFO",
+            Some(k) if k.is_socket() => "a socket",
+            Some(k) if k.is_char_device() || k.is_block_device() => "a device",
+            _ => "not a regular file",
+        };
+        skipped.push(Skipped {
+            path: display_path(p, cwd),
+            reason: format!("{what}, not a regular file: never read"),
+        });
+        false
+    });
+    skipped
 }
 
 /// True when `path` matches an exclude (paths outside the matcher's root never do).

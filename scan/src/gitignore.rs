@@ -111,6 +111,8 @@ impl Gitignore {
     /// Adds every line of a gitignore file's text (comments and blank lines are skipped; lines
     /// git would not match anything with are kept: they match nothing, as in git).
     pub fn add_text(&mut self, text: &[u8]) {
+        // git dir.c add_patterns_from_buffer: skip_utf8_bom first.
+        let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
         for line in text.split(|&b| b == b'\n') {
             if let Some(p) = parse_line(line) {
                 self.push(p);
@@ -222,14 +224,8 @@ impl Gitignore {
 /// a trailing `/` means directories only; a `/` elsewhere anchors the pattern to the file's
 /// directory (a leading one is dropped), otherwise it matches a basename at any depth.
 fn parse_line(line: &[u8]) -> Option<Pattern> {
-    let mut line = line.strip_suffix(b"\r").unwrap_or(line);
-    // Trailing spaces, unless escaped (`a\ `).
-    while let [rest @ .., b' '] = line {
-        if rest.ends_with(b"\\") && !rest.ends_with(b"\\\\") {
-            break;
-        }
-        line = rest;
-    }
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut line = trim_trailing_spaces(line);
     if line.is_empty() || line[0] == b'#' {
         return None;
     }
@@ -281,6 +277,37 @@ fn parse_line(line: &[u8]) -> Option<Pattern> {
     Some(Pattern { glob, negated, dir_only, basename, shape, required, slashes })
 }
 
+/// git dir.c `trim_trailing_spaces` (git/git, v2.47): read from the left, a backslash takes the
+/// next byte with it (so a line ending in three backslashes and a space keeps that space: an
+/// escaped backslash, then an escaped space), any other byte ends a run of spaces, and a run of
+/// spaces at the end is cut; a backslash at the very end leaves the line as it is.
+fn trim_trailing_spaces(line: &[u8]) -> &[u8] {
+    let mut last_space = None;
+    let mut i = 0;
+    while i < line.len() {
+        match line[i] {
+            b' ' => {
+                if last_space.is_none() {
+                    last_space = Some(i);
+                }
+            }
+            b'\\' => {
+                i += 1;
+                if i >= line.len() {
+                    return line;
+                }
+                last_space = None;
+            }
+            _ => last_space = None,
+        }
+        i += 1;
+    }
+    match last_space {
+        Some(at) => &line[..at],
+        None => line,
+    }
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(hay, needle).is_some()
 }
@@ -325,6 +352,8 @@ pub fn wildmatch(pattern: &[u8], text: &[u8]) -> bool {
 /// A port of `dowild` from git's wildmatch.c (same structure, same abort codes, so the work stays
 /// polynomial on patterns with many stars).
 fn dowild(pat: &[u8], text: &[u8]) -> Wm {
+    #[cfg(test)]
+    tests::CALLS.with(|c| c.set(c.get() + 1));
     let (mut p, mut t) = (0usize, 0usize);
     while p < pat.len() {
         let mut p_ch = pat[p];
@@ -348,8 +377,19 @@ fn dowild(pat: &[u8], text: &[u8]) -> Wm {
                         p += 1;
                     }
                     let at_start = prev.is_none_or(|i| pat[i] == b'/');
-                    let rest = &pat[p..];
+                    let mut rest = &pat[p..];
                     if at_start && (rest.is_empty() || rest[0] == b'/' || rest.starts_with(b"\\/")) {
+                        // `**/**/` matches what one `**/` matches (zero or more directories,
+                        // git wildmatch.c's `**/` case): the repeats are skipped, or each would
+                        // multiply the tries (ten of them on a 28-deep tree took 23.8 s).
+                        while rest.first() == Some(&b'/') {
+                            let stars = pat[p + 1..].iter().take_while(|&&b| b == b'*').count();
+                            if stars < 2 || pat.get(p + 1 + stars) != Some(&b'/') {
+                                break;
+                            }
+                            p += 1 + stars;
+                            rest = &pat[p..];
+                        }
                         // `**/`: try matching nothing first (`a/**/b` matches `a/b`).
                         if rest.first() == Some(&b'/') && dowild(&pat[p + 1..], &text[t..]) == Wm::Match {
                             return Wm::Match;
@@ -507,6 +547,75 @@ fn dowild(pat: &[u8], text: &[u8]) -> Wm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// How many times `dowild` ran on this thread: the work a match takes, counted.
+        pub(super) static CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    fn calls_for(f: impl FnOnce() -> bool) -> (bool, u64) {
+        CALLS.with(|c| c.set(0));
+        let r = f();
+        (r, CALLS.with(|c| c.get()))
+    }
+
+    /// Consecutive `**/` cost what one does (issue 25.10: ten on a 28-deep tree took 23.8 s).
+    #[test]
+    fn consecutive_double_star_slashes_do_not_multiply_the_work() {
+        let deep: Vec<u8> = (0..30).map(|_| "d").collect::<Vec<_>>().join("/").into_bytes();
+        let pattern = "**/".repeat(10) + "b";
+        let (hit, calls) = calls_for(|| wildmatch(pattern.as_bytes(), &deep));
+        assert!(!hit);
+        assert!(calls < 2_000, "{calls} dowild calls");
+        let mut with_b = deep.clone();
+        with_b.extend_from_slice(b"/b");
+        assert!(wildmatch(pattern.as_bytes(), &with_b));
+        // The same answers as one `**/`, across shapes.
+        for (p, t) in [
+            ("a/**/**/b", "a/b"),
+            ("a/**/**/b", "a/x/y/b"),
+            ("a/**/***/b", "a/x/b"),
+            ("**/**/b", "b"),
+            ("a/**/**/*.c", "a/x/y.c"),
+            ("a/**/**", "a/x"),
+            ("a/**/**/b", "ab"),
+            ("a/**/**/b", "a/xb"),
+        ] {
+            let one = p.replace("/**/**/", "/**/").replace("**/**/", "**/").replace("/***/", "/**/");
+            assert_eq!(
+                wildmatch(p.as_bytes(), t.as_bytes()),
+                wildmatch(one.as_bytes(), t.as_bytes()),
+                "{p} {t}"
+            );
+        }
+        let mut g = Gitignore::new(Path::new("/r"));
+        g.add_text("**/**/**/**/**/**/**/**/**/**/b\n".as_bytes());
+        let (m, calls) = calls_for(|| g.matched_rel(&deep, false).is_ignore());
+        assert!(!m && calls < 2_000, "{calls}");
+    }
+
+    #[test]
+    fn a_bom_is_stripped_and_trailing_spaces_follow_gits_dir_c() {
+        let mut g = Gitignore::new(Path::new("/r"));
+        g.add_text(b"\xEF\xBB\xBFsecret.txt\nother\n");
+        assert!(g.matched_rel(b"secret.txt", false).is_ignore(), "the first line survives a BOM");
+        assert!(g.matched_rel(b"other", false).is_ignore());
+        for (line, name, ignored) in [
+            ("a ", "a", true),
+            ("a  \t", "a  \t", true),
+            ("a\\ ", "a ", true),
+            ("a\\\\ ", "a\\", true),
+            ("a\\\\\\ ", "a\\ ", true),
+            ("a\\\\\\ ", "a\\", false),
+            ("a\\  ", "a ", true),
+            ("a\\ \\ ", "a  ", true),
+            ("a\\", "a\\", false),
+        ] {
+            let mut g = Gitignore::new(Path::new("/r"));
+            g.add_text(line.as_bytes());
+            assert_eq!(g.matched_rel(name.as_bytes(), false).is_ignore(), ignored, "{line:?} on {name:?}");
+        }
+    }
 
     /// The decision of every pattern tried from the last, by wildmatch alone: what the last-byte
     /// buckets and the literal and suffix shortcuts must decide too.

@@ -25,6 +25,8 @@ use xshell::{cmd, Shell};
 use crate::exec;
 use crate::lint::value::{FromValue, Table, ToValue};
 
+use super::dockerignore::{clean, DockerIgnore};
+
 /// What the last successful tasks made.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct State {
@@ -321,164 +323,6 @@ pub(crate) fn some(items: &[String]) -> String {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// .dockerignore, as BuildKit reads it.
-// ---------------------------------------------------------------------------------------------
-
-/// One pattern of a `.dockerignore` (moby/patternmatcher: `*` and `?` stay within a path
-/// segment, `**` spans segments, a leading `**` matches a suffix, a trailing `**` a prefix; a
-/// pattern matching a parent directory matches everything below it; `!` re-includes).
-#[derive(Debug, Clone)]
-pub(crate) struct Pattern {
-    exclusion: bool,
-    regex: regex::Regex,
-    /// The pattern's segments (`None`: a `**` one), for deciding whether a directory can hold a
-    /// match.
-    segments: Vec<Option<regex::Regex>>,
-}
-
-/// The patterns of a `.dockerignore`, in order.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct DockerIgnore {
-    patterns: Vec<Pattern>,
-}
-
-impl DockerIgnore {
-    /// moby/patternmatcher `ignorefile.ReadAll`: a BOM is dropped, `#` starts a comment only at
-    /// the start of a line, lines are trimmed and cleaned, a leading `/` is dropped.
-    pub(crate) fn parse(text: &str) -> Result<DockerIgnore> {
-        let mut patterns = Vec::new();
-        for line in text.trim_start_matches('\u{feff}').lines() {
-            if line.starts_with('#') {
-                continue;
-            }
-            let mut pattern = line.trim();
-            if pattern.is_empty() {
-                continue;
-            }
-            let exclusion = pattern.starts_with('!');
-            if exclusion {
-                pattern = pattern[1..].trim();
-                if pattern.is_empty() {
-                    bail!("illegal exclusion pattern: \"!\"");
-                }
-            }
-            let mut cleaned = clean(pattern);
-            if cleaned.len() > 1 && cleaned.starts_with('/') {
-                cleaned.remove(0);
-            }
-            let segments = cleaned
-                .split('/')
-                .map(|seg| if seg.contains("**") { Ok(None) } else { compile(seg).map(Some) })
-                .collect::<Result<Vec<_>>>()?;
-            patterns.push(Pattern { exclusion, regex: compile(&cleaned)?, segments });
-        }
-        Ok(DockerIgnore { patterns })
-    }
-
-    /// patternmatcher `MatchesOrParentMatches`: is `path` (slash-separated, relative to the
-    /// context) excluded from the context?
-    pub(crate) fn excludes(&self, path: &str) -> bool {
-        let parents: Vec<&str> = path.split('/').collect();
-        let mut matched = false;
-        for p in &self.patterns {
-            if p.exclusion != matched {
-                continue;
-            }
-            let mut hit = p.regex.is_match(path);
-            if !hit && parents.len() > 1 {
-                hit = (1..parents.len()).any(|i| p.regex.is_match(&parents[..i].join("/")));
-            }
-            if hit {
-                matched = !p.exclusion;
-            }
-        }
-        matched
-    }
-
-    /// Whether an excluded directory can still hold a re-included file (an exclusion pattern
-    /// could match something below it): if not, the walk skips it, as BuildKit's does.
-    fn may_reinclude_below(&self, dir: &str) -> bool {
-        let parts: Vec<&str> = dir.split('/').collect();
-        self.patterns.iter().filter(|p| p.exclusion).any(|p| {
-            for (i, part) in parts.iter().enumerate() {
-                match p.segments.get(i) {
-                    None => return false,
-                    Some(None) => return true,
-                    Some(Some(re)) if re.is_match(part) => {}
-                    Some(Some(_)) => return false,
-                }
-            }
-            true
-        })
-    }
-}
-
-/// Go's `filepath.Clean` on a slash path: no empty or `.` segments, `..` resolved.
-fn clean(path: &str) -> String {
-    let absolute = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." if parts.last().is_some_and(|p| *p != "..") => {
-                parts.pop();
-            }
-            ".." if absolute => {}
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (absolute, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
-
-/// patternmatcher `Pattern.compile`, as one anchored regex.
-fn compile(pattern: &str) -> Result<regex::Regex> {
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut re = String::from("^");
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '*' if chars.get(i + 1) == Some(&'*') => {
-                i += 1;
-                if chars.get(i + 1) == Some(&'/') {
-                    i += 1;
-                }
-                if i + 1 >= chars.len() {
-                    re.push_str(".*");
-                } else {
-                    re.push_str("(.*/)?");
-                }
-            }
-            '*' => re.push_str("[^/]*"),
-            '?' => re.push_str("[^/]"),
-            '\\' => {
-                if let Some(next) = chars.get(i + 1) {
-                    re.push_str(&regex::escape(&next.to_string()));
-                    i += 1;
-                } else {
-                    re.push_str("\\\\");
-                }
-            }
-            // As patternmatcher's shouldEscape: only what is special to a regex but not to a path
-            // pattern is escaped; the rest (classes among them) is the regex's.
-            '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
-                re.push('\\');
-                re.push(c);
-            }
-            _ => re.push(c),
-        }
-        i += 1;
-    }
-    re.push('$');
-    regex::Regex::new(&re).with_context(|| format!("bad .dockerignore pattern {pattern:?}"))
-}
-
 /// BuildKit reads `<Dockerfile>.dockerignore` next to the Dockerfile when it exists, else the
 /// context's `.dockerignore` (Docker docs, "Build context": .dockerignore files).
 fn dockerignore_for(dockerfile: &Path, context: &Path) -> Result<DockerIgnore> {
@@ -506,7 +350,7 @@ fn context_files(context: &Path, ignore: &DockerIgnore) -> Result<Vec<String>> {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
             let kind = entry.file_type().with_context(|| format!("reading {}", entry.path().display()))?;
-            let excluded = ignore.excludes(&path);
+            let excluded = ignore.excludes(&path).with_context(|| format!("the .dockerignore, on {path}"))?;
             if kind.is_dir() {
                 if !excluded || ignore.may_reinclude_below(&path) {
                     stack.push((entry.path(), path));
@@ -532,11 +376,11 @@ pub(crate) fn literal_prefix(glob: &str) -> String {
 /// Files under `root` matching `glob` (the `.dockerignore` syntax), walked from its literal
 /// prefix only.
 fn glob_files(root: &Path, glob: &str) -> Result<Vec<String>> {
-    let pattern = DockerIgnore::parse(glob)?;
+    let pattern = DockerIgnore::parse(glob).with_context(|| format!("inputs glob {glob:?}"))?;
     let start = literal_prefix(glob);
     let base = root.join(&start);
     if base.is_file() {
-        return Ok(if pattern.excludes(&start) { vec![start] } else { Vec::new() });
+        return Ok(if pattern.excludes(&start)? { vec![start] } else { Vec::new() });
     }
     if !base.is_dir() {
         return Ok(Vec::new());
@@ -550,7 +394,7 @@ fn glob_files(root: &Path, glob: &str) -> Result<Vec<String>> {
             let path = if rel.is_empty() || rel == "." { name } else { format!("{rel}/{name}") };
             if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 stack.push((entry.path(), path));
-            } else if pattern.excludes(&path) {
+            } else if pattern.excludes(&path).with_context(|| format!("inputs glob {glob:?}"))? {
                 out.push(path);
             }
         }
@@ -591,102 +435,6 @@ mod tests {
         assert_eq!(back.deploys, state.deploys);
     }
 
-    fn ignore(text: &str) -> DockerIgnore {
-        DockerIgnore::parse(text).unwrap()
-    }
-
-    /// Cases from moby/patternmatcher's tests (TestMatches, TestMatchesOrParentMatches).
-    #[test]
-    fn dockerignore_matches_as_patternmatcher_does() {
-        let cases: &[(&str, &str, bool)] = &[
-            ("**", "file", true),
-            ("**", "file/", true),
-            ("**/", "file", true),
-            ("**/", "dir/file", true),
-            ("**", "/", true),
-            ("**/", "/", true),
-            ("**", "dir/file", true),
-            ("**/", "dir/file", true),
-            ("**", "dir/file/", true),
-            ("dir/**", "dir/file", true),
-            ("dir/**", "dir/file/", true),
-            ("dir/**", "dir/dir2/file", true),
-            ("**/file", "file", true),
-            ("**/file", "dir/file", true),
-            ("**/file", "dir/dir/file", true),
-            ("**/dir/file", "dir/file", true),
-            ("**/dir/file", "dir/dir/file", true),
-            ("**/dir/file", "dir/file/other", true),
-            ("**/file*", "dir/dir/file", true),
-            ("**/file*", "dir/dir/file.txt", true),
-            ("**/file*txt", "dir/dir/file.txt", true),
-            ("**/file*.txt", "dir/dir/file.txt", true),
-            ("**/**/*.txt", "dir/dir/file.txt", true),
-            ("**/**/*.txt2", "dir/dir/file.txt", false),
-            ("**/*.txt", "file.txt", true),
-            ("**/**/*.txt", "file.txt", true),
-            ("a**/*.txt", "a/file.txt", true),
-            ("a**/*.txt", "a/dir/file.txt", true),
-            ("a**/*.txt", "a/dir/dir/file.txt", true),
-            ("a/*.txt", "a/dir/file.txt", false),
-            ("a/*.txt", "a/file.txt", true),
-            ("a/*.txt**", "a/file.txt", true),
-            ("a[b-d]e", "ae", false),
-            ("a[b-d]e", "ace", true),
-            ("a[b-d]e", "aae", false),
-            ("a[^b-d]e", "aze", true),
-            (".*", ".foo", true),
-            (".*", "foo", false),
-            ("abc.def", "abcdef", false),
-            ("abc.def", "abc.def", true),
-            ("abc.def", "abcZdef", false),
-            ("abc?def", "abcZdef", true),
-            ("abc?def", "abcdef", false),
-            ("a\\\\", "a\\", true),
-            ("**/foo/bar", "foo/bar", true),
-            ("**/foo/bar", "dir/foo/bar", true),
-            ("**/foo/bar", "dir/dir2/foo/bar", true),
-            ("abc/**", "abc", false),
-            ("abc/**", "abc/def", true),
-            ("abc/**", "abc/def/ghi", true),
-            ("**/.foo", ".foo", true),
-            ("**/.foo", "bar.foo", false),
-            ("a(b)c/def", "a(b)c/def", true),
-            ("a(b)c/def", "a(b)c/xyz", false),
-            ("a.|)$(}+{bc", "a.|)$(}+{bc", true),
-            (
-                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
-                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
-                true,
-            ),
-            // A pattern matching a parent directory matches below it.
-            ("dir", "dir/file", true),
-            ("dir/sub", "dir/sub/deep/file", true),
-            ("*", "any/thing", true),
-        ];
-        for (pattern, path, want) in cases {
-            assert_eq!(ignore(pattern).excludes(path), *want, "{pattern:?} on {path:?}");
-        }
-    }
-
-    #[test]
-    fn exclusions_reinclude_and_later_lines_win() {
-        let ig = ignore("# build only the binary\n*\n!target/x86_64-unknown-linux-gnu/release/e2e-demo\n");
-        assert!(ig.excludes("src/main.rs"));
-        assert!(ig.excludes("target/debug/xtask"));
-        assert!(!ig.excludes("target/x86_64-unknown-linux-gnu/release/e2e-demo"));
-        assert!(ig.may_reinclude_below("target"));
-        assert!(ig.may_reinclude_below("target/x86_64-unknown-linux-gnu"));
-        assert!(!ig.may_reinclude_below("target/debug"), "the walk skips what cannot hold an exception");
-        assert!(!ig.may_reinclude_below("src"));
-        let ig = ignore("/docs\n!docs/keep.md\n  \n#comment\n docs/keep.md \n");
-        assert!(ig.excludes("docs/keep.md"), "the last matching line wins");
-        assert!(ig.excludes("docs/a.md") && !ig.excludes("readme.md"));
-        assert!(DockerIgnore::parse("!\n").is_err());
-        assert!(ignore("\u{feff}secret\n").excludes("secret"), "a BOM is dropped");
-        assert!(ignore("./a/../b/\n").excludes("b/c"), "patterns are cleaned");
-    }
-
     #[test]
     fn context_walk_honours_the_ignore_file_and_globs_walk_their_prefix() {
         let dir = tempfile::tempdir().unwrap();
@@ -695,7 +443,7 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, f).unwrap();
         }
-        let ig = ignore("*\n!target/rel/bin\n!src/*.rs\n");
+        let ig = DockerIgnore::parse("*\n!target/rel/bin\n!src/*.rs\n").unwrap();
         assert_eq!(context_files(dir.path(), &ig).unwrap(), ["src/a.rs", "target/rel/bin"]);
         assert_eq!(glob_files(dir.path(), "src/**").unwrap(), ["src/a.rs", "src/b.txt"]);
         assert_eq!(glob_files(dir.path(), "src/*.rs").unwrap(), ["src/a.rs"]);

@@ -12,6 +12,7 @@ pub mod checks;
 pub mod coordination;
 pub mod definition;
 pub mod diagnostics;
+pub mod dockerignore;
 pub mod flows;
 pub mod gitea;
 pub mod graph;

@@ -37,6 +37,9 @@ impl CommonArgs {
     /// The driver's end, the same for every lint command: sort, baseline, output, exit code.
     pub(crate) fn finish(&self, mut report: Report, tool: &str, config: &Config) -> Result<i32> {
         report.sort();
+        // Files were named and every one of them was skipped: nothing was checked, which is
+        // never a pass (the report still says what was skipped and why).
+        let all_skipped = !self.paths.is_empty() && report.files_scanned == 0 && !report.skipped.is_empty();
         let cwd = std::env::current_dir().context("reading the current directory")?;
         // Baseline entries name paths relative to the repository: the same baseline holds for a
         // lint run from any directory, and for the hook (which runs at the root).
@@ -72,6 +75,14 @@ impl CommonArgs {
             accepted = report::apply_baseline(baseline, &mut report, &key)?;
         }
         print!("{}", output::render(&report, self.format, tool, config));
+        if all_skipped {
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+            return Err(crate::usage::usage(format!(
+                "{tool}: every file named was skipped ({}), so nothing was checked: name files the lints read",
+                report.skipped.iter().map(|s| format!("{}: {}", s.path, s.reason)).collect::<Vec<_>>().join("; ")
+            )));
+        }
         if let (Some(baseline), true) = (&baseline, accepted > 0 && self.format == Format::Human) {
             use std::io::Write as _;
             let _ = std::io::stdout().flush();
@@ -83,6 +94,9 @@ impl CommonArgs {
         Ok(report.exit_code())
     }
 }
+
+/// Why a document named on the command line is skipped.
+const DOC: &str = "a document (Markdown, text, docs/): the lints do not read documents";
 
 /// Run both lints with the project's config: what CI and the pre-commit hook run.
 ///
@@ -109,7 +123,7 @@ impl LintArgs {
     pub fn run(self, sh: &xshell::Shell) -> Result<i32> {
         let config = Config::load(self.common.config.as_deref())?;
         let cwd = std::env::current_dir().context("reading the current directory")?;
-        let selected: Option<Vec<PathBuf>> = if self.staged {
+        let mut selected: Option<Vec<PathBuf>> = if self.staged {
             let _root = sh.push_dir(&config.root);
             let out =
                 crate::exec::cmd(xshell::cmd!(sh, "git diff --cached --name-only --diff-filter=ACMR -z"))
@@ -122,6 +136,10 @@ impl LintArgs {
         } else {
             None
         };
+        let special = match selected.as_mut() {
+            Some(paths) if !self.staged => walk::take_special(paths, &cwd),
+            _ => Vec::new(),
+        };
         // Each file classified once: a Dockerfile (not excluded), in the hardcoded scope, or both.
         let docker_excluded = walk::exclude_matcher(&config.root, &config.dockerfile.exclude)?;
         let scope = hardcoded::Scope::new(&config.root, &config.hardcoded)?;
@@ -132,6 +150,7 @@ impl LintArgs {
         };
         let none = walk::exclude_matcher(&config.root, &[])?;
         let mut uncovered = Vec::new();
+        let mut uncovered_doc = Vec::new();
         let all: Vec<(PathBuf, (bool, bool))> = match selected {
             // One walk of the repository for both lints.
             None => walk::walk_classify(std::slice::from_ref(&config.root), &none, &classify),
@@ -152,6 +171,8 @@ impl LintArgs {
                             )));
                         }
                         all.extend(found);
+                    } else if hardcoded::is_doc(&path) && classify(&path).is_some_and(|(d, _)| !d) {
+                        uncovered_doc.push(walk::display_path(&path, &cwd));
                     } else if let Some(kind) = classify(&path) {
                         all.push((path, kind));
                     } else if !self.staged {
@@ -187,6 +208,10 @@ impl LintArgs {
             path,
             reason: "not a file the lints cover (see [hardcoded] scope in the lint config)".into(),
         }));
+        report
+            .skipped
+            .extend(uncovered_doc.into_iter().map(|path| report::Skipped { path, reason: DOC.into() }));
+        report.skipped.extend(special);
         self.common.finish(report, "xtask lint", &config)
     }
 }
@@ -269,14 +294,42 @@ impl HardcodedArgs {
     pub fn run(self) -> Result<i32> {
         let config = Config::load(self.common.config.as_deref())?;
         let cwd = std::env::current_dir().context("reading the current directory")?;
+        let mut skipped = Vec::new();
         let files = if self.common.paths.is_empty() {
             hardcoded::scope_files(&config.root, &config.hardcoded)?
         } else {
-            let roots = walk::resolve_paths(&self.common.paths, &cwd)?;
+            let mut roots = walk::resolve_paths(&self.common.paths, &cwd)?;
+            skipped = walk::take_special(&mut roots, &cwd);
             let none = walk::exclude_matcher(&config.root, &[])?;
-            walk::walk(&roots, &none, &|_| true)
+            let mut files = Vec::new();
+            for root in roots {
+                if root.is_file() {
+                    // A document named is said to be skipped, never counted as checked.
+                    if hardcoded::is_doc(&root) {
+                        skipped.push(report::Skipped {
+                            path: walk::display_path(&root, &cwd),
+                            reason: DOC.into(),
+                        });
+                    } else {
+                        files.push(root);
+                    }
+                    continue;
+                }
+                // A directory with nothing to read is an error, as for `lint`: never a pass that
+                // looked at nothing.
+                let found = walk::walk(std::slice::from_ref(&root), &none, &|_| true);
+                if found.is_empty() {
+                    return Err(crate::usage::usage(format!(
+                        "{}: no file there to lint (an empty directory, or everything in it is ignored)",
+                        walk::display_path(&root, &cwd)
+                    )));
+                }
+                files.extend(found);
+            }
+            files
         };
-        let report = hardcoded::lint_files(&files, &config.hardcoded, &cwd, &walk::Contents::Disk)?;
+        let mut report = hardcoded::lint_files(&files, &config.hardcoded, &cwd, &walk::Contents::Disk)?;
+        report.skipped.extend(skipped);
         self.common.finish(report, "xtask lint-hardcoded", &config)
     }
 }

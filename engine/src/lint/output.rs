@@ -28,13 +28,45 @@ pub(crate) fn render(report: &Report, format: Format, tool: &str, config: &Confi
     }
 }
 
+/// A line as shown under a finding, and the column of the finding in it: a long line (a
+/// minified or generated one) is cut to 60 characters either side, marked with `…`, so a line
+/// with many findings is not printed whole for each. `starts`: where each character of the
+/// line starts (computed once per line, not per finding).
+fn excerpt(line: &str, starts: &[usize], column: usize) -> (String, usize) {
+    const SIDE: usize = 60;
+    let n = starts.len();
+    if n <= 2 * SIDE + 20 {
+        return (line.to_string(), column);
+    }
+    let at = column.saturating_sub(1).min(n);
+    let from = at.saturating_sub(SIDE);
+    let to = (at + SIDE).min(n);
+    let byte = |c: usize| starts.get(c).copied().unwrap_or(line.len());
+    let mut shown = String::new();
+    if from > 0 {
+        shown.push('…');
+    }
+    shown.push_str(&line[byte(from)..byte(to)]);
+    if to < n {
+        shown.push('…');
+    }
+    (shown, at - from + 1 + usize::from(from > 0))
+}
+
 fn human(report: &Report, config: &Config) -> String {
     let mut out = String::new();
+    let mut line_starts: Option<(std::sync::Arc<str>, Vec<usize>)> = None;
     for f in &report.findings {
         let _ = writeln!(out, "{}:{}:{} {} {}", f.path, f.line, f.column, f.rule.id, f.message);
-        let _ = writeln!(out, "    {}", f.source_line.trim_end());
+        let line = f.source_line.trim_end();
+        if !line_starts.as_ref().is_some_and(|(l, _)| std::sync::Arc::ptr_eq(l, &f.source_line)) {
+            line_starts = Some((f.source_line.clone(), line.char_indices().map(|(i, _)| i).collect()));
+        }
+        let starts = line_starts.as_ref().map(|(_, s)| s.as_slice()).unwrap_or_default();
+        let (shown, caret_at) = excerpt(line, starts, f.column);
+        let _ = writeln!(out, "    {shown}");
         let caret_pad: String =
-            f.source_line.chars().take(f.column - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            shown.chars().take(caret_at - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
         let _ = writeln!(out, "    {caret_pad}^");
         let _ = writeln!(out, "    help: {}\n", config.help(f.rule));
     }
@@ -177,5 +209,20 @@ mod tests {
         assert_eq!(super::uri("docker/a b#1.Dockerfile"), "docker/a%20b%231.Dockerfile");
         assert_eq!(super::uri("é/x?y%"), "%C3%A9/x%3Fy%25");
         assert_eq!(super::uri("plain/path-1_2.~x"), "plain/path-1_2.~x");
+    }
+
+    /// A long line is shown cut around the finding, the caret still under it.
+    #[test]
+    fn a_long_line_is_shown_around_its_finding() {
+        let excerpt = |line: &str, column: usize| {
+            let starts: Vec<usize> = line.char_indices().map(|(i, _)| i).collect();
+            super::excerpt(line, &starts, column)
+        };
+        assert_eq!(excerpt("short /tmp/x", 7), ("short /tmp/x".to_string(), 7));
+        let line = format!("{}/tmp/x{}", "é".repeat(500), "z".repeat(500));
+        let (shown, at) = excerpt(&line, 501);
+        assert!(shown.starts_with('…') && shown.ends_with('…') && shown.chars().count() == 122, "{shown}");
+        assert_eq!(shown.chars().nth(at - 1), Some('/'));
+        assert!(shown.chars().skip(at - 1).collect::<String>().starts_with("/tmp/x"));
     }
 }

@@ -281,6 +281,42 @@ fn explain_says_for_each_task_whether_it_would_run_and_why_and_runs_nothing() {
     assert_eq!(work(&w.new_calls()).len(), 3);
 }
 
+/// A context that sends only Go source at any depth (`*`, `!**.go`, `!go.mod`: patternmatcher reads
+/// a leading `**` as "ends with"): editing `cmd/main.go` changes the image's digest, and a file
+/// Docker does not send changes nothing.
+#[test]
+fn explain_after_editing_go_source_reincluded_by_a_leading_double_star_says_the_digest_changed() {
+    let w = World::new();
+    for (rel, text) in [
+        ("ctx-a/.dockerignore", "*\n!**.go\n!go.mod\n"),
+        ("ctx-a/go.mod", "module a\n"),
+        ("ctx-a/main.go", "package main\n"),
+        ("ctx-a/cmd/main.go", "package main // v1\n"),
+        ("ctx-a/internal/x/y.go", "package x\n"),
+    ] {
+        let p = w.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    w.setup(&[]);
+    w.new_calls();
+    w.write("ctx-a/app.txt", "not sent: changes nothing\n");
+    let explain = || {
+        let out = w.sandbox.run(&["setup", "--explain", "--definition", w.def.to_str().unwrap()]);
+        let shown = text(&out);
+        assert!(out.status.success(), "{shown}");
+        shown
+            .lines()
+            .find(|l| l.trim_start().starts_with("build:a"))
+            .unwrap_or_else(|| panic!("{shown}"))
+            .to_string()
+    };
+    assert!(explain().contains("up to date"), "{}", explain());
+    w.write("ctx-a/cmd/main.go", "package main // v2\n");
+    let line = explain();
+    assert!(line.contains("runs") && line.contains("digest changed: context:cmd/main.go"), "{line}");
+}
+
 /// The digest covers what the build reads and nothing else: the Dockerfile, the context as
 /// `.dockerignore` filters it (a `<Dockerfile>.dockerignore` first), build args.
 #[test]

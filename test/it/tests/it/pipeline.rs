@@ -252,6 +252,40 @@ fn definition_errors_name_the_file_the_key_and_the_problem() {
     assert!(fake.journal().unwrap().is_empty());
 }
 
+/// A decoding error names the line and column of the value it is about: an unknown `env` in
+/// `[[deploy]]` at line 14, not the `env` of `[[image]]` at line 8 (positions were found by
+/// searching the text for the key's name); a date where a string is wanted parses and is named
+/// as a date; TOML 1.1 syntax is refused saying so.
+#[test]
+fn definition_decoding_errors_name_the_line_and_column_of_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = crate::harness::fake();
+    std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+    std::fs::write(dir.path().join("docker/a.Dockerfile"), "FROM scratch\n").unwrap();
+    let def = dir.path().join("e2e.toml");
+    let head = "[cluster]\nname = \"e2e\"\n\n[[image]]\nname = \"a\"\ntag = \"a:t\"\ndockerfile = \"docker/a.Dockerfile\"\nenv = { X = \"1\" }\n\n[[deploy]]\nname = \"x\"\nnamespace = \"n\"\nhelm = { chart = \"c\" }\n";
+    let run = |tail: &str| {
+        std::fs::write(&def, format!("{head}{tail}")).unwrap();
+        let out = setup(&fake, &def, &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = run("  env = { X = \"1\" }\n");
+    assert!(err.contains("e2e.toml: line 14, column 3: unknown field `env` in deploy[0]"), "{err}");
+    let err = run("timeout = 1979-05-27T07:32:00Z\n");
+    assert!(
+        err.contains("e2e.toml: line 14, column 11: invalid type at deploy[0].timeout")
+            && err.contains("found offset date-time 1979-05-27T07:32:00Z"),
+        "{err}"
+    );
+    let err = run("wait = { resource = \"deployment/x\",\n  for = \"condition=Available\" }\n");
+    assert!(
+        err.contains("e2e.toml: line 14, column 36: a newline or a comment in an inline table is TOML 1.1"),
+        "{err}"
+    );
+    assert!(fake.journal().unwrap().is_empty());
+}
+
 /// The real engine builds both demo images. With CI set, a missing engine is a failure.
 #[test]
 fn the_real_docker_engine_builds_both_demo_images_in_parallel() {
