@@ -877,6 +877,21 @@ pub fn pid_alive(pid: i32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// When process `pid` started, in clock ticks after boot: field 22 (`starttime`) of
+/// `/proc/<pid>/stat`, read after the last `)` because field 2, the command name in parentheses,
+/// may itself hold spaces and parentheses (Linux man-pages 6.16, `proc_pid_stat(5)`: "(2) comm
+/// %s The filename of the executable, in parentheses", "(22) starttime %llu The time the process
+/// started after system boot ... expressed in clock ticks").
+/// With the pid it names one process for the life of the machine: a pid is reused, a (pid,
+/// start time) pair is not. None when there is no such process or the file cannot be read.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    // After the name: field 3 (state) is the first word, so field 22 is the 20th.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -894,6 +909,13 @@ mod tests {
         register_secret("tok-abc");
         register_secret("tok-abc-def-ghi");
         assert_eq!(redact("x tok-abc-def-ghi y tok-abc"), "x *** y ***");
+    }
+
+    #[test]
+    fn start_ticks_name_this_process_and_none_for_no_process() {
+        let me = start_ticks(std::process::id()).expect("our own start time");
+        assert_eq!(start_ticks(std::process::id()), Some(me));
+        assert!(start_ticks(u32::MAX).is_none());
     }
 
     #[test]

@@ -165,3 +165,86 @@ fn a_failed_cleanup_keeps_the_record_says_what_is_left_and_the_next_one_finishes
         "{deletes:?}"
     );
 }
+
+/// The start time of `pid` in clock ticks after boot (proc_pid_stat(5) field 22).
+fn start_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// A process of this test that says `port-forward supervise` in its argv (as another checkout's
+/// supervisor does) in its own process group, reaped by a thread the moment it dies.
+struct Decoy {
+    pid: u32,
+    exited: std::sync::mpsc::Receiver<()>,
+}
+
+impl Decoy {
+    fn start() -> Decoy {
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new("sh")
+            .args(["-c", "while :; do sleep 1; done", "port-forward", "supervise"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let (tx, exited) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = child.wait();
+            let _ = tx.send(());
+        });
+        Decoy { pid, exited }
+    }
+
+    fn alive(&self) -> bool {
+        matches!(self.exited.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty))
+    }
+}
+
+impl Drop for Decoy {
+    fn drop(&mut self) {
+        // SAFETY: the decoy's own process group, which this test started.
+        unsafe { libc::killpg(self.pid as i32, libc::SIGKILL) };
+    }
+}
+
+/// `port-forward stop` signalled any process whose argv held `port-forward` and `supervise` and
+/// whose pid a pid file named: a stale pid file whose pid now belongs to another checkout's
+/// supervisor (or anything saying so) got it killed. A supervisor is ours only when the pid file
+/// names its pid *and* its start time.
+#[test]
+fn port_forward_stop_signals_only_the_process_its_pid_file_and_start_time_name() {
+    let l = Local::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let def = l.cwd.path().join("e2e.toml");
+    std::fs::write(
+        &def,
+        format!(
+            "[cluster]\nname = \"e2e\"\n\n[[port-forward]]\nname = \"gitea\"\nnamespace = \"gitea-e2e\"\ntarget = \"svc/gitea-http\"\nlocal = {port}\nremote = 3000\nprobe = \"/api/v1/version\"\n\n[[flow]]\nname = \"smoke\"\ngitea = false\nsteps = [[\"true\"]]\n"
+        ),
+    )
+    .unwrap();
+    let pid_file = l.sandbox.state.path().join(format!("port-forwards/{port}.pid"));
+    std::fs::create_dir_all(pid_file.parent().unwrap()).unwrap();
+    let decoy = Decoy::start();
+    let stop = || {
+        let out = l.xtask(&["port-forward", "stop", "--definition", def.to_str().unwrap()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        text(&out)
+    };
+    // A pid file as an older xtask wrote it (the pid alone), and one with another start time: the
+    // pid names a process that is not the one recorded. Left alone, and the stale file removed.
+    for recorded in [format!("{}\n", decoy.pid), format!("{} {}\n", decoy.pid, start_ticks(decoy.pid) + 1)] {
+        std::fs::write(&pid_file, &recorded).unwrap();
+        let said = stop();
+        assert!(!said.contains("stopped"), "{recorded:?}: {said}");
+        assert!(decoy.alive(), "{recorded:?} got pid {} killed: {said}", decoy.pid);
+        assert!(!pid_file.exists(), "{recorded:?}: the stale pid file stays");
+    }
+    // The pid and the start time it had: that process is what the file recorded, and it is stopped.
+    std::fs::write(&pid_file, format!("{} {}\n", decoy.pid, start_ticks(decoy.pid))).unwrap();
+    let said = stop();
+    assert!(said.contains(&format!("stopped our supervisor on {port}")), "{said}");
+    decoy.exited.recv_timeout(std::time::Duration::from_secs(60)).expect("the recorded process was stopped");
+}
