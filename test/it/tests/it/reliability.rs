@@ -248,3 +248,39 @@ fn port_forward_stop_signals_only_the_process_its_pid_file_and_start_time_name()
     assert!(said.contains(&format!("stopped our supervisor on {port}")), "{said}");
     decoy.exited.recv_timeout(std::time::Duration::from_secs(60)).expect("the recorded process was stopped");
 }
+
+/// Flows whose `needs` form a cycle were found only when the flows' graph ran: after preflight,
+/// `kind create cluster` and the kubeconfig, with exit 1. A definition error: exit 2, naming the
+/// cycle, before anything runs.
+#[test]
+fn a_needs_cycle_among_flows_is_a_definition_error_before_anything_runs() {
+    let l = Local::new();
+    let def = l.cwd.path().join("e2e.toml");
+    let flow = |name: &str, needs: &str| {
+        format!("\n[[flow]]\nname = \"{name}\"\ngitea = false\nneeds = [{needs}]\nsteps = [[\"true\"]]\n")
+    };
+    std::fs::write(
+        &def,
+        format!(
+            "[cluster]\nname = \"e2e\"\n{}{}{}{}",
+            flow("full", ""),
+            flow("alpha", "\"full\", \"gamma\""),
+            flow("beta", "\"alpha\""),
+            flow("gamma", "\"beta\"")
+        ),
+    )
+    .unwrap();
+    for args in [vec!["e2e"], vec!["e2e", "--parallel"], vec!["setup"]] {
+        let mut args = args.clone();
+        args.extend(["--definition", def.to_str().unwrap()]);
+        let out = l.xtask(&args).output().unwrap();
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(
+            said.contains("e2e.toml: flow needs form a cycle: alpha needs gamma needs beta needs alpha"),
+            "{args:?}: {said}"
+        );
+        let calls = l.fake.journal().unwrap();
+        assert!(calls.is_empty(), "{args:?} ran {:?}", calls.iter().map(|c| c.line()).collect::<Vec<_>>());
+    }
+}
