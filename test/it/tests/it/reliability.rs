@@ -284,3 +284,29 @@ fn a_needs_cycle_among_flows_is_a_definition_error_before_anything_runs() {
         assert!(calls.is_empty(), "{args:?} ran {:?}", calls.iter().map(|c| c.line()).collect::<Vec<_>>());
     }
 }
+
+/// `check` with no run id generated one: it checked a run nobody made and left a
+/// `runs/<random>/` behind each time. It refuses (exit 2), saying how to give one.
+#[test]
+fn check_without_a_run_id_is_refused_and_leaves_no_run_behind() {
+    let l = Local::new();
+    for env in [None, Some("")] {
+        let mut cmd = l.xtask(&["check", "exists", "configmap/x", "--timeout", "1s"]);
+        if let Some(v) = env {
+            cmd.env("E2E_RUN_ID", v);
+        }
+        let out = cmd.output().unwrap();
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {said}");
+        assert!(said.contains("--run-id") && said.contains("E2E_RUN_ID"), "{said}");
+        assert!(!l.sandbox.state.path().join("runs").exists(), "a run was made up: {said}");
+        assert!(l.fake.journal().unwrap().is_empty(), "{env:?}: it checked something");
+    }
+    // Given, it checks that run.
+    let out = l
+        .xtask(&["check", "exists", "configmap/x", "--timeout", "1s", "--run-id", "given1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("run given1"), "{}", text(&out));
+}
