@@ -3,7 +3,7 @@
 //! piece of its run is gone.
 #![allow(clippy::disallowed_methods)]
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use testkit::FakeToolchain;
 
@@ -309,4 +309,107 @@ fn check_without_a_run_id_is_refused_and_leaves_no_run_behind() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("run given1"), "{}", text(&out));
+}
+
+/// A fake toolchain with no cluster yet, and a definition of just a kind cluster and one flow in
+/// a temp dir; `kind create cluster` takes `create_ms`.
+fn cluster_only(create_ms: u64) -> (FakeToolchain, Sandbox, tempfile::TempDir, std::path::PathBuf) {
+    let fake = crate::harness::fake();
+    fake.rule(testkit::Rule::new("kind", "^create cluster").delay_ms(create_ms)).unwrap();
+    let sandbox = Sandbox::with_fake(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let def = dir.path().join("e2e.toml");
+    std::fs::write(
+        &def,
+        "[cluster]\nname = \"e2e\"\n\n[[flow]]\nname = \"full\"\ngitea = false\nsteps = [[\"true\"]]\n",
+    )
+    .unwrap();
+    (fake, sandbox, dir, def)
+}
+
+fn in_dir(sandbox: &Sandbox, dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = sandbox.xtask(args);
+    cmd.current_dir(dir).env("E2E_REPO_ROOT", dir).env("CI", "true");
+    cmd
+}
+
+/// `setup` took no lock: two concurrent `setup`s both ran `kind create cluster` and one failed
+/// (five: four failed; `setup` beside `e2e` failed). It takes the lock `e2e` takes, so the
+/// others wait and then find the cluster made.
+#[test]
+fn concurrent_setups_and_e2e_take_the_shared_lock_and_make_one_cluster() {
+    let (fake, sandbox, dir, def) = cluster_only(1500);
+    let def = def.to_str().unwrap();
+    let mut children = Vec::new();
+    for args in [["setup", "--definition", def], ["setup", "--definition", def], ["e2e", "--definition", def]]
+    {
+        let child = in_dir(&sandbox, dir.path(), &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+        children.push((args, child.unwrap()));
+    }
+    for (args, child) in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+    }
+    let creates: Vec<_> =
+        fake.journal().unwrap().into_iter().filter(|c| c.line().starts_with("kind create cluster")).collect();
+    assert_eq!(creates.len(), 1, "{:?}", creates.iter().map(|c| c.line()).collect::<Vec<_>>());
+}
+
+/// Waiting for `shared.lock` had no deadline and ignored Ctrl-C, and nothing said who held it. A
+/// waiter names the holder (pid, host, since, command), stops at its deadline and at SIGINT.
+#[test]
+fn a_waiter_for_the_shared_lock_names_the_holder_and_stops_at_its_deadline_and_at_ctrl_c() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    // The holder: a setup stuck in `kind create cluster` for far longer than the test.
+    let (fake, sandbox, dir, def) = cluster_only(600_000);
+    let def = def.to_str().unwrap();
+    let mut holder = in_dir(&sandbox, dir.path(), &["setup", "--definition", def])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !fake.started().unwrap().iter().any(|s| s.argv.starts_with(&["create".to_string()])) {
+        assert!(Instant::now() < deadline, "the holder never reached kind create cluster");
+        assert!(holder.try_wait().unwrap().is_none(), "the holder ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let who = format!("pid {} on host {}", holder.id(), hostname());
+    // A deadline: the waiter gives up, naming the holder and what to do.
+    let out = in_dir(&sandbox, dir.path(), &["e2e", "--definition", def])
+        .env("E2E_LOCK_TIMEOUT", "1s")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("still held by") && said.contains(&who) && said.contains("(setup)"), "{said}");
+    assert!(said.contains(" since ") && said.contains("E2E_LOCK_TIMEOUT"), "{said}");
+    let bad = in_dir(&sandbox, dir.path(), &["setup", "--definition", def])
+        .env("E2E_LOCK_TIMEOUT", "soon")
+        .output();
+    assert_eq!(bad.unwrap().status.code(), Some(2), "a timeout that is no duration is a usage error");
+    // Ctrl-C: the waiter (no deadline of its own) stops waiting at once, exit 130.
+    let mut waiter = in_dir(&sandbox, dir.path(), &["setup", "--definition", def])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(waiter.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.starts_with("waiting for ") && first.contains(&who), "{first}");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(waiter.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = waiter.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{first}{rest}");
+    assert!(rest.contains("interrupted while waiting"), "{rest}");
+    // SAFETY: signalling our own child; its cleanup ends the delayed `kind` in its group.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGINT) };
+    assert_eq!(holder.wait().unwrap().code(), Some(130));
+    let creates =
+        fake.started().unwrap().into_iter().filter(|s| s.argv.starts_with(&["create".to_string()])).count();
+    assert_eq!(creates, 1, "only the holder created a cluster");
 }
