@@ -143,12 +143,34 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    /// The records at `path`; none when there is no file. Records that cannot be read (not
+    /// UTF-8, not JSON, not their shape) are no records: everything runs again, which is always
+    /// safe. That is said on stderr, and the file is kept beside as `<path>.corrupt` (the next
+    /// write would replace it) for whoever wants to see what broke it.
     pub(crate) fn open(path: PathBuf, force: bool) -> Store {
-        let state = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| crate::lint::value::from_json(&t).ok())
-            .unwrap_or_default();
-        Store { path, state: Mutex::new(state), force }
+        let problem = match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(format!("cannot be read: {e}")),
+            Ok(bytes) => match std::str::from_utf8(&bytes) {
+                Err(e) => Some(format!("is not UTF-8 text: {e}")),
+                Ok(text) => match crate::lint::value::from_json::<State>(text) {
+                    Ok(state) => return Store { path, state: Mutex::new(state), force },
+                    Err(e) => Some(format!("is not a records file: {e}")),
+                },
+            },
+        };
+        if let Some(problem) = problem {
+            let aside = PathBuf::from(format!("{}.corrupt", path.display()));
+            let kept = match std::fs::rename(&path, &aside) {
+                Ok(()) => format!("it is kept as {}", aside.display()),
+                Err(e) => format!("it could not be moved to {}: {e}", aside.display()),
+            };
+            eprintln!(
+                "warning: the incremental records {} {problem}; they are ignored, so every setup task runs again ({kept})",
+                path.display()
+            );
+        }
+        Store { path, state: Mutex::new(State::default()), force }
     }
 
     pub(crate) fn snapshot(&self) -> State {

@@ -413,3 +413,31 @@ fn a_waiter_for_the_shared_lock_names_the_holder_and_stops_at_its_deadline_and_a
         fake.started().unwrap().into_iter().filter(|s| s.argv.starts_with(&["create".to_string()])).count();
     assert_eq!(creates, 1, "only the holder created a cluster");
 }
+
+/// A corrupt `incremental.json` was discarded without a word: everything rebuilt and nobody knew
+/// why. It is still ignored (running everything again is always safe), but said, and kept beside.
+#[test]
+fn corrupt_incremental_records_are_reported_and_kept_aside_and_setup_runs_everything() {
+    let (_fake, sandbox, dir, def) = cluster_only(0);
+    let def = def.to_str().unwrap();
+    let records = sandbox.state.path().join("incremental.json");
+    let setup = || in_dir(&sandbox, dir.path(), &["setup", "--definition", def]).output().unwrap();
+    let out = setup();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("warning"), "{}", text(&out));
+    for garbage in [&b"{\"clusters\": [tru"[..], b"{\"images\": 3}", b"\xff\xfe{}"] {
+        std::fs::write(&records, garbage).unwrap();
+        let out = setup();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(
+            err.contains(&format!("warning: the incremental records {}", records.display()))
+                && err.contains("every setup task runs again"),
+            "{err}"
+        );
+        let aside = sandbox.state.path().join("incremental.json.corrupt");
+        assert_eq!(std::fs::read(&aside).unwrap(), garbage, "{err}");
+        let fresh: serde_json::Value = serde_json::from_slice(&std::fs::read(&records).unwrap()).unwrap();
+        assert!(fresh["clusters"].is_object() || fresh["clusters"].is_array(), "{fresh}");
+    }
+}
