@@ -441,3 +441,73 @@ fn corrupt_incremental_records_are_reported_and_kept_aside_and_setup_runs_everyt
         assert!(fresh["clusters"].is_object() || fresh["clusters"].is_array(), "{fresh}");
     }
 }
+
+/// `junit-merge` panicked on counts whose sum overflows (exit 101), wrote `time="inf"` for two
+/// `1e308`, counted `failures="x"` as 0, and exited 1 for a missing input. Each is a usage error
+/// (exit 2) naming the report and the attribute, and no merged report is written.
+#[test]
+fn junit_merge_refuses_counts_and_times_it_cannot_sum_and_missing_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let output = dir.path().join("merged.xml");
+    let merge = |reports: &[String]| {
+        let mut args = vec!["junit-merge".to_string(), "--output".into(), output.to_str().unwrap().into()];
+        args.extend(reports.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        sandbox.run(&args)
+    };
+    let max = write("max.xml", "<testsuite tests=\"18446744073709551615\"/>");
+    let far = write("far.xml", "<testsuite tests=\"1\" time=\"1e308\"/>");
+    let x = write("x.xml", "<testsuite tests=\"1\" failures=\"x\"/>");
+    let missing = dir.path().join("nope.xml").to_str().unwrap().to_string();
+    for (reports, says) in [
+        (vec![max.clone(), max.clone()], "tests=18446744073709551615: the tests of the reports add up"),
+        (vec![far.clone(), far.clone()], "time=1e308: the times of the reports add up"),
+        (vec![x.clone()], "failures=\"x\" is not a count"),
+        (vec![far.clone(), missing.clone()], "cannot read"),
+    ] {
+        let out = merge(&reports);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{reports:?}: {said}");
+        assert!(said.contains(says) && said.contains(reports.last().unwrap().as_str()), "{said}");
+        assert!(!output.exists(), "{reports:?} wrote a report");
+    }
+    let one = write("one.xml", "<testsuite tests=\"2\" failures=\"1\" time=\"1.25\"/>");
+    let out = merge(&[one.clone(), one]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let merged = std::fs::read_to_string(&output).unwrap();
+    assert!(merged.contains("tests=\"4\" failures=\"2\" errors=\"0\" time=\"2.500\""), "{merged}");
+}
+
+/// `--shard 1/1000000000000` aborted allocating a counter per shard (and `1/1000000000` spent 70 s
+/// of CPU deaf to SIGINT): the split needs counters only for the shards that get a flow.
+#[test]
+fn a_huge_shard_count_is_a_shard_with_nothing_to_do_not_an_abort() {
+    let (fake, sandbox, dir, def) = cluster_only(0);
+    let junit = dir.path().join("junit.xml");
+    let out = in_dir(
+        &sandbox,
+        dir.path(),
+        &[
+            "e2e",
+            "--definition",
+            def.to_str().unwrap(),
+            "--shard",
+            "1000000000000/1000000000000",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("shard 1000000000000/1000000000000: 0 of 1 flow(s): none"), "{said}");
+    assert!(std::fs::read_to_string(&junit).unwrap().contains("<testsuite"), "{said}");
+    assert!(fake.journal().unwrap().is_empty(), "a shard with nothing to do runs nothing");
+}
