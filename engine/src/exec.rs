@@ -590,7 +590,13 @@ static REAPER: Mutex<Option<std::process::ChildStdin>> = Mutex::new(None);
 /// spawning *thread* (pool threads end before the process does) and reaches only the direct
 /// child, not the `sleep` a shell step started in its group.
 pub fn start_reaper(program: &Path) -> anyhow::Result<()> {
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    // It kills process groups; it has no use for a credential (what `cmd` removes from every
+    // call, the reaper is not started through it).
+    for key in SECRET_ENV {
+        command.env_remove(key);
+    }
+    let child = command
         .arg("__reap")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

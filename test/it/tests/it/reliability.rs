@@ -511,3 +511,48 @@ fn a_huge_shard_count_is_a_shard_with_nothing_to_do_not_an_abort() {
     assert!(std::fs::read_to_string(&junit).unwrap().contains("<testsuite"), "{said}");
     assert!(fake.journal().unwrap().is_empty(), "a shard with nothing to do runs nothing");
 }
+
+/// The pids whose parent is `parent` and whose argv holds `word`.
+fn children_with(parent: u32, word: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let ppid: Option<u32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        let argv = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && argv.split(|b| *b == 0).any(|a| a == word.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The reaper (the process that kills what a SIGKILLed xtask leaves) inherited
+/// `E2E_GITEA_ADMIN_PASSWORD`; only the calls that need the password get it.
+#[test]
+fn the_reaper_does_not_inherit_the_gitea_admin_password() {
+    use std::time::{Duration, Instant};
+    let (fake, sandbox, dir, def) = cluster_only(600_000);
+    let secret = format!("admin-pw-{}", std::process::id());
+    let mut xtask = in_dir(&sandbox, dir.path(), &["setup", "--definition", def.to_str().unwrap()])
+        .env("E2E_GITEA_ADMIN_PASSWORD", &secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !fake.started().unwrap().iter().any(|s| s.argv.starts_with(&["create".to_string()])) {
+        assert!(Instant::now() < deadline, "setup never reached kind create cluster");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reapers = children_with(xtask.id(), "__reap");
+    assert_eq!(reapers.len(), 1, "one reaper");
+    let environ = std::fs::read(format!("/proc/{}/environ", reapers[0])).unwrap();
+    let has = |text: &str| environ.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(has("E2E_STATE_DIR="), "the environment was read");
+    assert!(!has("E2E_GITEA_ADMIN_PASSWORD") && !has(&secret), "the reaper has the admin password");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(xtask.id() as i32, libc::SIGINT) };
+    assert_eq!(xtask.wait().unwrap().code(), Some(130));
+}
