@@ -556,3 +556,30 @@ fn the_reaper_does_not_inherit_the_gitea_admin_password() {
     unsafe { libc::kill(xtask.id() as i32, libc::SIGINT) };
     assert_eq!(xtask.wait().unwrap().code(), Some(130));
 }
+
+/// In a clone under a private directory (a 0700 home), the tests that run the xtask as another
+/// user failed with `cannot start the reaper (…/target/debug/xtask): Permission denied`: that
+/// user cannot reach `target/debug/`. The harness runs a copy that user can reach.
+#[test]
+fn another_user_runs_the_xtask_even_when_the_build_sits_in_a_private_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let built = private.path().join("xtask-under-test");
+    std::fs::copy(env!("CARGO_BIN_EXE_xtask-under-test"), &built).unwrap();
+    let base = sandbox.xtask(&["run-context", "--run-id", "other1"]);
+    let mut cmd = Command::new(&built);
+    cmd.args(base.get_args());
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    cmd.current_dir(scratch.path()).env("E2E_REPO_ROOT", scratch.path()).env("E2E_STATE_DIR", scratch.path());
+    let out = crate::harness::as_another_user(cmd, scratch.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("E2E_RUN_ID=other1"), "{}", text(&out));
+}
