@@ -701,6 +701,15 @@ impl Readers {
     }
 }
 
+/// How much of a stream is kept from its start, and how much from its end, in the log and in
+/// what a call returns; what lies between is cut, and the cut is said (its size, where). A step
+/// printing 100 MB costs neither 100 MB of memory nor a 100 MB log.
+pub const OUTPUT_HEAD: usize = 8 << 20;
+/// See [`OUTPUT_HEAD`].
+pub const OUTPUT_TAIL: usize = 8 << 20;
+/// The longest line read at once: a stream without newlines is read in pieces of this.
+const LINE_MAX: u64 = 64 << 10;
+
 fn spawn_reader(
     stream: impl Read + Send + 'static,
     is_stdout: bool,
@@ -709,26 +718,68 @@ fn spawn_reader(
     done: mpsc::Sender<(bool, Vec<u8>)>,
 ) {
     thread::spawn(move || {
-        let mut all = Vec::new();
+        let mut head = Vec::new();
+        // The last lines past the head, at most OUTPUT_TAIL bytes; what falls out is cut.
+        let mut tail: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+        let (mut tail_bytes, mut cut_bytes, mut cut_lines) = (0usize, 0u64, 0u64);
         let mut reader = BufReader::new(stream);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    all.extend_from_slice(&line);
-                    if log.is_some() || echo {
-                        let text = redact(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
-                        if let Some(log) = &log {
-                            log.line(&text);
-                        }
-                        if echo {
-                            eprintln!("{text}");
-                        }
-                    }
+        let log_line = |line: &[u8]| {
+            if log.is_some() || echo {
+                let text = redact(String::from_utf8_lossy(line).trim_end_matches(['\n', '\r']));
+                if let Some(log) = &log {
+                    log.line(&text);
+                }
+                if echo {
+                    eprintln!("{text}");
                 }
             }
+        };
+        loop {
+            let mut line = Vec::new();
+            match reader.by_ref().take(LINE_MAX).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if tail.is_empty() && head.len() + line.len() <= OUTPUT_HEAD {
+                if log.is_some() || echo {
+                    log_line(&line);
+                }
+                head.extend_from_slice(&line);
+                continue;
+            }
+            if echo {
+                // The terminal sees everything as it comes; only the log and memory are capped.
+                let text = redact(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
+                eprintln!("{text}");
+            }
+            tail_bytes += line.len();
+            tail.push_back(line);
+            while tail_bytes > OUTPUT_TAIL {
+                let Some(old) = tail.pop_front() else { break };
+                tail_bytes -= old.len();
+                cut_bytes += old.len() as u64;
+                cut_lines += 1;
+            }
+        }
+        let mut all = head;
+        if cut_bytes > 0 {
+            let note = format!(
+                "=== {cut_bytes} bytes ({cut_lines} lines) of {} cut here: the first {} MiB and the last {} MiB are kept ===",
+                if is_stdout { "stdout" } else { "stderr" },
+                OUTPUT_HEAD >> 20,
+                OUTPUT_TAIL >> 20
+            );
+            if let Some(log) = &log {
+                log.line(&note);
+            }
+            all.extend_from_slice(note.as_bytes());
+            all.push(b'\n');
+        }
+        for line in tail {
+            if let Some(log) = &log {
+                log.line(&redact(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r'])));
+            }
+            all.extend_from_slice(&line);
         }
         let _ = done.send((is_stdout, all));
     });
