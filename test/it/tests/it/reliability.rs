@@ -583,3 +583,41 @@ fn another_user_runs_the_xtask_even_when_the_build_sits_in_a_private_directory()
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("E2E_RUN_ID=other1"), "{}", text(&out));
 }
+
+/// Smaller wrong answers: `metrics query` with a hand-written `run_id` (or a bad run id) exited
+/// 1 where `check` exits 2; `bench --scale 0` said "must be between 0 and 60" of the 0 it
+/// refused; a PromQL comment's quote hid the next line's selector from the run scoping.
+#[test]
+fn metrics_and_bench_mistakes_are_usage_errors_that_say_the_rule_and_comments_hide_no_selector() {
+    let sandbox = Sandbox::new();
+    // Nothing listens here (a port that was free a moment ago): the query must be refused
+    // before anything is asked.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let nowhere = format!("http://127.0.0.1:{free}/");
+    for (args, says) in [
+        (&["metrics", "query", "up{run_id=\"other\"}", "--run-id", "abc12"][..], "already matches `run_id`"),
+        (&["metrics", "query", "up", "--run-id", "Not_A_Run"][..], "Not_A_Run"),
+        (&["bench", "pipeline", "--scale", "0"][..], "--scale 0: give more than 0 and at most 60"),
+        (&["bench", "e2e", "--scale", "61"][..], "--scale 61: give more than 0 and at most 60"),
+    ] {
+        let out = sandbox.xtask(args).env("E2E_PROMETHEUS_URL", &nowhere).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
+    let out = sandbox
+        .xtask(&[
+            "metrics",
+            "query",
+            "count(x) # \"\n + count(y) # \"",
+            "--run-id",
+            "abc12",
+            "--show",
+            "--timeout",
+            "1s",
+        ])
+        .env("E2E_PROMETHEUS_URL", &nowhere)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("count(y{run_id=\"abc12\"})"), "{}", text(&out));
+}
