@@ -621,3 +621,29 @@ fn metrics_and_bench_mistakes_are_usage_errors_that_say_the_rule_and_comments_hi
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("count(y{run_id=\"abc12\"})"), "{}", text(&out));
 }
+
+/// `cleanup --run-id <unknown>` asked an unreachable Gitea about three guessed repositories (27 s
+/// of retries) and exited 1. A run with no record here is cleaned by its label in the cluster,
+/// and Gitea is left alone, said so.
+#[test]
+fn cleanup_of_a_run_with_no_record_cleans_by_label_and_leaves_gitea_alone_saying_so() {
+    let l = Local::new();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = l
+        .xtask(&["cleanup", "--run-id", "unknown1"])
+        .env("E2E_GITEA_API_URL", format!("http://127.0.0.1:{free}/api/v1"))
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("run unknown1: no record of it here") && said.contains("Gitea is left alone"),
+        "{said}"
+    );
+    let deletes = l.deletes();
+    assert!(
+        deletes.iter().any(|d| d.contains(&format!("delete namespace --selector {LABEL}=unknown1"))),
+        "{deletes:?}"
+    );
+    assert!(!l.sandbox.run_dir("unknown1").exists(), "{said}");
+}
