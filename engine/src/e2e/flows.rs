@@ -141,6 +141,7 @@ impl Args {
             None => "e2e".to_string(),
         };
         let junit = self.junit.clone().unwrap_or_else(|| paths::state_root().join("junit.xml"));
+        super::shards::check_writable(&junit)?;
         if flows.is_empty() {
             // More shards than flow groups: this one has nothing to do, and says so in its report.
             write_junit(&junit, &suite, &[], 0.0)?;

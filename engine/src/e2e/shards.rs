@@ -95,6 +95,27 @@ pub fn select<'a>(items: &[Item<'a>], shard: Shard) -> Vec<&'a str> {
     mine.into_iter().map(|i| items[i].name).collect()
 }
 
+/// Before any work: can the JUnit report be written at `path`? Its directory is made, the file
+/// opened for writing (and removed again when it was not there). A report that cannot be written
+/// is a usage error naming the path, said before the flows run, not after them.
+pub(crate) fn check_writable(path: &std::path::Path) -> Result<()> {
+    let refuse = |e: std::io::Error| {
+        crate::usage::usage(format!(
+            "--junit {}: the report cannot be written there ({e}); give a path in a writable directory",
+            path.display()
+        ))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(refuse)?;
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path).map_err(refuse)?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
 /// Join JUnit XML reports (one per shard) into one.
 ///
 /// Examples:

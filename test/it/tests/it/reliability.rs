@@ -647,3 +647,33 @@ fn cleanup_of_a_run_with_no_record_cleans_by_label_and_leaves_gitea_alone_saying
     );
     assert!(!l.sandbox.run_dir("unknown1").exists(), "{said}");
 }
+
+/// `e2e --junit /proc/nope/x.xml` ran every flow, then failed without naming the path. The
+/// report's place is checked first: exit 2 naming it, nothing run.
+#[test]
+fn an_unwritable_junit_path_is_refused_before_anything_runs() {
+    let (fake, sandbox, dir, def) = cluster_only(0);
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    for junit in ["/proc/nope/x.xml".to_string(), blocker.join("x.xml").display().to_string()] {
+        let out =
+            in_dir(&sandbox, dir.path(), &["e2e", "--definition", def.to_str().unwrap(), "--junit", &junit])
+                .output()
+                .unwrap();
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(said.contains(&format!("--junit {junit}: the report cannot be written there")), "{said}");
+        assert!(fake.journal().unwrap().is_empty(), "it ran something: {said}");
+    }
+    // A writable one is left as it was found until the report is written.
+    let fine = dir.path().join("reports/junit.xml");
+    let out = in_dir(
+        &sandbox,
+        dir.path(),
+        &["e2e", "--definition", def.to_str().unwrap(), "--junit", fine.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(std::fs::read_to_string(&fine).unwrap().contains("<testsuite"));
+}
