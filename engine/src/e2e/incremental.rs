@@ -259,8 +259,26 @@ pub(crate) fn image_inputs(
             files.push((format!("input:{rel}"), base.join(&rel)));
         }
     }
-    let hashes = hash_files(sh, &files.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(), log)?;
-    let mut inputs: BTreeMap<String, String> = files.into_iter().map(|(k, _)| k).zip(hashes).collect();
+    // A symbolic link in the context (or the inputs) is what Docker sends as itself: the CLI's
+    // context tar writes a link entry whose Linkname is `os.Readlink(path)`, never what it points
+    // to (moby/moby pkg/archive/archive.go, `addTarFile`, v20.10.24). So it enters the digest as
+    // its target text, and a link to a directory or a dangling one is an input like any other
+    // (git hash-object cannot hash either: `fatal: Unable to hash (null)`). The Dockerfile is read
+    // through a link, as the build reads it.
+    let mut inputs: BTreeMap<String, String> = BTreeMap::new();
+    let mut regular: Vec<(String, PathBuf)> = Vec::new();
+    for (i, (key, path)) in files.into_iter().enumerate() {
+        let link = i > 0 && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if link {
+            let target =
+                std::fs::read_link(&path).with_context(|| format!("reading the link {}", path.display()))?;
+            inputs.insert(key, format!("symlink {}", target.to_string_lossy()));
+        } else {
+            regular.push((key, path));
+        }
+    }
+    let hashes = hash_files(sh, &regular.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(), log)?;
+    inputs.extend(regular.into_iter().map(|(k, _)| k).zip(hashes));
     for (k, v) in &spec.scalars {
         inputs.insert(k.clone(), v.clone());
     }
@@ -307,7 +325,21 @@ fn hash_files(sh: &Shell, files: &[PathBuf], log: &Path) -> Result<Vec<String>> 
         .log(log)
         .timeout(Duration::from_secs(300))
         .run()
-        .context("hashing the image's files with git")?;
+        .with_context(|| {
+            let unreadable: Vec<String> = files
+                .iter()
+                .filter(|f| std::fs::File::open(f).and_then(|h| h.metadata()).map_or(true, |m| !m.is_file()))
+                .map(|f| f.display().to_string())
+                .collect();
+            if unreadable.is_empty() {
+                "hashing the image's files with git".to_string()
+            } else {
+                format!(
+                    "hashing the image's files with git: these cannot be read as files: {}",
+                    unreadable.join(", ")
+                )
+            }
+        })?;
     let hashes: Vec<String> = out.stdout.lines().map(str::to_string).collect();
     if hashes.len() != files.len() {
         bail!("git hash-object gave {} hashes for {} files", hashes.len(), files.len());

@@ -677,3 +677,46 @@ fn an_unwritable_junit_path_is_refused_before_anything_runs() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(std::fs::read_to_string(&fine).unwrap().contains("<testsuite"));
 }
+
+/// A symlink to a directory, or a dangling one, in a build context failed setup with only `git
+/// hash-object … fatal: Unable to hash (null)`. Docker sends the link itself, so the digest takes
+/// the link's target text: setup passes, and re-pointing a link changes the image's digest.
+#[test]
+fn symlinks_in_a_build_context_enter_the_digest_as_links_as_docker_sends_them() {
+    let fake = crate::harness::fake();
+    let sandbox = Sandbox::with_fake(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("sub")).unwrap();
+    std::fs::write(ctx.join("sub/app.txt"), "v1\n").unwrap();
+    std::fs::write(dir.path().join("app.Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
+    std::os::unix::fs::symlink("sub", ctx.join("to-dir")).unwrap();
+    std::os::unix::fs::symlink("nowhere/at-all", ctx.join("dangling")).unwrap();
+    std::os::unix::fs::symlink("sub/app.txt", ctx.join("to-file")).unwrap();
+    let def = dir.path().join("e2e.toml");
+    std::fs::write(
+        &def,
+        "[cluster]\nname = \"e2e\"\n\n[[image]]\nname = \"app\"\ntag = \"app:${DIGEST}\"\ndockerfile = \"app.Dockerfile\"\ncontext = \"ctx\"\n\n[[flow]]\nname = \"full\"\ngitea = false\nsteps = [[\"true\"]]\n",
+    )
+    .unwrap();
+    let setup = || {
+        let out =
+            in_dir(&sandbox, dir.path(), &["setup", "--definition", def.to_str().unwrap()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let records: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(sandbox.state.path().join("incremental.json")).unwrap())
+                .unwrap();
+        records["images"]["app"].clone()
+    };
+    let first = setup();
+    let inputs = &first["inputs"];
+    assert_eq!(inputs["context:to-dir"], "symlink sub", "{first}");
+    assert_eq!(inputs["context:dangling"], "symlink nowhere/at-all", "{first}");
+    assert_eq!(inputs["context:to-file"], "symlink sub/app.txt", "{first}");
+    assert_eq!(inputs["context:sub/app.txt"].as_str().map(str::len), Some(40), "a git blob hash: {first}");
+    // Re-pointed: another digest.
+    std::fs::remove_file(ctx.join("dangling")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", ctx.join("dangling")).unwrap();
+    let second = setup();
+    assert_ne!(first["digest"], second["digest"], "{second}");
+}
