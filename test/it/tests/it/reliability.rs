@@ -720,3 +720,63 @@ fn symlinks_in_a_build_context_enter_the_digest_as_links_as_docker_sends_them() 
     let second = setup();
     assert_ne!(first["digest"], second["digest"], "{second}");
 }
+
+/// Pids whose command line holds `marker` (not this test process).
+fn running_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let argv = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+        if pid != std::process::id() && !zombie && String::from_utf8_lossy(&argv).contains(marker) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A step that daemonises (`setsid … &`: its own session and process group) survived the run,
+/// Ctrl-C and a SIGKILL of the xtask: the reaper works by process group. The xtask is a child
+/// subreaper, so such orphans become its children, and it (or, after SIGKILL, the reaper) ends them.
+#[test]
+fn a_step_that_daemonises_does_not_outlive_the_run_its_ctrl_c_or_its_sigkill() {
+    use std::time::{Duration, Instant};
+    let marker = format!("daemon-marker-{}", std::process::id());
+    let (_fake, sandbox, dir, def) = cluster_only(0);
+    let steps = |tail: &str| {
+        format!(
+            "[cluster]\nname = \"e2e\"\n\n[[flow]]\nname = \"full\"\ngitea = false\nsteps = [[\"sh\", \"-c\", \"setsid sh -c 'sleep 300 # {marker}' >/dev/null 2>&1 < /dev/null & {tail}\"]]\n"
+        )
+    };
+    let gone = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !running_with(&marker).is_empty() {
+            assert!(Instant::now() < deadline, "{what}: left running: {:?}", running_with(&marker));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let started = || {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while running_with(&marker).is_empty() {
+            assert!(Instant::now() < deadline, "the daemon never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let e2e = || in_dir(&sandbox, dir.path(), &["e2e", "--definition", def.to_str().unwrap()]);
+    // The step ends at once; its daemon must not outlive the run.
+    std::fs::write(&def, steps("exit 0")).unwrap();
+    let out = e2e().output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    gone("after the run");
+    // Ctrl-C and SIGKILL while the step still runs.
+    std::fs::write(&def, steps("sleep 300")).unwrap();
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let mut child = e2e().stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        started();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait().unwrap();
+        gone(if signal == libc::SIGINT { "after Ctrl-C" } else { "after SIGKILL" });
+    }
+}
