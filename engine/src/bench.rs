@@ -365,15 +365,24 @@ const WORKFLOW: Profile = Profile {
     ],
 };
 
+/// `--scale`: more than 0 (a zero scale runs nothing) and at most 60 (real time) seconds per
+/// minute; anything else is a usage error.
+fn check_scale(scale: f64) -> Result<()> {
+    if scale > 0.0 && scale <= 60.0 {
+        return Ok(());
+    }
+    Err(crate::usage::usage(format!(
+        "--scale {scale}: give more than 0 and at most 60 seconds of wall time per minute of the profile (0.5 is the default)"
+    )))
+}
+
 impl PipelineBench {
     fn scale(&self) -> f64 {
         self.scale.unwrap_or(if self.incremental { 1.0 } else { 0.5 })
     }
 
     fn run(self, sh: &Shell) -> Result<i32> {
-        if !(self.scale() > 0.0 && self.scale() <= 60.0) {
-            bail!("--scale must be between 0 and 60 seconds per minute");
-        }
+        check_scale(self.scale())?;
         let fake_bin = fake_tool(sh)?;
         if self.incremental {
             return self.incremental(sh, &fake_bin);
@@ -843,9 +852,7 @@ const E2E_FLOWS: &[(&str, f64, &str)] =
 
 impl E2eBench {
     fn run(self, sh: &Shell) -> Result<i32> {
-        if !(self.scale > 0.0 && self.scale <= 60.0) {
-            bail!("--scale: give more than 0 and at most 60 seconds per minute");
-        }
+        check_scale(self.scale)?;
         let fake_bin = fake_tool(sh)?;
         let xtask = std::env::current_exe().context("locating the xtask binary")?;
         let ms = |minutes: f64| (minutes * self.scale * 1000.0).round() as u64;

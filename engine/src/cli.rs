@@ -95,6 +95,8 @@ pub fn main() -> ExitCode {
             }
         }
     };
+    // Whatever a step daemonised out of its process group ends with us.
+    exec::end_orphans();
     ExitCode::from(if exec::cancelled() { 130 } else { code as u8 })
 }
 

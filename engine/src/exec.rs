@@ -370,7 +370,7 @@ impl Call {
         }
         let program = self.program();
         self.command.process_group(0).stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = self.command.spawn().map_err(|e| {
+        let child = spawn_known(&mut self.command, true).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 fail(Failure::NotFound(program.clone()))
             } else {
@@ -446,7 +446,7 @@ impl Call {
             .stderr(Stdio::piped());
 
         let start = Instant::now();
-        let mut child = match self.command.spawn() {
+        let mut child = match spawn_known(&mut self.command, false) {
             Ok(child) => child,
             Err(e) => {
                 let failure = if e.kind() == io::ErrorKind::NotFound {
@@ -605,19 +605,157 @@ static REAPER: Mutex<Option<std::process::ChildStdin>> = Mutex::new(None);
 /// spawning *thread* (pool threads end before the process does) and reaches only the direct
 /// child, not the `sleep` a shell step started in its group.
 pub fn start_reaper(program: &Path) -> anyhow::Result<()> {
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    // It kills process groups; it has no use for a credential (what `cmd` removes from every
+    // call, the reaper is not started through it).
+    for key in SECRET_ENV {
+        command.env_remove(key);
+    }
+    command
         .arg("__reap")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         // Its own group: Ctrl-C in the terminal does not end it before it has done its job.
-        .process_group(0)
-        .spawn()
+        .process_group(0);
+    let child = spawn_known(&mut command, true)
         .map_err(|e| anyhow::anyhow!("cannot start the reaper ({}): {e}", program.display()))?;
     if let Ok(mut reaper) = REAPER.lock() {
         *reaper = child.stdin;
     }
+    start_orphan_sweeper();
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orphans: what a step daemonised (`setsid sleep &`) is still ours.
+// ---------------------------------------------------------------------------------------------
+
+/// The processes this process spawned to outlive it (supervisors) or to watch it (the reaper):
+/// they and what they run are never ours to end. The lock is held across spawning and recording,
+/// so the sweeper never takes such a child for a descendant to end.
+static DETACHED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Descendants seen (pid, start ticks): ended when we end, by us or, after a SIGKILL, the reaper.
+static DESCENDANTS: Mutex<Vec<(u32, u64)>> = Mutex::new(Vec::new());
+
+fn spawn_known(command: &mut Command, detached: bool) -> io::Result<Child> {
+    let mut known = DETACHED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let child = command.spawn()?;
+    if detached {
+        known.push(child.id());
+    }
+    Ok(child)
+}
+
+/// Process groups end with their leader's call, but a step that daemonises (`setsid`, a double
+/// fork) leaves its group and session: nothing the group kill reaches. So this process is made a
+/// child subreaper: "a subreaper fulfills the role of init(1) for its descendant processes. When
+/// a process becomes orphaned (i.e., its immediate parent terminates), then that process will be
+/// reparented to the nearest still living ancestor subreaper" (prctl(2), PR_SET_CHILD_SUBREAPER,
+/// Linux man-pages 6.16): a daemonised step stays in our tree. A thread walks the tree every
+/// 200 ms and tells the reaper of every descendant (pid and start time), so it ends them if we
+/// are SIGKILLed; [`end_orphans`] ends them when we end otherwise. Not covered: a descendant
+/// started and escaped within the last 200 ms before a SIGKILL, and supervisors (detached on
+/// purpose, with what they run).
+fn start_orphan_sweeper() {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and has no memory effects.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return;
+    }
+    let _ = thread::Builder::new().name("descendants".into()).spawn(|| loop {
+        note_descendants();
+        thread::sleep(Duration::from_millis(200));
+    });
+}
+
+/// Records (and tells the reaper of) every process below us, outside the detached subtrees.
+fn note_descendants() {
+    let me = std::process::id();
+    let detached = DETACHED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Ok(entries) = fs::read_dir("/proc") else { return };
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if let Some(ppid) = parent_of(pid) {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut stack: Vec<u32> = children.get(&me).cloned().unwrap_or_default();
+    let mut seen = DESCENDANTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    while let Some(pid) = stack.pop() {
+        if detached.contains(&pid) {
+            continue;
+        }
+        if let Some(below) = children.get(&pid) {
+            stack.extend(below);
+        }
+        let Some(ticks) = start_ticks(pid) else { continue };
+        if !seen.contains(&(pid, ticks)) {
+            seen.push((pid, ticks));
+            reaper_say(&format!("*{pid} {ticks}"));
+        }
+    }
+    // Keep the list to what still runs.
+    seen.retain(|&(pid, ticks)| start_ticks(pid) == Some(ticks));
+}
+
+/// Field 4 (ppid) of `/proc/<pid>/stat` (proc_pid_stat(5)).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Ends (TERM, then KILL) every orphan of our tree still running: called as the command ends,
+/// however it ends (not by SIGKILL: then the reaper does it).
+pub fn end_orphans() {
+    note_descendants();
+    let all = DESCENDANTS.lock().map(|a| a.clone()).unwrap_or_default();
+    end_pids(&all);
+}
+
+/// TERM, a short grace, KILL, of each (pid, start ticks) that is still that process.
+fn end_pids(pids: &[(u32, u64)]) {
+    let live = |&(pid, ticks): &(u32, u64)| start_ticks(pid) == Some(ticks) && !zombie(pid);
+    let signal = |sig: i32| {
+        for p in pids.iter().filter(|p| live(p)) {
+            // SAFETY: kill has no memory-safety preconditions; the pid's start time was checked.
+            unsafe {
+                libc::kill(p.0 as i32, sig);
+            }
+        }
+    };
+    if !pids.iter().any(live) {
+        return;
+    }
+    signal(libc::SIGTERM);
+    let start = Instant::now();
+    while pids.iter().any(live) && start.elapsed() < Duration::from_millis(300) {
+        reap_zombies(pids);
+        thread::sleep(Duration::from_millis(10));
+    }
+    signal(libc::SIGKILL);
+    reap_zombies(pids);
+}
+
+/// A zombie (state `Z`): dead, waiting to be reaped.
+fn zombie(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/stat")).ok().is_some_and(|stat| {
+        stat.iter().rposition(|b| *b == b')').and_then(|c| stat.get(c + 2)).is_some_and(|s| *s == b'Z')
+    })
+}
+
+/// Collects the exit of adopted orphans (our children now; no `Child` waits for them). Only pids
+/// we just ended and whose start time we recorded: a call's own child is waited for by its call.
+fn reap_zombies(pids: &[(u32, u64)]) {
+    for &(pid, _) in pids {
+        let mut status = 0;
+        // SAFETY: waitpid on a pid that is our child by adoption; WNOHANG never blocks.
+        unsafe {
+            libc::waitpid(pid as i32, &mut status, libc::WNOHANG);
+        }
+    }
 }
 
 fn reaper_say(line: &str) {
@@ -631,14 +769,28 @@ fn reaper_say(line: &str) {
 /// The reaper's loop (`xtask __reap`): track the groups, kill what is left at EOF.
 pub fn reap_main() -> i32 {
     let mut groups: Vec<i32> = Vec::new();
+    let mut orphans: Vec<(u32, u64)> = Vec::new();
     for line in io::stdin().lock().lines() {
         let Ok(line) = line else { break };
+        if let Some(rest) = line.strip_prefix('*') {
+            // An orphan of the xtask's tree: `*<pid> <start ticks>`.
+            let mut words = rest.split_whitespace().map(str::parse::<u64>);
+            if let (Some(Ok(pid)), Some(Ok(ticks))) = (words.next(), words.next()) {
+                if let Ok(pid) = u32::try_from(pid) {
+                    orphans.push((pid, ticks));
+                }
+            }
+            continue;
+        }
         match (line.get(..1), line.get(1..).and_then(|p| p.trim().parse::<i32>().ok())) {
             (Some("+"), Some(pgid)) => groups.push(pgid),
             (Some("-"), Some(pgid)) => groups.retain(|&g| g != pgid),
             _ => {}
         }
     }
+    // What the groups' members started outside their group (`setsid … &` in a step that still
+    // runs): found through the process tree before the groups go, ended after them.
+    orphans.extend(descendants_of_groups(&groups));
     for &pgid in &groups {
         kill_group(pgid, libc::SIGTERM);
     }
@@ -648,7 +800,45 @@ pub fn reap_main() -> i32 {
             kill_group(pgid, libc::SIGKILL);
         }
     }
+    end_pids(&orphans);
     0
+}
+
+/// Every process below a member of `groups` that is not in one of them (pid, start ticks).
+fn descendants_of_groups(groups: &[i32]) -> Vec<(u32, u64)> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    let mut members = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Some((ppid, pgid)) = parent_and_group(pid) else { continue };
+        children.entry(ppid).or_default().push(pid);
+        if groups.contains(&pgid) {
+            members.push(pid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack: Vec<u32> =
+        members.iter().flat_map(|m| children.get(m).cloned().unwrap_or_default()).collect();
+    while let Some(pid) = stack.pop() {
+        if let Some(below) = children.get(&pid) {
+            stack.extend(below);
+        }
+        let in_group = parent_and_group(pid).is_some_and(|(_, g)| groups.contains(&g));
+        if let (false, Some(ticks)) = (in_group, start_ticks(pid)) {
+            out.push((pid, ticks));
+        }
+    }
+    out
+}
+
+/// Fields 4 and 5 (ppid, pgrp) of `/proc/<pid>/stat` (proc_pid_stat(5)).
+fn parent_and_group(pid: u32) -> Option<(u32, i32)> {
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    let mut words = rest.split_whitespace().skip(1);
+    Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -710,6 +900,15 @@ impl Readers {
     }
 }
 
+/// How much of a stream is kept from its start, and how much from its end, in the log and in
+/// what a call returns; what lies between is cut, and the cut is said (its size, where). A step
+/// printing 100 MB costs neither 100 MB of memory nor a 100 MB log.
+pub const OUTPUT_HEAD: usize = 8 << 20;
+/// See [`OUTPUT_HEAD`].
+pub const OUTPUT_TAIL: usize = 8 << 20;
+/// The longest line read at once: a stream without newlines is read in pieces of this.
+const LINE_MAX: u64 = 64 << 10;
+
 fn spawn_reader(
     stream: impl Read + Send + 'static,
     is_stdout: bool,
@@ -718,26 +917,68 @@ fn spawn_reader(
     done: mpsc::Sender<(bool, Vec<u8>)>,
 ) {
     thread::spawn(move || {
-        let mut all = Vec::new();
+        let mut head = Vec::new();
+        // The last lines past the head, at most OUTPUT_TAIL bytes; what falls out is cut.
+        let mut tail: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+        let (mut tail_bytes, mut cut_bytes, mut cut_lines) = (0usize, 0u64, 0u64);
         let mut reader = BufReader::new(stream);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    all.extend_from_slice(&line);
-                    if log.is_some() || echo {
-                        let text = redact(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
-                        if let Some(log) = &log {
-                            log.line(&text);
-                        }
-                        if echo {
-                            eprintln!("{text}");
-                        }
-                    }
+        let log_line = |line: &[u8]| {
+            if log.is_some() || echo {
+                let text = redact(String::from_utf8_lossy(line).trim_end_matches(['\n', '\r']));
+                if let Some(log) = &log {
+                    log.line(&text);
+                }
+                if echo {
+                    eprintln!("{text}");
                 }
             }
+        };
+        loop {
+            let mut line = Vec::new();
+            match reader.by_ref().take(LINE_MAX).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if tail.is_empty() && head.len() + line.len() <= OUTPUT_HEAD {
+                if log.is_some() || echo {
+                    log_line(&line);
+                }
+                head.extend_from_slice(&line);
+                continue;
+            }
+            if echo {
+                // The terminal sees everything as it comes; only the log and memory are capped.
+                let text = redact(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
+                eprintln!("{text}");
+            }
+            tail_bytes += line.len();
+            tail.push_back(line);
+            while tail_bytes > OUTPUT_TAIL {
+                let Some(old) = tail.pop_front() else { break };
+                tail_bytes -= old.len();
+                cut_bytes += old.len() as u64;
+                cut_lines += 1;
+            }
+        }
+        let mut all = head;
+        if cut_bytes > 0 {
+            let note = format!(
+                "=== {cut_bytes} bytes ({cut_lines} lines) of {} cut here: the first {} MiB and the last {} MiB are kept ===",
+                if is_stdout { "stdout" } else { "stderr" },
+                OUTPUT_HEAD >> 20,
+                OUTPUT_TAIL >> 20
+            );
+            if let Some(log) = &log {
+                log.line(&note);
+            }
+            all.extend_from_slice(note.as_bytes());
+            all.push(b'\n');
+        }
+        for line in tail {
+            if let Some(log) = &log {
+                log.line(&redact(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r'])));
+            }
+            all.extend_from_slice(&line);
         }
         let _ = done.send((is_stdout, all));
     });
@@ -892,6 +1133,21 @@ pub fn pid_alive(pid: i32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// When process `pid` started, in clock ticks after boot: field 22 (`starttime`) of
+/// `/proc/<pid>/stat`, read after the last `)` because field 2, the command name in parentheses,
+/// may itself hold spaces and parentheses (Linux man-pages 6.16, `proc_pid_stat(5)`: "(2) comm
+/// %s The filename of the executable, in parentheses", "(22) starttime %llu The time the process
+/// started after system boot ... expressed in clock ticks").
+/// With the pid it names one process for the life of the machine: a pid is reused, a (pid,
+/// start time) pair is not. None when there is no such process or the file cannot be read.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    // After the name: field 3 (state) is the first word, so field 22 is the 20th.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -909,6 +1165,13 @@ mod tests {
         register_secret("tok-abc");
         register_secret("tok-abc-def-ghi");
         assert_eq!(redact("x tok-abc-def-ghi y tok-abc"), "x *** y ***");
+    }
+
+    #[test]
+    fn start_ticks_name_this_process_and_none_for_no_process() {
+        let me = start_ticks(std::process::id()).expect("our own start time");
+        assert_eq!(start_ticks(std::process::id()), Some(me));
+        assert!(start_ticks(u32::MAX).is_none());
     }
 
     #[test]

@@ -134,6 +134,14 @@ impl Args {
     pub fn run(self, sh: &Shell) -> Result<i32> {
         // Mistakes in the check itself are usage errors (exit 2), found before anything waits.
         let usage = |e: anyhow::Error| crate::usage::usage(format!("{e:#}"));
+        // A check is about one run: a generated id would check a run nobody made (and leave a
+        // `runs/<random>/` behind each time).
+        let given = self.run_id.clone().or_else(|| sh.var("E2E_RUN_ID").ok()).filter(|id| !id.is_empty());
+        if given.is_none() {
+            return Err(crate::usage::usage(
+                "check: which run? Give --run-id ID, or set E2E_RUN_ID (every flow step has it set); `cargo xtask runs` lists the runs",
+            ));
+        }
         let mut request = Request::new(self.run_id.clone(), None);
         let path = self.definition.clone().unwrap_or_else(super::definition::default_path);
         if self.definition.is_some() || path.is_file() {

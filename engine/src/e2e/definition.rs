@@ -1006,6 +1006,12 @@ fn flows(file: &File, shown: &str, paths: &Paths) -> Result<Vec<Flow>> {
         out[i].needs = flows;
         out[i].infra = infra;
     }
+    if let Some(cycle) = needs_cycle(&out) {
+        bail!(
+            "{shown}: flow needs form a cycle: {}; a flow cannot wait for itself, so remove one of these needs",
+            cycle.join(" needs ")
+        );
+    }
     Ok(out)
 }
 
@@ -1060,6 +1066,46 @@ fn flow_needs(
         }
     }
     Ok((after, (!infra.is_empty()).then_some(infra)))
+}
+
+/// A cycle among the flows' `needs`, as the names around it (the first repeated at the end), or
+/// None. Depth-first with an explicit stack: as deep as the definition is long, never the
+/// thread's stack.
+fn needs_cycle(flows: &[Flow]) -> Option<Vec<String>> {
+    let index = |name: &str| flows.iter().position(|f| f.name == name);
+    // 0 unvisited, 1 on the current path, 2 done.
+    let mut state = vec![0u8; flows.len()];
+    for start in 0..flows.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (node, ref mut next)) = path.last_mut() {
+            let need = flows[node].needs.get(*next).and_then(|n| index(n));
+            *next += 1;
+            match need {
+                Some(dep) if state[dep] == 1 => {
+                    let from = path.iter().position(|(n, _)| *n == dep).unwrap_or(0);
+                    let mut names: Vec<String> =
+                        path[from..].iter().map(|(n, _)| flows[*n].name.clone()).collect();
+                    names.push(flows[dep].name.clone());
+                    return Some(names);
+                }
+                Some(dep) if state[dep] == 0 => {
+                    state[dep] = 1;
+                    path.push((dep, 0));
+                }
+                Some(_) => {}
+                None if *next > flows[node].needs.len() => {
+                    state[node] = 2;
+                    path.pop();
+                }
+                None => {}
+            }
+        }
+    }
+    None
 }
 
 /// `${GIT_SHA}` (the checkout's commit, 12 hex digits, asked of git once and only when named) in

@@ -1,8 +1,6 @@
 //! `cargo xtask e2e`: shared infra once, then the flows, each isolated by its run id.
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -147,6 +145,7 @@ impl Args {
             None => "e2e".to_string(),
         };
         let junit = self.junit.clone().unwrap_or_else(|| paths::state_root().join("junit.xml"));
+        super::shards::check_writable(&junit)?;
         if flows.is_empty() {
             // More shards than flow groups: this one has nothing to do, and says so in its report.
             write_junit(&junit, &suite, &[], 0.0)?;
@@ -298,14 +297,17 @@ impl Args {
 /// Whoever ensures shared infra holds this: the file lock on one machine (kind), the cluster's
 /// `e2e-shared-infra` Lease when the cluster is shared (`existing`), so two machines never race.
 struct SharedGuard {
-    _file: Option<SharedLock>,
+    _file: Option<super::shared_lock::SharedLock>,
     _lease: Option<super::coordination::HeldLease>,
 }
 
 impl SharedGuard {
     fn acquire(sh: &Shell, def: &Definition) -> Result<SharedGuard> {
         let Some(context) = &def.existing else {
-            return Ok(SharedGuard { _file: Some(SharedLock::acquire()?), _lease: None });
+            return Ok(SharedGuard {
+                _file: Some(super::shared_lock::SharedLock::acquire("e2e")?),
+                _lease: None,
+            });
         };
         let held = super::coordination::take_shared_infra(
             sh,
@@ -315,29 +317,6 @@ impl SharedGuard {
             paths::logs_dir().join("coordination.log"),
         )?;
         Ok(SharedGuard { _file: None, _lease: Some(held) })
-    }
-}
-
-/// `target/e2e/shared.lock`: held while shared infra is ensured, so two invocations never race.
-struct SharedLock {
-    _file: File,
-}
-
-impl SharedLock {
-    fn acquire() -> Result<SharedLock> {
-        let path = paths::state_root().join("shared.lock");
-        std::fs::create_dir_all(paths::state_root())?;
-        let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
-        // SAFETY: flock on a descriptor we own; released when the file is closed.
-        let busy = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
-        if busy {
-            eprintln!("waiting for another e2e to finish setting up shared infra ({})", path.display());
-            // SAFETY: as above, blocking this time.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                bail!("cannot lock {}", path.display());
-            }
-        }
-        Ok(SharedLock { _file: file })
     }
 }
 

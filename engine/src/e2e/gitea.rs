@@ -296,11 +296,39 @@ impl Record {
 // ---------------------------------------------------------------------------------------------
 
 /// Sets up Gitea for one run. Idempotent: twice gives the same result.
+/// Gitea takes the admin's credentials (`GET /user`), or the error says which were tried, where
+/// they came from and what to do: a bare `401: user does not exist` from the first write said
+/// none of it.
+fn check_admin(sh: &Shell, client: &Client, settings: &Settings) -> Result<()> {
+    let admin = Auth::Basic(&settings.admin_user, &settings.admin_password);
+    let r = client.request("GET", "/user", admin, None)?;
+    if r.status == 401 || r.status == 403 {
+        let given = |k: &str| sh.var(k).ok().is_some_and(|v| !v.is_empty());
+        let whence = match (given("E2E_GITEA_ADMIN_USER"), given("E2E_GITEA_ADMIN_PASSWORD")) {
+            (true, true) => "both from the environment",
+            (true, false) => "E2E_GITEA_ADMIN_PASSWORD is not set, so the shared infra's default password was tried",
+            (false, true) => "E2E_GITEA_ADMIN_USER is not set, so the shared infra's default user was tried",
+            (false, false) => "neither E2E_GITEA_ADMIN_USER nor E2E_GITEA_ADMIN_PASSWORD is set, so the shared infra's defaults were tried",
+        };
+        bail!(
+            "Gitea at {} refuses its admin {:?} ({}: {}; {whence}): set E2E_GITEA_ADMIN_USER / E2E_GITEA_ADMIN_PASSWORD to the chart's admin \
+             (hack/gitea-values.yaml), or set shared infra up anew (`kind delete cluster --name <cluster>`, then `cargo xtask setup`)",
+            client.api_url(),
+            settings.admin_user,
+            r.status,
+            r.message()
+        );
+    }
+    client.expect("GET", "/user", r, &[200])?;
+    Ok(())
+}
+
 pub(crate) fn setup(sh: &Shell, ctx: &RunContext, settings: &Settings) -> Result<Record> {
     let client = Client::new(&ctx.gitea_api_url);
     let log = ctx.logs_dir().join("gitea.log");
     let version = client.wait_ready(settings.ready_timeout)?;
     log_line(&log, &format!("Gitea {version} at {}", client.api_url()));
+    check_admin(sh, &client, settings)?;
     let steps = Steps { sh, ctx, settings, client, log };
 
     steps.ensure_org()?;
@@ -607,18 +635,7 @@ pub(crate) fn check_shared(
     let client = Client::new(&ctx.gitea_api_url);
     let admin = Auth::Basic(&settings.admin_user, &settings.admin_password);
     client.wait_ready(settings.ready_timeout)?;
-    let r = client.request("GET", "/user", admin, None)?;
-    if r.status == 401 || r.status == 403 {
-        bail!(
-            "Gitea at {} refuses its admin {:?} ({}: {}): set E2E_GITEA_ADMIN_USER / E2E_GITEA_ADMIN_PASSWORD to the chart's admin \
-             (hack/gitea-values.yaml), or set shared infra up anew (`kind delete cluster --name <cluster>`, then `cargo xtask setup`)",
-            client.api_url(),
-            settings.admin_user,
-            r.status,
-            r.message()
-        );
-    }
-    client.expect("GET", "/user", r, &[200])?;
+    check_admin(sh, &client, settings)?;
     let org = &settings.org;
     let path = format!("/orgs/{org}");
     let org_recreated = client.request("GET", &path, admin, None)?.status == 404;

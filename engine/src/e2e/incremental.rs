@@ -145,12 +145,34 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    /// The records at `path`; none when there is no file. Records that cannot be read (not
+    /// UTF-8, not JSON, not their shape) are no records: everything runs again, which is always
+    /// safe. That is said on stderr, and the file is kept beside as `<path>.corrupt` (the next
+    /// write would replace it) for whoever wants to see what broke it.
     pub(crate) fn open(path: PathBuf, force: bool) -> Store {
-        let state = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| crate::lint::value::from_json(&t).ok())
-            .unwrap_or_default();
-        Store { path, state: Mutex::new(state), force }
+        let problem = match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(format!("cannot be read: {e}")),
+            Ok(bytes) => match std::str::from_utf8(&bytes) {
+                Err(e) => Some(format!("is not UTF-8 text: {e}")),
+                Ok(text) => match crate::lint::value::from_json::<State>(text) {
+                    Ok(state) => return Store { path, state: Mutex::new(state), force },
+                    Err(e) => Some(format!("is not a records file: {e}")),
+                },
+            },
+        };
+        if let Some(problem) = problem {
+            let aside = PathBuf::from(format!("{}.corrupt", path.display()));
+            let kept = match std::fs::rename(&path, &aside) {
+                Ok(()) => format!("it is kept as {}", aside.display()),
+                Err(e) => format!("it could not be moved to {}: {e}", aside.display()),
+            };
+            eprintln!(
+                "warning: the incremental records {} {problem}; they are ignored, so every setup task runs again ({kept})",
+                path.display()
+            );
+        }
+        Store { path, state: Mutex::new(State::default()), force }
     }
 
     pub(crate) fn snapshot(&self) -> State {
@@ -239,8 +261,26 @@ pub(crate) fn image_inputs(
             files.push((format!("input:{rel}"), base.join(&rel)));
         }
     }
-    let hashes = hash_files(sh, &files.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(), log)?;
-    let mut inputs: BTreeMap<String, String> = files.into_iter().map(|(k, _)| k).zip(hashes).collect();
+    // A symbolic link in the context (or the inputs) is what Docker sends as itself: the CLI's
+    // context tar writes a link entry whose Linkname is `os.Readlink(path)`, never what it points
+    // to (moby/moby pkg/archive/archive.go, `addTarFile`, v20.10.24). So it enters the digest as
+    // its target text, and a link to a directory or a dangling one is an input like any other
+    // (git hash-object cannot hash either: `fatal: Unable to hash (null)`). The Dockerfile is read
+    // through a link, as the build reads it.
+    let mut inputs: BTreeMap<String, String> = BTreeMap::new();
+    let mut regular: Vec<(String, PathBuf)> = Vec::new();
+    for (i, (key, path)) in files.into_iter().enumerate() {
+        let link = i > 0 && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if link {
+            let target =
+                std::fs::read_link(&path).with_context(|| format!("reading the link {}", path.display()))?;
+            inputs.insert(key, format!("symlink {}", target.to_string_lossy()));
+        } else {
+            regular.push((key, path));
+        }
+    }
+    let hashes = hash_files(sh, &regular.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(), log)?;
+    inputs.extend(regular.into_iter().map(|(k, _)| k).zip(hashes));
     for (k, v) in &spec.scalars {
         inputs.insert(k.clone(), v.clone());
     }
@@ -287,7 +327,21 @@ fn hash_files(sh: &Shell, files: &[PathBuf], log: &Path) -> Result<Vec<String>> 
         .log(log)
         .timeout(Duration::from_secs(300))
         .run()
-        .context("hashing the image's files with git")?;
+        .with_context(|| {
+            let unreadable: Vec<String> = files
+                .iter()
+                .filter(|f| std::fs::File::open(f).and_then(|h| h.metadata()).map_or(true, |m| !m.is_file()))
+                .map(|f| f.display().to_string())
+                .collect();
+            if unreadable.is_empty() {
+                "hashing the image's files with git".to_string()
+            } else {
+                format!(
+                    "hashing the image's files with git: these cannot be read as files: {}",
+                    unreadable.join(", ")
+                )
+            }
+        })?;
     let hashes: Vec<String> = out.stdout.lines().map(str::to_string).collect();
     if hashes.len() != files.len() {
         bail!("git hash-object gave {} hashes for {} files", hashes.len(), files.len());

@@ -120,6 +120,16 @@ pub fn scope(expr: &str, matcher: &Matcher) -> Result<String> {
     while i < b.len() {
         let c = b[i];
         match c {
+            b'#' => {
+                // A comment, to the end of the line: nothing in it is a selector, and a quote in
+                // it opens no string (which would hide what follows it on the next line from the
+                // run matcher). Prometheus' lexer: `lexStatements` and `lexInsideBraces` go to
+                // `lexLineComment` at `#`, which runs to `isEndOfLine` ('\r' or '\n')
+                // (prometheus/prometheus promql/parser/lex.go; promql/lex.go before v2.17).
+                let end = comment_end(expr, i);
+                out.push_str(&expr[i..end]);
+                i = end;
+            }
             b'"' | b'\'' | b'`' => {
                 let end = string_end(expr, i)?;
                 out.push_str(&expr[i..end]);
@@ -212,11 +222,17 @@ fn string_end(expr: &str, start: usize) -> Result<usize> {
     bail!("unterminated string in {expr:?}")
 }
 
+/// Where the comment at `start` (a `#`) ends: at the end of its line, the newline excluded.
+fn comment_end(expr: &str, start: usize) -> usize {
+    expr[start..].find(['\n', '\r']).map_or(expr.len(), |n| start + n)
+}
+
 fn brace_end(expr: &str, start: usize) -> Result<usize> {
     let b = expr.as_bytes();
     let mut i = start + 1;
     while i < b.len() {
         match b[i] {
+            b'#' => i = comment_end(expr, i),
             b'"' | b'\'' | b'`' => i = string_end(expr, i)?,
             b'}' => return Ok(i + 1),
             _ => i += 1,
@@ -545,7 +561,9 @@ pub enum Command {
 impl Args {
     pub fn run(self, sh: &xshell::Shell) -> Result<i32> {
         let Command::Query { expr, run_id, show, timeout } = self.command;
-        let scoped = scope(&expr, &Matcher::run(&run_id)?)?;
+        // A run id or an expression that is wrong is the caller's to fix: exit 2, as `check`.
+        let usage = |e: anyhow::Error| crate::usage::usage(format!("{e:#}"));
+        let scoped = scope(&expr, &Matcher::run(&run_id).map_err(usage)?).map_err(usage)?;
         if show {
             println!("{scoped}");
         }
@@ -590,6 +608,20 @@ mod tests {
         for (expr, want) in cases {
             assert_eq!(scope(expr, &run()).unwrap(), want, "{expr}");
         }
+    }
+
+    #[test]
+    fn a_comment_hides_no_selector_from_the_run_matcher() {
+        // A quote in a comment opened a "string" that swallowed the next line's `count(y)`.
+        assert_eq!(
+            scope("count(x) # \"\n + count(y) # \"", &run()).unwrap(),
+            "count(x{run_id=\"r1\"}) # \"\n + count(y{run_id=\"r1\"}) # \""
+        );
+        assert_eq!(scope("up # a{b=\"c\"}\r\n", &run()).unwrap(), "up{run_id=\"r1\"} # a{b=\"c\"}\r\n");
+        assert_eq!(
+            scope("up{job=\"a\", # }\n x=\"y\"}", &run()).unwrap(),
+            "up{run_id=\"r1\",job=\"a\", # }\n x=\"y\"}"
+        );
     }
 
     #[test]

@@ -29,4 +29,5 @@ pub mod runs;
 pub mod schema;
 pub mod setup;
 pub mod shards;
+pub mod shared_lock;
 pub mod strvals;

@@ -37,14 +37,32 @@ pub(crate) enum Holder {
     Foreign(Option<(u32, String)>),
 }
 
-/// The pid of our live supervisor for `port`, checked by its command line (a reused pid is not
-/// mistaken for ours).
+/// The pid of our live supervisor for `port`: the process the pid file names, *if* it still has
+/// the start time the file recorded. A pid is reused; a pid with its start time names one process
+/// since boot ([`exec::start_ticks`]). Nothing else counts: no command line is matched (any
+/// process, another checkout's supervisor among them, may say `port-forward supervise`), and a
+/// pid file without a start time (an older xtask's) names nothing we may signal.
 pub(crate) fn our_supervisor(port: u16) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(pid_file(port)).ok()?.trim().parse().ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let ours = args.iter().any(|a| *a == b"port-forward") && args.iter().any(|a| *a == b"supervise");
-    (ours && exec::pid_alive(pid as i32)).then_some(pid)
+    let text = std::fs::read_to_string(pid_file(port)).ok()?;
+    let (pid, ticks) = parse_pid_file(&text)?;
+    (exec::start_ticks(pid) == Some(ticks)).then_some(pid)
+}
+
+/// `<pid> <start ticks>` (one line), as [`write_pid_file`] writes it.
+fn parse_pid_file(text: &str) -> Option<(u32, u64)> {
+    let mut words = text.split_whitespace();
+    let pid = words.next()?.parse::<u32>().ok().filter(|p| *p > 1)?;
+    let ticks = words.next()?.parse::<u64>().ok()?;
+    words.next().is_none().then_some((pid, ticks))
+}
+
+/// Records `pid` as the supervisor of `port`, with its start time (nothing when it is gone).
+fn write_pid_file(port: u16, pid: u32) -> Result<()> {
+    let Some(ticks) = exec::start_ticks(pid) else { return Ok(()) };
+    std::fs::create_dir_all(paths::port_forwards_dir())
+        .with_context(|| format!("creating {}", paths::port_forwards_dir().display()))?;
+    let path = pid_file(port);
+    std::fs::write(&path, format!("{pid} {ticks}\n")).with_context(|| format!("writing {}", path.display()))
 }
 
 pub(crate) fn holder(port: u16) -> Holder {
@@ -242,9 +260,7 @@ fn start_supervisor(f: &Forward) -> Result<()> {
     .spawn_detached()
     .with_context(|| format!("starting the supervisor of port-forward {name}"))?;
     // The supervisor writes its own pid file too; write it now so a racing `ensure` sees it.
-    std::fs::create_dir_all(paths::port_forwards_dir())?;
-    std::fs::write(pid_file(f.local), format!("{pid}\n"))?;
-    Ok(())
+    write_pid_file(f.local, pid)
 }
 
 /// Ends our supervisor on `port` (and its kubectl). Never touches anything else.
@@ -253,15 +269,18 @@ pub(crate) fn stop(port: u16) -> Result<bool> {
         let _ = std::fs::remove_file(pid_file(port));
         return Ok(false);
     };
-    // SAFETY: signalling a pid we verified is our supervisor.
+    let ticks = exec::start_ticks(pid);
+    // SAFETY: signalling a pid whose start time is the one our pid file recorded.
     unsafe {
         libc::kill(pid as i32, libc::SIGTERM);
     }
+    // Gone, or its pid now names another process (a different start time).
+    let ours = || exec::pid_alive(pid as i32) && exec::start_ticks(pid) == ticks;
     let start = Instant::now();
-    while exec::pid_alive(pid as i32) && start.elapsed() < Duration::from_secs(10) {
+    while ours() && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    if exec::pid_alive(pid as i32) {
+    if ours() {
         bail!("the supervisor of port {port} (pid {pid}) did not stop within 10 s");
     }
     let _ = std::fs::remove_file(pid_file(port));
@@ -270,9 +289,8 @@ pub(crate) fn stop(port: u16) -> Result<bool> {
 
 /// The supervisor's loop: keep `kubectl port-forward` running and healthy until SIGTERM.
 fn supervise(f: &Forward) -> Result<i32> {
-    std::fs::create_dir_all(paths::port_forwards_dir())?;
     let me = std::process::id();
-    std::fs::write(pid_file(f.local), format!("{me}\n"))?;
+    write_pid_file(f.local, me)?;
     let mut backoff = Duration::from_millis(200);
     let mut generation = 0u32;
     while !exec::cancelled() {
@@ -338,7 +356,11 @@ fn supervise(f: &Forward) -> Result<i32> {
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
-    if std::fs::read_to_string(pid_file(f.local)).is_ok_and(|p| p.trim() == me.to_string()) {
+    if std::fs::read_to_string(pid_file(f.local))
+        .ok()
+        .and_then(|t| parse_pid_file(&t))
+        .is_some_and(|(p, _)| p == me)
+    {
         let _ = std::fs::remove_file(pid_file(f.local));
     }
     println!("=== supervisor stopped");

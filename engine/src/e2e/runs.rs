@@ -272,7 +272,24 @@ pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Res
         .filter(|c| !c.is_empty())
         .unwrap_or_else(super::definition::default_kube_context);
     let log = run_context::run_dir(run_id).join("logs").join("cleanup.log");
-    let gitea = record.as_ref().is_none_or(|r| r.gitea);
+    // Gitea only when a record says the run had a repository there (run.json, or the
+    // gitea.json its Gitea setup writes): for a run this machine knows nothing of, asking an
+    // unreachable Gitea about three guessed repositories cost 27 s of retries and an exit 1.
+    let gitea = match &record {
+        Some(r) => r.gitea,
+        None => gitea::Record::read(&run_context::run_dir(run_id)).is_some(),
+    };
+    if record.is_none() {
+        eprintln!(
+            "run {run_id}: no record of it here ({}): removing what carries its label in {context}{}",
+            rel(&RunRecord::path(run_id)),
+            if gitea {
+                ", and its Gitea repository (gitea.json)"
+            } else {
+                "; Gitea is left alone (nothing says it had a repository; `cargo xtask gitea teardown --run-id <id>` removes one)"
+            }
+        );
+    }
     let flow = record.as_ref().map(|r| r.flow.as_str());
     let left = remove_run_objects(sh, run_id, &selector, &context, flow, gitea, &log);
     let dir = run_context::run_dir(run_id);

@@ -70,6 +70,11 @@ impl Args {
         }
         let how =
             How { sequential: self.sequential || self.dry_run, dry_run: self.dry_run, force: self.force };
+        // One setup of shared infra at a time on this machine, beside `e2e` too (the same lock).
+        let _lock = match (&def.existing, self.dry_run) {
+            (None, false) => Some(super::shared_lock::SharedLock::acquire("setup")?),
+            _ => None,
+        };
         // A shared cluster: one machine sets it up at a time (its shared-infra Lease).
         let _lease = match (&def.existing, self.dry_run) {
             (Some(context), false) => Some(super::coordination::take_shared_infra(

@@ -77,17 +77,43 @@ pub fn select<'a>(items: &[Item<'a>], shard: Shard) -> Vec<&'a str> {
     }
     // Heaviest first, then by name: independent of the definition's order of equal groups.
     groups.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    let mut load = vec![0u64; shard.count];
+    // Only the first `groups.len()` shards can get anything: the shards given a group so far
+    // are always a prefix (every other shard is empty, and of equally loaded shards the lowest
+    // wins), so `--shard 1/1000000000000` needs no trillion counters, nor a trillion comparisons
+    // per group.
+    let used = shard.count.min(groups.len());
+    let mut load = vec![0u64; used];
     let mut mine = Vec::new();
     for (weight, _, members) in groups {
-        let target = (0..shard.count).min_by_key(|&s| (load[s], s)).unwrap_or(0);
-        load[target] += weight;
+        let target = (0..used).min_by_key(|&s| (load[s], s)).unwrap_or(0);
+        load[target] = load[target].saturating_add(weight);
         if target + 1 == shard.index {
             mine.extend(members);
         }
     }
     mine.sort_unstable();
     mine.into_iter().map(|i| items[i].name).collect()
+}
+
+/// Before any work: can the JUnit report be written at `path`? Its directory is made, the file
+/// opened for writing (and removed again when it was not there). A report that cannot be written
+/// is a usage error naming the path, said before the flows run, not after them.
+pub(crate) fn check_writable(path: &std::path::Path) -> Result<()> {
+    let refuse = |e: std::io::Error| {
+        crate::usage::usage(format!(
+            "--junit {}: the report cannot be written there ({e}); give a path in a writable directory",
+            path.display()
+        ))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(refuse)?;
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path).map_err(refuse)?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// Join JUnit XML reports (one per shard) into one.
@@ -109,10 +135,14 @@ impl MergeArgs {
     pub fn run(self) -> Result<i32> {
         let mut texts = Vec::new();
         for path in &self.reports {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            // A report that is not there (or not readable, or not JUnit) is the caller's to fix:
+            // usage (exit 2), as every argument error is.
+            let bytes = std::fs::read(path).map_err(|e| {
+                crate::usage::usage(format!("junit-merge: cannot read {}: {e}", path.display()))
+            })?;
             texts.push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
         }
-        let merged = merge(&texts)?;
+        let merged = merge(&texts).map_err(|e| crate::usage::usage(format!("junit-merge: {e:#}")))?;
         if let Some(dir) = self.output.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -139,7 +169,9 @@ pub struct Merged {
 }
 
 /// Every `<testsuite>` of every report, under one `<testsuites>` whose counts are their sums.
-/// Any text is taken: a report without a test suite is an error naming it, never a panic.
+/// Any text is taken: a report without a test suite, a count or time that is not a number, and
+/// sums beyond what the numbers hold are errors naming the report, never a panic, never a
+/// silent 0 or `inf`.
 pub fn merge(reports: &[(String, String)]) -> Result<Merged> {
     let (mut tests, mut failures, mut errors, mut time) = (0u64, 0u64, 0u64, 0f64);
     let mut suites = String::new();
@@ -148,16 +180,36 @@ pub fn merge(reports: &[(String, String)]) -> Result<Merged> {
         if found.is_empty() {
             bail!("{name}: no <testsuite> element: not a JUnit report");
         }
-        for suite in found {
+        for (i, suite) in found.into_iter().enumerate() {
             let open_end = suite.find('>').unwrap_or(suite.len());
             let open = &suite[..open_end];
-            tests += attribute(open, "tests").and_then(|v| v.parse().ok()).unwrap_or(0);
-            failures += attribute(open, "failures").and_then(|v| v.parse().ok()).unwrap_or(0);
-            errors += attribute(open, "errors").and_then(|v| v.parse().ok()).unwrap_or(0);
-            time += attribute(open, "time")
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|t| t.is_finite())
-                .unwrap_or(0.0);
+            let at = |key: &str| format!("{name}: testsuite {} {key}", i + 1);
+            for (key, sum) in [("tests", &mut tests), ("failures", &mut failures), ("errors", &mut errors)] {
+                let Some(value) = attribute(open, key) else { continue };
+                let n: u64 = value.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("{}={:?} is not a count (a whole number >= 0)", at(key), value)
+                })?;
+                *sum = sum.checked_add(n).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}={value}: the {key} of the reports add up to more than {}",
+                        at(key),
+                        u64::MAX
+                    )
+                })?;
+            }
+            if let Some(value) = attribute(open, "time") {
+                let t: f64 =
+                    value.trim().parse().ok().filter(|t: &f64| t.is_finite() && *t >= 0.0).ok_or_else(
+                        || anyhow::anyhow!("{}={value:?} is not a time in seconds", at("time")),
+                    )?;
+                time += t;
+                if !time.is_finite() {
+                    bail!(
+                        "{}={value}: the times of the reports add up to more than a number holds",
+                        at("time")
+                    );
+                }
+            }
             suites.push_str("  ");
             suites.push_str(suite.trim());
             suites.push('\n');
@@ -244,6 +296,18 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_shard_count_needs_no_memory_or_time_beyond_the_flows() {
+        let needs = vec![Vec::new(), Vec::new()];
+        let list = items(&[("a", 10), ("b", 5)], &needs);
+        for count in [1_000_000_000, 1_000_000_000_000, usize::MAX] {
+            assert_eq!(select(&list, Shard { index: 1, count }), ["a"]);
+            assert_eq!(select(&list, Shard { index: 2, count }), ["b"]);
+            assert!(select(&list, Shard { index: 3, count }).is_empty());
+            assert!(select(&list, Shard { index: count, count }).is_empty());
+        }
+    }
+
+    #[test]
     fn shard_text_is_checked() {
         assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
         for bad in ["0/2", "3/2", "1/0", "1", "a/b", "/", ""] {
@@ -264,6 +328,20 @@ mod tests {
             .to_string()
             .contains("junk: no <testsuite>"));
         // Any text: no panic.
+        // Counts and times that are no numbers, or whose sums overflow: errors naming them.
+        let big = "<testsuite tests=\"18446744073709551615\"/>";
+        let err = merge(&[("a".into(), big.into()), ("b".into(), big.into())]).unwrap_err().to_string();
+        assert!(err.contains("b: testsuite 1 tests=18446744073709551615") && err.contains("add up"), "{err}");
+        let huge = "<testsuite tests=\"1\" time=\"1e308\"/>";
+        let err = merge(&[("a".into(), huge.into()), ("b".into(), huge.into())]).unwrap_err().to_string();
+        assert!(err.contains("b: testsuite 1 time=1e308"), "{err}");
+        for (attr, value) in
+            [("failures", "x"), ("errors", "-1"), ("errors", ""), ("time", "NaN"), ("time", "inf")]
+        {
+            let text = format!("<testsuite tests=\"1\" {attr}=\"{value}\"/>");
+            let err = merge(&[("r".into(), text)]).unwrap_err().to_string();
+            assert!(err.contains(&format!("r: testsuite 1 {attr}=\"{value}\" is not")), "{err}");
+        }
         for text in [
             "<testsuite",
             "<testsuite>",

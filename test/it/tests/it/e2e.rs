@@ -832,12 +832,13 @@ fn stale_cleanup_as_another_user_never_reaps_a_live_run_and_reports_corrupt_reco
     std::fs::create_dir_all(w.run_dir("broken1")).unwrap();
     std::fs::write(w.run_dir("broken1").join("run.json"), "{\"run_id\": \"broken1\", trunc").unwrap();
 
+    let scratch = tempfile::tempdir().unwrap();
     let as_other_user = |args: &[&str]| {
         // The state dir open to that user (root may signal anything; nobody may not signal pid 1).
         chmod_tree(w.sandbox.state.path());
         let mut cmd = w.xtask(args);
         cmd.env("HOME", w.sandbox.state.path()).current_dir(w.sandbox.state.path());
-        crate::harness::as_another_user(cmd).output().unwrap()
+        crate::harness::as_another_user(cmd, scratch.path()).output().unwrap()
     };
     let listed = as_other_user(&["runs"]);
     let said = text(&listed);

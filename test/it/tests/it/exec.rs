@@ -194,3 +194,27 @@ fn a_scenario_rule_can_fail_a_step_a_limited_number_of_times() {
     assert!(first.to_string().contains("ERROR: flaky"), "{first}");
     exec::cmd(cmd!(sh, "kind load docker-image i:1 --name c")).run().expect("second passes");
 }
+
+/// Step output was buffered whole: 100 MB of stdout took the xtask to 200-300 MB of memory and
+/// wrote a 100 MB log. The head and the tail are kept, in the log and in what the call returns,
+/// and the cut between them is said.
+#[test]
+fn a_flood_of_output_keeps_its_head_and_tail_and_says_how_much_was_cut() {
+    let sh = Shell::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("flood.log");
+    // 40 MB: 40,000 lines of 999 digits, numbered so the first and last can be told apart.
+    let script = "i=0; line=$(printf '%0990d' 0); while [ $i -lt 40000 ]; do printf '%08d %s\\n' $i \"$line\"; i=$((i+1)); done";
+    let out = exec::cmd(cmd!(sh, "sh -c {script}")).log(&log).run().unwrap();
+    let (head, tail) = (exec::OUTPUT_HEAD, exec::OUTPUT_TAIL);
+    assert!(out.stdout.len() <= head + tail + 200, "{} bytes kept", out.stdout.len());
+    assert!(out.stdout.starts_with("00000000 000"), "the head is kept");
+    assert!(out.stdout.trim_end().lines().last().unwrap().starts_with("00039999 "), "the tail is kept");
+    let note = out.stdout.lines().find(|l| l.contains("cut here")).expect("the cut is said");
+    let cut: u64 = note.trim_start_matches("=== ").split(' ').next().unwrap().parse().unwrap();
+    let kept_lines = out.stdout.lines().filter(|l| !l.contains("cut here")).count() as u64;
+    assert_eq!(cut, (40_000 - kept_lines) * 1000, "{note}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.len() as u64 <= (head + tail) as u64 + 4096, "a {} byte log", logged.len());
+    assert!(logged.contains(note) && logged.contains("\n00000000 ") && logged.contains("\n00039999 "));
+}

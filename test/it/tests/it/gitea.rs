@@ -506,3 +506,28 @@ fn teardown_keeps_helms_release_storage_and_cleanup_uninstalls_the_runs_release(
         calls.iter().map(|c| c.line()).collect::<Vec<_>>()
     );
 }
+
+/// `gitea setup` without the admin's password said only `401: user does not exist` from its first
+/// write. It asks Gitea first and says which credentials were tried, where they came from, and
+/// what to set.
+#[test]
+fn gitea_setup_without_the_admin_password_says_which_credentials_were_tried_and_what_to_set() {
+    let world = World::new();
+    let id = run_id("npw");
+    let out = world
+        .xtask(&["gitea", "setup", "--run-id", &id])
+        .env_remove("E2E_GITEA_ADMIN_PASSWORD")
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("refuses its admin")
+            && said.contains(
+                "E2E_GITEA_ADMIN_PASSWORD is not set, so the shared infra's default password was tried"
+            )
+            && said.contains("hack/gitea-values.yaml"),
+        "{said}"
+    );
+    assert!(world.gitea.repos().is_empty() && world.gitea.tokens().is_empty(), "it wrote something");
+}

@@ -111,16 +111,38 @@ pub fn files_ending(dir: &Path, ext: &str) -> Vec<PathBuf> {
 
 /// `cmd` as another user: when the tests run as root (who may read and signal anything), wrapped
 /// in `setpriv` as `nobody` with the same arguments, environment and directory; as it is otherwise.
-pub fn as_another_user(cmd: Command) -> Command {
+///
+/// That user must be able to reach the program: in a clone under a private directory (a 0700
+/// home, `mktemp -d`) `target/debug/` is not theirs to enter, and the xtask could not even start
+/// its reaper (`current_exe`). So the program is copied into `scratch` (a temp dir of the test's,
+/// opened to everyone for that) and run from there.
+pub fn as_another_user(cmd: Command, scratch: &Path) -> Command {
+    use std::os::unix::fs::PermissionsExt;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return cmd;
     }
+    let program = Path::new(cmd.get_program());
+    let program = match program.file_name() {
+        Some(name) if program.is_absolute() => {
+            let bin = scratch.join("bin");
+            std::fs::create_dir_all(&bin).expect("creating the other user's bin dir");
+            let copy = bin.join(name);
+            // A copy still running (a reaper of a previous call) cannot be written over
+            // (ETXTBSY): a new copy is renamed over it.
+            let fresh = bin.join(format!(".{}.new", name.to_string_lossy()));
+            std::fs::copy(program, &fresh).expect("copying the program for the other user");
+            std::fs::rename(&fresh, &copy).expect("copying the program for the other user");
+            for (path, mode) in [(scratch, 0o755), (bin.as_path(), 0o755), (copy.as_path(), 0o755)] {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .expect("opening the copy to the other user");
+            }
+            copy.into_os_string()
+        }
+        _ => cmd.get_program().to_os_string(),
+    };
     let mut wrapped = Command::new("setpriv");
-    wrapped
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
+    wrapped.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(program).args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => wrapped.env(k, v),

@@ -569,7 +569,8 @@ fn never_a_silent_pass_directories_unreadable_paths_bom_and_odd_names() {
     std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = sandbox.xtask(&["lint-hardcoded", "--config", "lint.toml", "locked"]);
     cmd.current_dir(d);
-    let out = crate::harness::as_another_user(cmd).output().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = crate::harness::as_another_user(cmd, scratch.path()).output().unwrap();
     std::fs::set_permissions(d.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(

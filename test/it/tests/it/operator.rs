@@ -263,28 +263,33 @@ fn rendered_overlay_follows_the_run(overlay_dir: &Path, id: &str, ns: &str) {
     assert!(!yaml.contains("fixture-system"), "the base's namespace leaks:\n{yaml}");
 }
 
+/// Every check's deadline in the tests where checks must pass before the one that catches the
+/// bug: long enough that only a hang exceeds it on a loaded 2-core machine (a 4 s deadline missed
+/// when other builds ran), short enough that a check that waits it out keeps the test in a minute.
+const DEADLINE: &str = "30s";
+
 /// Each check is there to catch one kind of bug: an operator with that bug fails the quickstart
 /// at that check, whose message says what it expected and what it saw.
 #[test]
 fn each_check_catches_the_operator_bug_it_is_for_and_says_what_it_saw() {
-    let w = World::new("4s", true);
+    let w = World::new(DEADLINE, true);
     let cases: &[(&str, &str, &[&str])] = &[
         ("fxf-nr", "never-ready", &[
             "check 4 of 15 (condition)",
-            "gitmirror quickstart in run-e2e-quickstart-helm-fxf-nr: expected Ready=True reason=\"Connected\" within 4s; last seen no Ready condition yet",
+            "gitmirror quickstart in run-e2e-quickstart-helm-fxf-nr: expected Ready=True reason=\"Connected\" within 30s; last seen no Ready condition yet",
         ]),
         ("fxf-nu", "no-update", &[
             "check 8 of 15 (git-file)",
-            "mirror/configmaps/quickstart-settings.json in the run's repository did not contain \"green\" with a new commit within 4s",
+            "mirror/configmaps/quickstart-settings.json in the run's repository did not contain \"green\" with a new commit within 30s",
             "\\\"color\\\": \\\"blue\\\"",
         ]),
         ("fxf-nd", "no-delete", &[
             "check 10 of 15 (git-file)",
-            "mirror/configmaps/quickstart-settings.json in the run's repository did not vanish with a new commit within 4s",
+            "mirror/configmaps/quickstart-settings.json in the run's repository did not vanish with a new commit within 30s",
         ]),
         ("fxf-ss", "skip-secrets", &[
             "check 12 of 15 (git-file)",
-            "mirror/secrets/quickstart-token.json in the run's repository did not appear with a new commit within 4s (it does not exist",
+            "mirror/secrets/quickstart-token.json in the run's repository did not appear with a new commit within 30s (it does not exist",
         ]),
         // A healthy operator, but the API server does not finish the delete.
         ("fxf-dl", "", &[
@@ -302,7 +307,7 @@ fn each_check_catches_the_operator_bug_it_is_for_and_says_what_it_saw() {
         ]),
         ("fxf-wr", "wrong-reason", &[
             "check 15 of 15 (condition)",
-            "expected Ready=False reason=\"ConnectionFailed\" message matching /authentication failed/ within 4s; last seen Ready=False reason=\"Error\" message=\"authentication failed",
+            "expected Ready=False reason=\"ConnectionFailed\" message matching /authentication failed/ within 30s; last seen Ready=False reason=\"Error\" message=\"authentication failed",
         ]),
     ];
     w.fake
@@ -337,7 +342,7 @@ fn each_check_catches_the_operator_bug_it_is_for_and_says_what_it_saw() {
 #[test]
 fn install_checks_say_what_is_missing() {
     // No CRD installed: the crds check names it and where it belongs.
-    let w = World::new("3s", false);
+    let w = World::new(DEADLINE, false);
     w.setup("fxc-nc", "quickstart-helm");
     let out = w.quickstart("helm", "fxc-nc").output().unwrap();
     let all = text(&out);
@@ -349,7 +354,7 @@ fn install_checks_say_what_is_missing() {
     assert!(all.contains("shared infra"), "{all}");
 
     // A Deployment that does not roll out.
-    let w = World::new("3s", true);
+    let w = World::new(DEADLINE, true);
     w.fake
         .rule(
             Rule::new("kubectl", "^rollout status")
@@ -363,12 +368,12 @@ fn install_checks_say_what_is_missing() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
         all.contains("check 1 of 15 (rollout)")
-            && all.contains("deployment fixture-operator-fxc-ro in run-e2e-quickstart-manifest-fxc-ro did not roll out within 3s"),
+            && all.contains("deployment fixture-operator-fxc-ro in run-e2e-quickstart-manifest-fxc-ro did not roll out within 30s"),
         "{all}"
     );
 
     // The API server refusing the run's GitMirror: the apply check names the file and kubectl's words.
-    let w = World::new("3s", true);
+    let w = World::new(DEADLINE, true);
     w.fake
         .rule(
             Rule::new("kubectl", "^apply --server-side --field-manager=xtask-e2e --namespace")
