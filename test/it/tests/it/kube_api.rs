@@ -50,8 +50,8 @@ fn real_kubectl_discovers_the_servers_kinds() {
 
 #[test]
 fn real_kubectl_creates_gets_selects_and_deletes() {
-    // --validate=false: the server serves no OpenAPI document yet, and kubectl's default
-    // validation downloads one (cli-runtime `pkg/resource/query_param_verifier_v3.go`).
+    // No --validate=false: kubectl's default validation reads the server's OpenAPI v3 documents
+    // and leaves field validation to the server (cli-runtime `pkg/resource/query_param_verifier_v3.go`).
     let (api, dir, kc) = setup();
     let manifest = dir.path().join("cm.yaml");
     std::fs::write(
@@ -63,11 +63,11 @@ fn real_kubectl_creates_gets_selects_and_deletes() {
     let mf = manifest.to_str().expect("utf-8 path");
     let ns = dir.path().join("ns.yaml");
     std::fs::write(&ns, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n").expect("manifest");
-    ok(&kubectl(&kc, &["create", "--validate=false", "-f", ns.to_str().expect("utf-8 path")]));
-    ok(&kubectl(&kc, &["create", "--validate=false", "-n", "team", "-f", mf]));
+    ok(&kubectl(&kc, &["create", "-f", ns.to_str().expect("utf-8 path")]));
+    ok(&kubectl(&kc, &["create", "-n", "team", "-f", mf]));
     assert_eq!(api.object("", "configmaps", "team", "one").expect("stored")["data"]["k"], "v");
 
-    let again = kubectl(&kc, &["create", "--validate=false", "-n", "team", "-f", mf]);
+    let again = kubectl(&kc, &["create", "-n", "team", "-f", mf]);
     assert!(!again.status.success());
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(
@@ -101,7 +101,7 @@ fn real_kubectl_creates_gets_selects_and_deletes() {
     assert!(api.object("", "configmaps", "team", "one").is_none());
 
     // a typed generator sends protobuf (seen on the wire from kubectl 1.32.4)
-    ok(&kubectl(&kc, &["create", "namespace", "other", "--validate=false"]));
+    ok(&kubectl(&kc, &["create", "namespace", "other"]));
     assert_eq!(api.object("", "namespaces", "", "other").expect("created")["status"]["phase"], "Active");
 }
 
@@ -115,17 +115,17 @@ fn real_kubectl_apply_creates_then_patches() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata: {a: '1', b: '2'}\n",
     )
     .expect("manifest");
-    let out = ok(&kubectl(&kc, &["apply", "--validate=false", "-f", &mf]));
+    let out = ok(&kubectl(&kc, &["apply", "-f", &mf]));
     assert!(out.contains("configmap/cfg created"), "{out}");
     // client-side apply: GET, then a strategic merge patch computed from the last-applied annotation
     // (kubectl pkg/cmd/apply/patcher.go): b removed from the manifest is deleted, a changed.
     std::fs::write(&manifest, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata: {a: '3'}\n")
         .expect("manifest");
-    let out = ok(&kubectl(&kc, &["apply", "--validate=false", "-f", &mf]));
+    let out = ok(&kubectl(&kc, &["apply", "-f", &mf]));
     assert!(out.contains("configmap/cfg configured"), "{out}");
     let cm = api.object("", "configmaps", "default", "cfg").expect("stored");
     assert_eq!(cm["data"], serde_json::json!({"a": "3"}), "{cm}");
-    let out = ok(&kubectl(&kc, &["apply", "--validate=false", "-f", &mf]));
+    let out = ok(&kubectl(&kc, &["apply", "-f", &mf]));
     assert!(out.contains("configmap/cfg unchanged"), "{out}");
 }
 
@@ -140,9 +140,9 @@ fn real_kubectl_apply_merges_a_deployments_containers_by_name() {
         )
     };
     std::fs::write(&manifest, deploy("web:1")).expect("manifest");
-    ok(&kubectl(&kc, &["apply", "--validate=false", "-f", &mf]));
+    ok(&kubectl(&kc, &["apply", "-f", &mf]));
     std::fs::write(&manifest, deploy("web:2")).expect("manifest");
-    let out = ok(&kubectl(&kc, &["apply", "--validate=false", "-f", &mf]));
+    let out = ok(&kubectl(&kc, &["apply", "-f", &mf]));
     assert!(out.contains("deployment.apps/web configured"), "{out}");
     let d = api.object("apps", "deployments", "default", "web").expect("stored");
     let containers = &d["spec"]["template"]["spec"]["containers"];
@@ -180,7 +180,7 @@ fn real_helm_installs_upgrades_and_uninstalls_with_its_release_in_secrets() {
     )
     .expect("template");
     let c = chart.to_str().expect("utf-8 path");
-    ok(&helm(&kc, &["install", "rel", c, "--namespace", "default", "--disable-openapi-validation"]));
+    ok(&helm(&kc, &["install", "rel", c, "--namespace", "default"]));
     assert_eq!(
         api.object("", "configmaps", "default", "rel-cfg").expect("installed")["data"]["greeting"],
         "hello"
@@ -190,19 +190,7 @@ fn real_helm_installs_upgrades_and_uninstalls_with_its_release_in_secrets() {
     let v1 = api.object("", "secrets", "default", "sh.helm.release.v1.rel.v1").expect("release secret");
     assert_eq!(v1["metadata"]["labels"]["owner"], "helm", "{v1}");
 
-    ok(&helm(
-        &kc,
-        &[
-            "upgrade",
-            "rel",
-            c,
-            "--namespace",
-            "default",
-            "--set",
-            "greeting=bye",
-            "--disable-openapi-validation",
-        ],
-    ));
+    ok(&helm(&kc, &["upgrade", "rel", c, "--namespace", "default", "--set", "greeting=bye"]));
     assert_eq!(
         api.object("", "configmaps", "default", "rel-cfg").expect("upgraded")["data"]["greeting"],
         "bye"
@@ -226,7 +214,7 @@ fn a_stale_resource_version_is_a_conflict_in_the_apiservers_words() {
         "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: e2e-shared-infra\nspec:\n  holderIdentity: a\n",
     )
     .expect("manifest");
-    ok(&kubectl(&kc, &["create", "--validate=false", "-f", &lf]));
+    ok(&kubectl(&kc, &["create", "-f", &lf]));
     let rv = api.object("coordination.k8s.io", "leases", "default", "e2e-shared-infra").expect("stored")
         ["metadata"]["resourceVersion"]
         .as_str()
@@ -236,9 +224,9 @@ fn a_stale_resource_version_is_a_conflict_in_the_apiservers_words() {
         format!("apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: e2e-shared-infra\n  resourceVersion: \"{rv}\"\nspec:\n  holderIdentity: {holder}\n")
     };
     std::fs::write(&lease, with_rv("b", &rv)).expect("manifest");
-    ok(&kubectl(&kc, &["replace", "--validate=false", "-f", &lf]));
+    ok(&kubectl(&kc, &["replace", "-f", &lf]));
     std::fs::write(&lease, with_rv("c", &rv)).expect("manifest");
-    let stale = kubectl(&kc, &["replace", "--validate=false", "-f", &lf]);
+    let stale = kubectl(&kc, &["replace", "-f", &lf]);
     assert!(!stale.status.success());
     let err = String::from_utf8_lossy(&stale.stderr);
     assert!(
@@ -283,7 +271,7 @@ fn real_kubectl_wait_reads_a_condition_already_met() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers: [{name: web, image: web:1}]\nstatus:\n  conditions: [{type: Available, status: \"True\"}]\n",
     )
     .expect("manifest");
-    ok(&kubectl(&kc, &["create", "--validate=false", "-f", d.to_str().expect("utf-8 path")]));
+    ok(&kubectl(&kc, &["create", "-f", d.to_str().expect("utf-8 path")]));
     let out = ok(&kubectl(&kc, &["wait", "--for=condition=Available", "deployment/web", "--timeout=10s"]));
     assert!(out.contains("deployment.apps/web condition met"), "{out}");
 }
@@ -299,7 +287,7 @@ fn real_kubectl_wait_watches_until_a_status_patch_meets_the_condition() {
         "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: web, image: web:1}]\n",
     )
     .expect("manifest");
-    ok(&kubectl(&kc, &["create", "--validate=false", "-f", d.to_str().expect("utf-8 path")]));
+    ok(&kubectl(&kc, &["create", "-f", d.to_str().expect("utf-8 path")]));
     #[allow(clippy::disallowed_methods)] // the real client is the thing under test
     let waiter = Command::new(testkit::real::kubectl())
         .env("KUBECONFIG", &kc)
@@ -335,7 +323,7 @@ fn real_kubectl_rollout_status_sees_a_deployment_rolled_out() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers: [{name: web, image: web:1}]\n",
     )
     .expect("manifest");
-    ok(&kubectl(&kc, &["apply", "--validate=false", "-f", d.to_str().expect("utf-8 path")]));
+    ok(&kubectl(&kc, &["apply", "-f", d.to_str().expect("utf-8 path")]));
     let out = ok(&kubectl(&kc, &["rollout", "status", "deployment/web", "--timeout=20s"]));
     assert!(out.contains("deployment \"web\" successfully rolled out"), "{out}");
     let dep = api.object("apps", "deployments", "default", "web").expect("stored");
