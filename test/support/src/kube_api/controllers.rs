@@ -120,8 +120,8 @@ pub fn validate(_st: &State, res: &Resource, obj: &Value) -> Result<(), Response
     Ok(())
 }
 
-/// `pods/<name>/log`: nothing was logged by a running container; a container that never
-/// started is a 400 in the kubelet's words (kubelet `pkg/kubelet/kubelet_pods.go`
+/// `pods/<name>/log`: nothing was logged by a running container (or by the last run of a
+/// restarting one); a container that never started is a 400 in the kubelet's words (kubelet `pkg/kubelet/kubelet_pods.go`
 /// `validateContainerLogStatus`).
 pub fn logs(pod: &Value, container: Option<&str>) -> Response {
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
@@ -131,7 +131,8 @@ pub fn logs(pod: &Value, container: Option<&str>) -> Response {
         None => statuses.first(),
     };
     match chosen {
-        Some(s) if s["state"]["waiting"].is_object() => status(
+        // a container waiting with a previous run (CrashLoopBackOff) serves that run's logs
+        Some(s) if s["state"]["waiting"].is_object() && !s["lastState"]["terminated"].is_object() => status(
             400,
             "BadRequest",
             format!(

@@ -21,6 +21,7 @@ mod patch;
 mod proto;
 mod select;
 mod store;
+mod table;
 
 pub use discovery::Resource;
 
@@ -131,10 +132,33 @@ pub struct KubeApi {
     state: Arc<Shared>,
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time as [`now`] writes it (None for other text).
+fn parse_time(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.len() != 20 || b[19] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    // days from civil (Howard Hinnant's algorithm)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
 /// Now, as RFC 3339 UTC (`2026-12-04T21:14:53Z`).
 fn now() -> String {
-    let secs =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = unix_now();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // civil from days (Howard Hinnant's algorithm)
     let z = days as i64 + 719_468;
@@ -281,6 +305,7 @@ struct Request {
     body: Vec<u8>,
     content_type: String,
     user_agent: String,
+    accept: String,
 }
 
 /// What a request gets.
@@ -309,7 +334,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
     let method = parts.next().unwrap_or_default().to_string();
     let target = parts.next().unwrap_or_default().to_string();
     let (mut len, mut chunked) = (0usize, false);
-    let (mut content_type, mut user_agent) = (String::new(), String::new());
+    let (mut content_type, mut user_agent, mut accept) = (String::new(), String::new(), String::new());
     loop {
         let mut h = String::new();
         if r.read_line(&mut h)? == 0 {
@@ -325,6 +350,8 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
                 len = v.parse().unwrap_or(0);
             } else if k.eq_ignore_ascii_case("content-type") {
                 content_type = v.to_string();
+            } else if k.eq_ignore_ascii_case("accept") {
+                accept = v.to_string();
             } else if k.eq_ignore_ascii_case("user-agent") {
                 user_agent = v.to_string();
             } else if k.eq_ignore_ascii_case("transfer-encoding") {
@@ -360,7 +387,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
             (unescape(k), unescape(v))
         })
         .collect();
-    Ok(Some(Request { method, path: path.to_string(), query, body, content_type, user_agent }))
+    Ok(Some(Request { method, path: path.to_string(), query, body, content_type, user_agent, accept }))
 }
 
 fn unescape(s: &str) -> String {

@@ -236,6 +236,9 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
                 .filter(|o| labels_match(sel, o) && fields_match(fsel, o))
                 .map(|o| with_version(o, &api_version))
                 .collect();
+            if let Some(t) = super::table::table(&req.accept, &res, &items, st.rv) {
+                return Response::Json(200, t);
+            }
             Response::Json(
                 200,
                 json!({"kind": format!("{}List", res.kind), "apiVersion": api_version,
@@ -243,7 +246,13 @@ fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]
             )
         }
         ("GET", Some(name)) => match st.objects.get(&key(&name)) {
-            Some(o) => Response::Json(200, with_version(o, &api_version)),
+            Some(o) => {
+                let o = with_version(o, &api_version);
+                match super::table::table(&req.accept, &res, std::slice::from_ref(&o), st.rv) {
+                    Some(t) => Response::Json(200, t),
+                    None => Response::Json(200, o),
+                }
+            }
             None => not_found(&res, &name),
         },
         ("POST", None) => {
