@@ -80,6 +80,22 @@ pub fn defaults(st: &mut State, res: &Resource, obj: &mut Value) {
                 }
             }
         }
+        // "stringData ... is merged into the data field on write, overwriting any existing
+        // values. The stringData field is never output when reading from the API."
+        // (https://kubernetes.io/docs/reference/kubernetes-api/config-and-storage-resources/secret-v1/)
+        ("", "Secret") => {
+            if let Some(Value::Object(plain)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) {
+                if !obj["data"].is_object() {
+                    obj["data"] = json!({});
+                }
+                for (k, v) in plain {
+                    obj["data"][k] = json!(crate::base64::encode(v.as_str().unwrap_or_default().as_bytes()));
+                }
+            }
+            if obj.get("type").is_none_or(Value::is_null) {
+                obj["type"] = json!("Opaque");
+            }
+        }
         ("", "Namespace") => {
             set(spec, "finalizers", json!(["kubernetes"]));
             if !obj["status"]["phase"].is_string() {

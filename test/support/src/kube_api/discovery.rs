@@ -55,6 +55,22 @@ pub fn builtin() -> Vec<Resource> {
         r("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", false, &[], false),
         r("rbac.authorization.k8s.io", "clusterrolebindings", "ClusterRoleBinding", false, &[], false),
         r(
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            false,
+            &[],
+            false,
+        ),
+        r(
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            "MutatingWebhookConfiguration",
+            false,
+            &[],
+            false,
+        ),
+        r(
             "apiextensions.k8s.io",
             "customresourcedefinitions",
             "CustomResourceDefinition",

@@ -312,6 +312,7 @@ struct Request {
 enum Response {
     Json(u16, Value),
     Text(u16, String),
+    Bytes(u16, &'static str, Vec<u8>),
     Watch(Box<WatchSpec>),
 }
 
@@ -432,6 +433,7 @@ fn serve(conn: TcpStream, state: &Shared) -> Result<()> {
             Response::Watch(spec) => return watch(&mut w, state, &spec),
             Response::Json(code, v) => (code, "application/json", serde_json::to_vec(&v)?),
             Response::Text(code, t) => (code, "text/plain", t.into_bytes()),
+            Response::Bytes(code, ctype, b) => (code, ctype, b),
         };
         write!(
             w,
