@@ -571,46 +571,78 @@ fn offline_definition() -> String {
 /// start) and installs the CRDs; gitea setup, the helm release (real helm, `--wait`) and the
 /// kustomize overlay (real `kubectl apply -k --server-side`) follow; the reconciler runs as a
 /// process calling the real kubectl.
-#[test]
-fn the_fixture_operators_quickstart_passes_in_both_modes_against_the_api_server_with_real_clients() {
-    let cluster = crate::real_cluster::Cluster::new("e2e");
-    crate::real_cluster::assert_real_clients(&cluster.fake);
-    let dir = tempfile::tempdir().unwrap();
-    for part in ["deploy", "quickstart"] {
-        copy_dir(&root().join("test/operator").join(part), &dir.path().join(part));
+/// The fixture's offline definition set up on the test API server with the real clients: the
+/// operator's image built (fake docker) and loaded onto the node (fake kind), the CRDs installed
+/// by the real kubectl; the Gitea test server for the runs' repositories.
+struct RealFixture {
+    cluster: crate::real_cluster::Cluster,
+    dir: tempfile::TempDir,
+    gitea: GiteaServer,
+    /// The operator's image, as setup loaded it onto the node.
+    image: String,
+}
+
+impl RealFixture {
+    fn new() -> RealFixture {
+        let cluster = crate::real_cluster::Cluster::new("e2e");
+        crate::real_cluster::assert_real_clients(&cluster.fake);
+        let dir = tempfile::tempdir().unwrap();
+        for part in ["deploy", "quickstart"] {
+            copy_dir(&root().join("test/operator").join(part), &dir.path().join(part));
+        }
+        for file in [
+            "test/operator/Dockerfile",
+            "test/operator/Dockerfile.dockerignore",
+            "test/operator/Cargo.toml",
+            "Cargo.lock",
+        ] {
+            let to = dir.path().join(file);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(root().join(file), to).unwrap();
+        }
+        copy_dir(&root().join("test/operator/src"), &dir.path().join("test/operator/src"));
+        std::fs::create_dir_all(dir.path().join("test/support")).unwrap();
+        std::fs::copy(root().join("test/support/base64.rs"), dir.path().join("test/support/base64.rs"))
+            .unwrap();
+        std::fs::write(dir.path().join("cert-manager-crds.yaml"), CERT_MANAGER_CRDS).unwrap();
+        std::fs::write(dir.path().join("e2e.toml"), offline_definition()).unwrap();
+        let gitea = GiteaServer::start().unwrap();
+        let out =
+            Self::xtask_in(&cluster, &dir, &gitea, &["setup", "--definition", "e2e.toml"]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let loaded = std::fs::read_to_string(cluster.fake.dir().join("state.json")).unwrap();
+        let state: Value = serde_json::from_str(&loaded).unwrap();
+        let image =
+            state["node_images"]["e2e"][0].as_str().expect("setup loaded the operator's image").to_string();
+        assert!(image.starts_with("fixture-operator:"), "{state}");
+
+        RealFixture { cluster, dir, gitea, image }
     }
-    for file in [
-        "test/operator/Dockerfile",
-        "test/operator/Dockerfile.dockerignore",
-        "test/operator/Cargo.toml",
-        "Cargo.lock",
-    ] {
-        let to = dir.path().join(file);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(root().join(file), to).unwrap();
-    }
-    copy_dir(&root().join("test/operator/src"), &dir.path().join("test/operator/src"));
-    std::fs::create_dir_all(dir.path().join("test/support")).unwrap();
-    std::fs::copy(root().join("test/support/base64.rs"), dir.path().join("test/support/base64.rs")).unwrap();
-    std::fs::write(dir.path().join("cert-manager-crds.yaml"), CERT_MANAGER_CRDS).unwrap();
-    std::fs::write(dir.path().join("e2e.toml"), offline_definition()).unwrap();
-    let gitea = GiteaServer::start().unwrap();
-    let xtask = |args: &[&str]| {
+
+    fn xtask_in(
+        cluster: &crate::real_cluster::Cluster,
+        dir: &tempfile::TempDir,
+        gitea: &GiteaServer,
+        args: &[&str],
+    ) -> Command {
         let mut cmd = cluster.sandbox.xtask(args);
         cmd.current_dir(dir.path());
         for (k, v) in gitea.env() {
             cmd.env(k, v);
         }
         cmd
-    };
-    let out = xtask(&["setup", "--definition", "e2e.toml"]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let loaded = std::fs::read_to_string(cluster.fake.dir().join("state.json")).unwrap();
-    let state: Value = serde_json::from_str(&loaded).unwrap();
-    let image =
-        state["node_images"]["e2e"][0].as_str().expect("setup loaded the operator's image").to_string();
-    assert!(image.starts_with("fixture-operator:"), "{state}");
+    }
 
+    fn xtask(&self, args: &[&str]) -> Command {
+        Self::xtask_in(&self.cluster, &self.dir, &self.gitea, args)
+    }
+}
+
+#[test]
+fn the_fixture_operators_quickstart_passes_in_both_modes_against_the_api_server_with_real_clients() {
+    let f = RealFixture::new();
+    let (cluster, dir, gitea, image) = (&f.cluster, &f.dir, &f.gitea, &f.image);
+    let xtask = |args: &[&str]| f.xtask(args);
     let (h, m) = ("rch-a1", "rcm-b2");
     for (id, flow) in [(h, "quickstart-helm"), (m, "quickstart-manifest")] {
         let out = xtask(&["gitea", "setup", "--run-id", id, "--flow", flow]).output().unwrap();
@@ -665,4 +697,54 @@ fn the_fixture_operators_quickstart_passes_in_both_modes_against_the_api_server_
     // helm's release of the helm-mode run, stored by the real helm.
     let ns = namespace("quickstart-helm", h);
     assert!(cluster.api.object("", "secrets", &ns, &format!("sh.helm.release.v1.qs-{h}.v1")).is_some());
+}
+
+/// A quickstart whose operator never reconciles fails at its condition check and writes its
+/// diagnostics bundle with the real clients: every capture's command succeeded, the pods table
+/// (server-side printing) shows the run's operator pod Running, and `kubectl logs --selector
+/// <run label>` found the helm-mode pods (the run label reached the chart's objects).
+#[test]
+fn a_failing_quickstart_writes_its_diagnostics_bundle_with_the_real_clients() {
+    let f = RealFixture::new();
+    let id = "rcd-c3";
+    let out = f.xtask(&["gitea", "setup", "--run-id", id, "--flow", "quickstart-helm"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let def = std::fs::read_to_string(f.dir.path().join("e2e.toml"))
+        .unwrap()
+        .replace("timeout = \"30s\"\n", "timeout = \"3s\"\n");
+    std::fs::write(f.dir.path().join("e2e.toml"), def).unwrap();
+    let out = f
+        .xtask(&["quickstart", "--mode", "helm", "--run-id", id, "--definition", "e2e.toml"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("condition"), "{}", text(&out));
+    let bundle = f.cluster.sandbox.run_dir(id).join("artifacts");
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("index.json")).unwrap()).unwrap();
+    for file in index["files"].as_array().unwrap() {
+        assert_eq!(
+            file["exit"],
+            0,
+            "{file} failed: {}",
+            std::fs::read_to_string(bundle.join(file["file"].as_str().unwrap())).unwrap_or_default()
+        );
+    }
+    let read = |name: &str| std::fs::read_to_string(bundle.join(name)).unwrap();
+    let pods = read("pods.txt");
+    assert!(
+        pods.lines().any(|l| l.starts_with("fixture-operator-")
+            && l.contains("1/1")
+            && l.contains("Running")
+            && l.contains("10.244.")),
+        "{pods}"
+    );
+    assert!(
+        read("describe.txt").contains(&format!("Namespace:        {}", namespace("quickstart-helm", id))),
+        "{}",
+        read("describe.txt")
+    );
+    let logs = read("logs.txt");
+    assert!(!logs.contains("No resources found"), "the run label selects no pod: {logs}");
+    assert!(read("helm.txt").contains(&format!("\"name\":\"qs-{id}\"")), "{}", read("helm.txt"));
 }
