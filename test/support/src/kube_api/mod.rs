@@ -326,6 +326,9 @@ struct WatchSpec {
     timeout: u64,
 }
 
+/// The largest request body read (bigger ones end the connection).
+const MAX_BODY: usize = 64 << 20;
+
 fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
@@ -366,6 +369,9 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
             let mut size = String::new();
             r.read_line(&mut size)?;
             let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+            if n > MAX_BODY || body.len() + n > MAX_BODY {
+                anyhow::bail!("a request body over {MAX_BODY} bytes");
+            }
             let mut chunk = vec![0; n + 2];
             r.read_exact(&mut chunk)?;
             if n == 0 {
@@ -375,7 +381,10 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
         }
         body
     } else {
-        let mut body = vec![0; len.min(64 << 20)];
+        if len > MAX_BODY {
+            anyhow::bail!("a request body over {MAX_BODY} bytes");
+        }
+        let mut body = vec![0; len];
         r.read_exact(&mut body)?;
         body
     };

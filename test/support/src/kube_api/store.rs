@@ -173,20 +173,15 @@ fn manager(req: &Request) -> String {
 fn crud(st: &mut State, req: &Request, group: &str, version: &str, rest: &[&str]) -> Response {
     // [namespaces, ns, plural, name?, sub?] or [plural, name?, sub?]
     let (ns, plural, name, sub) = match rest {
+        // `namespaces/<name>/status` is the Namespace's own status, read by the next arm
         ["namespaces", ns, plural, tail @ ..]
             if !(group.is_empty() && tail.is_empty() && *plural == "status") =>
         {
             let (ns, plural) = (ns.to_string(), plural.to_string());
             if !st.resources.iter().any(|r| r.plural == plural && r.namespaced && r.group == group) {
-                // `namespaces/<name>/status` of the Namespace itself
-                if group.is_empty() && tail.is_empty() && plural == "status" {
-                    (String::new(), "namespaces".to_string(), Some(ns), Some("status".to_string()))
-                } else {
-                    return no_resource();
-                }
-            } else {
-                (ns, plural, tail.first().map(|s| s.to_string()), tail.get(1).map(|s| s.to_string()))
+                return no_resource();
             }
+            (ns, plural, tail.first().map(|s| s.to_string()), tail.get(1).map(|s| s.to_string()))
         }
         [plural, tail @ ..] => (
             String::new(),
