@@ -560,3 +560,41 @@ fn a_crashing_image_is_crash_loop_backoff_and_diagnostics_read_pods_logs_and_eve
     let out = kubectl(&kc, &["rollout", "status", "deployment/c", "--timeout=2s"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn the_server_survives_any_bytes_and_keeps_serving_the_real_client() {
+    use std::io::{Read, Write};
+    let (api, _dir, kc) = setup();
+    let addr = api.url().trim_start_matches("http://").to_string();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut cases: Vec<Vec<u8>> = vec![
+        b"GET /api/v1/namespaces HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n".to_vec(),
+        b"POST /api/v1/namespaces HTTP/1.1\r\nContent-Length: 1073741824\r\n\r\nxx".to_vec(),
+        b"POST /api/v1/namespaces HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n".to_vec(),
+        b"PATCH /api/v1/namespaces/default HTTP/1.1\r\nContent-Type: application/apply-patch+yaml\r\nContent-Length: 3\r\n\r\n{{{".to_vec(),
+        b"POST /api/v1/namespaces/default/secrets HTTP/1.1\r\nContent-Type: application/vnd.kubernetes.protobuf\r\nContent-Length: 6\r\n\r\nk8s\0\xff\xff".to_vec(),
+        b"GET /api/v1/%zz%/%%%?labelSelector=a%2&fieldSelector=%ff HTTP/1.1\r\n\r\n".to_vec(),
+        b"\r\n\r\n\r\n".to_vec(),
+    ];
+    for n in 0..40 {
+        let bytes: Vec<u8> = (0..(n * 7 + 1))
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed & 0xff) as u8
+            })
+            .collect();
+        cases.push(bytes);
+    }
+    for case in cases {
+        let mut conn = std::net::TcpStream::connect(&addr).expect("connecting");
+        conn.set_read_timeout(Some(std::time::Duration::from_millis(300))).expect("timeout");
+        let _ = conn.write_all(&case);
+        let _ = conn.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = conn.read_to_end(&mut sink);
+    }
+    let versions = ok(&kubectl(&kc, &["get", "namespaces", "-o", "name"]));
+    assert!(versions.contains("namespace/default"), "{versions}");
+}

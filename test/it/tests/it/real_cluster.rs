@@ -170,3 +170,69 @@ wait = [{ resource = "deployment/app", namespace = "default", for = "condition=a
     assert_eq!(pods[0]["status"]["phase"], "Pending");
     assert_eq!(pods[0]["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "ImagePullBackOff");
 }
+
+/// With the user's current context a production cluster (another API server), nothing the engine
+/// or the real clients it runs do lands there: every call names the kind cluster's context. The
+/// user switches to production between two setups (kind made its own context current on create).
+#[test]
+fn nothing_reaches_the_current_context_when_it_is_another_cluster() {
+    let c = Cluster::new("e2e");
+    let prod = KubeApi::start().expect("a second API server: production");
+    let kc = c.kubeconfig();
+    std::fs::create_dir_all(kc.parent().expect("a parent")).expect(".kube");
+    prod.write_kubeconfig(&kc, "prod").expect("the user's kubeconfig");
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: default\ndata: {v: '1'}\n",
+    );
+    write(dir.path(), "chart/Chart.yaml", "apiVersion: v2\nname: tiny\nversion: 0.1.0\n");
+    write(
+        dir.path(),
+        "chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cfg\ndata:\n  v: {{ .Values.v | default \"1\" | quote }}\n",
+    );
+    let def = dir.path().join("e2e.toml");
+    let definition = |v: &str| {
+        format!(
+            "[cluster]\nname = \"e2e\"\n\n[[deploy]]\nname = \"app\"\nmanifests = [\"app.yaml\"]\n\n[[deploy]]\nname = \"tiny\"\nnamespace = \"tiny\"\nhelm = {{ chart = \"chart\", set = {{ v = \"{v}\" }} }}\n"
+        )
+    };
+    std::fs::write(&def, definition("1")).expect("definition");
+    let setup = || {
+        let out = c
+            .sandbox
+            .xtask(&["setup", "--definition", def.to_str().expect("utf-8 path")])
+            .current_dir(dir.path())
+            .output()
+            .expect("running setup");
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    setup();
+    #[allow(clippy::disallowed_methods)] // the user's own kubectl
+    let switched = std::process::Command::new(testkit::real::kubectl())
+        .args(["config", "use-context", "prod", "--kubeconfig"])
+        .arg(&kc)
+        .output()
+        .expect("kubectl config use-context");
+    assert!(switched.status.success(), "{}", text(&switched));
+    std::fs::write(&def, definition("2")).expect("definition");
+    setup();
+    assert_eq!(
+        c.api.object("", "configmaps", "tiny", "tiny-cfg").expect("on the kind cluster")["data"]["v"],
+        "2",
+        "the second setup upgraded the release on the kind cluster"
+    );
+    assert!(c.api.object("", "configmaps", "default", "app").is_some());
+    for (group, plural) in [("", "configmaps"), ("", "secrets"), ("", "namespaces")] {
+        let there = prod.objects(group, plural, "");
+        let foreign: Vec<&serde_json::Value> = there
+            .iter()
+            .filter(|o| {
+                !matches!(o["metadata"]["name"].as_str(), Some("default" | "kube-system" | "kube-public"))
+            })
+            .collect();
+        assert!(foreign.is_empty(), "written to the current context's cluster: {foreign:?}");
+    }
+}
