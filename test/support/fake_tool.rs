@@ -58,6 +58,11 @@ struct Scenario {
     containerd_store: bool,
     /// kubectl keeps objects (`fake_kube.rs`): apply, get, delete and status patches act on them.
     objects: bool,
+    /// The test API server (`testkit::kube_api`) a kind cluster's kubeconfig points at, and the
+    /// real kubectl that writes that kubeconfig: `kind create cluster` merges its context into the
+    /// kubeconfig as kind does, so the real kubectl and helm on PATH talk to that server.
+    api_server: Option<String>,
+    real_kubectl: Option<String>,
 }
 
 #[derive(Default)]
@@ -97,6 +102,8 @@ struct State {
     release_labels: BTreeMap<String, String>,
     /// What `docker push` sent to registries (references).
     pushed: Vec<String>,
+    /// The images `kind load` put on each cluster's node (what its pods may start).
+    node_images: BTreeMap<String, Vec<String>>,
 }
 
 impl FromValue for Scenario {
@@ -113,6 +120,8 @@ impl FromValue for Scenario {
             containerd_store: t.or_default("containerd_store")?,
             objects: t.or_default("objects")?,
             real_kustomize: t.opt("real_kustomize")?,
+            api_server: t.opt("api_server")?,
+            real_kubectl: t.opt("real_kubectl")?,
         };
         t.done()?;
         Ok(s)
@@ -159,6 +168,7 @@ impl FromValue for State {
             releases: t.or_default("releases")?,
             release_labels: t.or_default("release_labels")?,
             pushed: t.or_default("pushed")?,
+            node_images: t.or_default("node_images")?,
         })
     }
 }
@@ -170,6 +180,7 @@ impl ToValue for State {
             "services": self.services.to_value(), "objects": self.objects.to_value(), "image_ids": self.image_ids,
             "builds": self.builds, "cluster_uids": self.cluster_uids, "clusters_made": self.clusters_made,
             "releases": self.releases, "release_labels": self.release_labels, "pushed": self.pushed,
+            "node_images": self.node_images,
         })
     }
 }
@@ -461,6 +472,62 @@ fn context_refusal(tool: &str, argv: &[String], state: &State, scenario: &Scenar
     })
 }
 
+/// kind's kubeconfig handling, for a cluster whose API is the test server (`api_server`): on
+/// create, the cluster, user and context `kind-<name>` are merged into the kubeconfig and made
+/// current; on delete, those entries go and a current-context naming them is unset (kind v0.27.0
+/// `pkg/cluster/internal/kubeconfig/internal/kubeconfig/merge.go` `merge`, `remove.go` `remove`).
+/// Which file: `$KUBECONFIG`'s first existing path, else its last, else `$HOME/.kube/config`
+/// (`paths.go` `paths`, `pathForMerge`). The real kubectl's `config` verbs do the merging (they
+/// merge as client-go does, which kind's code mirrors). Without `api_server`, nothing is written.
+fn export_kubeconfig(name: &str, scenario: &Scenario, create: bool) -> Result<(), String> {
+    let (Some(server), Some(kubectl)) = (&scenario.api_server, &scenario.real_kubectl) else { return Ok(()) };
+    let listed: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default();
+    let path = match listed.as_slice() {
+        [] => {
+            let home = std::env::var_os("HOME").ok_or("HOME is not set: kind writes $HOME/.kube/config")?;
+            PathBuf::from(home).join(".kube").join("config")
+        }
+        [one] => one.clone(),
+        many => many.iter().find(|p| p.is_file()).unwrap_or(&many[many.len() - 1]).clone(),
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let key = format!("kind-{name}");
+    let kc = format!("--kubeconfig={}", path.display());
+    let current = run_real(kubectl, &["config".into(), "current-context".into(), kc.clone()], None);
+    let steps: Vec<Vec<String>> = if create {
+        vec![
+            vec!["set-cluster".into(), key.clone(), format!("--server={server}")],
+            vec!["set-credentials".into(), key.clone(), "--token=test".into()],
+            vec!["set-context".into(), key.clone(), format!("--cluster={key}"), format!("--user={key}")],
+            vec!["use-context".into(), key.clone()],
+        ]
+    } else {
+        let mut steps = vec![
+            vec!["delete-context".into(), key.clone()],
+            vec!["delete-cluster".into(), key.clone()],
+            vec!["delete-user".into(), key.clone()],
+        ];
+        if current.exit == 0 && current.stdout.trim() == key {
+            steps.push(vec!["unset".into(), "current-context".into()]);
+        }
+        steps
+    };
+    for step in steps {
+        let argv: Vec<String> =
+            std::iter::once("config".to_string()).chain(step).chain([kc.clone()]).collect();
+        let out = run_real(kubectl, &argv, None);
+        // deleting an entry that is not there is no error for kind
+        if out.exit != 0 && create {
+            return Err(format!("kubectl {}: {}", argv.join(" "), out.stderr.trim()));
+        }
+    }
+    Ok(())
+}
+
 /// What `ctr images import --all-platforms` says on a node when the archive came from Docker's
 /// containerd image store (kind#3795).
 const CONTAINERD_IMPORT_ERROR: &str = "ERROR: failed to load image: command \"docker exec --privileged -i e2e-control-plane \
@@ -486,10 +553,12 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                     "ERROR: could not locate any control plane nodes for cluster named '{name}'\n"
                 ));
             }
+            let server = scenario.api_server.clone().unwrap_or_else(|| format!("https://{name}-control-plane:6443"));
             Reply::ok(format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://{name}-control-plane:6443\n  name: kind-{name}\n\
+                "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: {server}\n  name: kind-{name}\n\
                  contexts:\n- context:\n    cluster: kind-{name}\n    user: kind-{name}\n  name: kind-{name}\ncurrent-context: kind-{name}\n\
-                 users:\n- name: kind-{name}\n  user:\n    client-key-data: RkFLRS1TRUNSRVQ=\n"
+                 users:\n- name: kind-{name}\n  user:\n    {credential}\n",
+                credential = if scenario.api_server.is_some() { "token: test" } else { "client-key-data: RkFLRS1TRUNSRVQ=" }
             ))
         }
         ("docker", ["version", rest @ ..]) => {
@@ -596,7 +665,8 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
             let platform =
                 flag_values(rest, &["--platform"]).into_iter().next().unwrap_or_else(|| "all".into());
             if let Some(path) = out.first() {
-                if let Err(e) = fs::write(path, format!("fake image archive platform={platform}\n")) {
+                let names: String = images.iter().map(|i| format!("image={i}\n")).collect();
+                if let Err(e) = fs::write(path, format!("fake image archive platform={platform}\n{names}")) {
                     return Reply::fail(format!("cannot write {path}: {e}\n"));
                 }
             }
@@ -617,6 +687,9 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                     "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"{name}\"\n"
                 ));
             }
+            if let Err(e) = export_kubeconfig(&name, scenario, true) {
+                return Reply::fail(format!("ERROR: failed to create cluster: {e}\n"));
+            }
             state.clusters.push(name.clone());
             state.clusters_made += 1;
             state
@@ -626,7 +699,13 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
         }
         ("kind", ["delete", "cluster", rest @ ..]) => {
             let name = cluster_name(rest);
+            if state.clusters.contains(&name) {
+                if let Err(e) = export_kubeconfig(&name, scenario, false) {
+                    return Reply::fail(format!("ERROR: failed to delete cluster: {e}\n"));
+                }
+            }
             state.clusters.retain(|c| c != &name);
+            state.node_images.remove(&name);
             state.cluster_uids.remove(&name);
             state.releases.retain(|k, _| !k.starts_with(&format!("{name}/")));
             Reply { exit: 0, stdout: String::new(), stderr: format!("Deleting cluster \"{name}\" ...\n") }
@@ -639,9 +718,16 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
             if scenario.containerd_store {
                 return Reply::fail(CONTAINERD_IMPORT_ERROR);
             }
-            for image in positional(rest, &["--name", "-n", "--nodes"]) {
+            let images = positional(rest, &["--name", "-n", "--nodes"]);
+            for image in &images {
                 if !image_known(image, state, scenario) {
                     return Reply::fail(format!("ERROR: image: \"{image}\" not present locally\n"));
+                }
+            }
+            let loaded = state.node_images.entry(name).or_default();
+            for image in images {
+                if !loaded.contains(&image.to_string()) {
+                    loaded.push(image.to_string());
                 }
             }
             Reply::ok("")
@@ -657,6 +743,12 @@ fn builtin(tool: &str, argv: &[String], state: &mut State, scenario: &Scenario) 
                 };
                 if scenario.containerd_store && content.contains("platform=all") {
                     return Reply::fail(CONTAINERD_IMPORT_ERROR);
+                }
+                let loaded = state.node_images.entry(name.clone()).or_default();
+                for image in content.lines().filter_map(|l| l.strip_prefix("image=")) {
+                    if !loaded.contains(&image.to_string()) {
+                        loaded.push(image.to_string());
+                    }
                 }
             }
             Reply::ok("")

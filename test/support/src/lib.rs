@@ -100,6 +100,10 @@ struct Scenario {
     platform: Option<String>,
     containerd_store: bool,
     objects: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    real_kubectl: Option<String>,
 }
 
 /// One journaled call of a fake tool.
@@ -167,6 +171,34 @@ impl FakeToolchain {
         let fake = FakeToolchain { dir, scenario: Default::default() };
         fake.save()?;
         Ok(fake)
+    }
+
+    /// Fakes for docker and kind only: the real kubectl and helm (see [`real`]) come from the
+    /// machine's PATH, and `kind create cluster` writes a kubeconfig whose `kind-<name>` context
+    /// points at `api` (kind's merge, done by the real kubectl). The node of that cluster holds
+    /// only what `kind load` put there: other images do not start on `api`.
+    pub fn with_real_clients(
+        fake_bin: impl AsRef<Path>,
+        api: &kube_api::KubeApi,
+        cluster: &str,
+    ) -> Result<FakeToolchain> {
+        let fake = FakeToolchain::with_tools(fake_bin, &["docker", "kind"])?;
+        {
+            let mut scenario = fake.scenario.borrow_mut();
+            scenario.api_server = Some(api.url());
+            scenario.real_kubectl = Some(real::kubectl().display().to_string());
+        }
+        fake.save()?;
+        api.images_loaded_in(&fake.dir().join("state.json"), cluster);
+        Ok(fake)
+    }
+
+    /// The program `tool` names on [`FakeToolchain::path_env`] (the first executable file), as a
+    /// shell would find it.
+    pub fn which(&self, tool: &str) -> Option<PathBuf> {
+        std::env::split_paths(&self.path_env())
+            .map(|d| d.join(tool))
+            .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
     }
 
     /// The directory holding the scenario, journal and state.

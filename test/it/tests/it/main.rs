@@ -18,6 +18,7 @@ mod pipeline;
 mod quickstart;
 mod readme;
 mod real_clients;
+mod real_cluster;
 mod reliability;
 mod shared_cluster;
 mod tidy;

@@ -527,3 +527,229 @@ fn the_fixture_definition_builds_and_loads_its_operator_image_and_deploys_gitea(
         assert!(def.contains(&format!("[[port-forward]]\n{forward}")), "{forward}");
     }
 }
+
+/// cert-manager's CRDs as its release manifest defines them (the kinds the fixture's chart and
+/// base use; cert-manager's controllers and webhook do not run here).
+const CERT_MANAGER_CRDS: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: certificates.cert-manager.io\nspec:\n  group: cert-manager.io\n  scope: Namespaced\n  names: {kind: Certificate, listKind: CertificateList, plural: certificates, singular: certificate, shortNames: [cert, certs]}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    subresources: {status: {}}\n    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: issuers.cert-manager.io\nspec:\n  group: cert-manager.io\n  scope: Namespaced\n  names: {kind: Issuer, listKind: IssuerList, plural: issuers, singular: issuer}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    subresources: {status: {}}\n    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n";
+
+/// The fixture's definition for a machine without network: its image (without the prebuild's
+/// release build: the fake docker builds nothing from it), cert-manager's CRDs from a local file
+/// instead of the release URL, the fixture's CRD; no Gitea deploy and no forwards (the Gitea test
+/// server stands in, as in the tests above). Everything else — flows, quickstart, checks — as
+/// the repository has it.
+fn offline_definition() -> String {
+    let def = std::fs::read_to_string(root().join("test/operator/e2e.toml")).unwrap();
+    let mut out = String::new();
+    let mut skipping_prebuild = false;
+    for line in def.lines() {
+        if line.starts_with("prebuild = [") {
+            skipping_prebuild = true;
+            continue;
+        }
+        if skipping_prebuild {
+            skipping_prebuild = line != "]";
+            continue;
+        }
+        if line.starts_with("prebuild-env") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    let cut = |text: &str, from: &str, to: &str| {
+        let a = text.find(from).unwrap_or_else(|| panic!("{from:?} in the fixture's definition"));
+        let b = a + text[a..].find(to).unwrap_or_else(|| panic!("{to:?} after {from:?}"));
+        format!("{}{}", &text[..a], &text[b..])
+    };
+    let out = out.replace(
+        "manifests = [\"https://github.com/cert-manager/cert-manager/releases/download/v1.16.2/cert-manager.yaml\"]\nwait = [{ resource = \"deployment/cert-manager-webhook\", namespace = \"cert-manager\", for = \"condition=available\", timeout = \"3m\" }]",
+        "manifests = [\"cert-manager-crds.yaml\"]",
+    );
+    assert!(out.contains("cert-manager-crds.yaml"), "the cert-manager deploy changed shape:\n{out}");
+    let out = cut(&out, "[[deploy]]\nname = \"gitea\"", "[[flow]]");
+    out.replace("timeout = \"2m\"\n", "timeout = \"30s\"\n")
+}
+
+/// The fixture operator's quickstart in both modes against the test API server with the real
+/// kubectl and helm: setup builds its image (fake docker), creates the cluster (fake kind, whose
+/// kubeconfig the real clients read), loads the image onto the node (so the operator's pods
+/// start) and installs the CRDs; gitea setup, the helm release (real helm, `--wait`) and the
+/// kustomize overlay (real `kubectl apply -k --server-side`) follow; the reconciler runs as a
+/// process calling the real kubectl.
+/// The fixture's offline definition set up on the test API server with the real clients: the
+/// operator's image built (fake docker) and loaded onto the node (fake kind), the CRDs installed
+/// by the real kubectl; the Gitea test server for the runs' repositories.
+struct RealFixture {
+    cluster: crate::real_cluster::Cluster,
+    dir: tempfile::TempDir,
+    gitea: GiteaServer,
+    /// The operator's image, as setup loaded it onto the node.
+    image: String,
+}
+
+impl RealFixture {
+    fn new() -> RealFixture {
+        let cluster = crate::real_cluster::Cluster::new("e2e");
+        crate::real_cluster::assert_real_clients(&cluster.fake);
+        let dir = tempfile::tempdir().unwrap();
+        for part in ["deploy", "quickstart"] {
+            copy_dir(&root().join("test/operator").join(part), &dir.path().join(part));
+        }
+        for file in [
+            "test/operator/Dockerfile",
+            "test/operator/Dockerfile.dockerignore",
+            "test/operator/Cargo.toml",
+            "Cargo.lock",
+        ] {
+            let to = dir.path().join(file);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(root().join(file), to).unwrap();
+        }
+        copy_dir(&root().join("test/operator/src"), &dir.path().join("test/operator/src"));
+        std::fs::create_dir_all(dir.path().join("test/support")).unwrap();
+        std::fs::copy(root().join("test/support/base64.rs"), dir.path().join("test/support/base64.rs"))
+            .unwrap();
+        std::fs::write(dir.path().join("cert-manager-crds.yaml"), CERT_MANAGER_CRDS).unwrap();
+        std::fs::write(dir.path().join("e2e.toml"), offline_definition()).unwrap();
+        let gitea = GiteaServer::start().unwrap();
+        let out =
+            Self::xtask_in(&cluster, &dir, &gitea, &["setup", "--definition", "e2e.toml"]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let loaded = std::fs::read_to_string(cluster.fake.dir().join("state.json")).unwrap();
+        let state: Value = serde_json::from_str(&loaded).unwrap();
+        let image =
+            state["node_images"]["e2e"][0].as_str().expect("setup loaded the operator's image").to_string();
+        assert!(image.starts_with("fixture-operator:"), "{state}");
+
+        RealFixture { cluster, dir, gitea, image }
+    }
+
+    fn xtask_in(
+        cluster: &crate::real_cluster::Cluster,
+        dir: &tempfile::TempDir,
+        gitea: &GiteaServer,
+        args: &[&str],
+    ) -> Command {
+        let mut cmd = cluster.sandbox.xtask(args);
+        cmd.current_dir(dir.path());
+        for (k, v) in gitea.env() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn xtask(&self, args: &[&str]) -> Command {
+        Self::xtask_in(&self.cluster, &self.dir, &self.gitea, args)
+    }
+}
+
+#[test]
+fn the_fixture_operators_quickstart_passes_in_both_modes_against_the_api_server_with_real_clients() {
+    let f = RealFixture::new();
+    let (cluster, dir, gitea, image) = (&f.cluster, &f.dir, &f.gitea, &f.image);
+    let xtask = |args: &[&str]| f.xtask(args);
+    let (h, m) = ("rch-a1", "rcm-b2");
+    for (id, flow) in [(h, "quickstart-helm"), (m, "quickstart-manifest")] {
+        let out = xtask(&["gitea", "setup", "--run-id", id, "--flow", flow]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // What each run's operator pod runs, calling the real kubectl with the cluster's kubeconfig.
+    let operator = |ns: &str| {
+        let log = std::fs::File::create(dir.path().join(format!("operator-{ns}.log"))).unwrap();
+        Operator(
+            Command::new(workspace_binary("fixture-operator").unwrap())
+                .args(["--namespace", ns, "--gitea-api", &gitea.api_url()])
+                .args(["--context", "kind-e2e", "--interval-ms", "150"])
+                .env("KUBECONFIG", cluster.kubeconfig())
+                .env("HOME", cluster.sandbox.home.path())
+                .env("FIXTURE_FAULT", "")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let _op_h = operator(&namespace("quickstart-helm", h));
+    let _op_m = operator(&namespace("quickstart-manifest", m));
+    let logs = || {
+        crate::harness::files_ending(dir.path(), "log")
+            .iter()
+            .map(|f| format!("== {}\n{}", f.display(), std::fs::read_to_string(f).unwrap_or_default()))
+            .collect::<String>()
+    };
+    for (mode, id) in [("helm", h), ("manifest", m)] {
+        let out = xtask(&["quickstart", "--mode", mode, "--run-id", id, "--definition", "e2e.toml"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{mode}: {}\noperator logs:\n{}", text(&out), logs());
+    }
+    // The operator's Deployment of each run runs the image setup loaded, its pods ready.
+    for (ns, name) in [
+        (namespace("quickstart-helm", h), "fixture-operator".to_string()),
+        (namespace("quickstart-manifest", m), format!("fixture-operator-{m}")),
+    ] {
+        let d =
+            cluster.api.object("apps", "deployments", &ns, &name).unwrap_or_else(|| panic!("{ns}/{name}"));
+        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], image.as_str(), "{d}");
+        assert_eq!(d["status"]["availableReplicas"], 1, "{d}");
+        let mirror = cluster
+            .api
+            .object("fixture.example.com", "gitmirrors", &ns, "quickstart-invalid")
+            .expect("mirror");
+        assert_eq!(mirror["status"]["conditions"][0]["reason"], "ConnectionFailed", "{mirror}");
+    }
+    // helm's release of the helm-mode run, stored by the real helm.
+    let ns = namespace("quickstart-helm", h);
+    assert!(cluster.api.object("", "secrets", &ns, &format!("sh.helm.release.v1.qs-{h}.v1")).is_some());
+}
+
+/// A quickstart whose operator never reconciles fails at its condition check and writes its
+/// diagnostics bundle with the real clients: every capture's command succeeded, the pods table
+/// (server-side printing) shows the run's operator pod Running, and `kubectl logs --selector
+/// <run label>` found the helm-mode pods (the run label reached the chart's objects).
+#[test]
+fn a_failing_quickstart_writes_its_diagnostics_bundle_with_the_real_clients() {
+    let f = RealFixture::new();
+    let id = "rcd-c3";
+    let out = f.xtask(&["gitea", "setup", "--run-id", id, "--flow", "quickstart-helm"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let def = std::fs::read_to_string(f.dir.path().join("e2e.toml"))
+        .unwrap()
+        .replace("timeout = \"30s\"\n", "timeout = \"3s\"\n");
+    std::fs::write(f.dir.path().join("e2e.toml"), def).unwrap();
+    let out = f
+        .xtask(&["quickstart", "--mode", "helm", "--run-id", id, "--definition", "e2e.toml"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("condition"), "{}", text(&out));
+    let bundle = f.cluster.sandbox.run_dir(id).join("artifacts");
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("index.json")).unwrap()).unwrap();
+    for file in index["files"].as_array().unwrap() {
+        assert_eq!(
+            file["exit"],
+            0,
+            "{file} failed: {}",
+            std::fs::read_to_string(bundle.join(file["file"].as_str().unwrap())).unwrap_or_default()
+        );
+    }
+    let read = |name: &str| std::fs::read_to_string(bundle.join(name)).unwrap();
+    let pods = read("pods.txt");
+    assert!(
+        pods.lines().any(|l| l.starts_with("fixture-operator-")
+            && l.contains("1/1")
+            && l.contains("Running")
+            && l.contains("10.244.")),
+        "{pods}"
+    );
+    assert!(
+        read("describe.txt").contains(&format!("Namespace:        {}", namespace("quickstart-helm", id))),
+        "{}",
+        read("describe.txt")
+    );
+    let logs = read("logs.txt");
+    assert!(!logs.contains("No resources found"), "the run label selects no pod: {logs}");
+    assert!(read("helm.txt").contains(&format!("\"name\":\"qs-{id}\"")), "{}", read("helm.txt"));
+}

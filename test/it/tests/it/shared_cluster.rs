@@ -1,6 +1,9 @@
 //! A shared, existing cluster that two machines' e2e runs meet in (two sandboxes with their own
-//! state dirs against one fake API server): Leases decide who sets shared infra up, and record
-//! the runs so that every machine sees them and reaps what a dead owner left.
+//! state dirs and kubeconfigs against one test API server, `testkit::kube_api`, driven by the
+//! real kubectl and helm): Leases decide who sets shared infra up, and record the runs so that
+//! every machine sees them and reaps what a dead owner left. Docker stays fake (the image is
+//! pushed to a registry that is not there). One test keeps the fake kubectl: it tests the fake's
+//! own store (see its doc).
 #![allow(clippy::disallowed_methods)]
 
 use std::path::PathBuf;
@@ -8,11 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testkit::kube_api::KubeApi;
 use testkit::FakeToolchain;
 
 use crate::harness::{text, Sandbox};
 
 struct Cluster {
+    api: KubeApi,
     fake: FakeToolchain,
     dir: tempfile::TempDir,
     def: PathBuf,
@@ -24,10 +29,20 @@ impl Cluster {
     /// (at most a minute, so nothing outlives a failed test). Runs' Leases last `lease` seconds.
     fn new(lease: u64) -> Cluster {
         let step = "i=0; while [ ! -e release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done";
-        let fake = crate::harness::fake();
-        fake.with_context("shared-dev").unwrap();
-        fake.with_objects().unwrap();
+        let api = KubeApi::start().unwrap();
+        let fake = FakeToolchain::with_real_clients(env!("CARGO_BIN_EXE_fake-tool"), &api, "dev").unwrap();
+        crate::real_cluster::assert_real_clients(&fake);
         let dir = tempfile::tempdir().unwrap();
+        // the shared infra's chart, rendered and installed by the real helm
+        std::fs::create_dir_all(dir.path().join("infra/templates")).unwrap();
+        std::fs::write(dir.path().join("infra/Chart.yaml"), "apiVersion: v2\nname: infra\nversion: 0.1.0\n")
+            .unwrap();
+        std::fs::write(dir.path().join("infra/values.yaml"), "image: none\n").unwrap();
+        std::fs::write(
+            dir.path().join("infra/templates/cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: infra\ndata:\n  image: {{ .Values.image | quote }}\n",
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join("docker")).unwrap();
         std::fs::create_dir_all(dir.path().join("ctx")).unwrap();
         std::fs::write(dir.path().join("docker/app.Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
@@ -63,7 +78,7 @@ steps = [["sh", "-c", "{step}"]]
             ),
         )
         .unwrap();
-        Cluster { fake, dir, def }
+        Cluster { api, fake, dir, def }
     }
 
     /// Ends every flow step (theirs wait for this file).
@@ -71,9 +86,12 @@ steps = [["sh", "-c", "{step}"]]
         std::fs::write(self.dir.path().join("release"), "").unwrap();
     }
 
-    /// A machine: its own state dir and HOME.
+    /// A machine: its own state dir and HOME, whose kubeconfig has the shared cluster's context.
     fn machine(&self) -> Sandbox {
-        Sandbox::with_fake(&self.fake)
+        let m = Sandbox::with_fake(&self.fake);
+        std::fs::create_dir_all(m.home.path().join(".kube")).unwrap();
+        self.api.write_kubeconfig(&m.home.path().join(".kube/config"), "shared-dev").unwrap();
+        m
     }
 
     fn e2e(&self, machine: &Sandbox) -> Running {
@@ -88,27 +106,20 @@ steps = [["sh", "-c", "{step}"]]
     }
 
     fn run_leases(&self) -> Vec<Value> {
-        let out = Command::new(self.fake.bin_dir().join("kubectl"))
-            .args(["get", "leases", "--namespace", "default", "--selector", "configbutler.ai/e2e-run-id"])
-            .args(["--output", "json", "--context", "shared-dev"])
-            .output()
-            .unwrap();
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        list["items"].as_array().cloned().unwrap_or_default()
+        self.api
+            .objects("coordination.k8s.io", "leases", "default")
+            .into_iter()
+            .filter(|l| l["metadata"]["labels"]["configbutler.ai/e2e-run-id"].is_string())
+            .collect()
     }
 }
 
-/// The namespaces the fake API server holds.
+/// The namespaces the API server holds (not those being deleted).
 fn namespaces(c: &Cluster) -> Vec<String> {
-    let out = Command::new(c.fake.bin_dir().join("kubectl"))
-        .args(["get", "namespaces", "--output", "json", "--context", "shared-dev"])
-        .output()
-        .unwrap();
-    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    c.api
+        .objects("", "namespaces", "")
+        .iter()
+        .filter(|n| !n["metadata"]["deletionTimestamp"].is_string())
         .filter_map(|n| n["metadata"]["name"].as_str().map(String::from))
         .collect()
 }
@@ -196,25 +207,32 @@ fn two_machines_share_an_existing_cluster_set_it_up_once_and_see_each_others_run
         let (code, said) = run.finish();
         assert_eq!(code, Some(0), "{said}");
     }
-    let calls = c.fake.journal().unwrap();
-    let installs: Vec<String> = calls
+    // Shared infra set up exactly once: one revision of its release (the real helm's storage).
+    assert!(c.api.object("", "secrets", "infra", "sh.helm.release.v1.infra.v1").is_some());
+    assert!(c.api.object("", "secrets", "infra", "sh.helm.release.v1.infra.v2").is_none(), "installed twice");
+    let cm = c.api.object("", "configmaps", "infra", "infra").expect("the chart's object");
+    assert!(
+        cm["data"]["image"].as_str().is_some_and(|i| i.starts_with("registry.example.test/e2e/app:")),
+        "{cm}"
+    );
+    assert!(
+        !c.fake.journal().unwrap().iter().any(|call| call.tool == "kind"),
+        "an existing cluster: no kind"
+    );
+    // The shared-infra Lease was taken by creating it, then by taking the freed one over (a
+    // replace: its resourceVersion moved past the create's).
+    let lease =
+        c.api.object("coordination.k8s.io", "leases", "default", "e2e-shared-infra").expect("the Lease");
+    assert!(lease["spec"]["holderIdentity"].is_string(), "{lease}");
+    // The machines' logs of the calls they made (the exec layer logs every one).
+    let logged: String = [&a, &b]
         .iter()
-        .map(|call| call.line())
-        .filter(|l| l.starts_with("helm upgrade --install infra "))
+        .flat_map(|m| crate::harness::files_ending(m.state.path(), "log"))
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
         .collect();
-    assert_eq!(installs.len(), 1, "shared infra set up exactly once: {installs:#?}");
-    assert!(!calls.iter().any(|call| call.tool == "kind"), "an existing cluster: no kind");
-    // The shared-infra Lease was taken by creating it, then by taking the freed one over.
-    let leases: Vec<String> = calls
-        .iter()
-        .filter(|call| {
-            call.line().contains("lease")
-                || call.stdin.as_deref().is_some_and(|s| s.contains("e2e-shared-infra"))
-        })
-        .map(|call| call.line())
-        .collect();
-    assert!(leases.iter().any(|l| l.starts_with("kubectl create --namespace default -f -")), "{leases:#?}");
-    assert!(leases.iter().any(|l| l.starts_with("kubectl replace --namespace default -f -")), "{leases:#?}");
+    for call in ["kubectl create --namespace default -f -", "kubectl replace --namespace default -f -"] {
+        assert!(logged.contains(call), "no {call:?} logged:\n{logged}");
+    }
     // Finished runs took their records with them.
     assert!(c.run_leases().is_empty());
 }
@@ -260,15 +278,8 @@ fn a_run_whose_owner_was_sigkilled_is_reaped_after_its_lease_expires_and_a_live_
     assert!(out.status.success(), "{said}");
     assert!(
         said.contains("1 stale run(s) reaped") && said.contains("Lease expired"),
-        "{said}\n{:?} after the kill; first cleanup: {first}; deletes: {:#?}",
+        "{said}\n{:?} after the kill; first cleanup: {first}",
         killed_at.elapsed(),
-        c.fake
-            .journal()
-            .unwrap()
-            .iter()
-            .map(|c| c.line())
-            .filter(|l| l.contains("delete"))
-            .collect::<Vec<_>>()
     );
     let left: Vec<String> = c
         .run_leases()
@@ -277,17 +288,8 @@ fn a_run_whose_owner_was_sigkilled_is_reaped_after_its_lease_expires_and_a_live_
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_ne!(left[0], victim, "the live run is still recorded");
-    let calls = c.fake.journal().unwrap();
     let dead_id = victim.trim_start_matches("e2e-run-");
-    // Its namespaces and cluster-scoped objects, by its label; not the live run's.
-    let by_label = format!("--selector configbutler.ai/e2e-run-id={dead_id} ");
-    for what in ["kubectl delete namespace ", "kubectl delete clusterrole,"] {
-        assert!(
-            calls.iter().any(|call| call.line().starts_with(what) && call.line().contains(&by_label)),
-            "{what}... {by_label}: {:#?}",
-            calls.iter().map(|c| c.line()).filter(|l| l.contains("delete")).collect::<Vec<_>>()
-        );
-    }
+    // Its namespaces and cluster-scoped objects went by its label; not the live run's.
     let namespaces = namespaces(&c);
     assert!(!namespaces.iter().any(|n| n.ends_with(dead_id)), "{namespaces:?}");
     assert!(
@@ -302,7 +304,8 @@ fn a_run_whose_owner_was_sigkilled_is_reaped_after_its_lease_expires_and_a_live_
 /// The fake API server keeps what it holds when a client dies mid-call (the reaper of a
 /// SIGKILLed run kills its in-flight kubectl), as a real one does; it lost every object once,
 /// which made the reaping test above flaky. And a store it cannot read is an error, never an
-/// empty cluster.
+/// empty cluster. Fake kubectl on purpose: this tests the fake's own store (what the other
+/// fake-kubectl tests rely on), which a real client cannot exercise.
 #[test]
 fn the_fake_api_server_loses_nothing_when_a_kubectl_is_killed_mid_call() {
     let fake = crate::harness::fake();

@@ -1,0 +1,238 @@
+//! The engine against a cluster: docker and kind are fakes, but `kind create cluster` writes a
+//! kubeconfig for the test API server (`testkit::kube_api`), and the kubectl and helm on PATH are
+//! the real ones. What the engine asks of them is what a real client does against a real API.
+#![allow(clippy::disallowed_methods)] // the xtask under test is run as a user runs it
+
+use std::path::{Path, PathBuf};
+
+use testkit::kube_api::KubeApi;
+use testkit::FakeToolchain;
+
+use crate::harness::{text, Sandbox};
+
+/// A test API server, fakes for docker and kind pointing at it, and a sandbox whose PATH has
+/// them first, then the machine's real kubectl and helm.
+pub struct Cluster {
+    pub api: KubeApi,
+    pub fake: FakeToolchain,
+    pub sandbox: Sandbox,
+}
+
+impl Cluster {
+    pub fn new(cluster: &str) -> Cluster {
+        let api = KubeApi::start().expect("starting the test API server");
+        let fake = FakeToolchain::with_real_clients(env!("CARGO_BIN_EXE_fake-tool"), &api, cluster)
+            .expect("fake docker and kind");
+        let sandbox = Sandbox::with_fake(&fake);
+        Cluster { api, fake, sandbox }
+    }
+
+    /// The kubeconfig the fake kind wrote (kind's default: `$HOME/.kube/config`).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.sandbox.home.path().join(".kube/config")
+    }
+}
+
+/// The real clients are on PATH, not fakes: a test that needs them fails when they are missing.
+pub fn assert_real_clients(fake: &FakeToolchain) {
+    for (tool, real) in [("kubectl", testkit::real::kubectl()), ("helm", testkit::real::helm())] {
+        let found = fake.which(tool).unwrap_or_else(|| panic!("no {tool} on the sandbox's PATH"));
+        assert!(!found.starts_with(fake.bin_dir()), "{tool} on PATH is the fake one: {}", found.display());
+        assert_eq!(
+            found.canonicalize().expect("resolving the client on PATH"),
+            real.canonicalize().expect("resolving the real client"),
+            "{tool} on PATH is not the real one"
+        );
+    }
+}
+
+fn write(dir: &Path, rel: &str, body: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("creating dirs");
+    std::fs::write(path, body).expect("writing a fixture");
+}
+
+/// Setup end to end with the real clients: the image is built (fake docker), the cluster created
+/// (fake kind, whose kubeconfig the real kubectl then reads), the image loaded onto its node, the
+/// manifest applied by the real `kubectl apply --server-side`, and the rollout waited on by the
+/// real `kubectl rollout status`. The pod runs because its image was loaded.
+#[test]
+fn setup_runs_the_real_kubectl_and_helm_against_the_api_server_kind_points_at() {
+    let c = Cluster::new("e2e");
+    assert_real_clients(&c.fake);
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "docker/app.Dockerfile", "FROM scratch\nCOPY . /\n");
+    write(dir.path(), "ctx/app.txt", "app\n");
+    write(
+        dir.path(),
+        "deploy/app.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: apps\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: app}\n  template:\n    metadata:\n      labels: {app: app}\n    spec:\n      containers:\n      - name: app\n        image: ${IMAGE_APP}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: app\n  namespace: apps\nspec:\n  selector: {app: app}\n  ports: [{port: 80, targetPort: 8080}]\n",
+    );
+    write(dir.path(), "chart/Chart.yaml", "apiVersion: v2\nname: tiny\nversion: 0.1.0\n");
+    write(
+        dir.path(),
+        "chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cfg\ndata:\n  greeting: hello\n",
+    );
+    let def = dir.path().join("e2e.toml");
+    std::fs::write(
+        &def,
+        r#"[cluster]
+name = "e2e"
+wait = "30s"
+
+[[image]]
+name = "app"
+tag = "app:dev"
+dockerfile = "docker/app.Dockerfile"
+context = "ctx"
+
+[[deploy]]
+name = "ns"
+manifests = ["deploy/ns.yaml"]
+
+[[deploy]]
+name = "app"
+manifests = ["deploy/app.yaml"]
+template = true
+images = ["app"]
+needs = ["ns"]
+wait = [{ resource = "deployment/app", namespace = "apps", for = "condition=available", timeout = "20s" }]
+
+[[deploy]]
+name = "tiny"
+namespace = "tiny"
+helm = { chart = "chart" }
+"#,
+    )
+    .expect("definition");
+    write(dir.path(), "deploy/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n");
+    let out = c
+        .sandbox
+        .xtask(&["setup", "--definition", def.to_str().expect("utf-8 path")])
+        .current_dir(dir.path())
+        .output()
+        .expect("running setup");
+    assert!(out.status.success(), "{}", text(&out));
+
+    let kubeconfig = std::fs::read_to_string(c.kubeconfig()).expect("kind wrote the kubeconfig");
+    assert!(kubeconfig.contains(&c.api.url()) && kubeconfig.contains("kind-e2e"), "{kubeconfig}");
+    let d = c.api.object("apps", "deployments", "apps", "app").expect("applied by the real kubectl");
+    assert_eq!(d["status"]["availableReplicas"], 2, "{d}");
+    let pods = c.api.objects("", "pods", "apps");
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    for p in &pods {
+        assert_eq!(p["status"]["phase"], "Running", "{p}");
+        assert_eq!(p["spec"]["containers"][0]["image"], "app:dev", "{p}");
+    }
+    let ep = c.api.object("", "endpoints", "apps", "app").expect("endpoints");
+    assert_eq!(ep["subsets"][0]["addresses"].as_array().map(Vec::len), Some(2), "{ep}");
+    // helm's release storage, written by the real helm
+    assert!(c.api.object("", "secrets", "tiny", "sh.helm.release.v1.tiny.v1").is_some());
+    assert!(c.api.object("", "configmaps", "tiny", "tiny-cfg").is_some());
+}
+
+/// An image the node does not have never starts: setup's wait on the Deployment fails (the
+/// real `kubectl wait` times out), and the pods say `ImagePullBackOff`.
+#[test]
+fn a_deploy_whose_image_was_not_loaded_does_not_become_available() {
+    let c = Cluster::new("e2e");
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "app.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: default\nspec:\n  selector:\n    matchLabels: {app: app}\n  template:\n    metadata:\n      labels: {app: app}\n    spec:\n      containers: [{name: app, image: 'never-loaded:1'}]\n",
+    );
+    let def = dir.path().join("e2e.toml");
+    std::fs::write(
+        &def,
+        r#"[cluster]
+name = "e2e"
+
+[[deploy]]
+name = "app"
+manifests = ["app.yaml"]
+wait = [{ resource = "deployment/app", namespace = "default", for = "condition=available", timeout = "3s" }]
+"#,
+    )
+    .expect("definition");
+    let out = c
+        .sandbox
+        .xtask(&["setup", "--definition", def.to_str().expect("utf-8 path")])
+        .current_dir(dir.path())
+        .output()
+        .expect("running setup");
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("timed out waiting for the condition"), "{said}");
+    let pods = c.api.objects("", "pods", "default");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(pods[0]["status"]["phase"], "Pending");
+    assert_eq!(pods[0]["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "ImagePullBackOff");
+}
+
+/// With the user's current context a production cluster (another API server), nothing the engine
+/// or the real clients it runs do lands there: every call names the kind cluster's context. The
+/// user switches to production between two setups (kind made its own context current on create).
+#[test]
+fn nothing_reaches_the_current_context_when_it_is_another_cluster() {
+    let c = Cluster::new("e2e");
+    let prod = KubeApi::start().expect("a second API server: production");
+    let kc = c.kubeconfig();
+    std::fs::create_dir_all(kc.parent().expect("a parent")).expect(".kube");
+    prod.write_kubeconfig(&kc, "prod").expect("the user's kubeconfig");
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: default\ndata: {v: '1'}\n",
+    );
+    write(dir.path(), "chart/Chart.yaml", "apiVersion: v2\nname: tiny\nversion: 0.1.0\n");
+    write(
+        dir.path(),
+        "chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cfg\ndata:\n  v: {{ .Values.v | default \"1\" | quote }}\n",
+    );
+    let def = dir.path().join("e2e.toml");
+    let definition = |v: &str| {
+        format!(
+            "[cluster]\nname = \"e2e\"\n\n[[deploy]]\nname = \"app\"\nmanifests = [\"app.yaml\"]\n\n[[deploy]]\nname = \"tiny\"\nnamespace = \"tiny\"\nhelm = {{ chart = \"chart\", set = {{ v = \"{v}\" }} }}\n"
+        )
+    };
+    std::fs::write(&def, definition("1")).expect("definition");
+    let setup = || {
+        let out = c
+            .sandbox
+            .xtask(&["setup", "--definition", def.to_str().expect("utf-8 path")])
+            .current_dir(dir.path())
+            .output()
+            .expect("running setup");
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    setup();
+    #[allow(clippy::disallowed_methods)] // the user's own kubectl
+    let switched = std::process::Command::new(testkit::real::kubectl())
+        .args(["config", "use-context", "prod", "--kubeconfig"])
+        .arg(&kc)
+        .output()
+        .expect("kubectl config use-context");
+    assert!(switched.status.success(), "{}", text(&switched));
+    std::fs::write(&def, definition("2")).expect("definition");
+    setup();
+    assert_eq!(
+        c.api.object("", "configmaps", "tiny", "tiny-cfg").expect("on the kind cluster")["data"]["v"],
+        "2",
+        "the second setup upgraded the release on the kind cluster"
+    );
+    assert!(c.api.object("", "configmaps", "default", "app").is_some());
+    for (group, plural) in [("", "configmaps"), ("", "secrets"), ("", "namespaces")] {
+        let there = prod.objects(group, plural, "");
+        let foreign: Vec<&serde_json::Value> = there
+            .iter()
+            .filter(|o| {
+                !matches!(o["metadata"]["name"].as_str(), Some("default" | "kube-system" | "kube-public"))
+            })
+            .collect();
+        assert!(foreign.is_empty(), "written to the current context's cluster: {foreign:?}");
+    }
+}
