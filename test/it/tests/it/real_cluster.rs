@@ -236,3 +236,153 @@ fn nothing_reaches_the_current_context_when_it_is_another_cluster() {
         assert!(foreign.is_empty(), "written to the current context's cluster: {foreign:?}");
     }
 }
+
+/// A chart repository on a loopback port: it serves a directory (`index.yaml`, the packaged
+/// charts) and records every path asked of it, until dropped.
+struct ChartRepo {
+    url: String,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ChartRepo {
+    fn serve(dir: &Path) -> ChartRepo {
+        use std::io::{BufRead, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let url = format!("http://{}/", listener.local_addr().expect("its address"));
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (root, log, halt) = (dir.to_path_buf(), asked.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                // The headers, up to the blank line (GET has no body).
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                log.lock().expect("the journal").push(path.clone());
+                let file = root.join(path.trim_start_matches('/'));
+                let mut out = &stream;
+                match std::fs::read(&file) {
+                    Ok(body) => {
+                        let _ = write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = out.write_all(&body);
+                    }
+                    Err(_) => {
+                        let _ = write!(
+                            out,
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    }
+                }
+            }
+        });
+        ChartRepo { url, asked, stop, thread: Some(thread) }
+    }
+
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().expect("the journal").clone()
+    }
+}
+
+impl Drop for ChartRepo {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A no-change re-run with the real helm makes no chart-repository request: the first setup
+/// checks the values file against the repository chart (`helm show values --repo`) and installs
+/// it, both fetching from the repository; the second finds the release recorded and still there
+/// and asks the repository nothing, and a third passes with the repository gone (no network).
+#[test]
+fn a_no_change_setup_with_the_real_helm_asks_the_chart_repository_nothing() {
+    let c = Cluster::new("e2e");
+    assert_real_clients(&c.fake);
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "src/tiny/Chart.yaml", "apiVersion: v2\nname: tiny\nversion: 0.1.0\n");
+    write(dir.path(), "src/tiny/values.yaml", "greeting: hello\n");
+    write(
+        dir.path(),
+        "src/tiny/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cfg\ndata:\n  greeting: {{ .Values.greeting }}\n",
+    );
+    let served = dir.path().join("repo");
+    std::fs::create_dir_all(&served).expect("repo dir");
+    let helm = testkit::real::helm();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&helm)
+            .args(args)
+            .env("HOME", c.sandbox.home.path())
+            .output()
+            .expect("running the real helm");
+        assert!(out.status.success(), "helm {args:?}: {}", text(&out));
+    };
+    run(&[
+        "package",
+        dir.path().join("src/tiny").to_str().expect("utf-8"),
+        "--destination",
+        served.to_str().expect("utf-8"),
+    ]);
+    let repo = ChartRepo::serve(&served);
+    run(&["repo", "index", served.to_str().expect("utf-8"), "--url", repo.url.trim_end_matches('/')]);
+    write(dir.path(), "tiny-values.yaml", "greeting: hi\n");
+    let def = dir.path().join("e2e.toml");
+    std::fs::write(
+        &def,
+        format!(
+            "[cluster]\nname = \"e2e\"\nwait = \"30s\"\n\n[[deploy]]\nname = \"tiny\"\nnamespace = \"tiny\"\nhelm = {{ chart = \"tiny\", repo = \"{}\", version = \"0.1.0\", values = [\"tiny-values.yaml\"] }}\n",
+            repo.url
+        ),
+    )
+    .expect("definition");
+    let setup = || {
+        let out = c
+            .sandbox
+            .xtask(&["setup", "--definition", def.to_str().expect("utf-8 path")])
+            .current_dir(dir.path())
+            .output()
+            .expect("running setup");
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    setup();
+    let first = repo.asked();
+    assert!(first.iter().any(|p| p.ends_with("index.yaml")), "{first:?}");
+    assert!(first.iter().any(|p| p.ends_with("tiny-0.1.0.tgz")), "{first:?}");
+    let cm = c.api.object("", "configmaps", "tiny", "tiny-cfg").expect("installed by the real helm");
+    assert_eq!(cm["data"]["greeting"], "hi", "{cm}");
+
+    setup();
+    let again = repo.asked();
+    assert_eq!(
+        again.len(),
+        first.len(),
+        "a no-change re-run asked the repository: {:?}",
+        &again[first.len()..]
+    );
+
+    // No network at all: the repository is gone (its port refuses), and nothing needs it.
+    drop(repo);
+    setup();
+}
