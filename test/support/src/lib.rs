@@ -176,7 +176,10 @@ impl FakeToolchain {
     /// Fakes for docker and kind only: the real kubectl and helm (see [`real`]) come from the
     /// machine's PATH, and `kind create cluster` writes a kubeconfig whose `kind-<name>` context
     /// points at `api` (kind's merge, done by the real kubectl). The node of that cluster holds
-    /// only what `kind load` put there: other images do not start on `api`.
+    /// only what `kind load` put there: other images do not start on `api`. The kubeconfig is
+    /// written by `kind create cluster` only: [`FakeToolchain::with_cluster`] (a cluster that
+    /// already exists) and the scenario's contexts ([`FakeToolchain::with_current_context`]) do
+    /// not reach the file the real clients read; a test writes those entries itself.
     pub fn with_real_clients(
         fake_bin: impl AsRef<Path>,
         api: &kube_api::KubeApi,

@@ -1,8 +1,9 @@
 //! The quickstart checks: conditions, CRDs, rollouts and pods through the real kubectl against
 //! the test API server (`testkit::kube_api`), files through real git. The fake kubectl remains
-//! in `the_check_command_runs_conditions_and_git_checks_for_a_run` (it drives a whole run's
-//! checks with scripted answers; porting it is left) and in the flag-refusal test (nothing may
-//! reach kubectl there, which the fake's journal shows).
+//! in `the_check_command_runs_conditions_and_git_checks_for_a_run` (scripted answers and the
+//! journal's "nothing ran"; its kubectl checks also run for real in
+//! `real_cluster::the_check_command_reads_applies_and_deletes_through_the_real_kubectl`) and in
+//! the flag-refusal test (nothing may reach kubectl there, which the fake's journal shows).
 #![allow(clippy::disallowed_methods)]
 
 use std::path::Path;

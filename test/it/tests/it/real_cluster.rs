@@ -386,3 +386,123 @@ fn a_no_change_setup_with_the_real_helm_asks_the_chart_repository_nothing() {
     drop(repo);
     setup();
 }
+
+/// `cargo xtask check` through the real kubectl: a condition a controller wrote to the status
+/// subresource, a manifest templated with the run context and applied into the run's namespace,
+/// a cluster-scoped object that exists or never appears, and a delete that waits for the object
+/// to go and tolerates its absence.
+#[test]
+fn the_check_command_reads_applies_and_deletes_through_the_real_kubectl() {
+    let c = Cluster::new("e2e");
+    #[allow(clippy::disallowed_methods)] // the fake kind, as setup would call it
+    let created = std::process::Command::new(c.fake.bin_dir().join("kind"))
+        .args(["create", "cluster", "--name", "e2e"])
+        .env("HOME", c.sandbox.home.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("fake kind");
+    assert!(created.status.success(), "{}", text(&created));
+    let id = "chk1";
+    let check = |args: &[&str]| {
+        let out =
+            c.sandbox.xtask(&[&["check", "--run-id", id], args].concat()).output().expect("xtask check");
+        (out.status.code(), text(&out))
+    };
+    // the run's namespace, as the check names it
+    let (code, said) = check(&["exists", "configmap/none", "--timeout", "1s"]);
+    assert_eq!(code, Some(1), "{said}");
+    let ns = said
+        .split_whitespace()
+        .find(|w| w.starts_with("run-e2e-") && w.contains(id))
+        .map(|w| w.trim_matches(|ch: char| !ch.is_ascii_alphanumeric() && ch != '-').to_string())
+        .unwrap_or_else(|| panic!("no run namespace named in: {said}"));
+    let kubectl = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        #[allow(clippy::disallowed_methods)] // the real client, as a controller would write
+        let mut child = std::process::Command::new(testkit::real::kubectl())
+            .args(args)
+            .args(["--context", "kind-e2e", "--kubeconfig"])
+            .arg(c.kubeconfig())
+            .env("HOME", c.sandbox.home.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        if let Some(text) = stdin {
+            child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("writing stdin");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("kubectl");
+        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+    };
+    kubectl(&["create", "namespace", &ns], None);
+    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gitproviders.configbutler.ai\nspec:\n  group: configbutler.ai\n  scope: Namespaced\n  names: {plural: gitproviders, singular: gitprovider, kind: GitProvider}\n  versions: [{name: v1alpha1, served: true, storage: true, subresources: {status: {}}, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]\n";
+    kubectl(&["apply", "--server-side", "-f", "-"], Some(crd));
+    let bad = format!("apiVersion: configbutler.ai/v1alpha1\nkind: GitProvider\nmetadata: {{name: bad, namespace: {ns}}}\nspec: {{}}\n");
+    kubectl(&["apply", "--server-side", "-f", "-"], Some(&bad));
+    let status = r#"{"status":{"conditions":[{"type":"Ready","status":"False","reason":"ConnectionFailed","message":"authentication failed: check the credentials"}]}}"#;
+    kubectl(
+        &["patch", "gitprovider", "bad", "-n", &ns, "--subresource=status", "--type=merge", "-p", status],
+        None,
+    );
+
+    let (code, said) = check(&[
+        "condition",
+        "gitprovider/bad",
+        "--status",
+        "False",
+        "--reason",
+        "ConnectionFailed",
+        "--message",
+        "authenti\\w+ failed",
+    ]);
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = check(&[
+        "condition",
+        "gitprovider/bad",
+        "--status",
+        "False",
+        "--message",
+        "^timeout",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("message matching /^timeout/") && said.contains("reason=\"ConnectionFailed\""),
+        "{said}"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let provider = dir.path().join("provider.yaml");
+    std::fs::write(
+        &provider,
+        "apiVersion: configbutler.ai/v1alpha1\nkind: GitProvider\nmetadata: { name: p-${E2E_RUN_ID}, namespace: ${E2E_TEST_NAMESPACE} }\nspec: {}\n",
+    )
+    .expect("manifest");
+    let (code, said) = check(&["apply", provider.to_str().expect("utf-8 path")]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        c.api.object("configbutler.ai", "gitproviders", &ns, "p-chk1").is_some(),
+        "applied into the run's namespace"
+    );
+
+    let webhook = "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: op-webhook}\nwebhooks: []\n";
+    kubectl(&["apply", "--server-side", "-f", "-"], Some(webhook));
+    let (code, said) = check(&["exists", "validatingwebhookconfiguration/op-webhook"]);
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = check(&["exists", "validatingwebhookconfiguration/gone", "--timeout", "1s"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("validatingwebhookconfiguration gone") && said.contains("it does not exist"),
+        "{said}"
+    );
+
+    kubectl(&["create", "configmap", "cm-chk1", "-n", &ns], None);
+    let (code, said) = check(&["delete", "configmap/cm-${E2E_RUN_ID}"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(c.api.object("", "configmaps", &ns, "cm-chk1").is_none());
+    let (code, said) = check(&["delete", "configmap/cm-${E2E_RUN_ID}"]);
+    assert_eq!(code, Some(0), "absent is fine: {said}");
+}
