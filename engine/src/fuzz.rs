@@ -96,6 +96,8 @@ mod tests {
         "\"x\"",
         "0",
         "9999999999",
+        "18446744073709551615",
+        "1e308",
         "ms",
         "s",
         "m",
@@ -217,6 +219,32 @@ mod tests {
             let _ = crate::e2e::run_context::split_endpoint(text);
             let _ = crate::e2e::actions::expand_strict(text, &[("A".into(), "b".into())]);
             let _ = crate::e2e::actions::top_level_keys(text);
+        });
+        assert!(n > 100);
+    }
+
+    /// JUnit merging and shard splitting from reports with huge counts and times, and shard texts
+    /// with huge numbers: never a panic (an overflow was one), an abort or a long loop.
+    #[test]
+    fn junit_merging_and_shards_never_panic_on_huge_counts() {
+        let seeds = [
+            "<testsuite tests=\"18446744073709551615\" failures=\"1\" errors=\"x\" time=\"1e308\"/>",
+            "<testsuites><testsuite name=\"a\" tests=\"9999999999\" time=\"NaN\"><testcase/></testsuite></testsuites>",
+            "1/1000000000000",
+            "18446744073709551615/18446744073709551615",
+        ];
+        let needs: Vec<Vec<String>> = vec![Vec::new(), vec!["a".into()], Vec::new()];
+        let n = fuzz_from("junit and shards", &seeds, budget(), |text| {
+            let reports = [("a".to_string(), text.to_string()), ("b".to_string(), text.to_string())];
+            let _ = crate::e2e::shards::merge(&reports);
+            if let Ok(shard) = text.parse::<crate::e2e::shards::Shard>() {
+                let items: Vec<crate::e2e::shards::Item<'_>> = ["a", "b", "c"]
+                    .iter()
+                    .zip(&needs)
+                    .map(|(name, needs)| crate::e2e::shards::Item { name, weight: u64::MAX, needs })
+                    .collect();
+                let _ = crate::e2e::shards::select(&items, shard);
+            }
         });
         assert!(n > 100);
     }

@@ -69,7 +69,7 @@ pub fn select<'a>(items: &[Item<'a>], shard: Shard) -> Vec<&'a str> {
         let first = items[r].name.to_string();
         match groups.iter_mut().find(|g| g.1 == first) {
             Some(g) => {
-                g.0 += items[i].weight;
+                g.0 = g.0.saturating_add(items[i].weight);
                 g.2.push(i);
             }
             None => groups.push((items[i].weight, first, vec![i])),

@@ -87,7 +87,8 @@ fn sigint_stops_the_running_childs_whole_group_and_exits_130() {
         std::thread::sleep(Duration::from_millis(20));
     };
     // Its sleep child is in the group too.
-    let wait_members = Instant::now() + Duration::from_secs(5);
+    // Deadlines here are ones only a hang exceeds on a loaded machine (the fake hangs 30 s).
+    let wait_members = Instant::now() + Duration::from_secs(20);
     while group_members(started.pgid).len() < 2 && Instant::now() < wait_members {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -103,7 +104,7 @@ fn sigint_stops_the_running_childs_whole_group_and_exits_130() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     while !group_members(started.pgid).is_empty() {
         assert!(
-            sent.elapsed() < Duration::from_secs(2),
+            sent.elapsed() < Duration::from_secs(15),
             "group still alive: {:?}",
             group_members(started.pgid)
         );
