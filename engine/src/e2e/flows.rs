@@ -217,7 +217,7 @@ impl Args {
                 let _ = kubeconfig.set(path);
                 Ok(())
             }
-            Work::GiteaCheck => check_shared_gitea(&Shell::new()?, &def, &settings, &log),
+            Work::GiteaCheck => check_shared_gitea(&Shell::new()?, &setup_ctx, &settings, &log),
             Work::Flow(flow) => {
                 let kubeconfig = kubeconfig.get().context("the runs' kubeconfig was not written")?;
                 let run = FlowRun { def: &def, settings: &settings, keep: self.keep, kubeconfig };
@@ -332,22 +332,33 @@ struct Shared {
 /// may run at once in the graph: one at a time.
 static MARKER: Mutex<()> = Mutex::new(());
 
-/// Shared infra is up: `shared.json` says when, for which cluster, by whom.
-fn mark_shared(def: &Definition) -> Result<()> {
+/// Reads `shared.json` (an empty object when it is missing or unreadable), hands it to `change`,
+/// and writes it back when `change` says so; one caller at a time.
+fn update_marker(change: impl FnOnce(&mut serde_json::Value) -> bool) -> Result<()> {
     let _one = MARKER.lock().unwrap_or_else(|p| p.into_inner());
     let marker = paths::state_root().join("shared.json");
     let mut record: serde_json::Value = std::fs::read_to_string(&marker)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_else(|| json!({}));
-    if !record.is_object() {
-        record = json!({});
+    if change(&mut record) {
+        std::fs::write(&marker, serde_json::to_string_pretty(&record)?)
+            .with_context(|| format!("writing {}", marker.display()))?;
     }
-    record["cluster"] = def.cluster.clone().into();
-    record["completed"] = clock::rfc3339(std::time::SystemTime::now()).into();
-    record["pid"] = std::process::id().into();
-    std::fs::write(&marker, serde_json::to_string_pretty(&record)?)
-        .with_context(|| format!("writing {}", marker.display()))
+    Ok(())
+}
+
+/// Shared infra is up: `shared.json` says when, for which cluster, by whom.
+fn mark_shared(def: &Definition) -> Result<()> {
+    update_marker(|record| {
+        if !record.is_object() {
+            *record = json!({});
+        }
+        record["cluster"] = def.cluster.clone().into();
+        record["completed"] = clock::rfc3339(std::time::SystemTime::now()).into();
+        record["pid"] = std::process::id().into();
+        true
+    })
 }
 
 /// Reused shared Gitea is checked before runs rely on it (its data is an emptyDir: a restarted
@@ -355,35 +366,28 @@ fn mark_shared(def: &Definition) -> Result<()> {
 /// plainly; a lost org is made again; the keys are recorded in `shared.json` for the next run.
 fn check_shared_gitea(
     sh: &Shell,
-    def: &Definition,
+    ctx: &RunContext,
     settings: &gitea::Settings,
     log: &std::path::Path,
 ) -> Result<()> {
-    let ctx = RunContext::resolve(sh, &def.request(None, Some("setup")))?;
-    let now =
-        gitea::check_shared(sh, &ctx, settings, log).context("checking shared Gitea before the runs")?;
-    let _one = MARKER.lock().unwrap_or_else(|p| p.into_inner());
-    let marker = paths::state_root().join("shared.json");
-    let mut recorded: serde_json::Value = std::fs::read_to_string(&marker)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| json!({}));
-    let before = recorded["gitea_host_keys"].as_str().map(str::to_string);
-    if before.as_ref().is_some_and(|b| *b != now.host_keys) {
-        println!(
-            "note: Gitea restarted since shared infra was set up (its SSH host keys changed; its data is an emptyDir): \
-             repositories, tokens and deploy keys of earlier runs are gone{}",
-            if now.org_recreated { format!("; org {} was made again", settings.org) } else { String::new() }
-        );
-    } else if now.org_recreated {
-        println!("note: Gitea had lost org {} (a restarted pod?): made again", settings.org);
-    }
-    if recorded.is_object() {
-        recorded["gitea_host_keys"] = now.host_keys.into();
-        std::fs::write(&marker, serde_json::to_string_pretty(&recorded)?)
-            .with_context(|| format!("writing {}", marker.display()))?;
-    }
-    Ok(())
+    let now = gitea::check_shared(sh, ctx, settings, log).context("checking shared Gitea before the runs")?;
+    update_marker(|recorded| {
+        let before = recorded["gitea_host_keys"].as_str().map(str::to_string);
+        if before.as_ref().is_some_and(|b| *b != now.host_keys) {
+            println!(
+                "note: Gitea restarted since shared infra was set up (its SSH host keys changed; its data is an emptyDir): \
+                 repositories, tokens and deploy keys of earlier runs are gone{}",
+                if now.org_recreated { format!("; org {} was made again", settings.org) } else { String::new() }
+            );
+        } else if now.org_recreated {
+            println!("note: Gitea had lost org {} (a restarted pod?): made again", settings.org);
+        }
+        if !recorded.is_object() {
+            return false;
+        }
+        recorded["gitea_host_keys"] = now.host_keys.clone().into();
+        true
+    })
 }
 
 fn free_port() -> u16 {

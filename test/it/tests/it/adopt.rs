@@ -12,11 +12,7 @@ use std::process::{Command, Output, Stdio};
 
 use crate::harness::{root, text, Sandbox};
 
-fn write(dir: &Path, rel: &str, text: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
+use crate::harness::write;
 
 fn git(dir: &Path, home: &Path, args: &[&str]) -> Output {
     Command::new("git")

@@ -157,6 +157,13 @@ pub fn as_another_user(cmd: Command, scratch: &Path) -> Command {
 }
 
 /// stdout and stderr together, for assertion messages.
+/// Writes `body` to `rel` under `dir`, making the directories on the way (a test's fixture).
+pub fn write(dir: &Path, rel: &str, body: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("creating dirs");
+    std::fs::write(&path, body).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
 pub fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }

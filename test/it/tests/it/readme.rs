@@ -3,7 +3,6 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
 
 use crate::harness::{fake, root, text, Sandbox};
@@ -16,11 +15,7 @@ fn readme_definition() -> String {
     readme[start..start + len].to_string()
 }
 
-fn write(dir: &Path, rel: &str, text: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
+use crate::harness::write;
 
 #[test]
 fn the_readmes_minimal_definition_sets_up_and_runs_its_flow() {

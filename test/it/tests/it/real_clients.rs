@@ -3,16 +3,11 @@
 //! (its kustomize), offline, where the fake toolchain would accept anything.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::harness::{text, Sandbox};
 
-fn write(dir: &Path, rel: &str, body: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, body).unwrap();
-}
+use crate::harness::write;
 
 /// A value a variable brings into `--set` (here with a comma, braces and a backslash) reaches the
 /// chart whole: the real helm reads the `--set` setup passed as exactly that value. Unescaped, helm

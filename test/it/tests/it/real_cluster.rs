@@ -46,11 +46,7 @@ pub fn assert_real_clients(fake: &FakeToolchain) {
     }
 }
 
-fn write(dir: &Path, rel: &str, body: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("creating dirs");
-    std::fs::write(path, body).expect("writing a fixture");
-}
+use crate::harness::write;
 
 /// Setup end to end with the real clients: the image is built (fake docker), the cluster created
 /// (fake kind, whose kubeconfig the real kubectl then reads), the image loaded onto its node, the
