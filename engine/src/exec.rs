@@ -66,14 +66,15 @@ pub fn install_signal_handlers() -> anyhow::Result<()> {
         .name("signals".into())
         .spawn(move || {
             for signal in signals.forever() {
+                // The signal is recorded before the flag is read, and `exit_on_interrupt` sets
+                // the flag before it reads the signal: one of the two sees the other, so a signal
+                // that comes while a lint is starting is not lost (it was noted for a cleanup and
+                // the lint ran to its end).
+                CANCEL_SIGNAL.store(signal, Ordering::SeqCst);
                 if EXIT_ON_INTERRUPT.load(Ordering::SeqCst) {
-                    // Only the lint's own child calls (git) can be running: stop them, and go.
-                    signal_groups(libc::SIGKILL);
-                    eprintln!("\ninterrupted");
-                    std::process::exit(130);
+                    exit_interrupted();
                 }
                 let first = !CANCELLED.swap(true, Ordering::SeqCst);
-                CANCEL_SIGNAL.store(signal, Ordering::SeqCst);
                 mark_cancelled_at();
                 if first {
                     eprintln!("\ninterrupted: stopping running commands, then cleaning up (Ctrl-C again to kill at once)");
@@ -92,6 +93,25 @@ pub fn install_signal_handlers() -> anyhow::Result<()> {
 /// a lint's loops never look for.
 pub fn exit_on_interrupt() {
     EXIT_ON_INTERRUPT.store(true, Ordering::SeqCst);
+    if CANCEL_SIGNAL.load(Ordering::SeqCst) != 0 {
+        exit_interrupted();
+    }
+}
+
+/// Ends a command that has nothing to clean up, once (the signal thread and the command's own
+/// thread may both get here).
+fn exit_interrupted() {
+    static EXITING: AtomicBool = AtomicBool::new(false);
+    if EXITING.swap(true, Ordering::SeqCst) {
+        // The other one is exiting the process: wait for it.
+        loop {
+            thread::park();
+        }
+    }
+    // Only the lint's own child calls (git) can be running: stop them, and go.
+    signal_groups(libc::SIGKILL);
+    eprintln!("\ninterrupted");
+    std::process::exit(130);
 }
 
 /// Cancels everything, as Ctrl-C does. Used by the pipeline when a task fails.
