@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::e2e::actions::{self, Action, Env, SetupTask};
+use crate::e2e::setup::actions::{self, Action, Env, SetupTask};
 use crate::pipeline::{self, Options, ProgressMode};
 use crate::{exec, paths};
 
@@ -688,7 +688,7 @@ impl PipelineBench {
                     _ => {}
                 }
             }
-            let store = std::sync::Arc::new(crate::e2e::incremental::Store::open(
+            let store = std::sync::Arc::new(crate::e2e::setup::incremental::Store::open(
                 project.path().join("incremental.json"),
                 false,
             ));

@@ -3,10 +3,11 @@
 
 use std::process::ExitCode;
 
-use crate::e2e::{
-    check_cmd, flows, gitea, metrics, port_forward, post_render, quickstart, run_context_cmd, runs, setup,
-    shards,
-};
+use crate::e2e::checks::{check as check_cmd, quickstart};
+use crate::e2e::flows::{e2e as flows, setup, shards};
+use crate::e2e::infra::{gitea, metrics, port_forward};
+use crate::e2e::runs::{self, run_context as run_context_cmd};
+use crate::e2e::setup::post_render;
 use crate::lint::commands::{DockerfilesArgs, HardcodedArgs, LintArgs};
 use crate::{bench, ci, docs, doctor, exec, init, paths, usage};
 use clap::{Parser, Subcommand};

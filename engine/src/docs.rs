@@ -22,7 +22,8 @@ pub struct Args {
 impl Args {
     pub fn run(self, cli: clap::Command) -> Result<i32> {
         let docs = crate::paths::project_root().join("docs");
-        let files = [("cli.md", cli_markdown(cli)), ("definition.md", crate::e2e::schema::markdown())];
+        let files =
+            [("cli.md", cli_markdown(cli)), ("definition.md", crate::e2e::definition::schema::markdown())];
         let mut stale = Vec::new();
         for (name, text) in &files {
             let path = docs.join(name);

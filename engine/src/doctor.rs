@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use crate::e2e::port_forward;
+use crate::e2e::infra::port_forward;
 use crate::{exec, paths, tools};
 
 /// Check the tools, the Docker daemon, the kind cluster and the shared ports.
@@ -59,7 +59,7 @@ impl Args {
             None
         };
         let existing = def.as_ref().and_then(|d| d.existing.clone());
-        let needed = def.as_ref().map(crate::e2e::preflight::needed);
+        let needed = def.as_ref().map(crate::e2e::flows::preflight::needed);
         let mut rows = Vec::new();
         for tool in tools::TOOLS {
             if existing.is_some() && tool.name == "kind" {
@@ -144,7 +144,7 @@ fn check_tool(sh: &Shell, tool: &tools::Tool) -> Row {
             detail: format!("not on PATH (it {}); {}", tool.purpose, tool.install),
         };
     };
-    match crate::e2e::preflight::check_tool(sh, tool, &path, &paths::logs_dir().join("doctor.log")) {
+    match crate::e2e::flows::preflight::check_tool(sh, tool, &path, &paths::logs_dir().join("doctor.log")) {
         Ok(version) if tool.version_args.is_empty() => Row { check, status: Status::Ok, detail: version },
         Ok(version) => Row { check, status: Status::Ok, detail: format!("{version} ({})", path.display()) },
         Err(_) if exec::cancelled() => Row { check, status: Status::Info, detail: "interrupted".into() },

@@ -210,15 +210,15 @@ mod tests {
 
     #[test]
     fn promql_scoping_durations_versions_and_endpoints_never_panic() {
-        let matcher = crate::e2e::metrics::Matcher::run("r1").unwrap();
+        let matcher = crate::e2e::infra::metrics::Matcher::run("r1").unwrap();
         let n = fuzz("small parsers", budget(), |text| {
-            let _ = crate::e2e::metrics::scope(text, &matcher);
+            let _ = crate::e2e::infra::metrics::scope(text, &matcher);
             let _ = crate::toml::parse(text);
             let _ = crate::e2e::definition::parse_duration(text);
             let _ = crate::tools::parse_version(text);
-            let _ = crate::e2e::run_context::split_endpoint(text);
-            let _ = crate::e2e::actions::expand_strict(text, &[("A".into(), "b".into())]);
-            let _ = crate::e2e::actions::top_level_keys(text);
+            let _ = crate::e2e::context::split_endpoint(text);
+            let _ = crate::e2e::setup::actions::expand_strict(text, &[("A".into(), "b".into())]);
+            let _ = crate::e2e::setup::actions::top_level_keys(text);
         });
         assert!(n > 100);
     }
@@ -236,14 +236,14 @@ mod tests {
         let needs: Vec<Vec<String>> = vec![Vec::new(), vec!["a".into()], Vec::new()];
         let n = fuzz_from("junit and shards", &seeds, budget(), |text| {
             let reports = [("a".to_string(), text.to_string()), ("b".to_string(), text.to_string())];
-            let _ = crate::e2e::shards::merge(&reports);
-            if let Ok(shard) = text.parse::<crate::e2e::shards::Shard>() {
-                let items: Vec<crate::e2e::shards::Item<'_>> = ["a", "b", "c"]
+            let _ = crate::e2e::flows::shards::merge(&reports);
+            if let Ok(shard) = text.parse::<crate::e2e::flows::shards::Shard>() {
+                let items: Vec<crate::e2e::flows::shards::Item<'_>> = ["a", "b", "c"]
                     .iter()
                     .zip(&needs)
-                    .map(|(name, needs)| crate::e2e::shards::Item { name, weight: u64::MAX, needs })
+                    .map(|(name, needs)| crate::e2e::flows::shards::Item { name, weight: u64::MAX, needs })
                     .collect();
-                let _ = crate::e2e::shards::select(&items, shard);
+                let _ = crate::e2e::flows::shards::select(&items, shard);
             }
         });
         assert!(n > 100);

@@ -1,33 +1,23 @@
 //! The e2e: what the definition (`test/e2e/e2e.toml`) says, the run context every run carries,
 //! shared infra set up on the pipeline engine, and the flows that run on it.
 //!
-//! Subcommands and their modules: `setup` → [`setup`], `e2e` → [`flows`], `runs`/`cleanup` →
-//! [`runs`], `run-context` → [`run_context_cmd`], `gitea` → [`gitea`], `port-forward` →
-//! [`port_forward`], `quickstart` → [`quickstart`], `metrics` → [`metrics`], `check` → [`check_cmd`].
+//! Sub-systems, each using only those listed before it (the tidy test
+//! `e2e_subsystems_depend_one_way` holds them to it):
+//! - [`context`]: the run context (the run id and every name made from it), the kubectl door, a
+//!   shared cluster's Leases;
+//! - [`setup`]: the setup actions (build, cluster, load, deploy) and their freshness records;
+//! - [`definition`]: the definition file, its schema, and the setup graph it compiles to;
+//! - [`infra`]: Gitea, port-forwards, Prometheus, the shared-infra lock;
+//! - [`runs`]: runs on disk, their cleanup and diagnostics (`runs`, `cleanup`, `run-context`);
+//! - [`checks`]: the check runner, `check`, `quickstart`;
+//! - [`flows`]: `setup` and `e2e`, one graph from build to verdict, and shards (`junit-merge`).
+//!
+//! A command's file is named after it (`flows/e2e.rs` is `cargo xtask e2e`).
 
-pub mod actions;
-pub mod check_cmd;
-pub mod check_steps;
 pub mod checks;
-pub mod coordination;
+pub mod context;
 pub mod definition;
-pub mod diagnostics;
-pub mod dockerignore;
 pub mod flows;
-pub mod gitea;
-pub mod graph;
-pub mod incremental;
-pub mod kube;
-pub mod metrics;
-pub mod port_forward;
-pub mod post_render;
-pub mod preflight;
-pub mod quickstart;
-pub mod run_context;
-pub mod run_context_cmd;
+pub mod infra;
 pub mod runs;
-pub mod schema;
 pub mod setup;
-pub mod shards;
-pub mod shared_lock;
-pub mod strvals;

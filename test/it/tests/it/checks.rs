@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use operator_e2e::e2e::checks::{file_in_checkout, Checks, Expect, FileState};
+use operator_e2e::e2e::checks::runner::{file_in_checkout, Checks, Expect, FileState};
 use testkit::kube_api::KubeApi;
 use testkit::{FakeToolchain, Rule};
 use xshell::Shell;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use operator_e2e::e2e::metrics::{scope, selector, Client, Data, Matcher, QueryError};
+use operator_e2e::e2e::infra::metrics::{scope, selector, Client, Data, Matcher, QueryError};
 use testkit::prometheus::{demo_binary, Demo, PrometheusServer};
 
 fn count(data: &Data) -> usize {

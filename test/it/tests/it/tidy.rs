@@ -297,12 +297,9 @@ fn resolve(
     at.join("::")
 }
 
-/// Foundations ← engines ← commands: lint and pipeline never reach into e2e (or any command) nor
-/// into each other, foundations reach into nothing above them, commands other than e2e are used
-/// by nobody, and no two modules (files) need each other, directly or around a loop.
-#[test]
-fn modules_depend_one_way_and_form_no_cycle() {
-    use std::collections::{BTreeMap, BTreeSet};
+/// Every module of the engine (a file; `mod.rs` is its folder) and the modules each one names
+/// in its code (not in unit tests or comments), with `crate::`, `super::` and `self::` resolved.
+fn engine_modules() -> (std::collections::BTreeSet<String>, Vec<(String, String)>) {
     let src = root().join("engine/src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
@@ -310,19 +307,10 @@ fn modules_depend_one_way_and_form_no_cycle() {
     // outside the layers.
     let entry = |f: &PathBuf| ["main.rs", "lib.rs", "cli.rs"].iter().any(|e| *f == src.join(e));
     let files: Vec<PathBuf> = files.into_iter().filter(|f| !entry(f)).collect();
-    let modules: BTreeSet<String> = files.iter().map(|f| module_of(&src, f)).collect();
-    let layer = |m: &str| {
-        let top = m.split("::").next().unwrap_or("");
-        LAYERS.iter().find(|(name, _)| *name == top).map(|(_, l)| *l)
-    };
-    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut wrong = Vec::new();
+    let modules: std::collections::BTreeSet<String> = files.iter().map(|f| module_of(&src, f)).collect();
+    let mut uses = Vec::new();
     for file in &files {
         let from = module_of(&src, file);
-        let Some(from_layer) = layer(&from) else {
-            wrong.push(format!("{from}: a new top-level module: give it a layer in LAYERS (tidy.rs)"));
-            continue;
-        };
         let text = std::fs::read_to_string(file).unwrap();
         // Unit tests may reach anywhere; doc comments are prose.
         let code: String = text
@@ -335,24 +323,89 @@ fn modules_depend_one_way_and_form_no_cycle() {
             .join("\n");
         for (anchor, segs) in paths_named(&code) {
             let to = resolve(&modules, &from, &anchor, &segs);
-            if to.is_empty() || to == from || !modules.contains(&to) {
-                continue;
+            if !to.is_empty() && to != from && modules.contains(&to) {
+                uses.push((from.clone(), to));
             }
-            let to_top = to.split("::").next().unwrap_or("");
-            let from_top = from.split("::").next().unwrap_or("");
-            let to_layer = layer(&to).unwrap_or(u8::MAX);
-            if from_top != to_top {
-                // Foundations may use each other (the cycle check still applies); engines are
-                // independent of each other; commands may use e2e, nothing uses another command.
-                let allowed = to_layer < from_layer
-                    || (to_layer == 0 && from_layer == 0)
-                    || (from_layer == 2 && to_top == "e2e");
-                if !allowed {
-                    wrong.push(format!("{from} uses {to}: a lower layer must not use a higher one"));
-                }
-            }
-            edges.entry(from.clone()).or_default().insert(to);
         }
+    }
+    (modules, uses)
+}
+
+/// The e2e sub-systems, each allowed to use only those before it (and itself).
+const E2E_SUBSYSTEMS: &[&str] = &["context", "setup", "definition", "infra", "runs", "checks", "flows"];
+
+/// Inside `e2e/`, arrows run one way between the sub-systems of [`E2E_SUBSYSTEMS`]: the run
+/// context and the kubectl door at the bottom, the graph from build to verdict (`setup`, `e2e`)
+/// on top; every file of `e2e/` is in one of them (`e2e/mod.rs` only declares them).
+#[test]
+fn e2e_subsystems_depend_one_way() {
+    let (modules, uses) = engine_modules();
+    let rank = |m: &str| {
+        let mut parts = m.split("::");
+        (parts.next() == Some("e2e"))
+            .then(|| parts.next())
+            .flatten()
+            .map(|sub| E2E_SUBSYSTEMS.iter().position(|s| *s == sub))
+    };
+    let mut wrong = Vec::new();
+    for m in &modules {
+        if m != "e2e" && rank(m) == Some(None) {
+            wrong.push(format!("{m}: not in a sub-system of E2E_SUBSYSTEMS (tidy.rs)"));
+        }
+    }
+    let mut seen = 0;
+    for (from, to) in &uses {
+        if let (Some(Some(f)), Some(Some(t))) = (rank(from), rank(to)) {
+            seen += 1;
+            if t > f {
+                wrong.push(format!(
+                    "{from} uses {to}: e2e::{} is above e2e::{} (E2E_SUBSYSTEMS in tidy.rs)",
+                    E2E_SUBSYSTEMS[t], E2E_SUBSYSTEMS[f]
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "e2e sub-systems:\n{}", wrong.join("\n"));
+    // The check sees real edges.
+    assert!(uses.iter().any(|(f, t)| f == "e2e::flows::e2e" && t == "e2e::definition"), "{uses:?}");
+    assert!(seen > 50, "{seen} arrows between e2e modules");
+}
+
+/// Foundations ← engines ← commands: lint and pipeline never reach into e2e (or any command) nor
+/// into each other, foundations reach into nothing above them, commands other than e2e are used
+/// by nobody, and no two modules (files) need each other, directly or around a loop.
+#[test]
+fn modules_depend_one_way_and_form_no_cycle() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let (modules, uses) = engine_modules();
+    let layer = |m: &str| {
+        let top = m.split("::").next().unwrap_or("");
+        LAYERS.iter().find(|(name, _)| *name == top).map(|(_, l)| *l)
+    };
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for m in &modules {
+        if layer(m).is_none() {
+            wrong.push(format!("{m}: a new top-level module: give it a layer in LAYERS (tidy.rs)"));
+        }
+    }
+    for (from, to) in uses {
+        let (Some(from_layer), to_layer) = (layer(&from), layer(&to).unwrap_or(u8::MAX)) else {
+            continue;
+        };
+        let to_top = to.split("::").next().unwrap_or("");
+        let from_top = from.split("::").next().unwrap_or("");
+        if from_top != to_top {
+            // Foundations may use each other (the cycle check still applies); engines are
+            // independent of each other; commands may use e2e, nothing uses another command.
+            let allowed = to_layer < from_layer
+                || (to_layer == 0 && from_layer == 0)
+                || (from_layer == 2 && to_top == "e2e");
+            if !allowed {
+                wrong.push(format!("{from} uses {to}: a lower layer must not use a higher one"));
+            }
+        }
+        edges.entry(from).or_default().insert(to);
     }
     // A cycle: depth-first search for a back edge.
     fn visit(
@@ -388,14 +441,14 @@ fn modules_depend_one_way_and_form_no_cycle() {
     assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
     // The check sees real edges (it would pass vacuously if the parser found none).
     assert!(edges.get("lint::commands").is_some_and(|e| e.contains("lint::output")), "{edges:?}");
-    assert!(edges.get("e2e::flows").is_some_and(|e| e.contains("pipeline")), "{edges:?}");
+    assert!(edges.get("e2e::flows::e2e").is_some_and(|e| e.contains("pipeline")), "{edges:?}");
 }
 
 #[test]
 fn the_layering_check_sees_group_imports_and_super_paths() {
-    let paths = paths_named("use super::{a, b::{c, self}};\nlet x = crate::e2e::flows::run();");
+    let paths = paths_named("use super::{a, b::{c, self}};\nlet x = crate::e2e::flows::e2e::run();");
     let shown: Vec<String> = paths.iter().map(|(a, p)| format!("{a}:{}", p.join("::"))).collect();
-    assert_eq!(shown, ["crate:e2e::flows::run", "super:a", "super:b::c", "super:b"]);
+    assert_eq!(shown, ["crate:e2e::flows::e2e::run", "super:a", "super:b::c", "super:b"]);
 }
 
 /// Every flow of this repository labels what it runs with the run label, so diagnostics (which
@@ -517,7 +570,7 @@ fn the_generated_reference_is_up_to_date() {
 #[test]
 fn the_definition_reference_names_every_key_the_decoder_reads() {
     use std::collections::{BTreeMap, BTreeSet};
-    let source = std::fs::read_to_string(root().join("engine/src/e2e/definition.rs")).unwrap();
+    let source = std::fs::read_to_string(root().join("engine/src/e2e/definition/mod.rs")).unwrap();
     let key = regex::Regex::new(r#"\bt\.(?:req|opt|or|or_default)\(\s*"([a-z-]+)""#).unwrap();
     let mut decoded: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for block in source.split("\nimpl FromValue for ").skip(1) {
@@ -525,7 +578,7 @@ fn the_definition_reference_names_every_key_the_decoder_reads() {
         let body = block.split("\n}\n").next().unwrap_or("");
         decoded.entry(name).or_default().extend(key.captures_iter(body).map(|c| c[1].to_string()));
     }
-    let documented: BTreeMap<String, BTreeSet<String>> = operator_e2e::e2e::schema::TABLES
+    let documented: BTreeMap<String, BTreeSet<String>> = operator_e2e::e2e::definition::schema::TABLES
         .iter()
         .map(|t| (t.decoder.to_string(), t.keys.iter().map(|k| k.name.to_string()).collect()))
         .collect();
@@ -533,5 +586,8 @@ fn the_definition_reference_names_every_key_the_decoder_reads() {
         decoded.len() >= 9 && decoded.values().map(BTreeSet::len).sum::<usize>() > 60,
         "the check sees the decoder: {decoded:?}"
     );
-    assert_eq!(documented, decoded, "engine/src/e2e/schema.rs and the decoder in definition.rs disagree");
+    assert_eq!(
+        documented, decoded,
+        "engine/src/e2e/definition/schema.rs and the decoder in definition/mod.rs disagree"
+    );
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
-use crate::e2e::run_context::RunContext;
+use crate::e2e::context::RunContext;
 use crate::exec;
 
 /// Collects what explains a failure. Every command is best effort (a missing pod is not an

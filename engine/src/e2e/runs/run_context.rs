@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use xshell::Shell;
 
-use super::run_context::{Request, RunContext};
+use crate::e2e::context::{Request, RunContext};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Format {
@@ -43,9 +43,9 @@ impl Args {
     pub fn run(self, sh: &Shell) -> Result<i32> {
         let mut request = Request::new(self.run_id, self.flow.as_deref());
         // The definition's forwards say where the services are (a missing definition: defaults).
-        let path = self.definition.clone().unwrap_or_else(super::definition::default_path);
+        let path = self.definition.clone().unwrap_or_else(crate::e2e::definition::default_path);
         if self.definition.is_some() || path.is_file() {
-            let def = super::definition::load(&path)?;
+            let def = crate::e2e::definition::load(&path)?;
             request = def.request(request.run_id, request.flow.as_deref());
         }
         let ctx = RunContext::resolve(sh, &request)?;

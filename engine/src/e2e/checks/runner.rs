@@ -12,8 +12,8 @@ use xshell::{cmd, Shell};
 
 use crate::exec;
 
-pub use super::check_steps::Expect;
-pub(crate) use super::check_steps::{GitState, Predicate, Step, StepDef};
+pub use crate::e2e::definition::check_steps::Expect;
+pub(crate) use crate::e2e::definition::check_steps::{GitState, Predicate, Step, StepDef};
 
 /// Checks against one namespace; every command goes to `log`.
 pub struct Checks<'a> {
@@ -44,7 +44,7 @@ fn secs(d: Duration) -> u64 {
 
 impl Checks<'_> {
     fn kube(&self) -> [String; 2] {
-        super::kube::kubectl_args(&self.context)
+        crate::e2e::context::kube::kubectl_args(&self.context)
     }
 
     fn kubectl(&self, c: xshell::Cmd<'_>, deadline: Duration) -> Result<exec::Output, exec::ExecError> {
@@ -239,13 +239,13 @@ impl Checks<'_> {
 
 /// What checks and templates can name besides the run context: the run's Git repository
 /// (`org/repo`, once `gitea setup` made it) and its secrets' names.
-pub(crate) fn git_vars(ctx: &super::run_context::RunContext) -> Vec<(String, String)> {
+pub(crate) fn git_vars(ctx: &crate::e2e::context::RunContext) -> Vec<(String, String)> {
     let mut vars = vec![
         ("E2E_GIT_SECRET".to_string(), ctx.secret_http()),
         ("E2E_GIT_SECRET_SSH".to_string(), ctx.secret_ssh()),
         ("E2E_GIT_SECRET_INVALID".to_string(), ctx.secret_invalid()),
     ];
-    if let Some(r) = super::gitea::Record::read(&ctx.state_dir()) {
+    if let Some(r) = crate::e2e::infra::gitea::Record::read(&ctx.state_dir()) {
         vars.push(("E2E_GIT_REPO".to_string(), r.full_name()));
     }
     vars
@@ -295,7 +295,7 @@ pub fn read_checkout_file(checkout: &Path, file: &str) -> Option<String> {
 pub fn leaked_secrets<'a>(text: &str, secrets: &'a [(String, String)]) -> Vec<(&'a str, &'static str)> {
     let mut leaks = Vec::new();
     for (name, value) in secrets.iter().filter(|(_, v)| !v.is_empty()) {
-        let b64 = super::gitea::base64(value.as_bytes());
+        let b64 = crate::e2e::infra::gitea::base64(value.as_bytes());
         let unpadded = b64.trim_end_matches('=').to_string();
         let url = unpadded.replace('+', "-").replace('/', "_");
         if text.contains(value.as_str()) {
@@ -363,7 +363,7 @@ pub fn file_in_checkout(
 /// Runs steps for one run, carrying what one Git check tells the next.
 pub(crate) struct Runner<'a> {
     pub(crate) sh: &'a Shell,
-    pub(crate) ctx: &'a super::run_context::RunContext,
+    pub(crate) ctx: &'a crate::e2e::context::RunContext,
     /// What `${VAR}` can name: the run context and the caller's extras.
     pub(crate) vars: Vec<(String, String)>,
     pub(crate) log: std::path::PathBuf,
@@ -376,7 +376,7 @@ pub(crate) struct Runner<'a> {
 impl<'a> Runner<'a> {
     pub(crate) fn new(
         sh: &'a Shell,
-        ctx: &'a super::run_context::RunContext,
+        ctx: &'a crate::e2e::context::RunContext,
         log: std::path::PathBuf,
     ) -> Runner<'a> {
         Runner {
@@ -393,7 +393,8 @@ impl<'a> Runner<'a> {
 
     pub(crate) fn expand(&self, text: &str) -> Result<String> {
         // A variable the run does not have is a mistake in the check, not a failed check.
-        super::actions::expand_strict(text, &self.vars).map_err(|e| crate::usage::usage(format!("{e:#}")))
+        crate::e2e::setup::actions::expand_strict(text, &self.vars)
+            .map_err(|e| crate::usage::usage(format!("{e:#}")))
     }
 
     fn checkout(&self) -> Result<std::path::PathBuf> {
@@ -519,7 +520,7 @@ impl<'a> Runner<'a> {
                 }
             }
             Step::Promql { expr, expect } => {
-                use super::metrics;
+                use crate::e2e::infra::metrics;
                 let expr = self.expand(expr)?;
                 let scoped = metrics::scope(&expr, &metrics::Matcher::run(&self.ctx.run_id)?)
                     .map_err(|e| crate::usage::usage(format!("{e:#}")))?;

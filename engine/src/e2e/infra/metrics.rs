@@ -54,7 +54,7 @@ impl Matcher {
 
     /// The run matcher: `run_id="<id>"`.
     pub fn run(run_id: &str) -> Result<Matcher> {
-        crate::e2e::run_context::validate_run_id(run_id)?;
+        crate::e2e::context::validate_run_id(run_id)?;
         Matcher::eq(RUN_LABEL, run_id)
     }
 
@@ -500,7 +500,7 @@ fn urlencode(s: &str) -> String {
 
 /// A per-run ServiceMonitor: selects the run's Services by the run label and copies the pod's
 /// run label onto every series as `run_id`.
-pub(crate) fn service_monitor(ctx: &crate::e2e::run_context::RunContext, port: &str) -> Value {
+pub(crate) fn service_monitor(ctx: &crate::e2e::context::RunContext, port: &str) -> Value {
     let sanitized: String =
         ctx.label_key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     json!({
@@ -569,7 +569,7 @@ impl Args {
         }
         let url = sh
             .var("E2E_PROMETHEUS_URL")
-            .unwrap_or_else(|_| crate::e2e::run_context::DEFAULT_PROMETHEUS_URL.into());
+            .unwrap_or_else(|_| crate::e2e::context::DEFAULT_PROMETHEUS_URL.into());
         let data = Client::new(&url).query(&scoped, timeout).map_err(|e| anyhow!("{e}"))?;
         let samples = data.samples();
         if samples.is_empty() {

@@ -9,11 +9,14 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
-use super::graph::{self, Work};
-use super::{diagnostics, gitea, port_forward};
-use super::{kube, setup};
+use crate::e2e::context::kube;
+use crate::e2e::context::RunContext;
 use crate::e2e::definition::{self, Definition, Flow};
-use crate::e2e::run_context::RunContext;
+use crate::e2e::flows::graph::{self, Work};
+use crate::e2e::flows::setup;
+use crate::e2e::infra::gitea;
+use crate::e2e::infra::port_forward;
+use crate::e2e::runs::diagnostics;
 use crate::e2e::runs::{self, Heartbeat, RunRecord};
 use crate::pipeline::{self, Options, Policy, ProgressMode};
 use crate::{clock, exec, paths};
@@ -65,7 +68,7 @@ pub struct Args {
     /// `needs` kept together; every shard ensures shared infra. Join the shards' JUnit reports
     /// with `cargo xtask junit-merge`
     #[arg(long, value_name = "K/N")]
-    pub(crate) shard: Option<super::shards::Shard>,
+    pub(crate) shard: Option<crate::e2e::flows::shards::Shard>,
     /// Print the whole graph (setup, forwards, flows, what each waits for) and run nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -121,16 +124,16 @@ impl Args {
         let flows = match self.shard {
             None => flows,
             Some(shard) => {
-                let items: Vec<super::shards::Item<'_>> = flows
+                let items: Vec<crate::e2e::flows::shards::Item<'_>> = flows
                     .iter()
-                    .map(|f| super::shards::Item {
+                    .map(|f| crate::e2e::flows::shards::Item {
                         name: &f.name,
                         weight: f.timeout.as_secs(),
                         needs: &f.needs,
                     })
                     .collect();
                 let mine: Vec<String> =
-                    super::shards::select(&items, shard).into_iter().map(String::from).collect();
+                    crate::e2e::flows::shards::select(&items, shard).into_iter().map(String::from).collect();
                 println!(
                     "shard {shard}: {} of {} flow(s): {}",
                     mine.len(),
@@ -145,7 +148,7 @@ impl Args {
             None => "e2e".to_string(),
         };
         let junit = self.junit.clone().unwrap_or_else(|| paths::state_root().join("junit.xml"));
-        super::shards::check_writable(&junit)?;
+        crate::e2e::flows::shards::check_writable(&junit)?;
         if flows.is_empty() {
             // More shards than flow groups: this one has nothing to do, and says so in its report.
             write_junit(&junit, &suite, &[], 0.0)?;
@@ -158,7 +161,7 @@ impl Args {
             return Ok(0);
         }
         let start = Instant::now();
-        super::preflight::check(sh, &def, &paths::logs_dir().join("preflight.log"))?;
+        crate::e2e::flows::preflight::check(sh, &def, &paths::logs_dir().join("preflight.log"))?;
 
         // One graph from build to verdict: setup's tasks, the forwards, the runs' kubeconfig, the
         // Gitea check and the flows. Shared infra is guarded by a file lock on kind, by a Lease in
@@ -201,7 +204,7 @@ impl Args {
         };
         let report = pipeline::run(&tasks, &opts, &|job| match job.task.action {
             Work::Setup(task) => {
-                job.narrow(task, |j| super::actions::run(j, &env))?;
+                job.narrow(task, |j| crate::e2e::setup::actions::run(j, &env))?;
                 infra_done(job.is_up_to_date())
             }
             Work::Forward(f) => {
@@ -297,19 +300,19 @@ impl Args {
 /// Whoever ensures shared infra holds this: the file lock on one machine (kind), the cluster's
 /// `e2e-shared-infra` Lease when the cluster is shared (`existing`), so two machines never race.
 struct SharedGuard {
-    _file: Option<super::shared_lock::SharedLock>,
-    _lease: Option<super::coordination::HeldLease>,
+    _file: Option<crate::e2e::infra::shared_lock::SharedLock>,
+    _lease: Option<crate::e2e::context::coordination::HeldLease>,
 }
 
 impl SharedGuard {
     fn acquire(sh: &Shell, def: &Definition) -> Result<SharedGuard> {
         let Some(context) = &def.existing else {
             return Ok(SharedGuard {
-                _file: Some(super::shared_lock::SharedLock::acquire("e2e")?),
+                _file: Some(crate::e2e::infra::shared_lock::SharedLock::acquire("e2e")?),
                 _lease: None,
             });
         };
-        let held = super::coordination::take_shared_infra(
+        let held = crate::e2e::context::coordination::take_shared_infra(
             sh,
             context,
             "setup",
@@ -429,7 +432,7 @@ fn run_flow(run: &FlowRun<'_>, flow: &Flow, e2e_start: Instant, deadline: Instan
     sh.change_dir(&def.root);
     // Each flow gets its own run id, even when E2E_RUN_ID is set for the invocation (a given id
     // also makes the context ignore the environment's namespaces).
-    let request = def.request(Some(crate::e2e::run_context::generate_run_id()), Some(&flow.name));
+    let request = def.request(Some(crate::e2e::context::generate_run_id()), Some(&flow.name));
     let ctx = match RunContext::resolve(&sh, &request) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -456,7 +459,7 @@ fn run_flow(run: &FlowRun<'_>, flow: &Flow, e2e_start: Instant, deadline: Instan
         None => None,
         Some(context) => {
             let mut labels = serde_json::Map::new();
-            labels.insert(super::coordination::RUN_LABEL.into(), ctx.run_id.clone().into());
+            labels.insert(crate::e2e::context::coordination::RUN_LABEL.into(), ctx.run_id.clone().into());
             let mut annotations = serde_json::Map::new();
             for (k, v) in [
                 ("e2e.configbutler.ai/flow", flow.name.clone()),
@@ -471,23 +474,23 @@ fn run_flow(run: &FlowRun<'_>, flow: &Flow, e2e_start: Instant, deadline: Instan
                 // Gitea repository, token and key to remove.
                 ("e2e.configbutler.ai/label", ctx.label_key.clone()),
                 ("e2e.configbutler.ai/gitea", flow.gitea.to_string()),
-                ("e2e.configbutler.ai/host", super::runs::hostname()),
+                ("e2e.configbutler.ai/host", crate::e2e::runs::hostname()),
                 ("e2e.configbutler.ai/pid", std::process::id().to_string()),
                 ("e2e.configbutler.ai/started", clock::rfc3339(std::time::SystemTime::now())),
             ] {
                 annotations.insert(k.into(), v.into());
             }
-            let spec = super::coordination::LeaseSpec {
+            let spec = crate::e2e::context::coordination::LeaseSpec {
                 context: context.clone(),
-                namespace: super::coordination::NAMESPACE.into(),
+                namespace: crate::e2e::context::coordination::NAMESPACE.into(),
                 name: format!("e2e-run-{}", ctx.run_id),
-                holder: super::coordination::holder_identity(&ctx.run_id),
+                holder: crate::e2e::context::coordination::holder_identity(&ctx.run_id),
                 duration: def.lease_duration,
                 labels,
                 annotations,
                 log: ctx.logs_dir().join("coordination.log"),
             };
-            match super::coordination::acquire(&sh, spec, Duration::from_secs(60)) {
+            match crate::e2e::context::coordination::acquire(&sh, spec, Duration::from_secs(60)) {
                 Ok(held) => Some(held),
                 Err(e) => {
                     result.error = Some(format!("recording the run in the cluster: {e:#}"));
@@ -584,18 +587,22 @@ fn flow_steps(
     let mut vars: Vec<(String, String)> = ctx.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     vars.push(("E2E_LOCAL_PORT".into(), local_port.into()));
     // The images as setup built them (`IMAGE_DEMO=e2e-demo:<digest>`): steps name what runs.
-    let images = super::incremental::Store::open(super::setup::records_path(), false).image_vars();
+    let images =
+        crate::e2e::setup::incremental::Store::open(crate::e2e::setup::incremental::Store::path(), false)
+            .image_vars();
     for (k, v) in &images {
         sh.set_var(k, v);
     }
     vars.extend(images);
     // The flow's own env, then its steps' arguments, expanded strictly with the run's variables
     // and the environment's (later entries win: the run's over the environment's, the flow's last).
-    let mut known: Vec<(String, String)> =
-        super::actions::process_env().into_iter().filter(|(k, _)| !k.starts_with("E2E_")).collect();
+    let mut known: Vec<(String, String)> = crate::e2e::setup::actions::process_env()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("E2E_"))
+        .collect();
     known.extend(vars.iter().cloned());
     for (k, v) in &flow.env {
-        let value = super::actions::expand_strict(v, &known)
+        let value = crate::e2e::setup::actions::expand_strict(v, &known)
             .with_context(|| format!("env {k} of flow {}", flow.name))?;
         sh.set_var(k, &value);
         known.push((k.clone(), value));
@@ -603,7 +610,7 @@ fn flow_steps(
     for (i, step) in flow.steps.iter().enumerate() {
         let argv = step
             .iter()
-            .map(|a| super::actions::expand_strict(a, &known))
+            .map(|a| crate::e2e::setup::actions::expand_strict(a, &known))
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("step {} of flow {}", i + 1, flow.name))?;
         let (program, args) = argv.split_first().context("empty step")?;
@@ -620,9 +627,9 @@ fn flow_steps(
     if !flow.checks.is_empty() {
         // The flow's checks, after its steps, with what the steps had (the run, the flow's env,
         // E2E_LOCAL_PORT) and the run's Git names; by default each may take what the flow has left.
-        let mut runner = super::checks::Runner::new(sh, ctx, logs.join("checks.log"));
+        let mut runner = crate::e2e::checks::runner::Runner::new(sh, ctx, logs.join("checks.log"));
         runner.vars = known.clone();
-        runner.vars.extend(super::checks::git_vars(ctx));
+        runner.vars.extend(crate::e2e::checks::runner::git_vars(ctx));
         runner.default_timeout =
             deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
         runner.run_all(&flow.checks).with_context(|| format!("flow {}", flow.name))?;

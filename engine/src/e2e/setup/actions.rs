@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use super::incremental::{self, DeployRecord, ImageRecord, LoadRecord, Store};
-use super::kube::{helm_args, kubectl_args};
-use super::run_context::RunContext;
+use crate::e2e::context::kube::{helm_args, kubectl_args};
+use crate::e2e::context::RunContext;
+use crate::e2e::setup::incremental::{self, DeployRecord, ImageRecord, LoadRecord, Store};
 use crate::exec;
 use crate::pipeline::{Job, Task};
 
@@ -326,7 +326,7 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
         Action::Cluster { name: _, config: _, wait: _, existing: Some(context) } => {
             // Never created or deleted here: it must be there, and it is what it was.
             if !job.dry_run {
-                super::kube::require_context(&sh, context, job.log)?;
+                crate::e2e::context::kube::require_context(&sh, context, job.log)?;
             }
             cluster_identity(&sh, &call, job, env, &format!("existing cluster {context}"), true)?;
         }
@@ -352,7 +352,7 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
             // Everything after this names the cluster's context: it must be there (a reused
             // cluster whose kubeconfig entry was removed is refused before any deploy).
             if !job.dry_run {
-                super::kube::require_context(&sh, &env.kube_context, job.log)?;
+                crate::e2e::context::kube::require_context(&sh, &env.kube_context, job.log)?;
             }
             cluster_identity(&sh, &call, job, env, &format!("cluster {name}"), reused)?;
         }
@@ -446,7 +446,7 @@ fn run_task(job: &Job<'_, Action>, env: &Env, after: Option<&str>) -> Result<()>
                 }
             }
             // What a variable brings into a `--set` value is escaped for helm's grammar.
-            let vars = super::strvals::escaped_vars(&vars);
+            let vars = crate::e2e::setup::strvals::escaped_vars(&vars);
             for (k, v) in set {
                 let v = expand_strict(v, &vars).with_context(|| format!("helm set {k}"))?;
                 args.extend(["--set".to_string(), format!("{k}={v}")]);
@@ -858,7 +858,7 @@ fn known_vars(env: &Env, extra: &[(String, String)]) -> Vec<(String, String)> {
 fn refuse_local_tags(
     text: &str,
     shown: &str,
-    images: &std::collections::BTreeMap<String, super::incremental::ImageRecord>,
+    images: &std::collections::BTreeMap<String, crate::e2e::setup::incremental::ImageRecord>,
 ) -> Result<()> {
     static IMAGE_FIELD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         // `image: x`, `- image: "x"` (YAML) or `"image": "x"` (JSON): the value up to a quote,

@@ -12,6 +12,9 @@
 //! 127.0.0.1, never `localhost`, which can resolve to `::1` first while kubectl listens on
 //! 127.0.0.1 (and `ssh-keyscan` tries only the first address).
 
+pub mod coordination;
+pub mod kube;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -369,12 +372,12 @@ impl RunContext {
 
     /// `--context <ctx>` for every kubectl call.
     pub(crate) fn kubectl_args(&self) -> [String; 2] {
-        super::kube::kubectl_args(&self.kube_context)
+        crate::e2e::context::kube::kubectl_args(&self.kube_context)
     }
 
     /// `--kube-context <ctx>` for every helm call.
     pub(crate) fn helm_args(&self) -> [String; 2] {
-        super::kube::helm_args(&self.kube_context)
+        crate::e2e::context::kube::helm_args(&self.kube_context)
     }
 
     /// Gitea's SSH endpoint as (host, port).

@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use super::actions::SetupTask;
-use super::definition::{Definition, Flow, Forward};
+use crate::e2e::definition::{Definition, Flow, Forward};
+use crate::e2e::setup::actions::SetupTask;
 use crate::pipeline::{Report, Status, Task};
 
 /// What one task of the e2e graph does.

@@ -25,7 +25,7 @@ use xshell::{cmd, Shell};
 use crate::exec;
 use crate::lint::value::{FromValue, Table, ToValue};
 
-use super::dockerignore::{clean, DockerIgnore};
+use crate::e2e::setup::dockerignore::{clean, DockerIgnore};
 
 /// What the last successful tasks made.
 #[derive(Debug, Clone, Default)]
@@ -145,6 +145,11 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    /// Where the records live: `incremental.json` in the state directory.
+    pub(crate) fn path() -> std::path::PathBuf {
+        crate::paths::state_root().join("incremental.json")
+    }
+
     /// The records at `path`; none when there is no file. Records that cannot be read (not
     /// UTF-8, not JSON, not their shape) are no records: everything runs again, which is always
     /// safe. That is said on stderr, and the file is kept beside as `<path>.corrupt` (the next

@@ -8,11 +8,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
-use super::{diagnostics, gitea};
-use crate::e2e::checks;
+use crate::e2e::runs::diagnostics;
+
+use crate::e2e::checks::runner;
+use crate::e2e::context::RunContext;
 use crate::e2e::definition::{self, Quickstart};
-use crate::e2e::metrics;
-use crate::e2e::run_context::RunContext;
+use crate::e2e::infra::gitea;
+use crate::e2e::infra::metrics;
 use crate::exec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,7 +73,11 @@ impl Args {
             Mode::Manifest => "quickstart-manifest",
         };
         let ctx = RunContext::resolve(sh, &def.request(Some(self.run_id.clone()), Some(flow)))?;
-        super::kube::require_context(sh, &ctx.kube_context, &ctx.logs_dir().join("quickstart.log"))?;
+        crate::e2e::context::kube::require_context(
+            sh,
+            &ctx.kube_context,
+            &ctx.logs_dir().join("quickstart.log"),
+        )?;
         ctx.export(sh);
         match run(sh, &ctx, &qs, self.mode) {
             Ok(()) => {
@@ -102,12 +108,12 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
         );
     }
     let log = ctx.logs_dir().join("quickstart.log");
-    let mut runner = checks::Runner::new(sh, ctx, log.clone());
+    let mut runner = runner::Runner::new(sh, ctx, log.clone());
     runner.poll = Duration::from_secs(2);
     runner.default_timeout = qs.timeout;
     // What the definition can name besides the run context (the repository among them), and
     // what differs between the modes: the manifest overlay suffixes every name with -<run-id>.
-    runner.vars.extend(checks::git_vars(ctx));
+    runner.vars.extend(runner::git_vars(ctx));
     let (mode_name, suffix) = match mode {
         Mode::Helm => ("helm", String::new()),
         Mode::Manifest => ("manifest", name_suffix(ctx, qs).unwrap_or_default()),
@@ -115,12 +121,16 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
     runner.vars.push(("E2E_QUICKSTART_MODE".into(), mode_name.into()));
     runner.vars.push(("E2E_NAME_SUFFIX".into(), suffix));
     // The images as setup built them (`${IMAGE_DEMO}`: its digest tag), for values and patches.
-    runner.vars.extend(super::incremental::Store::open(super::setup::records_path(), false).image_vars());
+    runner.vars.extend(
+        crate::e2e::setup::incremental::Store::open(crate::e2e::setup::incremental::Store::path(), false)
+            .image_vars(),
+    );
     let expand = |text: &str| runner.expand(text);
     // `--set` values: what a variable brings in is escaped for helm's grammar.
-    let helm_vars = super::strvals::escaped_vars(&runner.vars);
+    let helm_vars = crate::e2e::setup::strvals::escaped_vars(&runner.vars);
     let expand_set = |text: &str| {
-        super::actions::expand_strict(text, &helm_vars).map_err(|e| crate::usage::usage(format!("{e:#}")))
+        crate::e2e::setup::actions::expand_strict(text, &helm_vars)
+            .map_err(|e| crate::usage::usage(format!("{e:#}")))
     };
     match mode {
         Mode::Helm => helm_install(sh, ctx, qs, &expand_set, &log)?,
@@ -159,7 +169,7 @@ fn helm_install(
     // `--labels` labels the release (its storage Secret: `runs`/`cleanup` find the release by
     // it); the post-renderer labels every object the chart makes (see `post_render`).
     let labels = format!("{}={}", ctx.label_key, ctx.run_id);
-    let post_render = super::post_render::helm_args(&ctx.label_key, &ctx.run_id)?;
+    let post_render = crate::e2e::setup::post_render::helm_args(&ctx.label_key, &ctx.run_id)?;
     exec::cmd(cmd!(sh, "helm upgrade --install {release} {chart} --namespace {ns} --labels {labels} {post_render...} --wait --timeout {timeout} {set_args...}").args(ctx.helm_args()))
         .log(log)
         .timeout(qs.timeout + Duration::from_secs(30))

@@ -1,4 +1,4 @@
-//! `cargo xtask check …`: the quickstart's checks ([`super::checks`]) as commands, so a Go or
+//! `cargo xtask check …`: the quickstart's checks ([`crate::e2e::checks::runner`]) as commands, so a Go or
 //! shell flow can call them with its run context (from `E2E_*`, as every flow step has it).
 //! Each waits up to its deadline and, failing, says what it expected and what it saw (exit 1).
 
@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use xshell::Shell;
 
-use super::checks::{Expect, GitState, Predicate, Runner, Step, StepDef};
-use super::run_context::{Request, RunContext};
+use crate::e2e::checks::runner::{Expect, GitState, Predicate, Runner, Step, StepDef};
+use crate::e2e::context::{Request, RunContext};
 use crate::e2e::definition::parse_timeout;
 
 /// Check one thing about a run, waiting up to a deadline (for Go and shell flows).
@@ -143,9 +143,9 @@ impl Args {
             ));
         }
         let mut request = Request::new(self.run_id.clone(), None);
-        let path = self.definition.clone().unwrap_or_else(super::definition::default_path);
+        let path = self.definition.clone().unwrap_or_else(crate::e2e::definition::default_path);
         if self.definition.is_some() || path.is_file() {
-            let def = super::definition::load(&path)?;
+            let def = crate::e2e::definition::load(&path)?;
             request = def.request(request.run_id, request.flow.as_deref());
         }
         let ctx = RunContext::resolve(sh, &request)?;
@@ -212,7 +212,7 @@ impl Args {
 
 #[cfg(test)]
 mod tests {
-    use crate::e2e::checks::Predicate;
+    use crate::e2e::checks::runner::Predicate;
 
     #[test]
     fn predicates() {

@@ -14,8 +14,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use xshell::{cmd, Shell};
 
+use crate::e2e::context::{self as run_context, Request, RunContext};
 use crate::e2e::definition;
-use crate::e2e::run_context::{self, Request, RunContext};
 use crate::exec;
 
 // ---------------------------------------------------------------------------------------------
@@ -875,7 +875,11 @@ impl Args {
                 let request = Request::new(run_id, flow.as_deref())
                     .with_kube_context(definition::default_kube_context());
                 let ctx = RunContext::resolve(sh, &request)?;
-                super::kube::require_context(sh, &ctx.kube_context, &ctx.logs_dir().join("gitea.log"))?;
+                crate::e2e::context::kube::require_context(
+                    sh,
+                    &ctx.kube_context,
+                    &ctx.logs_dir().join("gitea.log"),
+                )?;
                 ctx.export(sh);
                 let record = setup(sh, &ctx, &settings)?;
                 println!("run {}: repository {}/{} ready", ctx.run_id, record.org, record.repo);

@@ -1,6 +1,9 @@
 //! Runs on disk (`target/e2e/runs/<id>/run.json`): who owns each, its heartbeat, its state; and
 //! cleanup by run id only. Nothing here ever touches shared infra or the port-forwards.
 
+pub mod diagnostics;
+pub mod run_context;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,8 +12,8 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use xshell::{cmd, Shell};
 
-use super::gitea;
-use crate::e2e::run_context::{self, RunContext};
+use crate::e2e::context::{self, RunContext};
+use crate::e2e::infra::gitea;
 use crate::lint::value::{FromValue, Table, ToValue};
 use crate::{clock, exec, paths};
 
@@ -95,7 +98,7 @@ impl RunRecord {
     }
 
     pub(crate) fn path(run_id: &str) -> PathBuf {
-        run_context::run_dir(run_id).join("run.json")
+        context::run_dir(run_id).join("run.json")
     }
 
     pub(crate) fn save(&self) -> Result<()> {
@@ -130,7 +133,7 @@ impl RunRecord {
                 record.run_id
             );
         }
-        if let Err(why) = run_context::validate_label_key(&record.label) {
+        if let Err(why) = context::validate_label_key(&record.label) {
             bail!(
                 "{} is not a run record: its label {:?} is not a Kubernetes qualified name ({why}); \
                  nothing is selected by it",
@@ -184,7 +187,7 @@ fn process_started_by(pid: u32, unix: u64) -> bool {
     boot.saturating_add(ticks / hz) <= unix.saturating_add(5)
 }
 
-pub(crate) use super::coordination::hostname;
+pub(crate) use crate::e2e::context::coordination::hostname;
 
 /// Keeps a run's heartbeat fresh while it lives (every 5 s); stops at once on drop.
 pub(crate) struct Heartbeat {
@@ -244,9 +247,9 @@ pub(crate) fn all() -> (Vec<RunRecord>, Vec<(String, String)>) {
 /// `<key>=<value>`, the equality selector cleanup deletes by, both parts checked with Kubernetes'
 /// label syntax first (a key ending in `!` would make it `key!=value`: everything but the run).
 fn selector(key: &str, value: &str) -> Result<String> {
-    run_context::validate_label_key(key)
+    context::validate_label_key(key)
         .map_err(|why| anyhow::anyhow!("label key {key:?} is not a qualified name: {why}"))?;
-    run_context::validate_label_value(value)
+    context::validate_label_value(value)
         .map_err(|why| anyhow::anyhow!("label value {value:?} is not valid: {why}"))?;
     Ok(format!("{key}={value}"))
 }
@@ -261,23 +264,22 @@ const CLUSTER_KINDS: &str =
 /// Removes what run `run_id` made: namespaces and cluster-scoped objects carrying its label, its
 /// Gitea repository/token/key, and its state (artifacts kept when asked). Runs even after Ctrl-C.
 pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Result<()> {
-    run_context::validate_run_id(run_id)?;
+    context::validate_run_id(run_id)?;
     let record = RunRecord::load(run_id);
-    let label =
-        record.as_ref().map(|r| r.label.clone()).unwrap_or_else(|| run_context::DEFAULT_LABEL_KEY.into());
+    let label = record.as_ref().map(|r| r.label.clone()).unwrap_or_else(|| context::DEFAULT_LABEL_KEY.into());
     let selector = selector(&label, run_id)?;
     let context = record
         .as_ref()
         .map(|r| r.kube_context.clone())
         .filter(|c| !c.is_empty())
-        .unwrap_or_else(super::definition::default_kube_context);
-    let log = run_context::run_dir(run_id).join("logs").join("cleanup.log");
+        .unwrap_or_else(crate::e2e::definition::default_kube_context);
+    let log = context::run_dir(run_id).join("logs").join("cleanup.log");
     // Gitea only when a record says the run had a repository there (run.json, or the
     // gitea.json its Gitea setup writes): for a run this machine knows nothing of, asking an
     // unreachable Gitea about three guessed repositories cost 27 s of retries and an exit 1.
     let gitea = match &record {
         Some(r) => r.gitea,
-        None => gitea::Record::read(&run_context::run_dir(run_id)).is_some(),
+        None => gitea::Record::read(&context::run_dir(run_id)).is_some(),
     };
     if record.is_none() {
         eprintln!(
@@ -292,7 +294,7 @@ pub(crate) fn cleanup_run(sh: &Shell, run_id: &str, keep_artifacts: bool) -> Res
     }
     let flow = record.as_ref().map(|r| r.flow.as_str());
     let left = remove_run_objects(sh, run_id, &selector, &context, flow, gitea, &log);
-    let dir = run_context::run_dir(run_id);
+    let dir = context::run_dir(run_id);
     if !left.is_empty() {
         // What is still in the cluster (or in Gitea) is findable only through this record (its
         // label, context, flow and Gitea state): it stays, saying so, until a cleanup removes
@@ -367,16 +369,17 @@ pub struct RunsArgs {
 /// The definition's shared cluster (its context and Lease duration), when it has one; a missing
 /// default definition is no error (`runs` and `cleanup` work on local state alone).
 fn shared_cluster(definition: &Option<PathBuf>) -> Result<Option<String>> {
-    let path = definition.clone().unwrap_or_else(super::definition::default_path);
+    let path = definition.clone().unwrap_or_else(crate::e2e::definition::default_path);
     if definition.is_none() && !path.exists() {
         return Ok(None);
     }
-    Ok(super::definition::load(&path)?.existing)
+    Ok(crate::e2e::definition::load(&path)?.existing)
 }
 
 /// The runs recorded in the shared cluster `context`, as rows.
 fn print_cluster_runs(sh: &Shell, context: &str) -> Result<()> {
-    let leases = super::coordination::run_leases(sh, context, &paths::logs_dir().join("runs.log"))?;
+    let leases =
+        crate::e2e::context::coordination::run_leases(sh, context, &paths::logs_dir().join("runs.log"))?;
     println!("\nruns recorded in {context} (every machine's):");
     if leases.is_empty() {
         println!("  none");
@@ -385,11 +388,11 @@ fn print_cluster_runs(sh: &Shell, context: &str) -> Result<()> {
     println!("  {:<14} {:<20} {:<34} {:>9} {:<8}  NAMESPACES", "RUN", "FLOW", "HOLDER", "RENEWED", "STATE");
     let now = clock::unix_now();
     for lease in leases {
-        let held = super::coordination::Held::of(&lease);
+        let held = crate::e2e::context::coordination::Held::of(&lease);
         let notes = &lease["metadata"]["annotations"];
         println!(
             "  {:<14} {:<20} {:<34} {:>9} {:<8}  {}",
-            lease["metadata"]["labels"][super::coordination::RUN_LABEL].as_str().unwrap_or("?"),
+            lease["metadata"]["labels"][crate::e2e::context::coordination::RUN_LABEL].as_str().unwrap_or("?"),
             notes["e2e.configbutler.ai/flow"].as_str().unwrap_or("?"),
             held.holder,
             age(held.renewed),
@@ -542,7 +545,7 @@ fn remove_run_objects(
     gitea: bool,
     log: &Path,
 ) -> Vec<String> {
-    let kube = super::kube::kubectl_args(context);
+    let kube = crate::e2e::context::kube::kubectl_args(context);
     let mut errors = Vec::new();
     let timeout = Duration::from_secs(120);
     let kubectl = |c: xshell::Cmd<'_>| exec::cmd(c.args(&kube)).cleanup().log(log).timeout(timeout).run();
@@ -576,7 +579,7 @@ fn remove_run_objects(
 /// Uninstalls every helm release labelled `selector` (`helm upgrade --labels` put it on the
 /// release; `helm list --selector` filters on release labels, helm cmd/helm/list.go).
 fn uninstall_releases(sh: &Shell, selector: &str, context: &str, log: &Path) -> Result<()> {
-    let helm = super::kube::helm_args(context);
+    let helm = crate::e2e::context::kube::helm_args(context);
     let out = exec::cmd(
         cmd!(sh, "helm list --all-namespaces --all --selector {selector} --output json").args(&helm),
     )
@@ -610,21 +613,23 @@ fn uninstall_releases(sh: &Shell, selector: &str, context: &str, log: &Path) -> 
 fn reap_cluster_runs(sh: &Shell, context: &str, now: u64) -> Result<usize> {
     let log = paths::logs_dir().join("cleanup.log");
     let mut reaped = 0;
-    for lease in super::coordination::run_leases(sh, context, &log)? {
-        let held = super::coordination::Held::of(&lease);
+    for lease in crate::e2e::context::coordination::run_leases(sh, context, &log)? {
+        let held = crate::e2e::context::coordination::Held::of(&lease);
         if !held.expired(now) {
             continue;
         }
         let name = lease["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let run_id =
-            lease["metadata"]["labels"][super::coordination::RUN_LABEL].as_str().unwrap_or("?").to_string();
-        if run_context::validate_run_id(&run_id).is_err() {
+        let run_id = lease["metadata"]["labels"][crate::e2e::context::coordination::RUN_LABEL]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        if context::validate_run_id(&run_id).is_err() {
             eprintln!("Lease {name} in {context}: {run_id:?} is not a run id; left alone");
             continue;
         }
         let notes = &lease["metadata"]["annotations"];
-        let label = notes["e2e.configbutler.ai/label"].as_str().unwrap_or(run_context::DEFAULT_LABEL_KEY);
-        if let Err(why) = run_context::validate_label_key(label) {
+        let label = notes["e2e.configbutler.ai/label"].as_str().unwrap_or(context::DEFAULT_LABEL_KEY);
+        if let Err(why) = context::validate_label_key(label) {
             eprintln!(
                 "Lease {name} in {context}: its label {label:?} is not a qualified name ({why}); left alone"
             );
@@ -638,7 +643,7 @@ fn reap_cluster_runs(sh: &Shell, context: &str, now: u64) -> Result<usize> {
             // The Lease stays: the next `cleanup --stale` tries again.
             bail!("run {run_id} in {context}: not reaped:\n- {}", errors.join("\n- "));
         }
-        let lease_ns = super::coordination::NAMESPACE;
+        let lease_ns = crate::e2e::context::coordination::NAMESPACE;
         exec::cmd(cmd!(
             sh,
             "kubectl delete lease {name} --namespace {lease_ns} --ignore-not-found --context {context}"

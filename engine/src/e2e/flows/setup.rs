@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use xshell::Shell;
 
-use super::actions::{self, Env};
-use super::definition::{self, Definition};
-use super::incremental::Store;
-use super::run_context::RunContext;
+use crate::e2e::context::RunContext;
+use crate::e2e::definition::{self, Definition};
+use crate::e2e::setup::actions::{self, Env};
+use crate::e2e::setup::incremental::Store;
 use crate::paths;
 use crate::pipeline::{self, Options, ProgressMode, Report};
 
@@ -63,7 +63,7 @@ impl Args {
         if self.dry_run {
             print_plan(&def);
         } else {
-            super::preflight::check(sh, &def, &ctx.logs_dir().join("preflight.log"))?;
+            crate::e2e::flows::preflight::check(sh, &def, &ctx.logs_dir().join("preflight.log"))?;
         }
         if self.explain {
             return explain(sh, &def, &ctx);
@@ -72,12 +72,12 @@ impl Args {
             How { sequential: self.sequential || self.dry_run, dry_run: self.dry_run, force: self.force };
         // One setup of shared infra at a time on this machine, beside `e2e` too (the same lock).
         let _lock = match (&def.existing, self.dry_run) {
-            (None, false) => Some(super::shared_lock::SharedLock::acquire("setup")?),
+            (None, false) => Some(crate::e2e::infra::shared_lock::SharedLock::acquire("setup")?),
             _ => None,
         };
         // A shared cluster: one machine sets it up at a time (its shared-infra Lease).
         let _lease = match (&def.existing, self.dry_run) {
-            (Some(context), false) => Some(super::coordination::take_shared_infra(
+            (Some(context), false) => Some(crate::e2e::context::coordination::take_shared_infra(
                 sh,
                 context,
                 &ctx.run_id,
@@ -125,11 +125,6 @@ pub(crate) struct How {
     pub(crate) force: bool,
 }
 
-/// Where the incremental records live.
-pub(crate) fn records_path() -> PathBuf {
-    paths::state_root().join("incremental.json")
-}
-
 /// Runs the definition's setup graph for run `ctx` (fail fast: the first failure stops the rest),
 /// skipping what the records show done.
 pub(crate) fn run_graph(sh: &Shell, def: &Definition, ctx: &RunContext, how: How) -> Result<Report> {
@@ -154,7 +149,7 @@ pub(crate) fn run_graph(sh: &Shell, def: &Definition, ctx: &RunContext, how: How
 pub(crate) fn env_for(sh: &Shell, def: &Definition, ctx: &RunContext, how: How) -> Result<Env> {
     let mut env = Env::for_run(sh, ctx, &def.root);
     if !how.dry_run {
-        let store = std::sync::Arc::new(Store::open(records_path(), how.force));
+        let store = std::sync::Arc::new(Store::open(Store::path(), how.force));
         if let Some(context) = &def.existing {
             // A shared cluster's deploys were perhaps made from another machine: its records are
             // the cluster's (read here, written back after a successful setup).
@@ -188,10 +183,10 @@ fn shared_records(
 ) -> Result<()> {
     use anyhow::Context as _;
     use xshell::cmd;
-    let ns = super::coordination::NAMESPACE;
+    let ns = crate::e2e::context::coordination::NAMESPACE;
     if write {
         let state = store.snapshot();
-        let shared = super::incremental::State {
+        let shared = crate::e2e::setup::incremental::State {
             clusters: state.clusters,
             deploys: state.deploys,
             ..Default::default()
@@ -224,7 +219,7 @@ fn shared_records(
         return Ok(());
     }
     let map: serde_json::Value = serde_json::from_str(&out.stdout).context("reading the setup records")?;
-    let shared: super::incremental::State =
+    let shared: crate::e2e::setup::incremental::State =
         crate::lint::value::from_json(map["data"]["records.json"].as_str().unwrap_or("{}"))
             .unwrap_or_default();
     store.update(|s| {
@@ -238,7 +233,7 @@ fn explain(sh: &Shell, def: &Definition, ctx: &RunContext) -> Result<i32> {
     let opts =
         Options { sequential: true, ..Options::new(ctx.logs_dir().join("explain"), ProgressMode::Quiet) };
     let mut env = Env::for_run(sh, ctx, &def.root);
-    env.store = Some(std::sync::Arc::new(Store::open(records_path(), false)));
+    env.store = Some(std::sync::Arc::new(Store::open(Store::path(), false)));
     env.explain = Some(Default::default());
     let report = pipeline::run(&def.tasks, &opts, &|job| actions::run(job, &env))?;
     if let Some(error) = report.failure() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
-use super::actions::Action;
-use super::definition::Definition;
+use crate::e2e::definition::Definition;
+use crate::e2e::setup::actions::Action;
 use crate::exec;
 use crate::tools::{self, Tool};
 

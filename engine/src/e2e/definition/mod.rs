@@ -6,6 +6,9 @@
 //! after the cluster and its own build) → deploys (each after the cluster, the loads of the
 //! images it names and the deploys it needs).
 
+pub mod check_steps;
+pub mod schema;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,9 +17,9 @@ use crate::lint::value::{FromValue, Table};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::actions::{Action, SetupTask as Task, Wait};
-use super::check_steps::StepDef;
-use super::run_context::Request;
+use crate::e2e::context::Request;
+use crate::e2e::definition::check_steps::StepDef;
+use crate::e2e::setup::actions::{Action, SetupTask as Task, Wait};
 
 #[derive(Debug)]
 struct File {
@@ -81,7 +84,7 @@ struct CheckDef {
 
 impl CheckDef {
     fn step(&self, key: &str, paths: &Paths) -> Result<StepDef> {
-        use super::check_steps::{Expect, GitState, Predicate, Step};
+        use crate::e2e::definition::check_steps::{Expect, GitState, Predicate, Step};
         let kinds: Vec<&str> = [
             ("rollout", self.rollout.is_some()),
             ("available", self.available.is_some()),
@@ -713,7 +716,9 @@ pub(crate) struct Flow {
 /// The kube context of the default definition's cluster, for commands that take no definition
 /// (a missing or unreadable definition: kind's `e2e`).
 pub(crate) fn default_kube_context() -> String {
-    load(&default_path()).map(|d| d.kube_context()).unwrap_or_else(|_| super::kube::kind_context("e2e"))
+    load(&default_path())
+        .map(|d| d.kube_context())
+        .unwrap_or_else(|_| crate::e2e::context::kube::kind_context("e2e"))
 }
 
 /// The manifest files of a directory as `kubectl apply -f DIR` (without `--recursive`) takes
@@ -843,7 +848,7 @@ fn load_checked(path: &Path) -> Result<Definition> {
 fn cluster_context(name: &str, existing: Option<&str>) -> String {
     match existing {
         Some(context) => context.to_string(),
-        None => super::kube::kind_context(name),
+        None => crate::e2e::context::kube::kind_context(name),
     }
 }
 
@@ -963,7 +968,7 @@ fn flows(file: &File, shown: &str, paths: &Paths) -> Result<Vec<Flow>> {
     let mut out: Vec<Flow> = Vec::new();
     for (i, f) in file.flows.iter().enumerate() {
         let key = format!("flow[{i}] ({})", f.name);
-        if let Err(e) = crate::e2e::run_context::validate_flow(&f.name) {
+        if let Err(e) = crate::e2e::context::validate_flow(&f.name) {
             bail!("{shown}: {key}.name: {e}");
         }
         if out.iter().any(|o| o.name == f.name) {
@@ -1147,12 +1152,12 @@ fn template_images(file: &mut File, shown: &str, root: &Path) -> Result<()> {
             *f = out;
         }
     }
-    let mut vars = super::actions::process_env();
+    let mut vars = crate::e2e::setup::actions::process_env();
     // `${DIGEST}` stays for the build, which knows it.
     vars.push(("DIGEST".into(), "${DIGEST}".into()));
     for (i, img) in file.images.iter_mut().enumerate() {
         if img.tag.contains("${") {
-            img.tag = super::actions::expand_strict(&img.tag, &vars)
+            img.tag = crate::e2e::setup::actions::expand_strict(&img.tag, &vars)
                 .map_err(|e| anyhow::anyhow!("{shown}: image[{i}] ({}).tag: {e}", img.name))?;
         }
     }
@@ -1222,7 +1227,7 @@ impl Paths {
     /// Where a glob's literal part (`test/demo` of `test/demo/**`) exists: the repository root,
     /// else the definition's directory.
     fn glob_base(&self, glob: &str) -> Result<PathBuf, String> {
-        let prefix = super::incremental::literal_prefix(glob);
+        let prefix = crate::e2e::setup::incremental::literal_prefix(glob);
         if glob.split('/').any(|s| s == "..") || glob.starts_with('/') {
             return Err(format!("{glob:?}: inputs are globs inside the repository (no `..`, not absolute)"));
         }
@@ -1462,7 +1467,7 @@ mod tests {
 
     #[test]
     fn quickstart_checks_say_exactly_one_thing_and_only_with_their_own_keys() {
-        use super::super::check_steps::{GitState, Step};
+        use crate::e2e::definition::check_steps::{GitState, Step};
         let step =
             check("git-file = \"a.txt\"\nstate = \"contains\"\ntext = \"v1\"\ntimeout = \"30s\"").unwrap();
         assert!(

@@ -1,5 +1,5 @@
 //! What a check says (its kinds, expectations and predicates), apart from how it runs
-//! ([`super::checks`]): the definition reads these without depending on the runner.
+//! ([`crate::e2e::checks::runner`]): the definition reads these without depending on the runner.
 
 use std::time::Duration;
 
