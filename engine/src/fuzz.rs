@@ -214,10 +214,10 @@ mod tests {
         let n = fuzz("small parsers", budget(), |text| {
             let _ = crate::e2e::infra::metrics::scope(text, &matcher);
             let _ = crate::toml::parse(text);
-            let _ = crate::e2e::definition::parse_duration(text);
+            let _ = crate::duration::parse_duration(text);
             let _ = crate::tools::parse_version(text);
             let _ = crate::e2e::context::split_endpoint(text);
-            let _ = crate::e2e::setup::actions::expand_strict(text, &[("A".into(), "b".into())]);
+            let _ = crate::vars::expand_strict(text, &[("A".into(), "b".into())]);
             let _ = crate::e2e::setup::actions::top_level_keys(text);
         });
         assert!(n > 100);

@@ -3,7 +3,7 @@
 //! Three layers, dependencies pointing one way (ARCHITECTURE.md at the repository root):
 //! - foundations: [`exec`] (the one door to external processes), [`paths`] (where state lives),
 //!   [`clock`], [`tools`] (what must be installed), [`usage`] (errors that exit 2), [`toml`]
-//!   (the config files' reader);
+//!   (the config files' reader), [`duration`] and [`vars`] (durations and `${NAME}` as users write them);
 //! - engines: [`lint`] (file classification, parsers, rules, reports) and [`pipeline`] (a
 //!   dependency graph of jobs on a dedicated thread pool), neither of which knows the e2e;
 //! - commands: [`e2e`] (definition, run context, shared infra, flows, Gitea, metrics, checks),
@@ -16,6 +16,7 @@ pub mod ci;
 pub mod clock;
 pub mod docs;
 pub mod doctor;
+pub mod duration;
 pub mod e2e;
 pub mod exec;
 #[cfg(test)]
@@ -27,3 +28,4 @@ pub mod pipeline;
 pub mod toml;
 pub mod tools;
 pub mod usage;
+pub mod vars;

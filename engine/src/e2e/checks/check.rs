@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use xshell::Shell;
 
+use crate::duration::parse_timeout;
 use crate::e2e::checks::runner::{Expect, GitState, Predicate, Runner, Step, StepDef};
 use crate::e2e::context::{Request, RunContext};
-use crate::e2e::definition::parse_timeout;
 
 /// Check one thing about a run, waiting up to a deadline (for Go and shell flows).
 ///

@@ -129,8 +129,7 @@ pub(crate) fn run(sh: &Shell, ctx: &RunContext, qs: &Quickstart, mode: Mode) -> 
     // `--set` values: what a variable brings in is escaped for helm's grammar.
     let helm_vars = crate::e2e::setup::strvals::escaped_vars(&runner.vars);
     let expand_set = |text: &str| {
-        crate::e2e::setup::actions::expand_strict(text, &helm_vars)
-            .map_err(|e| crate::usage::usage(format!("{e:#}")))
+        crate::vars::expand_strict(text, &helm_vars).map_err(|e| crate::usage::usage(format!("{e:#}")))
     };
     match mode {
         Mode::Helm => helm_install(sh, ctx, qs, &expand_set, &log)?,

@@ -393,8 +393,7 @@ impl<'a> Runner<'a> {
 
     pub(crate) fn expand(&self, text: &str) -> Result<String> {
         // A variable the run does not have is a mistake in the check, not a failed check.
-        crate::e2e::setup::actions::expand_strict(text, &self.vars)
-            .map_err(|e| crate::usage::usage(format!("{e:#}")))
+        crate::vars::expand_strict(text, &self.vars).map_err(|e| crate::usage::usage(format!("{e:#}")))
     }
 
     fn checkout(&self) -> Result<std::path::PathBuf> {

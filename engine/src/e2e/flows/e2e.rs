@@ -596,13 +596,11 @@ fn flow_steps(
     vars.extend(images);
     // The flow's own env, then its steps' arguments, expanded strictly with the run's variables
     // and the environment's (later entries win: the run's over the environment's, the flow's last).
-    let mut known: Vec<(String, String)> = crate::e2e::setup::actions::process_env()
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with("E2E_"))
-        .collect();
+    let mut known: Vec<(String, String)> =
+        crate::vars::process_env().into_iter().filter(|(k, _)| !k.starts_with("E2E_")).collect();
     known.extend(vars.iter().cloned());
     for (k, v) in &flow.env {
-        let value = crate::e2e::setup::actions::expand_strict(v, &known)
+        let value = crate::vars::expand_strict(v, &known)
             .with_context(|| format!("env {k} of flow {}", flow.name))?;
         sh.set_var(k, &value);
         known.push((k.clone(), value));
@@ -610,7 +608,7 @@ fn flow_steps(
     for (i, step) in flow.steps.iter().enumerate() {
         let argv = step
             .iter()
-            .map(|a| crate::e2e::setup::actions::expand_strict(a, &known))
+            .map(|a| crate::vars::expand_strict(a, &known))
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("step {} of flow {}", i + 1, flow.name))?;
         let (program, args) = argv.split_first().context("empty step")?;

@@ -553,7 +553,7 @@ pub enum Command {
         #[arg(long)]
         show: bool,
         /// Give up after this long (Prometheus not ready yet is retried)
-        #[arg(long, default_value = "30s", value_parser = crate::e2e::definition::parse_duration)]
+        #[arg(long, default_value = "30s", value_parser = crate::duration::parse_duration)]
         timeout: Duration,
     },
 }

@@ -37,11 +37,9 @@ fn lock_path() -> PathBuf {
 /// How long to wait, from `E2E_LOCK_TIMEOUT` (a usage error when it is no duration).
 fn timeout() -> Result<Duration> {
     match std::env::var(TIMEOUT_VAR) {
-        Ok(text) if !text.trim().is_empty() => {
-            crate::e2e::definition::parse_timeout(text.trim()).map_err(|e| {
-                crate::usage::usage(format!("{TIMEOUT_VAR}: {e} (a duration such as 90s, 10m, 1h)"))
-            })
-        }
+        Ok(text) if !text.trim().is_empty() => crate::duration::parse_timeout(text.trim()).map_err(|e| {
+            crate::usage::usage(format!("{TIMEOUT_VAR}: {e} (a duration such as 90s, 10m, 1h)"))
+        }),
         _ => Ok(DEFAULT_TIMEOUT),
     }
 }

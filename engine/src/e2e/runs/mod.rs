@@ -478,7 +478,7 @@ pub struct CleanupArgs {
 }
 
 fn parse_age(s: &str) -> Result<Duration, String> {
-    crate::e2e::definition::parse_duration(s)
+    crate::duration::parse_duration(s)
 }
 
 impl CleanupArgs {

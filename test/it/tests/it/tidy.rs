@@ -187,6 +187,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("tools", 0),
     ("usage", 0),
     ("toml", 0),
+    ("duration", 0),
+    ("vars", 0),
     ("lint", 1),
     ("pipeline", 1),
     ("e2e", 2),
